@@ -1,0 +1,1 @@
+"""DNS authentication checks (SPF, DKIM, DMARC) and DKIM signing keys."""

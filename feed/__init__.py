@@ -1,0 +1,1 @@
+"""Activity feed: messages, followers, activities, attachments and the inbox."""

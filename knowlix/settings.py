@@ -1,0 +1,199 @@
+"""Knowlix settings: every value comes from the environment (see ``.env.example``).
+
+The defaults run the quick start unchanged: SQLite under ``var/``, an embedded Celery
+broker on the filesystem (no Redis), and outgoing mail to the local mail catcher.
+Nothing here reads the database; system parameters live in ``knowlix.params``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from knowlix.env import env_bool, env_int, env_list, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("KNOWLIX_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Core -----------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", True)
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me"
+SECRET_KEY = env_secret("SECRET_KEY", _DEV_SECRET if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+PORT = env_int("PORT", 8000)
+# The public base URL, used for OAuth redirect URLs and links in emails.
+KNOWLIX_BASE_URL = env_str("KNOWLIX_BASE_URL", f"http://localhost:{PORT}")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "knowlix",
+    "feed",
+    "mailservers",
+    "routing",
+    "dnscheck",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "knowlix.urls"
+WSGI_APPLICATION = "knowlix.wsgi.application"
+ASGI_APPLICATION = "knowlix.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "knowlix.context_processors.knowlix",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'knowlix.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # WAL lets the web server, the worker and the mail catcher share the file.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth -----------------------------------------------------------------------
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+X_FRAME_OPTIONS = "SAMEORIGIN"
+
+# --- Internationalisation -------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and uploaded files ------------------------------------------------
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# Uploads above this size are refused with a clear message (bytes).
+KNOWLIX_ATTACHMENT_MAX_BYTES = env_int("KNOWLIX_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
+# A whole outgoing mail (bodies and attachments) above this size is refused (bytes).
+KNOWLIX_MAIL_MAX_BYTES = env_int("KNOWLIX_MAIL_MAX_BYTES", 25 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Secrets at rest --------------------------------------------------------------
+# Comma-separated Fernet keys, newest first; older keys still decrypt (rotation).
+_DEV_FERNET = "ZGV2LW9ubHktaW5zZWN1cmUta2V5LWNoYW5nZS1tZSE="
+KNOWLIX_ENCRYPTION_KEY = env_secret("KNOWLIX_ENCRYPTION_KEY", _DEV_FERNET if DEBUG else "")
+if not KNOWLIX_ENCRYPTION_KEY:
+    raise ImproperlyConfigured("KNOWLIX_ENCRYPTION_KEY must be set when DEBUG is off")
+
+# --- Celery -----------------------------------------------------------------------
+# Default: kombu's filesystem transport under var/, so `make run` needs no Redis.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL == "filesystem://":
+    _queue_dir = VAR_DIR / "celery-queue"
+    _queue_dir.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}  # filled by knowlix.celery
+
+# --- Mail -------------------------------------------------------------------------
+# The deployment's own SMTP server, used when no custom outgoing server matches.
+# smtp://, smtp+starttls:// or smtps://user:password@host:port
+KNOWLIX_SMTP_URL = env_secret("KNOWLIX_SMTP_URL", "smtp://127.0.0.1:1025" if DEBUG else "")
+# First value of the mail.catchall.domain system parameter.
+KNOWLIX_CATCHALL_DOMAIN = env_str("KNOWLIX_CATCHALL_DOMAIN", "")
+# The local mail catcher started by `make run` (host:port).
+KNOWLIX_MAILCATCHER = env_str("KNOWLIX_MAILCATCHER", "127.0.0.1:1025")
+KNOWLIX_SMTP_TIMEOUT = env_int("KNOWLIX_SMTP_TIMEOUT", 30)
+KNOWLIX_IMAP_TIMEOUT = env_int("KNOWLIX_IMAP_TIMEOUT", 30)
+
+# --- DNS authentication -------------------------------------------------------------
+KNOWLIX_DNS_NAMESERVERS = env_list("KNOWLIX_DNS_NAMESERVERS", [])
+KNOWLIX_DNS_TIMEOUT = float(env_str("KNOWLIX_DNS_TIMEOUT", "2"))
+KNOWLIX_SPF_INCLUDE = env_str("KNOWLIX_SPF_INCLUDE", "_spf.knowlix.com")
+KNOWLIX_DKIM_SELECTOR = env_str("KNOWLIX_DKIM_SELECTOR", "knowlix")
+KNOWLIX_DKIM_TARGET_DOMAIN = env_str("KNOWLIX_DKIM_TARGET_DOMAIN", "knowlix.com")
+
+# --- OAuth endpoints (sovereign clouds and tests point these elsewhere) -----------
+KNOWLIX_MICROSOFT_AUTHORITY = env_str(
+    "KNOWLIX_MICROSOFT_AUTHORITY", "https://login.microsoftonline.com"
+)
+KNOWLIX_GOOGLE_AUTH_URI = env_str(
+    "KNOWLIX_GOOGLE_AUTH_URI", "https://accounts.google.com/o/oauth2/auth"
+)
+KNOWLIX_GOOGLE_TOKEN_URI = env_str(
+    "KNOWLIX_GOOGLE_TOKEN_URI", "https://oauth2.googleapis.com/token"
+)
+# A CA bundle for the OAuth providers' TLS (tests point it at their own CA).
+KNOWLIX_OAUTH_CA_BUNDLE = env_str("KNOWLIX_OAUTH_CA_BUNDLE", "")
+
+# --- Logging ------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

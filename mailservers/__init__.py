@@ -1,0 +1,1 @@
+"""Mail servers: outgoing SMTP/OAuth backends and the queue, incoming IMAP/POP3 pollers."""

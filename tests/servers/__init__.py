@@ -1,0 +1,1 @@
+"""Real loopback servers the test suite starts itself (SMTP, Dovecot, DNS, OAuth2, ...)."""
