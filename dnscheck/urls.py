@@ -1,0 +1,4 @@
+"""URLs of the dnscheck app."""
+
+app_name = "dnscheck"
+urlpatterns: list = []

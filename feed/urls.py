@@ -1,0 +1,4 @@
+"""URLs of the feed app."""
+
+app_name = "feed"
+urlpatterns: list = []

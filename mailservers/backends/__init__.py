@@ -1,0 +1,1 @@
+"""Outgoing transports: SMTP with password or XOAUTH2."""

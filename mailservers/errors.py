@@ -1,0 +1,55 @@
+"""Errors of mail servers, split by whose fault they are.
+
+Every exception carries a translatable ``user_message`` shown in the UI beside the
+object it concerns (a mail, a server). Shared by the outgoing, incoming and OAuth
+sides: append new classes at the end.
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+
+class MailServerError(Exception):
+    """Base class; ``user_message`` is safe to show (no secrets, no traceback)."""
+
+    default_message = _("The mail server reported a problem.")
+
+    def __init__(self, user_message: str | None = None, *, detail: str = "") -> None:
+        self.user_message = str(user_message or self.default_message)
+        self.detail = detail
+        super().__init__(self.user_message)
+
+
+class TransientError(MailServerError):
+    """Worth retrying later: timeouts, dropped connections, 4xx replies."""
+
+
+class PermanentError(MailServerError):
+    """Retrying will not help until someone changes something."""
+
+
+class ServerAuthError(PermanentError):
+    """Bad password, revoked token: the server needs attention, the others go on."""
+
+    default_message = _("The server refused our credentials.")
+
+
+class ServerConfigError(PermanentError):
+    """Our configuration is wrong (unknown host, port/security mismatch, bad certificate)."""
+
+
+class DeliveryError(MailServerError):
+    """Sending one mail failed; ``permanent`` says whether a retry can help."""
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        permanent: bool,
+        smtp_code: int | None = None,
+        detail: str = "",
+    ) -> None:
+        self.permanent = permanent
+        self.smtp_code = smtp_code
+        super().__init__(user_message, detail=detail)

@@ -1,0 +1,1 @@
+"""Incoming fetchers: IMAP (imapclient) and POP3 (poplib)."""

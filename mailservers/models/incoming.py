@@ -1,0 +1,1 @@
+"""Incoming mail server models (owned by the incoming side)."""

@@ -1,0 +1,1 @@
+"""Oauth mail server models (owned by the oauth side)."""

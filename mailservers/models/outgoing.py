@@ -1,0 +1,1 @@
+"""Outgoing mail server models (owned by the outgoing side)."""

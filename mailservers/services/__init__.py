@@ -1,0 +1,1 @@
+"""Mail server services: import from the submodule (outgoing, incoming, oauth)."""

@@ -1,0 +1,1 @@
+"""Incoming mail services."""

@@ -1,0 +1,1 @@
+"""Oauth mail services."""

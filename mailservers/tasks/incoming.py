@@ -1,0 +1,1 @@
+"""Celery tasks of the incoming side (thin: ids in, one service call)."""

@@ -1,0 +1,1 @@
+"""Celery tasks of the oauth side (thin: ids in, one service call)."""

@@ -1,0 +1,6 @@
+"""URLs of mail server pages; each side declares its own ``urlpatterns``."""
+
+from mailservers.views import incoming, oauth, outgoing
+
+app_name = "mailservers"
+urlpatterns = outgoing.urlpatterns + incoming.urlpatterns + oauth.urlpatterns

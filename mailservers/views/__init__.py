@@ -1,0 +1,1 @@
+"""Mail server pages (Settings > Technical > Email)."""

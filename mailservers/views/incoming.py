@@ -1,0 +1,3 @@
+"""Incoming mail server pages."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Oauth mail server pages."""
+
+urlpatterns: list = []

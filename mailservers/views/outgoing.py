@@ -1,0 +1,3 @@
+"""Outgoing mail server pages."""
+
+urlpatterns: list = []

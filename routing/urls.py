@@ -1,0 +1,4 @@
+"""URLs of the routing app."""
+
+app_name = "routing"
+urlpatterns: list = []
