@@ -53,3 +53,25 @@ class DeliveryError(MailServerError):
         self.permanent = permanent
         self.smtp_code = smtp_code
         super().__init__(user_message, detail=detail)
+
+
+class OAuthReconnectRequired(ServerAuthError):
+    """The provider refused the grant (revoked, expired, password reset): reconnect."""
+
+    default_message = _(
+        "The account's authorization was revoked or has expired: reconnect the account."
+    )
+
+
+class OAuthProviderUnavailable(TransientError):
+    """The provider's token endpoint could not be reached or failed; retry later."""
+
+    default_message = _("The sign-in provider could not be reached; retrying later.")
+
+
+class OAuthConfigError(ServerConfigError):
+    """Client id/secret missing or refused (an expired Azure client secret, say)."""
+
+    default_message = _(
+        "The OAuth client id or secret is missing or was refused: check General Settings."
+    )
