@@ -1,1 +1,80 @@
-"""pytest fixtures for the dovecot test server (filled in by its owner)."""
+"""pytest fixtures for the real Dovecot server (IMAP, IMAPS, POP3, POP3S on loopback).
+
+- ``dovecot``: the session's server (``DovecotServer``); raises if Dovecot can't start.
+- ``dovecot_user``: a fresh user with an empty Maildir per test (isolation without a
+  restart); the server is (re)started if a previous test stopped it.
+- ``dovecot_factory``: start another instance, e.g. with the OAuth2 passdb:
+  ``dovecot_factory(oauth2_introspection_url="http://127.0.0.1:PORT/introspect")``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.servers.dovecot import DovecotServer
+from tests.servers.tls import TestCA
+
+_user_numbers = itertools.count(1)
+
+
+@dataclass
+class DovecotUser:
+    """A mailbox on ``server``: deliver with ``append``, inspect with ``status``."""
+
+    server: DovecotServer
+    username: str
+    password: str
+
+    def append(self, raw: bytes, folder: str = "INBOX") -> None:
+        self.server.append(self.username, raw, folder)
+
+    def append_many(self, messages, folder: str = "INBOX") -> int:
+        return self.server.append_many(self.username, messages, folder)
+
+    def status(self, folder: str = "INBOX") -> dict[str, int]:
+        return self.server.folder_status(self.username, folder)
+
+    def seen_uids(self, folder: str = "INBOX") -> list[int]:
+        return self.server.seen_uids(self.username, folder)
+
+
+@pytest.fixture(scope="session")
+def dovecot(test_ca: TestCA) -> Iterator[DovecotServer]:
+    """The session's Dovecot; fails loudly (never skips) if it cannot start."""
+    server = DovecotServer(test_ca)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def dovecot_user(dovecot: DovecotServer) -> DovecotUser:
+    """A fresh user with an empty mailbox on the session's Dovecot."""
+    dovecot.start()  # no-op unless a previous test stopped it
+    username = f"user{next(_user_numbers)}-{secrets.token_hex(3)}"
+    password = secrets.token_urlsafe(12)
+    dovecot.add_user(username, password)
+    return DovecotUser(dovecot, username, password)
+
+
+@pytest.fixture(scope="session")
+def dovecot_factory(test_ca: TestCA) -> Iterator[Callable[..., DovecotServer]]:
+    """Start extra Dovecot instances (e.g. with OAuth2); stopped at the end."""
+    started: list[DovecotServer] = []
+
+    def make(*, oauth2_introspection_url: str | None = None) -> DovecotServer:
+        server = DovecotServer(
+            test_ca, oauth2_introspection_url=oauth2_introspection_url
+        )
+        started.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in started:
+        server.close()
