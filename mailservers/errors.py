@@ -75,3 +75,15 @@ class OAuthConfigError(ServerConfigError):
     default_message = _(
         "The OAuth client id or secret is missing or was refused: check General Settings."
     )
+
+
+class ServerQuotaError(TransientError):
+    """The provider refuses more mail for now (sending quota): pause the server."""
+
+    default_message = _("The server's sending quota is used up; sending resumes later.")
+
+
+class MailTooLargeError(PermanentError):
+    """A mail above ``KNOWLIX_MAIL_MAX_BYTES``: refused before it is queued."""
+
+    default_message = _("This mail is too large to send.")
