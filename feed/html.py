@@ -1,0 +1,136 @@
+"""HTML bodies of feed messages: sanitize them, and render them as plain text.
+
+Every body (typed in the composer or received by mail) goes through
+:func:`sanitize_html` before it is stored; templates still escape nothing else.
+The sanitizer is ``nh3`` (ammonia), never a regex: scripts, event handlers,
+``javascript:``/``data:`` URLs, SVG and CSS expressions do not survive it.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from html.parser import HTMLParser
+
+import nh3
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "center", "cite", "code", "col",
+    "colgroup", "dd", "del", "div", "dl", "dt", "em", "font", "h1", "h2", "h3", "h4",
+    "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q",
+    "s", "small", "span", "strike", "strong", "sub", "sup", "table", "tbody", "td",
+    "tfoot", "th", "thead", "tr", "u", "ul",
+}  # fmt: skip
+
+# Tags removed together with their content (not merely unwrapped).
+DROPPED_WITH_CONTENT = {
+    "script", "style", "title", "noscript", "template", "svg", "math", "iframe",
+    "object",
+}  # fmt: skip
+
+ALLOWED_ATTRIBUTES = {
+    "*": {"style", "title", "dir", "lang", "align"},
+    "a": {"href", "name"},
+    "img": {"src", "alt", "width", "height"},
+    "font": {"color", "face", "size"},
+    "table": {"border", "cellpadding", "cellspacing", "width"},
+    "td": {"colspan", "rowspan", "width", "valign"},
+    "th": {"colspan", "rowspan", "width", "valign"},
+    "ol": {"start"},
+}
+
+STYLE_PROPERTIES = {
+    "color", "background-color", "font-weight", "font-style", "font-size",
+    "font-family", "text-align", "text-decoration", "vertical-align", "margin",
+    "margin-left", "margin-right", "margin-top", "margin-bottom", "padding",
+    "padding-left", "padding-right", "padding-top", "padding-bottom", "border",
+    "border-collapse", "width", "height", "white-space", "line-height",
+}  # fmt: skip
+
+LINK_SCHEMES = {"http", "https", "mailto", "tel", "cid"}
+# Images load only from https or from the message's own parts (cid:).
+IMAGE_SCHEMES = ("https:", "cid:")
+_UNSAFE_CSS = re.compile(r"expression|url\s*\(|javascript|behaviou?r|@import|\\", re.I)
+
+
+def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "style" and _UNSAFE_CSS.search(value):
+        return None
+    if tag == "img" and attribute == "src":
+        return value if value.strip().lower().startswith(IMAGE_SCHEMES) else None
+    return value
+
+
+def sanitize_html(html: str) -> str:
+    """A safe subset of ``html``: rich text, links (rel=noopener), https/cid images."""
+    if not html:
+        return ""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        clean_content_tags=DROPPED_WITH_CONTENT,
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_filter_attribute,
+        url_schemes=LINK_SCHEMES,
+        filter_style_properties=STYLE_PROPERTIES,
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    ).strip()
+
+
+def text_to_html(text: str) -> str:
+    """Plain text as escaped HTML paragraphs (for text-only mail and notes)."""
+    paragraphs = re.split(r"\n\s*\n", (text or "").strip())
+    parts = [htmllib.escape(p).replace("\n", "<br>") for p in paragraphs if p]
+    return "".join(f"<p>{p}</p>" for p in parts)
+
+
+_BLOCKS = {
+    "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+    "pre", "table", "ul", "ol", "hr", "dt", "dd",
+}  # fmt: skip
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+        self._href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in DROPPED_WITH_CONTENT:
+            self._skip += 1
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+        if tag == "li":
+            self.parts.append("- ")
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in DROPPED_WITH_CONTENT:
+            self._skip = max(0, self._skip - 1)
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+        if tag == "a" and self._href:
+            if self._href.startswith(("http:", "https:")):
+                self.parts.append(f" <{self._href}>")
+            self._href = None
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """A readable plain-text rendering (paragraphs, list dashes, link targets)."""
+    if not html:
+        return ""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
+    text = "\n".join(lines)
+    text = re.sub(r"\n\n+(?=- )", "\n", text)  # list items on consecutive lines
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

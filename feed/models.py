@@ -1,0 +1,343 @@
+"""The activity feed: messages on any record, followers, the inbox, activities, files.
+
+Everything hangs off a record through a generic relation (content type + object id,
+indexed together). ``Message.message_id`` is the RFC 5322 Message-ID, unique: it is how
+replies find their thread, so it is never reused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Subtype(models.Model):
+    """What a message is about; followers subscribe to subtypes."""
+
+    DISCUSSION = "discussion"
+    NOTE = "note"
+    ACTIVITY = "activity"
+    STAGE = "stage"
+    CREATED = "created"
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80)
+    # Internal subtypes are never sent to contacts (external followers).
+    internal = models.BooleanField(default=False)
+    # New followers subscribe to default subtypes.
+    default = models.BooleanField(default=True)
+    sequence = models.PositiveSmallIntegerField(default=10)
+
+    class Meta:
+        ordering = ["sequence", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RecordLinkMixin(models.Model):
+    """A generic link to a business record."""
+
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, related_name="+"
+    )
+    object_id = models.PositiveBigIntegerField()
+    record = GenericForeignKey("content_type", "object_id")
+
+    class Meta:
+        abstract = True
+
+
+class Message(RecordLinkMixin):
+    class Kind(models.TextChoices):
+        EMAIL = "email", _("Email")
+        NOTE = "note", _("Note")
+        NOTIFICATION = "notification", _("Notification")
+
+    class Direction(models.TextChoices):
+        OUTGOING = "out", _("Sent from Knowlix")
+        INCOMING = "in", _("Received")
+        INTERNAL = "internal", _("Internal")
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    direction = models.CharField(
+        max_length=10, choices=Direction.choices, default=Direction.INTERNAL
+    )
+    subtype = models.ForeignKey(
+        Subtype, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    author_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    author_contact = models.ForeignKey(
+        "knowlix.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # The address the message came from, as written in its From header.
+    email_from = models.CharField(max_length=320, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    body_html = models.TextField(blank=True)  # always sanitized before it is stored
+    body_text = models.TextField(blank=True)
+    message_id = models.CharField(max_length=998, unique=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    is_internal = models.BooleanField(default=False)
+    # Sender authenticity of incoming mail (SPF/DKIM/DMARC verdict).
+    is_unverified_sender = models.BooleanField(default=False)
+    auth_verdict = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["content_type", "object_id", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def author_name(self) -> str:
+        if self.author_user_id:
+            user = self.author_user
+            return user.get_full_name() or user.get_username()
+        if self.author_contact_id:
+            return str(self.author_contact)
+        return self.email_from or "Knowlix"
+
+
+class MessageRecipient(models.Model):
+    """An address a message went to (To/Cc), linked to a contact/user if known."""
+
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="recipients"
+    )
+    address = models.CharField(max_length=320)
+    name = models.CharField(max_length=200, blank=True)
+    contact = models.ForeignKey(
+        "knowlix.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    def __str__(self) -> str:
+        return self.address
+
+
+def blob_path(blob: Blob, filename: str) -> str:
+    return f"blobs/{blob.sha256[:2]}/{blob.sha256[2:4]}/{blob.sha256}"
+
+
+class Blob(models.Model):
+    """File content, stored once per sha256 through Django's storage API."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    size = models.PositiveBigIntegerField()
+    file = models.FileField(upload_to=blob_path, max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.sha256
+
+
+class Attachment(models.Model):
+    message = models.ForeignKey(
+        Message,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+    )
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    mimetype = models.CharField(max_length=127, default="application/octet-stream")
+    # For inline images referenced as cid:<content_id> from the HTML body.
+    content_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.filename
+
+    @property
+    def size(self) -> int:
+        return self.blob.size
+
+    @property
+    def is_image(self) -> bool:
+        return self.mimetype.startswith("image/")
+
+    @property
+    def is_pdf(self) -> bool:
+        return self.mimetype == "application/pdf"
+
+
+class Follower(RecordLinkMixin):
+    """A user or a contact following a record, subscribed to some subtypes."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    contact = models.ForeignKey(
+        "knowlix.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    subtypes = models.ManyToManyField(Subtype, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["content_type", "object_id"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_type", "object_id", "user"],
+                condition=Q(user__isnull=False),
+                name="follower_unique_user",
+            ),
+            models.UniqueConstraint(
+                fields=["content_type", "object_id", "contact"],
+                condition=Q(contact__isnull=False),
+                name="follower_unique_contact",
+            ),
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, contact__isnull=True)
+                | Q(user__isnull=True, contact__isnull=False),
+                name="follower_user_xor_contact",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.user or self.contact)
+
+
+class Notification(models.Model):
+    """A message in a user's inbox."""
+
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="notifications"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="knowlix_notifications",
+    )
+    is_read = models.BooleanField(default=False)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # The notification was also sent by email (the user prefers email).
+    is_emailed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "is_read", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user"], name="notification_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ← {self.message}"
+
+
+class ActivityType(models.Model):
+    class Category(models.TextChoices):
+        EMAIL = "email", _("Email")
+        CALL = "call", _("Call")
+        MEETING = "meeting", _("Meeting")
+        TODO = "todo", _("To-Do")
+        UPLOAD = "upload", _("Upload document")
+
+    name = models.CharField(max_length=80)
+    category = models.CharField(
+        max_length=20, choices=Category.choices, default=Category.TODO
+    )
+    default_delay_days = models.PositiveSmallIntegerField(default=0)
+    icon = models.CharField(max_length=8, blank=True)
+    sequence = models.PositiveSmallIntegerField(default=10)
+
+    class Meta:
+        ordering = ["sequence", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Activity(RecordLinkMixin):
+    """A follow-up task on a record; marking it done posts in the feed, deletes it."""
+
+    class State(models.TextChoices):
+        OVERDUE = "overdue", _("Overdue")
+        TODAY = "today", _("Today")
+        PLANNED = "planned", _("Planned")
+
+    activity_type = models.ForeignKey(
+        ActivityType, on_delete=models.PROTECT, related_name="+"
+    )
+    summary = models.CharField(max_length=200, blank=True)
+    note = models.TextField(blank=True)  # sanitized HTML
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="knowlix_activities",
+    )
+    due_date = models.DateField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_date", "id"]
+        verbose_name_plural = "activities"
+        indexes = [
+            models.Index(fields=["content_type", "object_id"]),
+            models.Index(fields=["assignee", "due_date"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.summary or str(self.activity_type)
+
+    def state_on(self, today: dt.date) -> State:
+        if self.due_date < today:
+            return self.State.OVERDUE
+        if self.due_date == today:
+            return self.State.TODAY
+        return self.State.PLANNED
+
+    @property
+    def state(self) -> State:
+        return self.state_on(timezone.localdate())

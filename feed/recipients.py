@@ -1,0 +1,161 @@
+"""Who hears about a message, and how: the delivery plan of :func:`post_message`.
+
+Rules (tested one by one in tests/feed/test_notify.py):
+- every follower subscribed to the message's subtype is notified, except its author;
+  users get an inbox notification, and an email too only if they prefer email;
+- ``@username`` in a note or email notifies that user (if they may see the record);
+- contacts get the message by email only when neither the message nor its subtype is
+  internal: notes (and replies to them) never leave Knowlix;
+- addresses added to an outgoing email become contacts that follow the record.
+Internal only: call from inside ``post_message``'s transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.utils import getaddresses
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Model
+
+from feed import delivery
+from feed.delivery import Addressee
+from feed.models import Follower, Message, MessageRecipient, Notification
+from knowlix import params
+from knowlix.access import can_view_record
+from knowlix.models import Contact, normalize_email
+from knowlix.users import get_profile
+
+MENTION = re.compile(r"(?<![\w.@])@([\w][\w.+-]*[\w]|[\w])")
+
+
+@dataclass
+class DeliveryPlan:
+    notified_users: list[AbstractBaseUser] = field(default_factory=list)
+    external: list[Addressee] = field(default_factory=list)
+    users_by_email: list[Addressee] = field(default_factory=list)
+    recipient_rows: list[MessageRecipient] = field(default_factory=list)
+
+
+def mentioned_usernames(text: str) -> set[str]:
+    return {m.group(1) for m in MENTION.finditer(text or "")}
+
+
+def find_or_create_contact(address: str, name: str = "") -> Contact:
+    normalized = normalize_email(address)
+    contact = Contact.objects.filter(email_normalized=normalized).first()
+    if contact is None:
+        contact = Contact.objects.create(name=name or address, email=address)
+    return contact
+
+
+def _is_ours(address: str) -> bool:
+    return normalize_email(address).endswith("@" + params.catchall_domain())
+
+
+def plan_delivery(
+    *, message: Message, record: Model, extra_addresses: Sequence[str]
+) -> DeliveryPlan:
+    from feed.services import follow  # the public service; avoids an import cycle
+
+    plan = DeliveryPlan()
+    followers = list(
+        Follower.objects.filter(
+            content_type=ContentType.objects.get_for_model(record),
+            object_id=record.pk,
+            subtypes=message.subtype,
+        ).select_related("user", "contact")
+    )
+    users = {
+        f.user.pk: f.user
+        for f in followers
+        if f.user is not None and f.user.pk != message.author_user_id
+    }
+    if message.kind != Message.Kind.NOTIFICATION:
+        names = mentioned_usernames(message.body_text)
+        if names:
+            for user in get_user_model().objects.filter(username__in=names):
+                if user.pk != message.author_user_id:
+                    users.setdefault(user.pk, user)
+    plan.notified_users = [
+        u for u in users.values() if u.is_active and can_view_record(u, record)
+    ]
+    taken: set[str] = set()
+    for user in plan.notified_users:
+        if get_profile(user).prefers_email and user.email:
+            taken.add(normalize_email(user.email))
+            plan.users_by_email.append(Addressee(user.email, user.get_full_name()))
+            plan.recipient_rows.append(
+                MessageRecipient(message=message, address=user.email, user=user)
+            )
+    incoming = message.direction == Message.Direction.INCOMING
+    parsed = [(n, a) for n, a in getaddresses(list(extra_addresses)) if "@" in a]
+    if incoming:  # the mail's own To/Cc: recorded, and they already have it
+        for name, address in parsed:
+            taken.add(normalize_email(address))
+            plan.recipient_rows.append(
+                MessageRecipient(message=message, address=address, name=name[:200])
+            )
+    if message.is_internal or message.subtype.internal:
+        return plan
+    if incoming and message.is_unverified_sender:
+        return plan  # do not relay mail whose sender we could not verify
+    if message.author_contact_id and message.author_contact.email:
+        taken.add(normalize_email(message.author_contact.email))
+    contacts = [f.contact for f in followers if f.contact is not None]
+    if not incoming and message.kind == Message.Kind.EMAIL:
+        for name, address in parsed:
+            if _is_ours(address):
+                continue
+            contact = find_or_create_contact(address, name)
+            follow(record=record, contact=contact)
+            contacts.append(contact)
+    for contact in contacts:
+        key = normalize_email(contact.email)
+        if not key or key in taken or contact.pk == message.author_contact_id:
+            continue
+        taken.add(key)
+        plan.external.append(Addressee(contact.email, contact.name))
+        plan.recipient_rows.append(
+            MessageRecipient(
+                message=message,
+                address=contact.email,
+                name=contact.name[:200],
+                contact=contact,
+            )
+        )
+    return plan
+
+
+def create_notifications(
+    *, message: Message, users: Sequence[AbstractBaseUser]
+) -> None:
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                message=message,
+                user=user,
+                is_emailed=bool(get_profile(user).prefers_email and user.email),
+                created_at=message.created_at,
+            )
+            for user in users
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def queue_planned_mail(message_id: int, plan: DeliveryPlan) -> None:
+    """Queue the plan's mail (runs on commit of the post)."""
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None:
+        return
+    delivery.queue_message_mail(
+        message=message, addressees=plan.external, for_users=False
+    )
+    delivery.queue_message_mail(
+        message=message, addressees=plan.users_by_email, for_users=True
+    )

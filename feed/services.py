@@ -1,0 +1,253 @@
+"""Post messages, notes and notifications on any record's feed; manage followers.
+
+The one service layer for writing to a feed: views, Celery tasks, routing of
+incoming mail and management commands all call :func:`post_message`. Who hears
+about a message is decided here (see :mod:`feed.recipients`); outgoing mail is
+queued on commit through :mod:`feed.delivery`, so a rolled-back post emails nobody.
+Internal messages (notes, and replies to them) never reach a contact.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.translation import gettext as _
+
+from feed import recipients as rcpt
+from feed.attachments import (
+    AttachmentInput,
+    AttachmentSource,
+    check_sizes,
+    store_attachments,
+)
+from feed.defaults import ensure_default_data
+from feed.errors import EmptyMessage
+from feed.html import html_to_text, sanitize_html, text_to_html
+from feed.models import Follower, Message, MessageRecipient, Subtype
+from knowlix import params
+
+__all__ = [
+    "AttachmentInput",
+    "ensure_default_data",
+    "follow",
+    "new_message_id",
+    "notify_record_created",
+    "post_message",
+    "post_tracking",
+    "unfollow",
+]
+
+User = get_user_model()
+
+DEFAULT_SUBTYPE = {
+    Message.Kind.EMAIL: Subtype.DISCUSSION,
+    Message.Kind.NOTE: Subtype.NOTE,
+    Message.Kind.NOTIFICATION: Subtype.STAGE,
+}
+
+
+def new_message_id() -> str:
+    """A fresh RFC 5322 Message-ID in our catch-all domain."""
+    return f"<knowlix.{uuid.uuid4().hex}@{params.catchall_domain()}>"
+
+
+def get_subtype(code: str) -> Subtype:
+    subtype = Subtype.objects.filter(code=code).first()
+    if subtype is None:
+        ensure_default_data()
+        subtype = Subtype.objects.get(code=code)
+    return subtype
+
+
+# --- Followers ----------------------------------------------------------------------
+
+
+def follow(
+    *,
+    record: Model,
+    user: AbstractBaseUser | None = None,
+    contact: Model | None = None,
+    subtypes: Sequence[Subtype] | None = None,
+) -> Follower:
+    """Make a user or a contact follow ``record`` (idempotent).
+
+    New followers subscribe to the default subtypes (contacts: the non-internal
+    ones). ``subtypes`` replaces the subscription of a new or existing follower.
+    """
+    if (user is None) == (contact is None):
+        raise ValueError("follow() needs exactly one of user or contact")
+    ct = ContentType.objects.get_for_model(record)
+    lookup = {"content_type": ct, "object_id": record.pk}
+    lookup.update({"user": user} if user is not None else {"contact": contact})
+    follower = Follower.objects.filter(**lookup).first()
+    created = False
+    if follower is None:
+        try:
+            with transaction.atomic():
+                follower = Follower.objects.create(**lookup)
+                created = True
+        except IntegrityError:  # followed concurrently
+            follower = Follower.objects.get(**lookup)
+    if subtypes is not None:
+        follower.subtypes.set(subtypes)
+    elif created:
+        defaults = Subtype.objects.filter(default=True)
+        if contact is not None:
+            defaults = defaults.filter(internal=False)
+        follower.subtypes.set(defaults)
+    return follower
+
+
+def unfollow(
+    *, record: Model, user: AbstractBaseUser | None = None, contact: Model | None = None
+) -> None:
+    ct = ContentType.objects.get_for_model(record)
+    qs = Follower.objects.filter(content_type=ct, object_id=record.pk)
+    if user is not None:
+        qs.filter(user=user).delete()
+    if contact is not None:
+        qs.filter(contact=contact).delete()
+
+
+def _follow_defaults(record: Model, author: AbstractBaseUser | None) -> None:
+    people = list(getattr(record, "feed_users", []) or [])
+    if author is not None and getattr(author, "pk", None):
+        people.append(author)
+    for user in {u.pk: u for u in people}.values():
+        follow(record=record, user=user)
+    contact = getattr(record, "feed_contact", None)
+    if contact is not None:
+        follow(record=record, contact=contact)
+
+
+# --- Posting ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def post_message(
+    *,
+    record: Model,
+    kind: str,
+    author: AbstractBaseUser | None = None,
+    author_contact: Model | None = None,
+    body_html: str = "",
+    body_text: str = "",
+    subject: str = "",
+    subtype: str | Subtype | None = None,
+    direction: str | None = None,
+    email_from: str = "",
+    message_id: str | None = None,
+    parent: Message | None = None,
+    recipients: Sequence[str] = (),
+    attachments: Sequence[AttachmentSource] = (),
+    is_unverified_sender: bool = False,
+    auth_verdict: str = "",
+    created_at: timezone.datetime | None = None,
+) -> Message:
+    """Post a message on ``record``'s feed, notify its followers, queue its mail.
+
+    - ``kind``: ``Message.Kind`` — ``email`` (to/from outside), ``note`` (internal)
+      or ``notification`` (system event; give ``subtype``, e.g. ``"stage"``).
+    - ``author`` (a user) or ``author_contact`` (incoming mail from a contact).
+    - ``body_html`` is sanitized here; a text-only body may come as ``body_text``.
+    - ``direction``: ``"in"`` for received mail (``message_id``, ``email_from``,
+      ``parent`` and ``recipients`` = its To/Cc addresses come from the mail);
+      default ``"out"`` for emails, ``"internal"`` otherwise.
+    - ``recipients``: for an outgoing email, addresses added beside the followers;
+      they become contacts following the record.
+    - ``attachments``: ``AttachmentInput`` (bytes) or Django ``UploadedFile``;
+      raises ``AttachmentTooLarge`` before anything is written.
+
+    A reply to an internal message stays internal. Authors follow what they write.
+    """
+    kind = Message.Kind(kind)
+    files = check_sizes(attachments)
+    if direction is None:
+        direction = (
+            Message.Direction.OUTGOING
+            if kind == Message.Kind.EMAIL
+            else Message.Direction.INTERNAL
+        )
+    clean_html = sanitize_html(body_html) if body_html else text_to_html(body_text)
+    has_text = bool(html_to_text(clean_html).strip()) or "<img" in clean_html
+    if not has_text and not files and kind != Message.Kind.NOTIFICATION:
+        raise EmptyMessage()
+    if not isinstance(subtype, Subtype):
+        subtype = get_subtype(subtype or DEFAULT_SUBTYPE[kind])
+    is_internal = kind == Message.Kind.NOTE or bool(parent and parent.is_internal)
+    if is_internal and subtype.code == Subtype.DISCUSSION:
+        subtype = get_subtype(Subtype.NOTE)
+    message = Message.objects.create(
+        content_object=record,
+        kind=kind,
+        direction=direction,
+        subtype=subtype,
+        author_user=author,
+        author_contact=author_contact,
+        email_from=email_from[:320],
+        subject=(subject or "")[:998],
+        body_html=clean_html,
+        body_text=body_text or html_to_text(clean_html),
+        message_id=(message_id or new_message_id())[:998],
+        parent=parent,
+        is_internal=is_internal,
+        is_unverified_sender=is_unverified_sender,
+        auth_verdict=auth_verdict[:200],
+        created_at=created_at or timezone.now(),
+    )
+    store_attachments(message=message, files=files)
+    if author is not None:
+        follow(record=record, user=author)
+    if author_contact is not None and not is_internal:
+        follow(record=record, contact=author_contact)
+    plan = rcpt.plan_delivery(
+        message=message, record=record, extra_addresses=recipients
+    )
+    MessageRecipient.objects.bulk_create(plan.recipient_rows)
+    rcpt.create_notifications(message=message, users=plan.notified_users)
+    transaction.on_commit(lambda: rcpt.queue_planned_mail(message.pk, plan))
+    return message
+
+
+def notify_record_created(*, record: Model, author: AbstractBaseUser | None) -> Message:
+    """Author, owner, record users and contact follow; post "<kind> created"."""
+    _follow_defaults(record, author)
+    label = str(record._meta.verbose_name).capitalize()
+    return post_message(
+        record=record,
+        kind=Message.Kind.NOTIFICATION,
+        subtype=Subtype.CREATED,
+        author=author,
+        subject=_("%(kind)s created") % {"kind": label},
+        body_html="<p>" + escape(_("%(kind)s created") % {"kind": label}) + "</p>",
+    )
+
+
+def post_tracking(
+    *,
+    record: Model,
+    author: AbstractBaseUser | None,
+    changes: list[tuple[str, str, str]],
+) -> Message:
+    """Post a "stage changed" notification listing ``(field, before, after)``."""
+    _follow_defaults(record, None)  # a new assignee starts following
+    items = "".join(
+        f"<li>{escape(label)}: {escape(before or '—')} → {escape(after or '—')}</li>"
+        for label, before, after in changes
+    )
+    return post_message(
+        record=record,
+        kind=Message.Kind.NOTIFICATION,
+        subtype=Subtype.STAGE,
+        author=author,
+        subject=", ".join(f"{label}: {after}" for label, _b, after in changes)[:998],
+        body_html=f"<ul>{items}</ul>",
+    )
