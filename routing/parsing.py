@@ -1,0 +1,405 @@
+"""Parse raw RFC 5322 bytes into a ``ParsedMessage`` (pure: no ORM, no network).
+
+Parsing happens once per message (it costs about a millisecond) with the standard
+library's modern policy, and it is tolerant: wrong, unknown or missing charsets, raw
+8-bit headers, malformed addresses and broken MIME degrade to best-effort text. Only
+bytes that are not a message at all (or MIME nested absurdly deep) raise ParseError.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import getaddresses, parsedate_to_datetime
+
+from routing.errors import ParseError
+from routing.reports import (
+    AuthVerdict,
+    BounceInfo,
+    detect_auto_submitted,
+    detect_bounce,
+    parse_authentication_results,
+)
+from routing.text import clean_text, decode_header_text, decode_part, safe_filename
+
+MAX_DEPTH = 30  # MIME nesting kept; deeper parts are kept as raw attachments
+MAX_PARTS = 500
+MAX_REFERENCES = 32
+MSGID_RE = re.compile(r"<[^<>\s]{1,900}>")
+SUBJECT_TAG_RE = re.compile(r"\[([A-Z]{2,5})-(\d{1,12})\]")
+_QUOTED_MSGID_RE = re.compile(r"^\s*Message-ID:\s*(<[^<>\s]+>)", re.I | re.M)
+LOOP_TAG_RE = re.compile(r"KLOOP-[0-9a-f]{16}")
+RECIPIENT_HEADERS = (
+    "Delivered-To",
+    "X-Original-To",
+    "To",
+    "Cc",
+    "Resent-To",
+    "Resent-Cc",
+    "Envelope-To",
+    "X-Envelope-To",
+)
+
+
+@dataclass(frozen=True)
+class ParsedAttachment:
+    filename: str
+    content_type: str
+    content: bytes
+    content_id: str = ""  # without angle brackets, for cid: references
+    is_inline: bool = False
+
+
+@dataclass
+class ParsedMessage:
+    sha256: str
+    message_id: str  # "<...>"; generated from the sha256 when missing
+    has_message_id: bool
+    knowlix_message_id: str
+    date: datetime | None
+    subject: str
+    from_name: str
+    from_address: str  # normalized; "" when no usable address
+    reply_to: str
+    return_path: str | None  # None: no header; "": null reverse path "<>"
+    to: list[tuple[str, str]] = field(default_factory=list)
+    cc: list[tuple[str, str]] = field(default_factory=list)
+    # every address the message was delivered to, in lookup order, normalized
+    recipients: list[str] = field(default_factory=list)
+    in_reply_to: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)  # last 32, oldest first
+    body_text: str = ""
+    body_html: str = ""
+    attachments: list[ParsedAttachment] = field(default_factory=list)
+    auto_submitted: str = ""  # why it is automatic, "" for a person's mail
+    bounce: BounceInfo = field(default_factory=lambda: BounceInfo(detected=False))
+    auth_verdicts: list[AuthVerdict] = field(default_factory=list)
+    has_dkim_signature: bool = False
+    subject_tags: list[tuple[str, int]] = field(default_factory=list)
+    loop_tags: list[str] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+
+    @property
+    def thread_ids(self) -> list[str]:
+        """In-Reply-To first, then References from the most recent back."""
+        seen: dict[str, None] = {}
+        for mid in [*self.in_reply_to, *reversed(self.references)]:
+            seen.setdefault(mid, None)
+        return list(seen)
+
+    @property
+    def is_auto_submitted(self) -> bool:
+        return bool(self.auto_submitted)
+
+
+def normalize_address(address: str) -> str:
+    """Lower-case an address and strip brackets and blanks; "" if it has no @."""
+    address = clean_text(address).strip().strip("<>").strip().lower()
+    if address.count("@") < 1 or address.startswith("@") or address.endswith("@"):
+        return ""
+    return address
+
+
+def normalize_message_id(value: str) -> str:
+    """The first ``<id>`` of a header value, or the bare value wrapped in brackets."""
+    value = clean_text(value).strip()
+    match = MSGID_RE.search(value)
+    if match:
+        return match.group(0)
+    bare = value.split()[0] if value.split() else ""
+    return f"<{bare[:900]}>" if bare else ""
+
+
+def extract_message_ids(value: str) -> list[str]:
+    """Every ``<id>`` in a References/In-Reply-To value (bare ids tolerated)."""
+    value = clean_text(value)
+    ids = MSGID_RE.findall(value)
+    if not ids and value.strip():
+        ids = [f"<{token}>" for token in value.split() if "@" in token]
+    return ids
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse raw bytes; raise ParseError only if they are not a message at all."""
+    if not raw or not raw.strip():
+        raise ParseError("The message is empty.")
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+    except RecursionError as exc:
+        raise ParseError("The MIME structure is nested too deeply.") from exc
+    if not msg.keys():
+        raise ParseError("The data has no mail headers.")
+    sha256 = hashlib.sha256(raw).hexdigest()
+    parsed = _parse_headers(msg, sha256)
+    parsed.defects = [type(d).__name__ for d in msg.defects][:20]
+    _parse_body(msg, parsed)
+    parsed.bounce = detect_bounce(msg, from_address=parsed.from_address)
+    if parsed.bounce.detected and not parsed.bounce.original_message_id:
+        match = _QUOTED_MSGID_RE.search(parsed.body_text)  # a quoted original
+        parsed.bounce.original_message_id = match.group(1) if match else ""
+    parsed.auto_submitted = detect_auto_submitted(
+        msg, return_path=parsed.return_path, is_bounce=parsed.bounce.detected
+    )
+    return parsed
+
+
+def _header(msg: EmailMessage, name: str) -> str:
+    raw_values = _raw_values(msg, name)
+    return decode_header_text(name, raw_values[0]) if raw_values else ""
+
+
+def _raw_values(msg: EmailMessage, name: str) -> list[str]:
+    lname = name.lower()
+    return [value for key, value in msg.raw_items() if key.lower() == lname]
+
+
+def _addresses(msg: EmailMessage, name: str) -> list[tuple[str, str]]:
+    """(display name, normalized address) pairs; malformed entries are skipped."""
+    found: list[tuple[str, str]] = []
+    for raw_value in _raw_values(msg, name):
+        pairs: list[tuple[str, str]] = []
+        try:
+            header = email.policy.default.header_factory(name, raw_value)
+            pairs = [(a.display_name, a.addr_spec) for a in header.addresses]
+        except Exception:  # the modern parser gave up: fall back to the old one
+            pairs = getaddresses([raw_value])
+        if not any(normalize_address(a) for _, a in pairs):
+            pairs = getaddresses([clean_text(raw_value)])
+        for name_part, addr in pairs:
+            address = normalize_address(addr)
+            if address:
+                found.append((clean_text(name_part).strip(), address))
+    return found
+
+
+def _parse_headers(msg: EmailMessage, sha256: str) -> ParsedMessage:
+    raw_mid = _header(msg, "Message-ID")
+    message_id = normalize_message_id(raw_mid) if raw_mid else ""
+    senders = _addresses(msg, "From") or _addresses(msg, "Sender")
+    from_name, from_address = senders[0] if senders else ("", "")
+    if not from_name and not from_address:
+        from_name = _header(msg, "From")[:200]
+    return_path = None
+    if _raw_values(msg, "Return-Path"):
+        rp = _header(msg, "Return-Path").strip()
+        return_path = "" if rp in ("<>", "") else normalize_address(rp)
+        if not from_address and return_path:
+            from_address = return_path
+    reply_to = _addresses(msg, "Reply-To")
+    subject = " ".join(_header(msg, "Subject").split())
+    in_reply_to = extract_message_ids(_header(msg, "In-Reply-To"))
+    references = extract_message_ids(" ".join(_raw_values(msg, "References")))
+    recipients: dict[str, None] = {}
+    for name in RECIPIENT_HEADERS:
+        for _, address in _addresses(msg, name):
+            recipients.setdefault(address, None)
+    tags = SUBJECT_TAG_RE.findall(subject)
+    return ParsedMessage(
+        sha256=sha256,
+        message_id=message_id or f"<{sha256[:40]}@missing-id.knowlix>",
+        has_message_id=bool(message_id),
+        knowlix_message_id=normalize_message_id(_header(msg, "X-Knowlix-Message-Id")),
+        date=_parse_date(_header(msg, "Date")),
+        subject=subject[:998],
+        from_name=from_name[:200],
+        from_address=from_address,
+        reply_to=reply_to[0][1] if reply_to else "",
+        return_path=return_path,
+        to=_addresses(msg, "To"),
+        cc=_addresses(msg, "Cc"),
+        recipients=list(recipients),
+        in_reply_to=in_reply_to[:MAX_REFERENCES],
+        references=references[-MAX_REFERENCES:],
+        auth_verdicts=parse_authentication_results(
+            [
+                decode_header_text("x", v)
+                for v in _raw_values(msg, "Authentication-Results")
+            ]
+        ),
+        has_dkim_signature=bool(_raw_values(msg, "DKIM-Signature")),
+        subject_tags=[(kind, int(pk)) for kind, pk in tags],
+        loop_tags=_loop_tags(msg, subject, in_reply_to + references),
+    )
+
+
+def _parse_date(value: str) -> datetime | None:
+    if not value.strip():
+        return None
+    try:
+        date = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=UTC)
+    if not 1970 <= date.year <= 2200:
+        return None
+    return date
+
+
+def _loop_tags(msg: EmailMessage, subject: str, ids: list[str]) -> list[str]:
+    haystack = " ".join([subject, _header(msg, "X-Knowlix-Loop"), *ids])
+    return sorted(set(LOOP_TAG_RE.findall(haystack)))
+
+
+# --- Bodies and attachments --------------------------------------------------------
+
+
+def _parse_body(msg: EmailMessage, parsed: ParsedMessage) -> None:
+    texts: list[str] = []
+    htmls: list[str] = []
+    walker = _BodyWalker(parsed, texts, htmls)
+    walker.visit(msg, depth=0, in_related=False)
+    parsed.body_text = "\n\n".join(t for t in texts if t.strip())
+    parsed.body_html = "\n".join(h for h in htmls if h.strip())
+    if walker.truncated:
+        parsed.defects.append("TooManyParts")
+
+
+class _BodyWalker:
+    """Depth-first MIME walk choosing the body and collecting attachments."""
+
+    def __init__(self, parsed: ParsedMessage, texts: list[str], htmls: list[str]):
+        self.parsed = parsed
+        self.texts = texts
+        self.htmls = htmls
+        self.count = 0
+        self.truncated = False
+
+    def visit(self, part: EmailMessage, *, depth: int, in_related: bool) -> None:
+        self.count += 1
+        if self.count > MAX_PARTS:
+            self.truncated = True
+            return
+        ctype = part.get_content_type()
+        if depth > MAX_DEPTH:
+            self.add_attachment(part, fallback_name="nested-part")
+            return
+        if part.is_multipart() and ctype.startswith("multipart/"):
+            self.visit_multipart(part, ctype, depth)
+        elif ctype.startswith("multipart/"):  # no boundary: read it as text
+            self.texts.append(decode_part(part))
+        elif ctype == "message/rfc822" or ctype == "message/global":
+            self.add_attached_message(part)
+        elif ctype in ("message/delivery-status", "text/rfc822-headers"):
+            return  # read by detect_bounce, not part of the body
+        elif self.is_body_text(part, ctype):
+            text = decode_part(part)
+            (self.htmls if ctype == "text/html" else self.texts).append(text)
+        else:
+            self.add_attachment(part, fallback_name="attachment", inline=in_related)
+
+    def visit_multipart(self, part: EmailMessage, ctype: str, depth: int) -> None:
+        children = [c for c in part.iter_parts()]
+        if ctype == "multipart/alternative":
+            self.visit_alternative(children, depth)
+        elif ctype == "multipart/related" and children:
+            self.visit(children[0], depth=depth + 1, in_related=False)
+            for child in children[1:]:
+                self.visit(child, depth=depth + 1, in_related=True)
+        else:  # mixed, signed, report, digest, unknown: each child in turn
+            for child in children:
+                self.visit(child, depth=depth + 1, in_related=False)
+
+    def visit_alternative(self, children: list[EmailMessage], depth: int) -> None:
+        """Keep the last plain text and the last HTML (or richer) alternative."""
+        text = next(
+            (c for c in reversed(children) if c.get_content_type() == "text/plain"),
+            None,
+        )
+        rich = next(
+            (c for c in reversed(children) if c.get_content_type() != "text/plain"),
+            None,
+        )
+        if text is not None:
+            self.texts.append(decode_part(text))
+        if rich is not None:
+            before = len(self.texts)
+            self.visit(rich, depth=depth + 1, in_related=False)
+            if text is not None:  # a nested alternative must not repeat the text
+                del self.texts[before:]
+
+    def is_body_text(self, part: EmailMessage, ctype: str) -> bool:
+        if ctype not in ("text/plain", "text/html"):
+            return False
+        disposition = part.get_content_disposition()
+        if disposition == "attachment":
+            return False
+        return not (disposition == "inline" and _filename(part))
+
+    def add_attached_message(self, part: EmailMessage) -> None:
+        inner = part.get_payload()
+        inner = inner[0] if isinstance(inner, list) and inner else inner
+        if isinstance(inner, EmailMessage):
+            try:
+                content = inner.as_bytes(policy=email.policy.compat32)
+            except Exception:
+                content = bytes(inner)
+            subject = decode_header_text("Subject", inner.get("Subject", "") or "")
+        else:
+            content = _payload_bytes(part)
+            subject = ""
+        name = _filename(part) or safe_filename(f"{subject or 'message'}.eml")
+        self.append(ParsedAttachment(name, "message/rfc822", content))
+
+    def add_attachment(
+        self, part: EmailMessage, *, fallback_name: str, inline: bool = False
+    ) -> None:
+        ctype = part.get_content_type()
+        name = _filename(part)
+        if not name:
+            ext = _EXTENSIONS.get(ctype, ".bin")
+            name = f"{fallback_name}-{len(self.parsed.attachments) + 1}{ext}"
+        content_id = clean_text(str(part.get("Content-ID", "") or "")).strip()
+        self.append(
+            ParsedAttachment(
+                filename=name,
+                content_type=ctype,
+                content=_payload_bytes(part),
+                content_id=content_id.strip("<>")[:300],
+                is_inline=inline or part.get_content_disposition() == "inline",
+            )
+        )
+
+    def append(self, attachment: ParsedAttachment) -> None:
+        self.parsed.attachments.append(attachment)
+
+
+_EXTENSIONS = {
+    "text/plain": ".txt",
+    "text/html": ".html",
+    "text/calendar": ".ics",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "application/pdf": ".pdf",
+    "application/pgp-signature": ".asc",
+    "application/pkcs7-signature": ".p7s",
+    "message/rfc822": ".eml",
+}
+
+
+def _filename(part: EmailMessage) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:  # a broken RFC 2231 parameter
+        name = part.get_param("name", header="content-type")
+        name = name if isinstance(name, str) else None
+    return safe_filename(name) if name else ""
+
+
+def _payload_bytes(part: EmailMessage) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = None
+    if isinstance(payload, bytes):
+        return payload
+    try:
+        return part.as_bytes(policy=email.policy.compat32)
+    except Exception:
+        return str(part.get_payload()).encode("utf-8", "replace")
