@@ -1,0 +1,29 @@
+"""Knowlix core models: contacts, the business records, profiles and parameters."""
+
+from knowlix.models.base import Record
+from knowlix.models.contacts import Contact, normalize_email
+from knowlix.models.records import (
+    Expense,
+    Invoice,
+    JobApplication,
+    Opportunity,
+    Project,
+    SalesOrder,
+    Ticket,
+)
+from knowlix.models.system import SystemParameter, UserProfile
+
+__all__ = [
+    "Contact",
+    "Expense",
+    "Invoice",
+    "JobApplication",
+    "Opportunity",
+    "Project",
+    "Record",
+    "SalesOrder",
+    "SystemParameter",
+    "Ticket",
+    "UserProfile",
+    "normalize_email",
+]

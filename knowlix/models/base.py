@@ -1,0 +1,92 @@
+"""The abstract base every business record inherits to gain an activity feed.
+
+A record has an owner, timestamps, an unguessable ``reply_token`` (for its reply
+address ``reply+<token>@<catch-all domain>``) and a short ``TAG`` used in subjects
+(``[TCK-42]``). Subclasses say which fields name them and link a contact.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from knowlix.models.contacts import Contact
+
+
+def new_reply_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+class Record(models.Model):
+    """Abstract base: inherit it and the model gets a feed, followers and a reply address."""
+
+    TAG: ClassVar[str] = "REC"
+    # The field that holds the record's title and receives the subject of a mail
+    # that creates it, and the field linking its contact (or "" when none).
+    TITLE_FIELD: ClassVar[str] = "name"
+    CONTACT_FIELD: ClassVar[str] = "contact"
+    # Fields whose change posts a "stage changed" notification in the feed.
+    TRACKED_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # URL prefix of the record kind, e.g. "helpdesk/tickets".
+    URL_NAME: ClassVar[str] = ""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    reply_token = models.CharField(
+        max_length=32, unique=True, default=new_reply_token, editable=False
+    )
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return str(getattr(self, self.TITLE_FIELD) or f"{self.TAG}-{self.pk}")
+
+    @property
+    def display_name(self) -> str:
+        return str(self)
+
+    @property
+    def record_tag(self) -> str:
+        """The subject tag, e.g. ``[TCK-42]``."""
+        return f"[{self.TAG}-{self.pk}]"
+
+    def get_absolute_url(self) -> str:
+        return reverse(f"knowlix:{self.URL_NAME}-detail", args=[self.pk])
+
+    @property
+    def feed_contact(self) -> Contact | None:
+        if not self.CONTACT_FIELD:
+            return None
+        return getattr(self, self.CONTACT_FIELD, None)
+
+    @property
+    def feed_users(self) -> list[User]:
+        """Users who follow the record by default (owner, assignee, manager...)."""
+        return [u for u in [self.owner] if u is not None]
+
+    @classmethod
+    def new_from_mail(
+        cls, *, subject: str, contact: Contact | None, defaults: dict | None = None
+    ) -> Record:
+        """An unsaved record built from an incoming mail (alias or default action)."""
+        values = dict(defaults or {})
+        values.setdefault(cls.TITLE_FIELD, (subject or "(no subject)")[:200])
+        if cls.CONTACT_FIELD and contact is not None:
+            values.setdefault(cls.CONTACT_FIELD, contact)
+        return cls(**values)

@@ -1,0 +1,221 @@
+"""The seven business record kinds. Each inherits :class:`Record` and so has a feed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from knowlix.models.base import Record
+
+_money = {"max_digits": 12, "decimal_places": 2, "validators": [MinValueValidator(Decimal(0))]}
+
+
+class Opportunity(Record):
+    TAG = "OPP"
+    TITLE_FIELD = "title"
+    TRACKED_FIELDS = ("stage",)
+    URL_NAME = "opportunity"
+
+    class Stage(models.TextChoices):
+        NEW = "new", _("New")
+        QUALIFIED = "qualified", _("Qualified")
+        PROPOSITION = "proposition", _("Proposition")
+        WON = "won", _("Won")
+        LOST = "lost", _("Lost")
+
+    title = models.CharField(max_length=200)
+    contact = models.ForeignKey(
+        "knowlix.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expected_revenue = models.DecimalField(default=Decimal(0), **_money)
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
+
+    class Meta(Record.Meta):
+        verbose_name = _("opportunity")
+        verbose_name_plural = _("opportunities")
+
+
+class SalesOrder(Record):
+    TAG = "SO"
+    TITLE_FIELD = "number"
+    CONTACT_FIELD = "customer"
+    TRACKED_FIELDS = ("state",)
+    URL_NAME = "salesorder"
+
+    class State(models.TextChoices):
+        QUOTATION = "quotation", _("Quotation")
+        SENT = "sent", _("Quotation sent")
+        CONFIRMED = "confirmed", _("Sales order")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    number = models.CharField(max_length=40, unique=True)
+    customer = models.ForeignKey(
+        "knowlix.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    total = models.DecimalField(default=Decimal(0), **_money)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUOTATION)
+
+    class Meta(Record.Meta):
+        verbose_name = _("sales order")
+
+
+class Invoice(Record):
+    TAG = "INV"
+    TITLE_FIELD = "number"
+    CONTACT_FIELD = "customer"
+    TRACKED_FIELDS = ("state",)
+    URL_NAME = "invoice"
+
+    class State(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        POSTED = "posted", _("Posted")
+        PAID = "paid", _("Paid")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    number = models.CharField(max_length=40, unique=True)
+    customer = models.ForeignKey(
+        "knowlix.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    amount = models.DecimalField(default=Decimal(0), **_money)
+    due_date = models.DateField(null=True, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
+
+    class Meta(Record.Meta):
+        verbose_name = _("invoice")
+
+
+class Project(Record):
+    TAG = "PRJ"
+    TITLE_FIELD = "name"
+    CONTACT_FIELD = ""
+    URL_NAME = "project"
+
+    name = models.CharField(max_length=200)
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    deadline = models.DateField(null=True, blank=True)
+
+    class Meta(Record.Meta):
+        verbose_name = _("project")
+
+    @property
+    def feed_users(self) -> list:
+        return [u for u in {self.owner, self.manager} if u is not None]
+
+
+class Ticket(Record):
+    TAG = "TCK"
+    TITLE_FIELD = "subject"
+    TRACKED_FIELDS = ("stage", "assignee")
+    URL_NAME = "ticket"
+
+    class Priority(models.TextChoices):
+        LOW = "low", _("Low")
+        NORMAL = "normal", _("Normal")
+        HIGH = "high", _("High")
+        URGENT = "urgent", _("Urgent")
+
+    class Stage(models.TextChoices):
+        NEW = "new", _("New")
+        IN_PROGRESS = "in_progress", _("In progress")
+        WAITING = "waiting", _("Waiting on customer")
+        SOLVED = "solved", _("Solved")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    subject = models.CharField(max_length=200)
+    contact = models.ForeignKey(
+        "knowlix.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta(Record.Meta):
+        verbose_name = _("helpdesk ticket")
+
+    @property
+    def feed_users(self) -> list:
+        return [u for u in {self.owner, self.assignee} if u is not None]
+
+
+class Expense(Record):
+    TAG = "EXP"
+    TITLE_FIELD = "description"
+    CONTACT_FIELD = ""
+    TRACKED_FIELDS = ("state",)
+    URL_NAME = "expense"
+
+    class State(models.TextChoices):
+        DRAFT = "draft", _("To submit")
+        SUBMITTED = "submitted", _("Submitted")
+        APPROVED = "approved", _("Approved")
+        REFUSED = "refused", _("Refused")
+        PAID = "paid", _("Paid")
+
+    description = models.CharField(max_length=200)
+    employee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    amount = models.DecimalField(default=Decimal(0), **_money)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
+
+    class Meta(Record.Meta):
+        verbose_name = _("expense")
+
+    @property
+    def feed_users(self) -> list:
+        return [u for u in {self.owner, self.employee} if u is not None]
+
+
+class JobApplication(Record):
+    TAG = "JOB"
+    TITLE_FIELD = "applicant_name"
+    TRACKED_FIELDS = ("stage",)
+    URL_NAME = "jobapplication"
+
+    class Stage(models.TextChoices):
+        NEW = "new", _("New")
+        SCREENING = "screening", _("Initial qualification")
+        INTERVIEW = "interview", _("Interview")
+        OFFER = "offer", _("Contract proposal")
+        HIRED = "hired", _("Hired")
+        REFUSED = "refused", _("Refused")
+
+    applicant_name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    job_position = models.CharField(max_length=200, blank=True)
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
+    contact = models.ForeignKey(
+        "knowlix.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(Record.Meta):
+        verbose_name = _("job application")
+
+    @classmethod
+    def new_from_mail(cls, *, subject, contact, defaults=None):  # noqa: ANN001, ANN206
+        record = super().new_from_mail(subject=subject, contact=contact, defaults=defaults)
+        if contact is not None:
+            record.applicant_name = contact.name or contact.email
+            record.email = contact.email
+            record.job_position = record.job_position or (subject or "")[:200]
+        return record

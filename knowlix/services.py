@@ -1,0 +1,49 @@
+"""Writes on business records: create and update, with their feed events.
+
+Views, routing and commands create records through these functions so that the
+"record created" and "stage changed" notifications are never forgotten.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from feed import services as feed_services
+from knowlix.models import Record
+
+
+def _field_display(record: Record, field_name: str) -> str:
+    field = record._meta.get_field(field_name)
+    if getattr(field, "choices", None):
+        return str(getattr(record, f"get_{field_name}_display")())
+    value = getattr(record, field_name)
+    return "" if value is None else str(value)
+
+
+@transaction.atomic
+def create_record(*, record: Record, author: AbstractBaseUser | None) -> Record:
+    """Save a new record, make its people follow it and post "created" in its feed."""
+    if record.owner_id is None and author is not None:
+        record.owner = author
+    record.save()
+    feed_services.notify_record_created(record=record, author=author)
+    return record
+
+
+@transaction.atomic
+def update_record(
+    *, record: Record, author: AbstractBaseUser | None, changed_fields: list[str]
+) -> Record:
+    """Save changed fields; tracked ones (stage, assignee...) are posted in the feed."""
+    old = type(record).objects.select_for_update().get(pk=record.pk)
+    changes = []
+    for name in record.TRACKED_FIELDS:
+        before, after = _field_display(old, name), _field_display(record, name)
+        if name in changed_fields and before != after:
+            label = str(record._meta.get_field(name).verbose_name).capitalize()
+            changes.append((label, before, after))
+    record.save()
+    if changes:
+        feed_services.post_tracking(record=record, author=author, changes=changes)
+    return record

@@ -1,0 +1,43 @@
+"""The site's URLs: human-readable paths per app (``/helpdesk/tickets/42/``)."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from knowlix.core_urls import record_urlpatterns
+from knowlix.views import contacts, home, settings as settings_views
+from mailservers.views.oauth import root_urlpatterns as oauth_root_urlpatterns
+
+knowlix_patterns = [
+    path("contacts/", contacts.contact_list, name="contact-list"),
+    path("contacts/new/", contacts.contact_form, name="contact-create"),
+    path("contacts/<int:pk>/", contacts.contact_detail, name="contact-detail"),
+    path("contacts/<int:pk>/edit/", contacts.contact_form, name="contact-edit"),
+    path("settings/", settings_views.general_settings, name="settings"),
+    path("settings/developer-mode/", settings_views.toggle_developer_mode, name="developer-mode"),
+    path("settings/technical/parameters/", settings_views.parameter_list, name="parameters"),
+    path(
+        "settings/technical/parameters/<int:pk>/",
+        settings_views.parameter_edit,
+        name="parameter-edit",
+    ),
+    path("preferences/", settings_views.preferences, name="preferences"),
+    *record_urlpatterns(),
+]
+
+urlpatterns = [
+    path("", home.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html"),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include((knowlix_patterns, "knowlix"))),
+    path("feed/", include("feed.urls")),
+    path("settings/technical/email/", include("mailservers.urls")),
+    path("settings/technical/routing/", include("routing.urls")),
+    path("settings/domains/", include("dnscheck.urls")),
+    *oauth_root_urlpatterns,
+]

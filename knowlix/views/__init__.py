@@ -1,0 +1,1 @@
+"""Knowlix core pages: home, records, contacts, settings and the technical menu."""
