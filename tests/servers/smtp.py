@@ -190,6 +190,8 @@ class SmtpTestServer:
         self.port = 0
         self.users: dict[str, str] = dict(users or {})
         self.xoauth2_validator: Callable[[str, str], bool] | None = None
+        # What a refused PLAIN/LOGIN hears (set a Gmail-like reply to test hints).
+        self.auth_failure_reply = "535 5.7.8 Authentication credentials invalid"
         self._ssl_context = ssl_context
         self._auth_require_tls = auth_require_tls
         self._data_size_limit = data_size_limit
@@ -269,7 +271,7 @@ class SmtpTestServer:
             if user in self.users and self.users[user] == password:
                 self._note_login(user)
                 return AuthResult(success=True, auth_data=auth_data)
-        return AuthResult(success=False, handled=False)
+        return AuthResult(success=False, handled=False, message=self.auth_failure_reply)
 
     def _note_login(self, user: str) -> None:
         with self._state.lock:
@@ -317,6 +319,7 @@ class SmtpTestServer:
             self._state.connections = 0
             self._state.logins.clear()
         self.xoauth2_validator = None
+        self.auth_failure_reply = "535 5.7.8 Authentication credentials invalid"
 
     # -- what arrived --------------------------------------------------------------
     def _store(self, received: Received) -> None:

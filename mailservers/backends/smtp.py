@@ -1,0 +1,420 @@
+"""One SMTP connection, in the shape of ``django/core/mail/backends/smtp.py``.
+
+``SmtpConnection`` opens (TCP, TLS, AUTH with a password or an XOAUTH2 token), sends
+prebuilt RFC 5322 bytes with a result per recipient, and closes. Every failure becomes
+a ``mailservers.errors`` class: 4xx, timeouts and dropped connections are transient,
+5xx permanent, refused credentials ``ServerAuthError``, host/TLS/port problems
+``ServerConfigError``, a provider's sending quota ``ServerQuotaError``. Messages never
+contain the password or the token.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from django.utils.translation import gettext as _
+
+from mailservers.errors import (
+    DeliveryError,
+    MailServerError,
+    ServerAuthError,
+    ServerConfigError,
+    ServerQuotaError,
+    TransientError,
+)
+
+SECURITY_NONE, SECURITY_SSL, SECURITY_STARTTLS = "none", "ssl", "starttls"
+_URL_SCHEMES = {
+    "smtp": (SECURITY_NONE, 25),
+    "smtp+starttls": (SECURITY_STARTTLS, 587),
+    "smtps": (SECURITY_SSL, 465),
+}
+# A provider's sending quota (Gmail 5.4.5 "Daily user sending limit exceeded",
+# Microsoft "submission quota", Mailjet "rate limit"); a full *mailbox* is not one.
+_QUOTA = re.compile(
+    r"\b[45]\.4\.5\b|(sending|daily|submission|message|rate)[ -](quota|limit)"
+    r"|quota exceeded|too many (messages|emails|recipients)",
+    re.IGNORECASE,
+)
+_GMAIL_HOSTS = ("gmail.com", "googlemail.com")
+_UNSAFE_ADDRESS = re.compile(r"[\s<>\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class SmtpParams:
+    """Everything needed to reach one server; ``token`` returns an XOAUTH2 token."""
+
+    host: str
+    port: int
+    security: str = SECURITY_NONE
+    username: str = ""
+    password: str = field(default="", repr=False)
+    token: Callable[[], str] | None = field(default=None, repr=False)
+    timeout: float = 30.0
+    ca_file: str = ""  # trust this CA file instead of the system's (tests, private CAs)
+    local_hostname: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: object) -> SmtpParams:
+        """``smtp://``, ``smtp+starttls://`` or ``smtps://user:password@host:port``."""
+        parts = urlsplit(url)
+        if parts.scheme not in _URL_SCHEMES or not parts.hostname:
+            raise ServerConfigError(
+                _("%(url)s is not an smtp://, smtp+starttls:// or smtps:// URL.")
+                % {"url": parts.scheme + "://" + (parts.hostname or "")}
+            )
+        security, default_port = _URL_SCHEMES[parts.scheme]
+        return cls(
+            host=parts.hostname,
+            port=parts.port or default_port,
+            security=security,
+            username=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    """The server's answer for one recipient (RCPT TO, or DATA for accepted ones)."""
+
+    address: str
+    code: int
+    reply: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+    def as_error(self) -> DeliveryError:
+        return DeliveryError(
+            f"{self.code} {self.reply}".strip(),
+            permanent=self.permanent,
+            smtp_code=self.code,
+        )
+
+
+def _decode(reply: bytes | str) -> str:
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", "replace")
+    return " ".join(reply.split())
+
+
+class SmtpConnection:
+    """Open once, ``send`` many, ``close``; usable as a context manager."""
+
+    def __init__(self, params: SmtpParams) -> None:
+        self.params = params
+        self.connection: smtplib.SMTP | None = None
+
+    # -- opening -----------------------------------------------------------------------
+    def open(self) -> bool:
+        """Connect, negotiate TLS and authenticate; False if already open."""
+        if self.connection is not None:
+            return False
+        p = self.params
+        conn: smtplib.SMTP | None = None
+        try:
+            if p.security == SECURITY_SSL:
+                conn = smtplib.SMTP_SSL(
+                    p.host,
+                    p.port,
+                    local_hostname=p.local_hostname,
+                    timeout=p.timeout,
+                    context=self._ssl_context(),
+                )
+            else:
+                conn = smtplib.SMTP(
+                    p.host, p.port, local_hostname=p.local_hostname, timeout=p.timeout
+                )
+            conn.ehlo()
+            if p.security == SECURITY_STARTTLS:
+                if not conn.has_extn("starttls"):
+                    raise ServerConfigError(
+                        _(
+                            "%(host)s:%(port)s does not offer STARTTLS: choose "
+                            "SSL/TLS (usually port 465) or no encryption."
+                        )
+                        % {"host": p.host, "port": p.port}
+                    )
+                conn.starttls(context=self._ssl_context())
+                conn.ehlo()
+            self._authenticate(conn)
+        except MailServerError:
+            _quit_quietly(conn)
+            raise
+        except (smtplib.SMTPException, OSError) as exc:
+            _quit_quietly(conn)
+            raise connection_error(exc, p) from exc
+        self.connection = conn
+        return True
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.params.ca_file or None)
+
+    def _authenticate(self, conn: smtplib.SMTP) -> None:
+        p = self.params
+        if not p.username and p.token is None:
+            return
+        if not conn.has_extn("auth"):
+            raise ServerConfigError(
+                _(
+                    "%(host)s does not offer authentication on this connection "
+                    "(many servers offer it only after STARTTLS)."
+                )
+                % {"host": p.host}
+            )
+        if p.token is not None:
+            token = p.token()
+
+            def xoauth2(challenge: bytes | None = None) -> str:
+                # Google answers a refused token with a JSON challenge: reply empty
+                # to receive the final 535 (RFC 7628 / Gmail's XOAUTH2 docs).
+                if challenge is not None:
+                    return ""
+                return f"user={p.username}\x01auth=Bearer {token}\x01\x01"
+
+            conn.auth("XOAUTH2", xoauth2, initial_response_ok=True)
+        else:
+            conn.login(p.username, p.password)
+
+    def close(self) -> None:
+        _quit_quietly(self.connection)
+        self.connection = None
+
+    def __enter__(self) -> SmtpConnection:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sending -----------------------------------------------------------------------
+    def send(
+        self, *, mail_from: str, recipients: Sequence[str], raw: bytes
+    ) -> dict[str, RecipientResult]:
+        """Send ``raw`` to ``recipients``: a result for every recipient.
+
+        A reply about the whole mail (MAIL FROM or DATA refused) is each recipient's
+        result. Raises ``TransientError`` when the connection is lost or closing (421):
+        the connection is then closed and must be reopened. Raises ``ServerQuotaError``
+        on a sending quota.
+        """
+        if self.connection is None:
+            self.open()
+        conn = self.connection
+        assert conn is not None
+        for address in (mail_from, *recipients):
+            if _UNSAFE_ADDRESS.search(address):
+                raise DeliveryError(
+                    _("%(address)r is not a valid address.") % {"address": address},
+                    permanent=True,
+                )
+        try:
+            return self._transaction(conn, mail_from, list(recipients), raw)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close()
+            raise TransientError(
+                _("The connection to %(host)s was lost: %(error)s")
+                % {"host": self.params.host, "error": _describe(exc)},
+                detail=repr(exc),
+            ) from exc
+
+    def _transaction(
+        self, conn: smtplib.SMTP, mail_from: str, recipients: list[str], raw: bytes
+    ) -> dict[str, RecipientResult]:
+        options = []
+        if conn.has_extn("size"):
+            limit = int(conn.esmtp_features.get("size") or 0)
+            if limit and len(raw) > limit:
+                reply = _("the mail (%(size)s bytes) is larger than the server accepts")
+                return _all(recipients, 552, reply % {"size": len(raw)})
+            options.append(f"SIZE={len(raw)}")
+        code, reply = conn.mail(mail_from, options)
+        if code != 250:
+            return self._refused(conn, recipients, code, _decode(reply))
+        results: dict[str, RecipientResult] = {}
+        for address in recipients:
+            code, reply = conn.rcpt(address)
+            self._check_closing(code, _decode(reply))
+            results[address] = RecipientResult(address, code, _decode(reply))
+        accepted = [r.address for r in results.values() if r.ok]
+        if not accepted:
+            conn.rset()
+            return results
+        try:
+            code, reply = conn.data(raw)
+        except smtplib.SMTPDataError as exc:  # refused before 354
+            code, reply = exc.smtp_code, exc.smtp_error
+        if code != 250:
+            self._check_closing(code, _decode(reply))
+            results.update(_all(accepted, code, _decode(reply)))
+        return results
+
+    def _refused(
+        self, conn: smtplib.SMTP, recipients: list[str], code: int, reply: str
+    ) -> dict[str, RecipientResult]:
+        self._check_closing(code, reply)
+        conn.rset()
+        return _all(recipients, code, reply)
+
+    def _check_closing(self, code: int, reply: str) -> None:
+        if _QUOTA.search(reply) and "mailbox" not in reply.lower():
+            self.close()
+            raise ServerQuotaError(
+                _("%(host)s refuses more mail for now: %(code)s %(reply)s")
+                % {"host": self.params.host, "code": code, "reply": reply},
+                detail=reply,
+            )
+        if code == 421:
+            self.close()
+            raise TransientError(
+                _("%(host)s is closing the connection: %(code)s %(reply)s")
+                % {"host": self.params.host, "code": code, "reply": reply},
+                detail=reply,
+            )
+
+
+def _all(
+    recipients: Sequence[str], code: int, reply: str
+) -> dict[str, RecipientResult]:
+    return {a: RecipientResult(a, code, reply) for a in recipients}
+
+
+def _quit_quietly(conn: smtplib.SMTP | None) -> None:
+    """QUIT, or just drop the socket: closing never raises (results are recorded)."""
+    if conn is None:
+        return
+    try:
+        conn.quit()
+    except (smtplib.SMTPException, OSError):
+        conn.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return _("no answer in time")
+    return str(exc) or exc.__class__.__name__
+
+
+def connection_error(exc: BaseException, p: SmtpParams) -> MailServerError:
+    """A precise, secret-free explanation of why connecting/authenticating failed."""
+    where = {"host": p.host, "port": p.port, "timeout": int(p.timeout)}
+    if isinstance(exc, socket.gaierror):
+        return ServerConfigError(
+            _("Unknown host %(host)s: check the server name.") % where, detail=str(exc)
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return TransientError(
+            _(
+                "%(host)s refused the connection on port %(port)s: nothing listens "
+                "there (check the port) or a firewall blocks it."
+            )
+            % where,
+            detail=str(exc),
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ServerConfigError(
+            _("The certificate of %(host)s is not trusted: %(reason)s.")
+            % {**where, "reason": exc.verify_message or exc.reason},
+            detail=str(exc),
+        )
+    if isinstance(exc, ssl.SSLError):
+        if "WRONG_VERSION_NUMBER" in str(exc) or exc.reason == "WRONG_VERSION_NUMBER":
+            return ServerConfigError(
+                _(
+                    "%(host)s:%(port)s does not speak SSL/TLS: use STARTTLS (port 587) "
+                    "or no encryption on this port."
+                )
+                % where,
+                detail=str(exc),
+            )
+        return ServerConfigError(
+            _("TLS negotiation with %(host)s failed: %(reason)s.")
+            % {**where, "reason": exc.reason or str(exc)},
+            detail=str(exc),
+        )
+    if isinstance(exc, TimeoutError | socket.timeout | smtplib.SMTPServerDisconnected):
+        hint = ""
+        if p.security != SECURITY_SSL and p.port == 465:
+            hint = " " + _("Port 465 expects SSL/TLS: choose that security.")
+        elif p.security == SECURITY_SSL and p.port in (25, 587):
+            hint = " " + _("Port %(port)s expects STARTTLS, not SSL/TLS.") % where
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            message = _("%(host)s:%(port)s closed the connection.") % where
+        else:
+            message = (
+                _("No answer from %(host)s:%(port)s within %(timeout)s s.") % where
+            )
+        return TransientError(message + hint, detail=str(exc))
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        reply = _decode(exc.smtp_error)
+        message = _("%(host)s refused the credentials: %(code)s %(reply)s") % {
+            **where,
+            "code": exc.smtp_code,
+            "reply": reply,
+        }
+        if p.host.lower().endswith(_GMAIL_HOSTS) or "gsmtp" in reply:
+            message += " " + _(
+                "Gmail needs an app password (Google Account > Security > App "
+                "passwords) or the Gmail sign-in, not your account password."
+            )
+        return ServerAuthError(message, detail=reply)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return ServerConfigError(
+            _("%(host)s does not support this: %(error)s") % {**where, "error": exc},
+            detail=str(exc),
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        reply = f"{exc.smtp_code} {_decode(exc.smtp_error)}"
+        cls = TransientError if 400 <= exc.smtp_code < 500 else ServerConfigError
+        return cls(
+            _("%(host)s answered: %(reply)s") % {**where, "reply": reply}, detail=reply
+        )
+    return TransientError(
+        _("Cannot reach %(host)s:%(port)s: %(error)s")
+        % {**where, "error": _describe(exc)},
+        detail=repr(exc),
+    )
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    ok: bool
+    message: str
+
+
+def test_connection(params: SmtpParams) -> ConnectionCheck:
+    """Connect, negotiate TLS, authenticate and say precisely what went wrong."""
+    connection = SmtpConnection(params)
+    try:
+        connection.open()
+        assert connection.connection is not None
+        connection.connection.noop()
+    except MailServerError as exc:
+        return ConnectionCheck(False, exc.user_message)
+    except (smtplib.SMTPException, OSError) as exc:
+        return ConnectionCheck(False, connection_error(exc, params).user_message)
+    finally:
+        connection.close()
+    return ConnectionCheck(
+        True,
+        _("Connected to %(host)s:%(port)s; the server accepted the login.")
+        % {"host": params.host, "port": params.port}
+        if params.username or params.token
+        else _("Connected to %(host)s:%(port)s.")
+        % {"host": params.host, "port": params.port},
+    )
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
