@@ -1,0 +1,47 @@
+"""Tell the owner and the admins that an OAuth grant needs reconnecting (inbox).
+
+Called inside the transaction that flags the grant, so the notice exists exactly
+when the flag does. The feed message hangs off the grant; its link opens the grant
+page with the one-click *Reconnect* button.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.utils.html import escape
+
+from feed.models import Message, Notification
+from feed.services import new_message_id
+from mailservers.models.oauth import OAuthGrant
+
+
+def notify_needs_reconnect(*, grant: OAuthGrant) -> Message:
+    subject = (
+        f"Reconnect {grant.get_provider_display()} account {grant.account_address}"
+    )
+    body = (
+        "<p>Knowlix can no longer use "
+        f"<strong>{escape(grant.account_address)}</strong>: "
+        f"{escape(grant.get_provider_display())} refused its authorization (revoked, "
+        "expired, or the password was reset). Mail through this account is on hold; "
+        "other servers keep working.</p>"
+        "<p>Open the account and click <em>Reconnect</em>, then sign in again.</p>"
+    )
+    message = Message.objects.create(
+        record=grant,
+        kind=Message.Kind.NOTIFICATION,
+        subject=subject[:998],
+        body_html=body,
+        body_text=f"{subject}: open the account in Knowlix and click Reconnect.",
+        message_id=new_message_id(),
+    )
+    users = get_user_model().objects.filter(
+        Q(is_active=True)
+        & (Q(is_staff=True) | Q(is_superuser=True) | Q(pk=grant.owner_id))
+    )
+    Notification.objects.bulk_create(
+        [Notification(message=message, user=user) for user in users],
+        ignore_conflicts=True,
+    )
+    return message
