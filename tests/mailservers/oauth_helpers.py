@@ -1,4 +1,4 @@
-"""Helpers shared by the OAuth tests: client registrations and grants on the local provider."""
+"""Helpers for the OAuth tests: client registrations, grants on the local provider."""
 
 from __future__ import annotations
 

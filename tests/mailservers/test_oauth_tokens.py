@@ -54,7 +54,7 @@ def test_refused_token_is_refreshed_once_more(oauth_server):
 def test_revoked_grant_needs_reconnect_and_notifies_owner_and_admins(
     oauth_server, django_user_model
 ):
-    """invalid_grant flags the grant and puts a notice in the owner's and admins' inbox."""
+    """invalid_grant flags the grant and notifies its owner and the admins."""
     owner = django_user_model.objects.create_user("olga")
     admin = django_user_model.objects.create_user("adam", is_staff=True)
     outsider = django_user_model.objects.create_user("carol")
