@@ -1,0 +1,87 @@
+"""Check a sending domain's SPF, DKIM and DMARC records: pure, resolver injected.
+
+No ORM and no settings: ``CheckConfig`` carries Knowlix's SPF include, DKIM selector,
+target domain and public key. A domain that does not exist (NXDOMAIN) or a DNS error
+makes a mechanism ``unknown`` ("could not check"), never ``missing``; the whole check
+shares one time budget (see ``DnsLookup``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.resolver
+
+from dnscheck.dkim_records import check_dkim
+from dnscheck.dmarc import check_dmarc, proposal
+from dnscheck.lookup import DnsLookup, fqdn
+from dnscheck.report import DomainReport, MechanismResult, Status
+from dnscheck.spf import check_spf
+
+__all__ = ["CheckConfig", "DomainReport", "Status", "check_domain", "normalize_domain"]
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    spf_include: str = "_spf.knowlix.com"
+    dkim_selector: str = "knowlix"
+    dkim_target_domain: str = "knowlix.com"
+    # Base64 DER of Knowlix's active DKIM public key; None before dkim_keygen ran.
+    dkim_public_key: str | None = None
+
+
+def normalize_domain(value: str) -> str:
+    """``Company.COM.`` -> ``company.com`` (IDNs to their ASCII form)."""
+    value = value.strip().rstrip(".").lower()
+    try:
+        return value.encode("idna").decode("ascii")
+    except UnicodeError:
+        return value
+
+
+def check_domain(
+    domain: str,
+    resolver: dns.resolver.Resolver,
+    config: CheckConfig | None = None,
+    *,
+    budget: float | None = None,
+) -> DomainReport:
+    """Query DNS for ``domain`` and judge each mechanism (a few seconds at most)."""
+    config = config or CheckConfig()
+    domain = normalize_domain(domain)
+    lookup = DnsLookup(resolver, budget=budget)
+    apex = lookup.txt(domain)
+    if apex.nxdomain:
+        return _nonexistent(domain, config)
+    spf = check_spf(domain, apex, lookup, config.spf_include)
+    dkim = check_dkim(
+        domain,
+        lookup,
+        selector=config.dkim_selector,
+        target_domain=config.dkim_target_domain,
+        public_key=config.dkim_public_key,
+    )
+    dmarc = check_dmarc(domain, lookup, dkim_valid=dkim.status == Status.VALID)
+    return DomainReport(domain=domain, spf=spf, dkim=dkim, dmarc=dmarc)
+
+
+def _nonexistent(domain: str, config: CheckConfig) -> DomainReport:
+    problem = (
+        f"Could not check: {domain} does not exist in DNS (NXDOMAIN). Check the "
+        "spelling, or wait until the domain is registered and its zone published."
+    )
+    selector = f"{config.dkim_selector}._domainkey"
+    results = [
+        (fqdn(domain), "TXT", f"v=spf1 include:{config.spf_include} ~all"),
+        (
+            fqdn(f"{selector}.{domain}"),
+            "CNAME",
+            fqdn(f"{selector}.{config.dkim_target_domain}"),
+        ),
+        (fqdn(f"_dmarc.{domain}"), "TXT", proposal(domain)),
+    ]
+    spf, dkim, dmarc = (
+        MechanismResult(Status.UNKNOWN, name, rtype, expected, problems=[problem])
+        for name, rtype, expected in results
+    )
+    return DomainReport(domain=domain, spf=spf, dkim=dkim, dmarc=dmarc)

@@ -1,0 +1,1 @@
+"""Tests of DNS authentication checks, DKIM signing and the sending-domain pages."""
