@@ -80,6 +80,14 @@ class CeleryWorker:
                 self.proc.kill()
 
 
+def _reset_connections(app) -> None:
+    """Drop pooled broker connections so the next send uses the current broker URL."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def celery_worker(redis_url, transactional_db) -> Iterator[CeleryWorker]:
     """A worker process consuming from Redis, on the same (committed) test database.
@@ -91,9 +99,9 @@ def celery_worker(redis_url, transactional_db) -> Iterator[CeleryWorker]:
 
     old = app.conf.broker_url, app.conf.task_always_eager
     app.conf.broker_url, app.conf.task_always_eager = redis_url, False
-    app.pool.force_close_all()
+    _reset_connections(app)
     worker = CeleryWorker(redis_url)
     yield worker
     worker.stop()
     app.conf.broker_url, app.conf.task_always_eager = old
-    app.pool.force_close_all()
+    _reset_connections(app)
