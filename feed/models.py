@@ -49,7 +49,7 @@ class RecordLinkMixin(models.Model):
         ContentType, on_delete=models.CASCADE, related_name="+"
     )
     object_id = models.PositiveBigIntegerField()
-    record = GenericForeignKey("content_type", "object_id")
+    content_object = GenericForeignKey("content_type", "object_id")
 
     class Meta:
         abstract = True
@@ -146,6 +146,19 @@ class MessageRecipient(models.Model):
 
     def __str__(self) -> str:
         return self.address
+
+    @property
+    def delivery_state(self) -> str:
+        """queued / sent / failed / bounced, or "" when no mail went to it."""
+        from feed.delivery import delivery_state
+
+        return delivery_state(self)[0]
+
+    @property
+    def delivery_reason(self) -> str:
+        from feed.delivery import delivery_state
+
+        return delivery_state(self)[1]
 
 
 def blob_path(blob: Blob, filename: str) -> str:
@@ -341,3 +354,7 @@ class Activity(RecordLinkMixin):
     @property
     def state(self) -> State:
         return self.state_on(timezone.localdate())
+
+    @property
+    def state_label(self) -> str:
+        return str(self.State(self.state).label)

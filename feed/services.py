@@ -9,6 +9,7 @@ Internal messages (notes, and replies to them) never reach a contact.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 
@@ -31,17 +32,30 @@ from feed.attachments import (
 from feed.defaults import ensure_default_data
 from feed.errors import EmptyMessage
 from feed.html import html_to_text, sanitize_html, text_to_html
-from feed.models import Follower, Message, MessageRecipient, Subtype
+from feed.models import (
+    Activity,
+    ActivityType,
+    Follower,
+    Message,
+    MessageRecipient,
+    Notification,
+    Subtype,
+)
 from knowlix import params
 
 __all__ = [
     "AttachmentInput",
+    "cancel_activity",
     "ensure_default_data",
     "follow",
+    "mark_activity_done",
+    "mark_message_read",
+    "mark_notifications_read",
     "new_message_id",
     "notify_record_created",
     "post_message",
     "post_tracking",
+    "schedule_activity",
     "unfollow",
 ]
 
@@ -250,4 +264,91 @@ def post_tracking(
         author=author,
         subject=", ".join(f"{label}: {after}" for label, _b, after in changes)[:998],
         body_html=f"<ul>{items}</ul>",
+    )
+
+
+# --- Activities ---------------------------------------------------------------------
+
+
+def default_due_date(activity_type: ActivityType) -> dt.date:
+    return timezone.localdate() + dt.timedelta(days=activity_type.default_delay_days)
+
+
+@transaction.atomic
+def schedule_activity(
+    *,
+    record: Model,
+    activity_type: ActivityType,
+    assignee: AbstractBaseUser,
+    created_by: AbstractBaseUser | None,
+    summary: str = "",
+    note: str = "",
+    due_date: dt.date | None = None,
+) -> Activity:
+    """Plan a follow-up on ``record``; the due date defaults to the type's delay."""
+    activity = Activity.objects.create(
+        content_object=record,
+        activity_type=activity_type,
+        assignee=assignee,
+        created_by=created_by,
+        summary=summary[:200],
+        note=sanitize_html(note),
+        due_date=due_date or default_due_date(activity_type),
+    )
+    follow(record=record, user=assignee)
+    return activity
+
+
+@transaction.atomic
+def mark_activity_done(
+    *, activity: Activity, user: AbstractBaseUser, feedback: str = ""
+) -> Message:
+    """Post "<type> done" (with the feedback) in the feed and delete the activity."""
+    record = activity.content_object
+    title = activity.summary or activity.activity_type.name
+    parts = [
+        "<p><strong>"
+        + escape(_("%(type)s done") % {"type": activity.activity_type.name})
+        + "</strong>"
+        + (": " + escape(activity.summary) if activity.summary else "")
+        + "</p>"
+    ]
+    if activity.note:
+        parts.append(activity.note)
+    if feedback.strip():
+        parts.append(
+            "<p><em>" + escape(_("Feedback")) + ":</em></p>" + text_to_html(feedback)
+        )
+    message = post_message(
+        record=record,
+        kind=Message.Kind.NOTIFICATION,
+        subtype=Subtype.ACTIVITY,
+        author=user,
+        subject=title,
+        body_html="".join(parts),
+    )
+    activity.delete()
+    return message
+
+
+def cancel_activity(*, activity: Activity) -> None:
+    activity.delete()
+
+
+# --- Inbox --------------------------------------------------------------------------
+
+
+def mark_notifications_read(
+    *, user: AbstractBaseUser, notification_ids: Sequence[int] | None = None
+) -> int:
+    """Mark some (or, with ``None``, all) of the user's notifications read."""
+    qs = Notification.objects.filter(user=user, is_read=False)
+    if notification_ids is not None:
+        qs = qs.filter(pk__in=list(notification_ids))
+    return qs.update(is_read=True, read_at=timezone.now())
+
+
+def mark_message_read(*, user: AbstractBaseUser, message: Message) -> None:
+    Notification.objects.filter(user=user, message=message, is_read=False).update(
+        is_read=True, read_at=timezone.now()
     )
