@@ -1,1 +1,282 @@
-"""Outgoing mail server models (owned by the outgoing side)."""
+"""Outgoing side: SMTP servers, the durable mail queue and the local mail catcher.
+
+An ``OutgoingMail`` holds the bytes built once at queue time and one
+``OutgoingRecipient`` per envelope recipient. Rows change state only through
+``mailservers.services.outgoing`` (claims are UPDATEs or ``SKIP LOCKED`` selects, so
+each mail is sent by one worker only). ``save()`` has no side effects.
+"""
+
+from __future__ import annotations
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from knowlix.crypto import EncryptedTextField
+
+__all__ = [
+    "PRESETS",
+    "CaughtMail",
+    "OutgoingMail",
+    "OutgoingRecipient",
+    "OutgoingServer",
+]
+
+# Host, port and security for the well-known providers, plus a hint for the form.
+PRESETS: dict[str, dict[str, str | int]] = {
+    "gmail": {
+        "label": "Gmail / Google Workspace",
+        "host": "smtp.gmail.com",
+        "port": 587,
+        "security": "starttls",
+        "hint": _(
+            "Use an app password (Google Account > Security > App passwords), "
+            "or choose the Gmail sign-in as authentication."
+        ),
+    },
+    "outlook": {
+        "label": "Outlook 365",
+        "host": "smtp.office365.com",
+        "port": 587,
+        "security": "starttls",
+        "hint": _("Microsoft 365 usually needs the Outlook sign-in (OAuth)."),
+    },
+    "mailjet": {
+        "label": "Mailjet",
+        "host": "in-v3.mailjet.com",
+        "port": 587,
+        "security": "starttls",
+        "hint": _(
+            "User name: your API key; password: your secret key. Verify your sending "
+            "domain in Mailjet (Account > Sender domains) or mail will be refused."
+        ),
+    },
+}
+
+
+class OutgoingServer(models.Model):
+    class Security(models.TextChoices):
+        NONE = "none", _("None")
+        SSL = "ssl", _("SSL/TLS")
+        STARTTLS = "starttls", _("STARTTLS")
+
+    class AuthMethod(models.TextChoices):
+        PASSWORD = "password", _("User name and password")
+        OUTLOOK = "outlook", _("Outlook sign-in (OAuth)")
+        GMAIL = "gmail", _("Gmail sign-in (OAuth)")
+
+    name = models.CharField(max_length=100)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(default=587)
+    security = models.CharField(
+        max_length=10, choices=Security.choices, default=Security.STARTTLS
+    )
+    auth_method = models.CharField(
+        max_length=10, choices=AuthMethod.choices, default=AuthMethod.PASSWORD
+    )
+    username = models.CharField(max_length=255, blank=True)
+    password = EncryptedTextField(blank=True)
+    oauth_grant = models.ForeignKey(
+        "mailservers.OAuthGrant",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="outgoing_servers",
+    )
+    from_filter = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text=_(
+            "Addresses or domains this server sends for, separated by commas "
+            "(e.g. sales@example.com, example.org). Empty: any sender."
+        ),
+    )
+    priority = models.PositiveSmallIntegerField(
+        default=10, help_text=_("Among equal matches, the lowest number is used.")
+    )
+    is_active = models.BooleanField(default=True)
+    limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    limit_per_hour = models.PositiveIntegerField(null=True, blank=True)
+    limit_per_day = models.PositiveIntegerField(null=True, blank=True)
+    preset = models.CharField(max_length=20, blank=True)
+    # Set on a sending quota or an auth/config problem: its mail waits until then.
+    paused_until = models.DateTimeField(null=True, blank=True)
+    needs_attention = models.BooleanField(default=False)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("mailservers:outgoing-edit", args=[self.pk])
+
+    @property
+    def filter_entries(self) -> list[str]:
+        """The From Filter as lower-case addresses and domains."""
+        return [e.strip().lower() for e in self.from_filter.split(",") if e.strip()]
+
+    def matches_address(self, address: str) -> bool:
+        return address.lower() in self.filter_entries
+
+    def matches_domain(self, address: str) -> bool:
+        domain = address.rpartition("@")[2].lower()
+        return bool(domain) and domain in self.filter_entries
+
+    @property
+    def limits(self) -> list[tuple[int, int]]:
+        """``(seconds, max mails)`` for each limit that is set."""
+        pairs = [
+            (60, self.limit_per_minute),
+            (3600, self.limit_per_hour),
+            (86400, self.limit_per_day),
+        ]
+        return [(seconds, limit) for seconds, limit in pairs if limit]
+
+    @property
+    def is_paused(self) -> bool:
+        return bool(self.paused_until and self.paused_until > timezone.now())
+
+
+class OutgoingMail(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        DEFERRED = "deferred", _("Deferred")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    # States a drain pass may pick up (when next_attempt_at is due).
+    PENDING = (State.QUEUED, State.DEFERRED)
+
+    feed_message = models.ForeignKey(
+        "feed.Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="outgoing_mails",
+    )
+    content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    record = GenericForeignKey("content_type", "object_id")
+    # None: the deployment's default server (KNOWLIX_SMTP_URL).
+    server = models.ForeignKey(
+        OutgoingServer,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="mails",
+    )
+    server_label = models.CharField(max_length=200, blank=True)
+    selection_reason = models.CharField(max_length=200, blank=True)
+    from_address = models.CharField(max_length=320)  # header From and MAIL FROM
+    from_name = models.CharField(max_length=200, blank=True)
+    original_from = models.CharField(max_length=320, blank=True)  # set when rewritten
+    reply_to = models.CharField(max_length=1000, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    message_id = models.CharField(max_length=998, unique=True)
+    raw = models.BinaryField(editable=False)
+    size = models.PositiveIntegerField(default=0)
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.QUEUED, db_index=True
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["content_type", "object_id"]),
+            models.Index(fields=["state", "next_attempt_at"]),
+            models.Index(fields=["server", "sent_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject or self.message_id} ({self.state})"
+
+    @property
+    def is_rewritten(self) -> bool:
+        return bool(self.original_from)
+
+
+class OutgoingRecipient(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        DEFERRED = "deferred", _("Deferred")
+        FAILED = "failed", _("Failed")
+        BOUNCED = "bounced", _("Bounced")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Kind(models.TextChoices):
+        TO = "to", "To"
+        CC = "cc", "Cc"
+        BCC = "bcc", "Bcc"
+
+    PENDING = (State.QUEUED, State.DEFERRED)
+
+    mail = models.ForeignKey(
+        OutgoingMail, on_delete=models.CASCADE, related_name="recipients"
+    )
+    message_recipient = models.ForeignKey(
+        "feed.MessageRecipient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
+    )
+    address = models.CharField(max_length=320)
+    name = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=3, choices=Kind.choices, default=Kind.TO)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["mail_id", "id"]
+        indexes = [models.Index(fields=["mail", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.state})"
+
+
+class CaughtMail(models.Model):
+    """A message the local mail catcher received (the *Local mailbox* page)."""
+
+    mail_from = models.CharField(max_length=320, blank=True)
+    rcpt_tos = models.JSONField(default=list)
+    subject = models.CharField(max_length=998, blank=True)
+    from_header = models.CharField(max_length=998, blank=True)
+    to_header = models.TextField(blank=True)
+    message_id = models.CharField(max_length=998, blank=True)
+    raw = models.BinaryField()
+    size = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.subject or self.message_id or f"#{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("mailservers:localmailbox-detail", args=[self.pk])
