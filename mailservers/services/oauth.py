@@ -71,6 +71,29 @@ def get_server(*, kind: str, server_id: int) -> models.Model:
     return model.objects.get(pk=server_id)
 
 
+def provider_for(server: models.Model) -> str | None:
+    """``"outlook"``/``"gmail"`` when the server authenticates with OAuth, else None."""
+    method = getattr(server, "auth_method", "")
+    return method if method in config.CONFIRM_PATHS else None
+
+
+def server_url(server: models.Model) -> str:
+    return server.get_absolute_url()
+
+
+def servers_of_grant(grant: OAuthGrant) -> list[tuple[str, models.Model]]:
+    """``(kind, server)`` for the outgoing and incoming servers that use ``grant``."""
+    servers: list[tuple[str, models.Model]] = []
+    for kind, related_name in (
+        ("outgoing", "outgoing_servers"),
+        ("incoming", "incoming_servers"),
+    ):
+        manager = getattr(grant, related_name, None)
+        if manager is not None:
+            servers.extend((kind, server) for server in manager.all())
+    return servers
+
+
 def start_authorization(
     *,
     user: AbstractBaseUser,

@@ -1,1 +1,44 @@
-"""Celery tasks of the oauth side (thin: ids in, one service call)."""
+"""Celery tasks of the OAuth side (thin: ids in, one service call).
+
+``keep_oauth_grants_alive`` runs daily (beat entry ``keep-oauth-grants-alive``): it
+refreshes every valid grant not renewed for ``KEEPALIVE_DAYS``, so an unused refresh
+token never silently expires (Microsoft: 90 days of inactivity) and a revoked one is
+noticed, and its owner told, before mail needs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+from django.db.models import Q
+from django.utils import timezone
+
+from mailservers.errors import OAuthProviderUnavailable, PermanentError
+from mailservers.models import OAuthGrant
+from mailservers.services import oauth as services
+
+__all__ = ["keep_oauth_grants_alive", "refresh_oauth_grant"]
+
+KEEPALIVE_DAYS = 7
+
+
+@shared_task(bind=True, max_retries=5)
+def refresh_oauth_grant(self, grant_id: int) -> None:  # noqa: ANN001
+    try:
+        services.keep_grant_alive(grant_id=grant_id)
+    except OAuthProviderUnavailable as exc:
+        raise self.retry(exc=exc, countdown=300 * 2**self.request.retries) from exc
+    except PermanentError:
+        return  # recorded on the grant (needs reconnect / config error) and notified
+
+
+@shared_task
+def keep_oauth_grants_alive() -> None:
+    stale = timezone.now() - dt.timedelta(days=KEEPALIVE_DAYS)
+    ids = OAuthGrant.objects.filter(
+        Q(last_success_at__lt=stale) | Q(last_success_at__isnull=True),
+        state=OAuthGrant.State.VALID,
+    ).values_list("pk", flat=True)
+    for grant_id in ids:
+        refresh_oauth_grant.delay(grant_id)
