@@ -29,7 +29,7 @@ def notify_needs_reconnect(*, grant: OAuthGrant) -> Message:
         "<p>Open the account and click <em>Reconnect</em>, then sign in again.</p>"
     )
     message = Message.objects.create(
-        record=grant,
+        content_object=grant,
         kind=Message.Kind.NOTIFICATION,
         subject=subject[:998],
         body_html=body,
