@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from feed.models import Message
+from feed.models import Message, MessageRecipient
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +33,13 @@ def queue_message_mail(
         len(addressees),
         for_users,
     )
+
+
+def recipient_related() -> tuple[str, ...]:
+    """``select_related`` paths that bring a recipient's delivery state."""
+    return ()
+
+
+def delivery_state(recipient: MessageRecipient) -> tuple[str, str]:
+    """(state, reason) of the mail sent to ``recipient``; ("", "") if none."""
+    return ("", "")

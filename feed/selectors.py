@@ -1,10 +1,34 @@
-"""Reads of the feed: each returns rows already joined/prefetched for its page."""
+"""Reads of the feed: each returns rows already joined/prefetched for its page.
+
+The first screen of a record's feed costs a fixed number of queries whatever the
+number of messages (see bench/feed.py): one page of messages with their authors,
+then one query each for attachments (with blobs) and recipients (with delivery).
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+import datetime as dt
+from dataclasses import dataclass
 
-from feed.models import Notification
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Model, Prefetch, QuerySet
+from django.utils import timezone
+
+from feed.models import (
+    Activity,
+    ActivityType,
+    Attachment,
+    Follower,
+    Message,
+    MessageRecipient,
+    Notification,
+    Subtype,
+)
+from knowlix.access import can_view_record
+
+FEED_PAGE_SIZE = 30
+MAX_FOCUS = 500
 
 
 def unread_count(user: AbstractBaseUser | AnonymousUser) -> int:
@@ -12,3 +36,186 @@ def unread_count(user: AbstractBaseUser | AnonymousUser) -> int:
     if not user.is_authenticated:
         return 0
     return Notification.objects.filter(user=user, is_read=False).count()
+
+
+def _record_filter(record: Model) -> dict:
+    return {
+        "content_type": ContentType.objects.get_for_model(record),
+        "object_id": record.pk,
+    }
+
+
+def recipient_queryset() -> QuerySet[MessageRecipient]:
+    """Recipients with what is needed to show their delivery state."""
+    from feed.delivery import recipient_related
+
+    return MessageRecipient.objects.select_related(*recipient_related()).order_by("id")
+
+
+def message_queryset() -> QuerySet[Message]:
+    """Messages with authors, subtype, attachments and recipients prefetched."""
+    return Message.objects.select_related(
+        "author_user", "author_contact", "subtype", "parent"
+    ).prefetch_related(
+        Prefetch(
+            "attachments",
+            queryset=Attachment.objects.select_related("blob").order_by("id"),
+        ),
+        Prefetch("recipients", queryset=recipient_queryset()),
+    )
+
+
+@dataclass
+class FeedPage:
+    messages: list[Message]
+    has_more: bool
+
+    @property
+    def oldest_id(self) -> int | None:
+        return self.messages[-1].pk if self.messages else None
+
+
+def feed_page(
+    *,
+    record: Model,
+    before_id: int | None = None,
+    focus_id: int | None = None,
+    size: int = FEED_PAGE_SIZE,
+) -> FeedPage:
+    """One page of ``record``'s messages, newest first.
+
+    ``before_id`` pages back from a message; ``focus_id`` makes the page long enough
+    to reach that message (a link from the inbox), up to ``MAX_FOCUS`` messages.
+    """
+    qs = message_queryset().filter(**_record_filter(record))
+    if before_id is not None:
+        anchor = _created_at(before_id)
+        if anchor is not None:
+            qs = qs.filter(created_at__lte=anchor).exclude(
+                created_at=anchor, id__gte=before_id
+            )
+    if focus_id is not None and before_id is None:
+        anchor = _created_at(focus_id)
+        if anchor is not None:
+            older_than_page = (
+                Message.objects.filter(**_record_filter(record), created_at__gte=anchor)
+                .order_by()
+                .count()
+            )
+            size = min(max(size, older_than_page), MAX_FOCUS)
+    rows = list(qs.order_by("-created_at", "-id")[: size + 1])
+    return FeedPage(messages=rows[:size], has_more=len(rows) > size)
+
+
+def _created_at(message_id: int) -> dt.datetime | None:
+    row = Message.objects.filter(pk=message_id).values("created_at").first()
+    return row["created_at"] if row else None
+
+
+def record_followers(*, record: Model) -> list[Follower]:
+    return list(
+        Follower.objects.filter(**_record_filter(record))
+        .select_related("user", "contact")
+        .prefetch_related("subtypes")
+        .order_by("id")
+    )
+
+
+def record_activities(*, record: Model) -> list[Activity]:
+    return list(
+        Activity.objects.filter(**_record_filter(record)).select_related(
+            "activity_type", "assignee"
+        )
+    )
+
+
+def subtypes() -> list[Subtype]:
+    return list(Subtype.objects.all())
+
+
+def activity_types() -> list[ActivityType]:
+    return list(ActivityType.objects.all())
+
+
+def inbox(
+    *, user: AbstractBaseUser, unread_only: bool = False
+) -> QuerySet[Notification]:
+    qs = Notification.objects.filter(user=user).select_related(
+        "message__author_user",
+        "message__author_contact",
+        "message__content_type",
+        "message__subtype",
+    )
+    if unread_only:
+        qs = qs.filter(is_read=False)
+    return qs.order_by("-created_at", "-id")
+
+
+@dataclass
+class ActivityGroup:
+    state: Activity.State
+    label: str
+    activities: list[Activity]
+
+
+def my_activities(
+    *, user: AbstractBaseUser, today: dt.date | None = None
+) -> list[ActivityGroup]:
+    """The user's activities across every record kind, grouped overdue/today/planned.
+
+    Activities on records the user may no longer see are left out.
+    """
+    today = today or timezone.localdate()
+    rows = list(
+        Activity.objects.filter(assignee=user)
+        .select_related("activity_type", "content_type")
+        .order_by("due_date", "id")
+    )
+    attach_records(rows)
+    groups = {s: ActivityGroup(s, label, []) for s, label in Activity.State.choices}
+    for activity in rows:
+        if activity.linked_record is None:
+            continue
+        if not can_view_record(user, activity.linked_record):
+            continue
+        groups[activity.state_on(today)].activities.append(activity)
+    return list(groups.values())
+
+
+def attach_records(rows: list) -> None:
+    """Set ``linked_record`` on rows with a generic link: one query per record kind."""
+    wanted: dict[int, set[int]] = {}
+    for row in rows:
+        wanted.setdefault(row.content_type_id, set()).add(row.object_id)
+    found: dict[tuple[int, int], Model] = {}
+    for ct_id, ids in wanted.items():
+        model = ContentType.objects.get_for_id(ct_id).model_class()
+        if model is None:
+            continue
+        for obj in model._default_manager.filter(pk__in=ids):
+            found[(ct_id, obj.pk)] = obj
+    for row in rows:
+        row.linked_record = found.get((row.content_type_id, row.object_id))
+
+
+def due_activities_by_user(*, today: dt.date) -> dict[int, list[Activity]]:
+    """Activities due today or overdue, per assignee id (for the daily digest)."""
+    rows = list(
+        Activity.objects.filter(due_date__lte=today, assignee__is_active=True)
+        .select_related("activity_type", "assignee", "content_type")
+        .order_by("assignee_id", "due_date", "id")
+    )
+    attach_records(rows)
+    by_user: dict[int, list[Activity]] = {}
+    for activity in rows:
+        if activity.linked_record is not None:
+            by_user.setdefault(activity.assignee_id, []).append(activity)
+    return by_user
+
+
+def get_attachment(*, attachment_id: int) -> Attachment | None:
+    return (
+        Attachment.objects.select_related("blob", "message", "message__content_type")
+        .filter(pk=attachment_id)
+        .first()
+    )

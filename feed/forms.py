@@ -1,0 +1,157 @@
+"""Forms of the record feed: composer, followers, activities."""
+
+from __future__ import annotations
+
+import re
+from email.utils import getaddresses
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils.html import urlize
+from django.utils.translation import gettext_lazy as _
+
+from feed.models import ActivityType, Message, Subtype
+
+
+def text_as_html(text: str) -> str:
+    """Typed plain text as HTML: escaped, links made clickable, paragraphs kept."""
+    paragraphs = re.split(r"\n\s*\n", (text or "").strip())
+    return "".join(
+        "<p>" + urlize(p, nofollow=True, autoescape=True).replace("\n", "<br>") + "</p>"
+        for p in paragraphs
+        if p
+    )
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        kwargs.setdefault("widget", MultipleFileInput())
+        kwargs.setdefault("required", False)
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):  # noqa: ANN001, ANN201
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data if item]
+        return [single(data, initial)] if data else []
+
+
+class MessageForm(forms.Form):
+    """*Send message* (kind email) and *Log note* (kind note) share this form."""
+
+    kind = forms.ChoiceField(
+        choices=[
+            (Message.Kind.EMAIL, _("Send message")),
+            (Message.Kind.NOTE, _("Log note")),
+        ],
+        widget=forms.HiddenInput,
+    )
+    subject = forms.CharField(max_length=200, required=False)
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), required=False, strip=True
+    )
+    recipients = forms.CharField(
+        required=False,
+        label=_("Add recipients"),
+        help_text=_("Email addresses, separated by commas."),
+    )
+    attachments = MultipleFileField(label=_("Attach files"))
+
+    def clean_recipients(self) -> list[str]:
+        raw = self.cleaned_data.get("recipients", "")
+        addresses = []
+        for name, address in getaddresses([raw]):
+            if not address:
+                continue
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise ValidationError(
+                    _("%(address)s is not an email address."),
+                    params={"address": address},
+                ) from None
+            addresses.append(f"{name} <{address}>" if name else address)
+        return addresses
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not data.get("body") and not data.get("attachments"):
+            self.add_error("body", _("Write something or attach a file."))
+        if data.get("kind") == Message.Kind.NOTE and data.get("recipients"):
+            self.add_error("recipients", _("Notes are internal: no recipients."))
+        return data
+
+    def service_kwargs(self) -> dict:
+        """Arguments for ``feed.services.post_message`` (the body is plain text)."""
+        data = self.cleaned_data
+        text = data.get("body", "")
+        return {
+            "kind": data["kind"],
+            "subject": data.get("subject", ""),
+            "body_html": text_as_html(text),
+            "body_text": text,
+            "recipients": data.get("recipients", []),
+            "attachments": data.get("attachments", []),
+        }
+
+
+class ActivityForm(forms.Form):
+    activity_type = forms.ModelChoiceField(
+        queryset=ActivityType.objects.all(), empty_label=None, label=_("Activity type")
+    )
+    summary = forms.CharField(max_length=200, required=False)
+    due_date = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Empty: the type's default delay."),
+    )
+    assignee = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        required=False,
+        help_text=_("Empty: you."),
+    )
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def service_kwargs(self, *, user) -> dict:  # noqa: ANN001
+        data = self.cleaned_data
+        return {
+            "activity_type": data["activity_type"],
+            "summary": data.get("summary", ""),
+            "due_date": data.get("due_date"),
+            "assignee": data.get("assignee") or user,
+            "note": text_as_html(data.get("note", "")),
+        }
+
+
+class DoneForm(forms.Form):
+    feedback = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, label=_("Feedback")
+    )
+
+
+class AddFollowerForm(forms.Form):
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        required=False,
+    )
+    email = forms.EmailField(required=False, label=_("or a contact's email"))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not data.get("user") and not data.get("email"):
+            raise ValidationError(_("Choose a user or give an email address."))
+        return data
+
+
+class SubscriptionForm(forms.Form):
+    subtypes = forms.ModelMultipleChoiceField(
+        queryset=Subtype.objects.all(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )

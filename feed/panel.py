@@ -1,0 +1,52 @@
+"""The context of a record's feed panel, shared by the template tag and the views.
+
+The panel is rendered inside the record page (``{% include "feed/_panel.html" %}``)
+and re-rendered alone by the feed's htmx views after each post.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Model
+
+from feed import selectors
+from feed.forms import ActivityForm, AddFollowerForm, DoneForm, MessageForm
+from feed.models import Message
+from knowlix.access import can_change_model
+
+
+def panel_context(
+    *,
+    record: Model,
+    user: AbstractBaseUser,
+    message_form: MessageForm | None = None,
+    note_form: MessageForm | None = None,
+    activity_form: ActivityForm | None = None,
+    follower_form: AddFollowerForm | None = None,
+    open_composer: str = "",
+    focus_message_id: int | None = None,
+) -> dict:
+    ct = ContentType.objects.get_for_model(record)
+    page = selectors.feed_page(record=record, focus_id=focus_message_id)
+    followers = selectors.record_followers(record=record)
+    me = next((f for f in followers if f.user_id == user.pk), None)
+    return {
+        "record": record,
+        "record_ct_id": ct.pk,
+        "can_write": can_change_model(user, type(record)),
+        "page": page,
+        "messages": page.messages,
+        "followers": followers,
+        "my_follower": me,
+        "activities": selectors.record_activities(record=record),
+        "message_form": message_form
+        or MessageForm(initial={"kind": Message.Kind.EMAIL}, auto_id="msg_%s"),
+        "note_form": note_form
+        or MessageForm(initial={"kind": Message.Kind.NOTE}, auto_id="note_%s"),
+        "activity_form": activity_form or ActivityForm(auto_id="act_%s"),
+        "follower_form": follower_form or AddFollowerForm(auto_id="fol_%s"),
+        "done_form": DoneForm(),
+        "open_composer": open_composer,
+        "subtypes": selectors.subtypes(),
+    }

@@ -1,0 +1,284 @@
+"""Views of the feed: the record panel (htmx), attachments, inbox, my activities.
+
+Every record view goes through ``knowlix.access.get_record_for_user``: a record the
+user may not see is a 404, a read-only one refuses writes (403). POSTs answer htmx
+with the re-rendered panel and plain browsers with a redirect to the record.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from feed import selectors, services
+from feed.errors import FeedError
+from feed.forms import ActivityForm, AddFollowerForm, DoneForm, MessageForm
+from feed.models import Activity, Follower, Message, Notification
+from feed.panel import panel_context
+from feed.recipients import find_or_create_contact
+from feed.templatetags.feed_tags import INLINE_TYPES
+from knowlix.access import get_record_for_user
+from knowlix.decorators import technical_required
+from knowlix.models import Record
+
+
+def _panel_response(
+    request: HttpRequest, record: Record, *, status: int = 200, **forms: object
+) -> HttpResponse:
+    if not request.htmx and status == 200:
+        return redirect(record.get_absolute_url() + "#feed")
+    context = panel_context(record=record, user=request.user, **forms)
+    return render(request, "feed/_feed.html", context, status=status)
+
+
+@login_required
+@require_GET
+def panel(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+    record = get_record_for_user(request.user, ct_id, object_id)
+    context = panel_context(record=record, user=request.user)
+    return render(request, "feed/_feed.html", context)
+
+
+@login_required
+@require_GET
+def older_messages(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+    record = get_record_for_user(request.user, ct_id, object_id)
+    before = request.GET.get("before", "")
+    page = selectors.feed_page(
+        record=record, before_id=int(before) if before.isdigit() else None
+    )
+    context = {"record": record, "page": page, "messages": page.messages}
+    context["record_ct_id"] = ct_id
+    return render(request, "feed/_messages.html", context)
+
+
+@login_required
+@require_POST
+def post_message_view(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+    record = get_record_for_user(request.user, ct_id, object_id, write=True)
+    form = MessageForm(request.POST, request.FILES)
+    is_note = request.POST.get("kind") == Message.Kind.NOTE
+    form.auto_id = "note_%s" if is_note else "msg_%s"
+    if form.is_valid():
+        try:
+            services.post_message(
+                record=record, author=request.user, **form.service_kwargs()
+            )
+        except FeedError as exc:
+            form.add_error("attachments", exc.user_message)
+        else:
+            return _panel_response(request, record)
+    composer = "note" if is_note else "message"
+    forms = {"note_form" if is_note else "message_form": form}
+    return _panel_response(request, record, status=422, open_composer=composer, **forms)
+
+
+@login_required
+@require_POST
+def follow_view(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+    record = get_record_for_user(request.user, ct_id, object_id)
+    if request.POST.get("action") == "unfollow":
+        services.unfollow(record=record, user=request.user)
+    else:
+        services.follow(record=record, user=request.user)
+    return _panel_response(request, record)
+
+
+@login_required
+@require_POST
+def add_follower(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+    record = get_record_for_user(request.user, ct_id, object_id, write=True)
+    form = AddFollowerForm(request.POST, auto_id="fol_%s")
+    if not form.is_valid():
+        return _panel_response(
+            request, record, status=422, follower_form=form, open_composer="followers"
+        )
+    if form.cleaned_data.get("user"):
+        services.follow(record=record, user=form.cleaned_data["user"])
+    if form.cleaned_data.get("email"):
+        contact = find_or_create_contact(form.cleaned_data["email"])
+        services.follow(record=record, contact=contact)
+    return _panel_response(request, record)
+
+
+def _follower_for_write(request: HttpRequest, follower_id: int) -> tuple:
+    follower = get_object_or_404(Follower, pk=follower_id)
+    record = get_record_for_user(
+        request.user, follower.content_type_id, follower.object_id, write=True
+    )
+    return follower, record
+
+
+@login_required
+@require_POST
+def remove_follower(request: HttpRequest, follower_id: int) -> HttpResponse:
+    follower, record = _follower_for_write(request, follower_id)
+    follower.delete()
+    return _panel_response(request, record)
+
+
+@login_required
+@require_POST
+def edit_subscription(request: HttpRequest, follower_id: int) -> HttpResponse:
+    follower, record = _follower_for_write(request, follower_id)
+    chosen = [int(i) for i in request.POST.getlist("subtypes") if i.isdigit()]
+    subtypes = [s for s in selectors.subtypes() if s.pk in chosen]
+    if follower.contact_id:
+        subtypes = [s for s in subtypes if not s.internal]
+    services.follow(
+        record=record,
+        user=follower.user,
+        contact=follower.contact,
+        subtypes=subtypes,
+    )
+    return _panel_response(request, record)
+
+
+@login_required
+@require_POST
+def schedule_activity(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+    record = get_record_for_user(request.user, ct_id, object_id, write=True)
+    form = ActivityForm(request.POST, auto_id="act_%s")
+    if not form.is_valid():
+        return _panel_response(
+            request, record, status=422, activity_form=form, open_composer="activity"
+        )
+    services.schedule_activity(
+        record=record,
+        created_by=request.user,
+        **form.service_kwargs(user=request.user),
+    )
+    return _panel_response(request, record)
+
+
+def _activity_for_write(request: HttpRequest, activity_id: int) -> tuple:
+    activity = get_object_or_404(Activity, pk=activity_id)
+    record = get_record_for_user(
+        request.user, activity.content_type_id, activity.object_id, write=True
+    )
+    return activity, record
+
+
+@login_required
+@require_POST
+def activity_done(request: HttpRequest, activity_id: int) -> HttpResponse:
+    activity, record = _activity_for_write(request, activity_id)
+    form = DoneForm(request.POST)
+    feedback = form.cleaned_data["feedback"] if form.is_valid() else ""
+    services.mark_activity_done(activity=activity, user=request.user, feedback=feedback)
+    if request.POST.get("next") == "my-activities":
+        return redirect("feed:my-activities")
+    return _panel_response(request, record)
+
+
+@login_required
+@require_POST
+def activity_cancel(request: HttpRequest, activity_id: int) -> HttpResponse:
+    activity, record = _activity_for_write(request, activity_id)
+    services.cancel_activity(activity=activity)
+    return _panel_response(request, record)
+
+
+@login_required
+@require_GET
+def attachment(request: HttpRequest, attachment_id: int, filename: str) -> HttpResponse:
+    """Serve a file to users who may see its record; only safe types inline."""
+    row = selectors.get_attachment(attachment_id=attachment_id)
+    if row is None or row.message is None:
+        raise Http404("No such file")
+    get_record_for_user(
+        request.user, row.message.content_type_id, row.message.object_id
+    )
+    inline = row.mimetype in INLINE_TYPES and request.GET.get("download") != "1"
+    response = FileResponse(
+        row.blob.file.open("rb"),
+        as_attachment=not inline,
+        filename=row.filename,
+        content_type=row.mimetype if inline else "application/octet-stream",
+    )
+    response["Content-Security-Policy"] = "sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    unread_only = request.GET.get("filter") == "unread"
+    qs = selectors.inbox(user=request.user, unread_only=unread_only)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    selectors.attach_records([n.message for n in rows])
+    context = {
+        "page_obj": page,
+        "notifications": rows,
+        "unread_only": unread_only,
+        "unread": selectors.unread_count(request.user),
+    }
+    return render(request, "feed/inbox.html", context)
+
+
+@login_required
+@require_POST
+def inbox_read_all(request: HttpRequest) -> HttpResponse:
+    count = services.mark_notifications_read(user=request.user)
+    flash.success(request, _("%(n)d notification(s) marked read.") % {"n": count})
+    return redirect("feed:inbox")
+
+
+@login_required
+@require_POST
+def notification_read(request: HttpRequest, notification_id: int) -> HttpResponse:
+    services.mark_notifications_read(
+        user=request.user, notification_ids=[notification_id]
+    )
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = "feed:inbox"
+    return redirect(target or "feed:inbox")
+
+
+@login_required
+@require_GET
+def notification_open(request: HttpRequest, notification_id: int) -> HttpResponse:
+    """Mark the notification read and open its record at the message."""
+    note = get_object_or_404(
+        Notification.objects.select_related("message"),
+        pk=notification_id,
+        user=request.user,
+    )
+    message = note.message
+    record = get_record_for_user(
+        request.user, message.content_type_id, message.object_id
+    )
+    services.mark_notifications_read(user=request.user, notification_ids=[note.pk])
+    url = record.get_absolute_url()
+    return redirect(f"{url}?message={message.pk}#message-{message.pk}")
+
+
+@login_required
+@require_GET
+def my_activities(request: HttpRequest) -> HttpResponse:
+    groups = selectors.my_activities(user=request.user)
+    return render(
+        request, "feed/my_activities.html", {"groups": groups, "done_form": DoneForm()}
+    )
+
+
+@technical_required
+@require_GET
+def message_list(request: HttpRequest) -> HttpResponse:
+    """Technical: every message, newest first (admins in developer mode)."""
+    qs = Message.objects.select_related(
+        "author_user", "author_contact", "content_type"
+    ).order_by("-created_at", "-id")
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    selectors.attach_records(rows)
+    return render(request, "feed/message_list.html", {"page_obj": page, "rows": rows})

@@ -1,0 +1,21 @@
+// The record feed: let htmx swap 422 answers (forms with errors) and open one
+// composer at a time. Everything else is plain htmx attributes in the templates.
+(function () {
+  "use strict";
+  if (window.htmx && !window.knowlixFeedReady) {
+    window.knowlixFeedReady = true;
+    htmx.config.responseHandling = [
+      { code: "204", swap: false },
+      { code: "[23]..", swap: true },
+      { code: "422", swap: true, error: false },
+      { code: "[45]..", swap: false, error: true },
+    ];
+  }
+  document.addEventListener("toggle", function (event) {
+    var opened = event.target;
+    if (!opened.classList || !opened.classList.contains("feed-tab") || !opened.open) return;
+    document.querySelectorAll(".feed-tab[open]").forEach(function (other) {
+      if (other !== opened) other.open = false;
+    });
+  }, true);
+})();
