@@ -1,220 +1,44 @@
-"""OAuth grants for Outlook 365 and Gmail: connect an account, keep its tokens alive.
+"""OAuth access tokens for the SMTP/IMAP engines: fresh, refreshed, never raced.
 
 Invariants:
-- ``state`` is signed, expires, and names a pending ``OAuthAuthorization`` row that
-  is bound to the user and their session and claimed exactly once (an UPDATE that
-  only one request can win): a forged or replayed ``state`` is refused.
 - A grant's tokens change only under its row lock (``select_for_update``, plus a
   per-process lock for threads), and the locked row is re-read first: when another
   worker already refreshed, its token is used. Rotated refresh tokens are saved in
   the same transaction as the access token they came with.
 - ``invalid_grant`` flags the grant *needs reconnect* once and notifies its owner and
   the admins; every caller then gets ``OAuthReconnectRequired``, never a crash.
+Connecting an account (``state``, code exchange) lives in ``oauth_connect``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
-import secrets
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
-from django.apps import apps
-from django.contrib.auth.models import AbstractBaseUser
-from django.core import signing
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
 from mailservers.errors import (
     MailServerError,
     OAuthConfigError,
     OAuthProviderUnavailable,
     OAuthReconnectRequired,
+    ServerAuthError,
 )
-from mailservers.models.oauth import OAuthAuthorization, OAuthGrant
+from mailservers.models.oauth import OAuthGrant
 from mailservers.oauth import config
-from mailservers.oauth.base import TokenResult
 from mailservers.services import oauth_notify
 
 logger = logging.getLogger(__name__)
 
 # Refresh this long before the provider's expiry (clock skew, a slow SMTP dialogue).
 REFRESH_MARGIN = dt.timedelta(minutes=5)
-STATE_SALT = "mailservers.oauth.state"
-STATE_MAX_AGE = 15 * 60  # seconds a user may spend at the provider's consent page
-SERVER_MODELS = {"outgoing": "OutgoingServer", "incoming": "IncomingServer"}
-
-
-class OAuthStateRejected(MailServerError):
-    """The ``state`` on a confirm request is forged, expired, replayed or not ours."""
-
-    default_message = _(
-        "This sign-in link is invalid, expired or was already used. "
-        "Start again with “Connect your account” on the server."
-    )
-
-
-# --- Connecting an account ---------------------------------------------------------
-
-
-def hash_session_key(session_key: str) -> str:
-    return hashlib.sha256(session_key.encode()).hexdigest()
-
-
-def get_server(*, kind: str, server_id: int) -> models.Model:
-    model = apps.get_model("mailservers", SERVER_MODELS[kind])
-    return model.objects.get(pk=server_id)
-
-
-def provider_for(server: models.Model) -> str | None:
-    """``"outlook"``/``"gmail"`` when the server authenticates with OAuth, else None."""
-    method = getattr(server, "auth_method", "")
-    return method if method in config.CONFIRM_PATHS else None
-
-
-def server_url(server: models.Model) -> str:
-    return server.get_absolute_url()
-
-
-def servers_of_grant(grant: OAuthGrant) -> list[tuple[str, models.Model]]:
-    """``(kind, server)`` for the outgoing and incoming servers that use ``grant``."""
-    servers: list[tuple[str, models.Model]] = []
-    for kind, related_name in (
-        ("outgoing", "outgoing_servers"),
-        ("incoming", "incoming_servers"),
-    ):
-        manager = getattr(grant, related_name, None)
-        if manager is not None:
-            servers.extend((kind, server) for server in manager.all())
-    return servers
-
-
-def start_authorization(
-    *,
-    user: AbstractBaseUser,
-    session_key: str,
-    provider: str,
-    server_kind: str,
-    server_id: int,
-) -> str:
-    """Record a pending authorization and return the provider URL to redirect to."""
-    nonce = secrets.token_urlsafe(24)
-    state = signing.dumps({"n": nonce, "u": user.pk}, salt=STATE_SALT)
-    start = config.get_client(provider).start_authorization(
-        redirect_uri=config.redirect_url(provider), state=state
-    )
-    OAuthAuthorization.objects.create(
-        nonce=nonce,
-        user=user,
-        session_hash=hash_session_key(session_key),
-        provider=provider,
-        server_kind=server_kind,
-        server_id=server_id,
-        flow=start.flow,
-    )
-    return start.url
-
-
-def claim_authorization(
-    *, user: AbstractBaseUser, session_key: str, provider: str, state: str
-) -> OAuthAuthorization:
-    """The pending authorization ``state`` names, consumed; else OAuthStateRejected."""
-    try:
-        payload = signing.loads(state, salt=STATE_SALT, max_age=STATE_MAX_AGE)
-    except signing.SignatureExpired as exc:
-        raise OAuthStateRejected(detail="state expired") from exc
-    except signing.BadSignature as exc:
-        raise OAuthStateRejected(detail="state signature invalid") from exc
-    if not isinstance(payload, dict) or payload.get("u") != user.pk:
-        raise OAuthStateRejected(detail="state issued to another user")
-    won = OAuthAuthorization.objects.filter(
-        nonce=str(payload.get("n")),
-        user=user,
-        session_hash=hash_session_key(session_key),
-        provider=provider,
-        consumed_at__isnull=True,
-    ).update(consumed_at=timezone.now())
-    if won != 1:
-        raise OAuthStateRejected(detail="state already used or from another session")
-    authorization = OAuthAuthorization.objects.get(nonce=payload["n"])
-    flow = authorization.flow
-    # The PKCE verifier is needed once: do not keep it.
-    OAuthAuthorization.objects.filter(pk=authorization.pk).update(flow={})
-    authorization.flow = flow
-    return authorization
-
-
-def complete_authorization(
-    *, user: AbstractBaseUser, session_key: str, provider: str, params: dict[str, str]
-) -> tuple[OAuthGrant, models.Model]:
-    """Check ``state``, exchange the code, store the grant on the server.
-
-    Raises OAuthStateRejected, or the provider's error (OAuthReconnectRequired when
-    consent was declined, OAuthConfigError, OAuthProviderUnavailable).
-    """
-    authorization = claim_authorization(
-        user=user,
-        session_key=session_key,
-        provider=provider,
-        state=params.get("state", ""),
-    )
-    result = config.get_client(provider).exchange_code(
-        flow=authorization.flow, params=params
-    )
-    if not result.refresh_token:
-        raise OAuthConfigError(detail="the provider returned no refresh token")
-    return connect_server(
-        user=user,
-        provider=provider,
-        server_kind=authorization.server_kind,
-        server_id=authorization.server_id,
-        result=result,
-    )
-
-
-@transaction.atomic
-def connect_server(
-    *,
-    user: AbstractBaseUser,
-    provider: str,
-    server_kind: str,
-    server_id: int,
-    result: TokenResult,
-) -> tuple[OAuthGrant, models.Model]:
-    """Store fresh tokens on the server's grant (reused on reconnect) and link it."""
-    model = apps.get_model("mailservers", SERVER_MODELS[server_kind])
-    server = model.objects.select_for_update().get(pk=server_id)
-    grant = None
-    if server.oauth_grant_id:
-        grant = OAuthGrant.objects.select_for_update().get(pk=server.oauth_grant_id)
-    if grant is None or grant.provider != provider:
-        grant = OAuthGrant(provider=provider)
-    now = timezone.now()
-    grant.owner = user
-    grant.account_address = result.account or grant.account_address
-    grant.refresh_token = result.refresh_token or grant.refresh_token
-    grant.access_token = result.access_token
-    grant.access_token_expires_at = result.expires_at
-    grant.scope = result.scope
-    grant.state = OAuthGrant.State.VALID
-    grant.last_error = ""
-    grant.last_success_at = now
-    grant.save()
-    server.oauth_grant = grant
-    fields = ["oauth_grant"]
-    if grant.account_address:
-        # XOAUTH2 names the mailbox; an outgoing server only sends as that address.
-        for name in ("username", "from_filter"):
-            if hasattr(server, name):
-                setattr(server, name, grant.account_address)
-                fields.append(name)
-    server.save(update_fields=fields)
-    return grant, server
+T = TypeVar("T")
 
 
 # --- Access tokens (SMTP/IMAP engines call these) ---------------------------------
@@ -332,6 +156,54 @@ def _copy_token_fields(*, source: OAuthGrant, target: OAuthGrant) -> None:
         "last_success_at",
     ):
         setattr(target, name, getattr(source, name))
+
+
+class GrantTokenProvider:
+    """The ``token`` callable for SMTP/IMAP engines; remembers what it handed out.
+
+    ``provider()`` returns a valid token; after ``refuse()`` the next call refreshes
+    (once more) instead of returning the token the server just refused.
+    """
+
+    def __init__(self, grant: OAuthGrant) -> None:
+        self.grant = grant
+        self.last_token: str | None = None
+        self._refused: str | None = None
+
+    def __call__(self) -> str:
+        self.last_token = get_access_token(self.grant, failed_token=self._refused)
+        self._refused = None
+        return self.last_token
+
+    def refuse(self) -> None:
+        self._refused = self.last_token or ""
+
+
+def with_fresh_token(
+    grant: OAuthGrant, attempt: Callable[[GrantTokenProvider], T]
+) -> T:
+    """Run ``attempt(token)``; if the server refuses the token, refresh and retry once.
+
+    ``attempt`` opens the connection with ``token`` as its XOAUTH2 callable and
+    raises ``ServerAuthError`` when authentication fails. A second refusal is
+    recorded on the grant and re-raised (the mailbox may lack SMTP AUTH or IMAP).
+    """
+    token = GrantTokenProvider(grant)
+    try:
+        return attempt(token)
+    except OAuthReconnectRequired:
+        raise
+    except ServerAuthError:
+        if token.last_token is None:
+            raise
+        token.refuse()
+    try:
+        return attempt(token)
+    except OAuthReconnectRequired:
+        raise
+    except ServerAuthError as exc:
+        record_grant_refused(grant=grant, reason=exc.user_message)
+        raise
 
 
 def record_grant_refused(*, grant: OAuthGrant, reason: str) -> None:

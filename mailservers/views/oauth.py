@@ -26,7 +26,7 @@ from mailservers.errors import (
 from mailservers.models import OAuthGrant
 from mailservers.oauth import config
 from mailservers.oauth.forms import OAuthClientsForm
-from mailservers.services import oauth as services
+from mailservers.services import oauth_connect as services
 
 logger = logging.getLogger(__name__)
 

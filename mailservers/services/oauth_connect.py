@@ -1,0 +1,195 @@
+"""Connecting an Outlook 365 or Gmail account to a server (authorization-code flow).
+
+Invariant: ``state`` is signed, expires, and names a pending ``OAuthAuthorization``
+row bound to the user and their session; the row is claimed exactly once (an UPDATE
+only one request can win), so a forged, foreign or replayed ``state`` is refused
+before any code is exchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.apps import apps
+from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from mailservers.errors import MailServerError, OAuthConfigError
+from mailservers.models.oauth import OAuthAuthorization, OAuthGrant
+from mailservers.oauth import config
+from mailservers.oauth.base import TokenResult
+
+STATE_SALT = "mailservers.oauth.state"
+STATE_MAX_AGE = 15 * 60  # seconds a user may spend at the provider's consent page
+SERVER_MODELS = {"outgoing": "OutgoingServer", "incoming": "IncomingServer"}
+
+
+class OAuthStateRejected(MailServerError):
+    """The ``state`` on a confirm request is forged, expired, replayed or not ours."""
+
+    default_message = _(
+        "This sign-in link is invalid, expired or was already used. "
+        "Start again with “Connect your account” on the server."
+    )
+
+
+# --- Servers ---------------------------------------------------------
+
+
+def hash_session_key(session_key: str) -> str:
+    return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def get_server(*, kind: str, server_id: int) -> models.Model:
+    model = apps.get_model("mailservers", SERVER_MODELS[kind])
+    return model.objects.get(pk=server_id)
+
+
+def provider_for(server: models.Model) -> str | None:
+    """``"outlook"``/``"gmail"`` when the server authenticates with OAuth, else None."""
+    method = getattr(server, "auth_method", "")
+    return method if method in config.CONFIRM_PATHS else None
+
+
+def server_url(server: models.Model) -> str:
+    return server.get_absolute_url()
+
+
+def servers_of_grant(grant: OAuthGrant) -> list[tuple[str, models.Model]]:
+    """``(kind, server)`` for the outgoing and incoming servers that use ``grant``."""
+    servers: list[tuple[str, models.Model]] = []
+    for kind, related_name in (
+        ("outgoing", "outgoing_servers"),
+        ("incoming", "incoming_servers"),
+    ):
+        manager = getattr(grant, related_name, None)
+        if manager is not None:
+            servers.extend((kind, server) for server in manager.all())
+    return servers
+
+
+def start_authorization(
+    *,
+    user: AbstractBaseUser,
+    session_key: str,
+    provider: str,
+    server_kind: str,
+    server_id: int,
+) -> str:
+    """Record a pending authorization and return the provider URL to redirect to."""
+    nonce = secrets.token_urlsafe(24)
+    state = signing.dumps({"n": nonce, "u": user.pk}, salt=STATE_SALT)
+    start = config.get_client(provider).start_authorization(
+        redirect_uri=config.redirect_url(provider), state=state
+    )
+    OAuthAuthorization.objects.create(
+        nonce=nonce,
+        user=user,
+        session_hash=hash_session_key(session_key),
+        provider=provider,
+        server_kind=server_kind,
+        server_id=server_id,
+        flow=start.flow,
+    )
+    return start.url
+
+
+def claim_authorization(
+    *, user: AbstractBaseUser, session_key: str, provider: str, state: str
+) -> OAuthAuthorization:
+    """The pending authorization ``state`` names, consumed; else OAuthStateRejected."""
+    try:
+        payload = signing.loads(state, salt=STATE_SALT, max_age=STATE_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise OAuthStateRejected(detail="state expired") from exc
+    except signing.BadSignature as exc:
+        raise OAuthStateRejected(detail="state signature invalid") from exc
+    if not isinstance(payload, dict) or payload.get("u") != user.pk:
+        raise OAuthStateRejected(detail="state issued to another user")
+    won = OAuthAuthorization.objects.filter(
+        nonce=str(payload.get("n")),
+        user=user,
+        session_hash=hash_session_key(session_key),
+        provider=provider,
+        consumed_at__isnull=True,
+    ).update(consumed_at=timezone.now())
+    if won != 1:
+        raise OAuthStateRejected(detail="state already used or from another session")
+    authorization = OAuthAuthorization.objects.get(nonce=payload["n"])
+    flow = authorization.flow
+    # The PKCE verifier is needed once: do not keep it.
+    OAuthAuthorization.objects.filter(pk=authorization.pk).update(flow={})
+    authorization.flow = flow
+    return authorization
+
+
+def complete_authorization(
+    *, user: AbstractBaseUser, session_key: str, provider: str, params: dict[str, str]
+) -> tuple[OAuthGrant, models.Model]:
+    """Check ``state``, exchange the code, store the grant on the server.
+
+    Raises OAuthStateRejected, or the provider's error (OAuthReconnectRequired when
+    consent was declined, OAuthConfigError, OAuthProviderUnavailable).
+    """
+    authorization = claim_authorization(
+        user=user,
+        session_key=session_key,
+        provider=provider,
+        state=params.get("state", ""),
+    )
+    result = config.get_client(provider).exchange_code(
+        flow=authorization.flow, params=params
+    )
+    if not result.refresh_token:
+        raise OAuthConfigError(detail="the provider returned no refresh token")
+    return connect_server(
+        user=user,
+        provider=provider,
+        server_kind=authorization.server_kind,
+        server_id=authorization.server_id,
+        result=result,
+    )
+
+
+@transaction.atomic
+def connect_server(
+    *,
+    user: AbstractBaseUser,
+    provider: str,
+    server_kind: str,
+    server_id: int,
+    result: TokenResult,
+) -> tuple[OAuthGrant, models.Model]:
+    """Store fresh tokens on the server's grant (reused on reconnect) and link it."""
+    model = apps.get_model("mailservers", SERVER_MODELS[server_kind])
+    server = model.objects.select_for_update().get(pk=server_id)
+    grant = None
+    if server.oauth_grant_id:
+        grant = OAuthGrant.objects.select_for_update().get(pk=server.oauth_grant_id)
+    if grant is None or grant.provider != provider:
+        grant = OAuthGrant(provider=provider)
+    now = timezone.now()
+    grant.owner = user
+    grant.account_address = result.account or grant.account_address
+    grant.refresh_token = result.refresh_token or grant.refresh_token
+    grant.access_token = result.access_token
+    grant.access_token_expires_at = result.expires_at
+    grant.scope = result.scope
+    grant.state = OAuthGrant.State.VALID
+    grant.last_error = ""
+    grant.last_success_at = now
+    grant.save()
+    server.oauth_grant = grant
+    fields = ["oauth_grant"]
+    if grant.account_address:
+        # XOAUTH2 names the mailbox; an outgoing server only sends as that address.
+        for name in ("username", "from_filter"):
+            if hasattr(server, name):
+                setattr(server, name, grant.account_address)
+                fields.append(name)
+    server.save(update_fields=fields)
+    return grant, server
