@@ -1,1 +1,494 @@
-"""Incoming mail services."""
+"""Poll incoming mail servers (IMAP/POP3) into the routing pipeline, exactly once.
+
+Invariants:
+- One poll per server at a time: a lease on the server row, claimed by a conditional
+  UPDATE (same on SQLite and PostgreSQL), renewed every batch, expiring after a crash.
+- A message is committed (routed + its ``FetchedMessage`` row, one transaction)
+  *before* any flag, move or delete reaches the server. A crash in between leaves
+  ``action_pending`` rows that the next poll finishes without routing them again.
+- A UIDVALIDITY change re-lists the folder but dedupes by raw SHA-256 / Message-ID.
+- A failure is stored on the server (``last_error``); auth/config problems, or
+  ``FAILURES_BEFORE_ATTENTION`` transient ones in a row, flag it *needs attention*
+  and notify the admins. Other servers are never affected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+import ssl
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from mailservers.errors import (
+    MailServerError,
+    PermanentError,
+    ServerAuthError,
+    ServerConfigError,
+    TransientError,
+)
+from mailservers.incoming import ConnectionSettings, RemoteMessage, extract_message_id
+from mailservers.incoming.imap import ImapFetcher
+from mailservers.incoming.pop3 import Pop3Fetcher
+from mailservers.models import FetchedMessage, IncomingServer
+from mailservers.services import incoming_notify
+
+logger = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(minutes=10)
+FAILURES_BEFORE_ATTENTION = 3
+Server = IncomingServer
+
+
+class PollLeaseLost(TransientError):
+    """Our lease expired and another poll took the server over: stop quietly."""
+
+
+@dataclass
+class PollResult:
+    stored: int = 0
+    known: int = 0  # already stored: finished after a crash, or seen before
+    oversize: int = 0
+    skipped: bool = False  # another poll holds the server
+
+
+def max_message_bytes() -> int:
+    return getattr(
+        settings, "KNOWLIX_INCOMING_MAX_BYTES", settings.KNOWLIX_MAIL_MAX_BYTES
+    )
+
+
+def ssl_context() -> ssl.SSLContext:
+    """System CAs, or ``KNOWLIX_MAIL_CA_FILE`` (a private CA; the tests' CA)."""
+    return ssl.create_default_context(
+        cafile=getattr(settings, "KNOWLIX_MAIL_CA_FILE", "") or None
+    )
+
+
+def route_message(*, raw: bytes, server: IncomingServer) -> None:
+    """Hand one message to the routing pipeline (call inside a transaction)."""
+    from routing.services import route_incoming_message
+
+    route_incoming_message(raw=raw, source=f"{server.kind}:{server.pk}", server=server)
+
+
+def after_store_action(server: IncomingServer) -> str:
+    """The action to apply; POP3 can only keep or delete."""
+    if server.is_imap or server.after_store == Server.AfterStore.DELETE:
+        return server.after_store
+    return Server.AfterStore.KEEP
+
+
+# --- Connection -------------------------------------------------------------------
+
+
+def connection_settings(
+    *, server: IncomingServer, token_provider: Callable[[], str] | None = None
+) -> ConnectionSettings:
+    if token_provider is None and server.auth_method == Server.AuthMethod.OUTLOOK:
+        token_provider = _oauth_token_provider(server)
+    return ConnectionSettings(
+        host=server.host,
+        port=server.effective_port,
+        security=server.security,
+        username=server.username,
+        password=server.password or "",
+        token_provider=token_provider,
+        timeout=float(settings.KNOWLIX_IMAP_TIMEOUT),
+        ssl_context=ssl_context(),
+    )
+
+
+def _oauth_token_provider(server: IncomingServer) -> Callable[[], str]:
+    from mailservers.services.oauth import get_access_token
+
+    def provide() -> str:
+        if server.oauth_grant is None:
+            raise ServerConfigError(_("Connect the Outlook account first."))
+        return get_access_token(server.oauth_grant)
+
+    return provide
+
+
+def open_fetcher(server: IncomingServer) -> ImapFetcher | Pop3Fetcher:
+    """A connected, logged-in fetcher; an OAuth token the server refuses is
+    refreshed once (it may have been revoked early) before giving up."""
+    try:
+        return _connect(server, connection_settings(server=server))
+    except MailServerError as exc:
+        if (
+            server.auth_method != Server.AuthMethod.OUTLOOK
+            or server.oauth_grant is None
+        ):
+            raise
+        from mailservers.services import oauth
+
+        if not isinstance(exc, ServerAuthError):
+            raise
+        grant = server.oauth_grant
+        token = oauth.get_access_token(grant, failed_token=grant.access_token)
+        try:
+            return _connect(
+                server, connection_settings(server=server, token_provider=lambda: token)
+            )
+        except ServerAuthError as again:
+            oauth.record_grant_refused(grant=grant, reason=again.user_message)
+            raise
+
+
+def _connect(
+    server: IncomingServer, conn: ConnectionSettings
+) -> ImapFetcher | Pop3Fetcher:
+    if server.is_imap:
+        fetcher: ImapFetcher | Pop3Fetcher = ImapFetcher(
+            conn, folder=server.folder, max_message_bytes=max_message_bytes()
+        )
+    else:
+        fetcher = Pop3Fetcher(conn, max_message_bytes=max_message_bytes())
+    fetcher.connect()
+    return fetcher
+
+
+def check_incoming_server(*, server: IncomingServer, confirm: bool = True) -> str:
+    """Log in (and open the folder); on success mark the server confirmed. Returns a
+    short description; raises ``MailServerError`` with a precise ``user_message``."""
+    try:
+        fetcher = open_fetcher(server)
+    except MailServerError as exc:
+        _store_error(server, exc)
+        raise
+    try:
+        if isinstance(fetcher, ImapFetcher):
+            if server.after_store == Server.AfterStore.MOVE:
+                fetcher.ensure_folder(server.move_to_folder)
+            assert fetcher.state is not None
+            summary = _("%(n)d messages in %(folder)s") % {
+                "n": fetcher.state.exists,
+                "folder": server.folder,
+            }
+        else:
+            summary = _("%(n)d messages in the mailbox") % {"n": len(fetcher.listing())}
+    finally:
+        fetcher.close()
+    now = timezone.now()
+    fields = {"last_success_at": now, "consecutive_failures": 0}
+    if confirm:
+        fields["state"] = Server.State.CONFIRMED
+    Server.objects.filter(pk=server.pk).update(**fields)
+    server.refresh_from_db()
+    return summary
+
+
+# --- Lease --------------------------------------------------------------------------
+
+
+def claim_poll(*, server: IncomingServer) -> str | None:
+    """The lease token if this caller won the server, None if a poll is running."""
+    token, now = secrets.token_hex(16), timezone.now()
+    won = (
+        Server.objects.filter(pk=server.pk)
+        .filter(Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now))
+        .update(
+            poll_token=token,
+            poll_lease_until=now + LEASE,
+            poll_started_at=now,
+            poll_done=0,
+            poll_total=0,
+        )
+    )
+    return token if won == 1 else None
+
+
+def _renew(server: IncomingServer, token: str, **progress: int) -> None:
+    renewed = Server.objects.filter(pk=server.pk, poll_token=token).update(
+        poll_lease_until=timezone.now() + LEASE, **progress
+    )
+    if renewed != 1:
+        raise PollLeaseLost(_("Another poll took this server over."))
+
+
+def _release(server: IncomingServer, token: str) -> None:
+    Server.objects.filter(pk=server.pk, poll_token=token).update(
+        poll_token="", poll_lease_until=None, last_poll_at=timezone.now()
+    )
+
+
+# --- Polling ------------------------------------------------------------------------
+
+
+def poll_incoming_server(*, server: IncomingServer) -> PollResult:
+    """Fetch everything new from ``server`` into routing, then apply the after-store
+    action. Failures are stored on the server and re-raised (``MailServerError``)."""
+    token = claim_poll(server=server)
+    if token is None:
+        return PollResult(skipped=True)
+    result = PollResult()
+    try:
+        fetcher = open_fetcher(server)
+        try:
+            if isinstance(fetcher, ImapFetcher):
+                _poll_imap(server, fetcher, token, result)
+            else:
+                _poll_pop3(server, fetcher, token, result)
+        finally:
+            fetcher.close()
+    except PollLeaseLost:
+        logger.warning("Incoming server %s: lease lost mid-poll", server.pk)
+        return result
+    except MailServerError as exc:
+        _store_error(server, exc)
+        raise
+    except Exception as exc:  # a bug or a database fault: stored, then re-raised
+        _store_error(
+            server,
+            TransientError(
+                _("Unexpected error: %s") % type(exc).__name__, detail=repr(exc)
+            ),
+        )
+        raise
+    finally:
+        _release(server, token)
+    _store_success(server, result)
+    return result
+
+
+def _poll_imap(
+    server: IncomingServer, fetcher: ImapFetcher, token: str, result: PollResult
+) -> None:
+    state = fetcher.state
+    assert state is not None
+    action = after_store_action(server)
+    resync = False
+    if server.uidvalidity != state.uidvalidity:
+        # First poll, a new folder, or the server renumbered it: start over, but
+        # recognise what was already stored instead of importing it again.
+        resync = server.fetched_messages.exists()
+        Server.objects.filter(pk=server.pk).update(
+            uidvalidity=state.uidvalidity, last_uid=0
+        )
+        server.uidvalidity, server.last_uid = state.uidvalidity, 0
+    else:
+        _finish_pending_imap(server, fetcher)
+    total = max(0, min(state.exists, state.uidnext - 1 - server.last_uid))
+    done = 0
+    _renew(server, token, poll_total=total, poll_done=0)
+    for batch in fetcher.iter_batches(after_uid=server.last_uid):
+        keys = [m.key for m in batch]
+        known = set(
+            FetchedMessage.objects.filter(
+                server=server, uidvalidity=state.uidvalidity, uid__in=keys
+            ).values_list("uid", flat=True)
+        )
+        to_apply = []
+        for message in batch:
+            if message.key in known:
+                result.known += 1
+                outcome = FetchedMessage.State.KNOWN
+            else:
+                outcome = _store(server, message, result, resync=resync)
+            if outcome != FetchedMessage.State.OVERSIZE:
+                to_apply.append(message.key)
+        server.last_uid = max(keys)
+        done += len(batch)
+        Server.objects.filter(pk=server.pk).update(last_uid=server.last_uid)
+        _renew(server, token, poll_done=done, poll_total=max(total, done))
+        if action != Server.AfterStore.KEEP and to_apply:
+            fetcher.apply_after_store(
+                to_apply, action=action, move_to=server.move_to_folder
+            )
+            FetchedMessage.objects.filter(
+                server=server, uidvalidity=state.uidvalidity, uid__in=to_apply
+            ).update(action_pending=False)
+
+
+def _finish_pending_imap(server: IncomingServer, fetcher: ImapFetcher) -> None:
+    """Apply the action to messages stored by a poll that died before flagging."""
+    pending = FetchedMessage.objects.filter(
+        server=server, uidvalidity=server.uidvalidity, action_pending=True
+    )
+    uids = list(pending.values_list("uid", flat=True)[:5000])
+    for start in range(0, len(uids), 500):
+        chunk = uids[start : start + 500]
+        fetcher.apply_after_store(
+            chunk, action=server.after_store, move_to=server.move_to_folder
+        )
+        pending.filter(uid__in=chunk).update(action_pending=False)
+
+
+def _poll_pop3(
+    server: IncomingServer, fetcher: Pop3Fetcher, token: str, result: PollResult
+) -> None:
+    action = server.after_store
+    entries = fetcher.listing()
+    rows = _known_uidls(server, [e.uidl for e in entries])
+    # Stored before but not yet deleted (a crash, or a connection lost before QUIT).
+    pending = [uidl for uidl, is_pending in rows.items() if is_pending]
+    if action == Server.AfterStore.DELETE and pending:
+        fetcher.apply_after_store(pending, action=action)
+    new = [e for e in entries if e.uidl not in rows]
+    result.known += len(entries) - len(new)
+    _renew(server, token, poll_total=len(new), poll_done=0)
+    done = 0
+    for batch in fetcher.iter_batches(new):
+        stored = [
+            m.key
+            for m in batch
+            if _store(server, m, result, resync=True) != FetchedMessage.State.OVERSIZE
+        ]
+        done += len(batch)
+        _renew(server, token, poll_done=done, poll_total=len(new))
+        if action == Server.AfterStore.DELETE:
+            fetcher.apply_after_store(stored, action=action)
+    # Deletions happen at QUIT; only then are they no longer pending.
+    fetcher.quit()
+    if action == Server.AfterStore.DELETE:
+        FetchedMessage.objects.filter(server=server, action_pending=True).update(
+            action_pending=False
+        )
+
+
+def _known_uidls(server: IncomingServer, uidls: list[str]) -> dict[str, bool]:
+    known: dict[str, bool] = {}
+    for start in range(0, len(uidls), 500):
+        chunk = uidls[start : start + 500]
+        rows = FetchedMessage.objects.filter(server=server, uidl__in=chunk)
+        known.update(rows.values_list("uidl", "action_pending"))
+    return known
+
+
+def _store(
+    server: IncomingServer, message: RemoteMessage, result: PollResult, *, resync: bool
+) -> str:
+    """Route one message and record it, in one transaction. Returns the row state."""
+    is_imap = isinstance(message.key, int)
+    where = (
+        {"uidvalidity": server.uidvalidity, "uid": message.key}
+        if is_imap
+        else {"uidl": message.key}
+    )
+    pending = after_store_action(server) != Server.AfterStore.KEEP
+    if message.raw is None:
+        summary = incoming_notify.summarize_headers(message.headers)
+        with transaction.atomic():
+            FetchedMessage.objects.create(
+                server=server,
+                size=message.size,
+                state=FetchedMessage.State.OVERSIZE,
+                summary=summary,
+                **where,
+            )
+            incoming_notify.notify_oversize(
+                server=server, size=message.size, summary=summary
+            )
+        result.oversize += 1
+        return FetchedMessage.State.OVERSIZE
+    digest = hashlib.sha256(message.raw).hexdigest()
+    message_id = extract_message_id(message.raw)
+    fields = {
+        "sha256": digest,
+        "message_id": message_id,
+        "size": message.size,
+        "action_pending": pending,
+    }
+    if resync and _seen_before(server, digest, message_id):
+        FetchedMessage.objects.create(
+            server=server, state=FetchedMessage.State.KNOWN, **fields, **where
+        )
+        result.known += 1
+        return FetchedMessage.State.KNOWN
+    try:
+        with transaction.atomic():
+            route_message(raw=message.raw, server=server)
+            FetchedMessage.objects.create(server=server, **fields, **where)
+    except IntegrityError:
+        # Another poll recorded this UID/UIDL meanwhile (its routing won; ours is
+        # rolled back with this transaction).
+        result.known += 1
+        return FetchedMessage.State.KNOWN
+    result.stored += 1
+    return FetchedMessage.State.STORED
+
+
+def _seen_before(server: IncomingServer, digest: str, message_id: str) -> bool:
+    match = Q(sha256=digest)
+    if message_id:
+        match |= Q(message_id=message_id)
+    return FetchedMessage.objects.filter(match, server=server).exists()
+
+
+# --- Outcome ------------------------------------------------------------------------
+
+
+def _store_error(server: IncomingServer, exc: MailServerError) -> None:
+    """Record the failure; flag the server after repeated or permanent failures."""
+    logger.warning(
+        "Incoming server %s failed: %s (%s)", server.pk, exc.user_message, exc.detail
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Server.objects.select_for_update().get(pk=server.pk)
+        failures = locked.consecutive_failures + 1
+        fields = {
+            "last_error": exc.user_message[:2000],
+            "last_error_at": now,
+            "consecutive_failures": failures,
+        }
+        flag = locked.state == Server.State.CONFIRMED and (
+            isinstance(exc, PermanentError) or failures >= FAILURES_BEFORE_ATTENTION
+        )
+        if flag:
+            fields["state"] = Server.State.NEEDS_ATTENTION
+        Server.objects.filter(pk=server.pk).update(**fields)
+        if flag:
+            incoming_notify.notify_needs_attention(
+                server=locked, reason=exc.user_message
+            )
+    server.refresh_from_db()
+
+
+def _store_success(server: IncomingServer, result: PollResult) -> None:
+    fields = {"last_success_at": timezone.now(), "consecutive_failures": 0}
+    Server.objects.filter(pk=server.pk).update(**fields)
+    Server.objects.filter(pk=server.pk, state=Server.State.NEEDS_ATTENTION).update(
+        state=Server.State.CONFIRMED
+    )
+    server.refresh_from_db()
+
+
+# --- Scheduling ---------------------------------------------------------------------
+
+
+def due_servers() -> Iterable[IncomingServer]:
+    """Confirmed (or flagged, so they recover) servers whose interval has passed."""
+    now = timezone.now()
+    servers = Server.objects.filter(
+        state__in=[Server.State.CONFIRMED, Server.State.NEEDS_ATTENTION]
+    ).filter(Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now))
+    return [s for s in servers if s.is_due]
+
+
+def reset_position(*, server: IncomingServer) -> None:
+    """Forget the IMAP position (after the host, user or folder changed); what was
+    stored before is still recognised by hash/Message-ID."""
+    Server.objects.filter(pk=server.pk).update(uidvalidity=None, last_uid=0)
+    server.uidvalidity, server.last_uid = None, 0
+
+
+__all__ = [
+    "FAILURES_BEFORE_ATTENTION",
+    "PollResult",
+    "claim_poll",
+    "due_servers",
+    "open_fetcher",
+    "poll_incoming_server",
+    "reset_position",
+    "check_incoming_server",
+]

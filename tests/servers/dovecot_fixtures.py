@@ -78,3 +78,37 @@ def dovecot_factory(test_ca: TestCA) -> Iterator[Callable[..., DovecotServer]]:
     yield make
     for server in started:
         server.close()
+
+
+@pytest.fixture
+def make_incoming_server(db, settings, test_ca):
+    """Factory: an ``IncomingServer`` row pointing at a Dovecot user (trusting the
+    test CA). ``security`` picks the port: ssl → IMAPS/POP3S, starttls/none → plain."""
+    from mailservers.models import IncomingServer
+
+    settings.KNOWLIX_MAIL_CA_FILE = str(test_ca.ca_path)
+    settings.KNOWLIX_IMAP_TIMEOUT = 10
+
+    def make(user: DovecotUser, *, kind: str = "imap", security: str = "ssl", **fields):
+        server = user.server
+        ports = {
+            ("imap", "ssl"): server.imaps_port,
+            ("imap", "starttls"): server.imap_port,
+            ("imap", "none"): server.imap_port,
+            ("pop3", "ssl"): server.pop3s_port,
+            ("pop3", "starttls"): server.pop3_port,
+            ("pop3", "none"): server.pop3_port,
+        }
+        fields.setdefault("state", IncomingServer.State.CONFIRMED)
+        return IncomingServer.objects.create(
+            name=fields.pop("name", f"{kind} {user.username}"),
+            kind=kind,
+            host=server.host,
+            port=ports[(kind, security)],
+            security=security,
+            username=user.username,
+            password=user.password,
+            **fields,
+        )
+
+    return make

@@ -1,0 +1,186 @@
+"""Polling IMAP servers against a real Dovecot: tracking, after-store actions, resync.
+
+Routing is replaced by ``routed``, a stand-in that stores one Ticket per message
+inside the poll's transaction (so a rollback removes it, as with the real pipeline);
+the end-to-end test through ``routing`` lives in test_incoming_routing.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from knowlix.models import Ticket
+from mailservers.models import FetchedMessage, IncomingServer
+from mailservers.services import incoming as service
+
+
+def make_mail(n: int, *, size: int = 0, subject: str = "") -> bytes:
+    body = b"Hello %d\r\n" % n + (b"x" * 76 + b"\r\n") * (size // 78)
+    return (
+        b"From: Dana <dana@customer.example>\r\n"
+        b"To: helpdesk@example.com\r\n"
+        b"Subject: " + (subject or f"Question {n}").encode() + b"\r\n"
+        b"Message-ID: <msg-%d@customer.example>\r\n"
+        b"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
+        b"\r\n" % n + body
+    )
+
+
+@pytest.fixture
+def routed(monkeypatch, db):
+    """Stand-in for routing: one Ticket per message, subject = Message-ID."""
+
+    def route(*, raw: bytes, server: IncomingServer) -> None:
+        Ticket.objects.create(subject=service.extract_message_id(raw)[:200])
+
+    monkeypatch.setattr(service, "route_message", route)
+    return Ticket.objects
+
+
+def ticket_subjects() -> list[str]:
+    return sorted(Ticket.objects.values_list("subject", flat=True))
+
+
+def test_poll_stores_each_message_once(dovecot_user, make_incoming_server, routed):
+    """Two polls of three messages give three records and three ledger rows."""
+    dovecot_user.append_many([make_mail(i) for i in range(3)])
+    server = make_incoming_server(dovecot_user)
+    first = service.poll_incoming_server(server=server)
+    second = service.poll_incoming_server(server=server)
+    assert (first.stored, second.stored) == (3, 0)
+    assert routed.count() == 3
+    server.refresh_from_db()
+    assert server.last_uid == 3
+    assert server.uidvalidity == dovecot_user.status()["UIDVALIDITY"]
+    assert FetchedMessage.objects.filter(server=server).count() == 3
+    assert server.last_success_at is not None and server.consecutive_failures == 0
+
+
+def test_poll_catches_up_on_seen_mail_and_new_arrivals(
+    dovecot_user, make_incoming_server, routed
+):
+    """Mail already read in another client is fetched; later arrivals come next poll."""
+    dovecot_user.append_many([make_mail(i) for i in range(2)])
+    conn = dovecot_user.server.imap_login(dovecot_user.username)
+    conn.select("INBOX")
+    conn.store("1:*", "+FLAGS", "\\Seen")
+    conn.logout()
+    server = make_incoming_server(dovecot_user)
+    service.poll_incoming_server(server=server)
+    dovecot_user.append(make_mail(7))
+    service.poll_incoming_server(server=server)
+    assert ticket_subjects() == [
+        "<msg-0@customer.example>",
+        "<msg-1@customer.example>",
+        "<msg-7@customer.example>",
+    ]
+
+
+@pytest.mark.parametrize("security", ["starttls", "none"])
+def test_poll_over_starttls_and_plain(
+    dovecot_user, make_incoming_server, routed, security
+):
+    """STARTTLS and plain-text connections fetch the same way as SSL."""
+    dovecot_user.append(make_mail(1))
+    server = make_incoming_server(dovecot_user, security=security)
+    assert service.poll_incoming_server(server=server).stored == 1
+
+
+def test_mark_seen_after_store(dovecot_user, make_incoming_server, routed):
+    """With *mark seen*, stored messages are flagged \\Seen on the server."""
+    dovecot_user.append_many([make_mail(i) for i in range(3)])
+    server = make_incoming_server(dovecot_user, after_store="seen")
+    service.poll_incoming_server(server=server)
+    assert dovecot_user.seen_uids() == [1, 2, 3]
+    assert not FetchedMessage.objects.filter(action_pending=True).exists()
+
+
+def test_keep_leaves_messages_unseen(dovecot_user, make_incoming_server, routed):
+    """The default (keep, track by UID) never touches the server's flags."""
+    dovecot_user.append(make_mail(1))
+    server = make_incoming_server(dovecot_user)
+    service.poll_incoming_server(server=server)
+    assert dovecot_user.seen_uids() == []
+
+
+def test_move_after_store(dovecot_user, make_incoming_server, routed):
+    """With *move*, stored messages end up in the target folder (created if needed)."""
+    dovecot_user.append_many([make_mail(i) for i in range(2)])
+    server = make_incoming_server(
+        dovecot_user, after_store="move", move_to_folder="Archive"
+    )
+    service.poll_incoming_server(server=server)
+    assert dovecot_user.status()["MESSAGES"] == 0
+    assert dovecot_user.status("Archive")["MESSAGES"] == 2
+
+
+def test_delete_after_store(dovecot_user, make_incoming_server, routed):
+    """With *delete*, stored messages are expunged and the next poll finds nothing."""
+    dovecot_user.append_many([make_mail(i) for i in range(2)])
+    server = make_incoming_server(dovecot_user, after_store="delete")
+    service.poll_incoming_server(server=server)
+    dovecot_user.append(make_mail(5))
+    service.poll_incoming_server(server=server)
+    assert dovecot_user.status()["MESSAGES"] == 0
+    assert routed.count() == 3
+
+
+def test_other_folder(dovecot_user, make_incoming_server, routed):
+    """The configured folder is polled, not INBOX."""
+    dovecot_user.append(make_mail(1))
+    dovecot_user.append(make_mail(2), folder="Support")
+    server = make_incoming_server(dovecot_user, folder="Support")
+    service.poll_incoming_server(server=server)
+    assert ticket_subjects() == ["<msg-2@customer.example>"]
+
+
+def test_uidvalidity_change_does_not_reimport(
+    dovecot_user, make_incoming_server, routed
+):
+    """When the server renumbers the folder, stored mail is recognised, new mail is not."""
+    dovecot_user.append_many([make_mail(i) for i in range(3)])
+    server = make_incoming_server(dovecot_user)
+    service.poll_incoming_server(server=server)
+    old_validity = server.uidvalidity
+    dovecot_user.server.reset_uidvalidity(dovecot_user.username)
+    dovecot_user.append(make_mail(9))
+    result = service.poll_incoming_server(server=server)
+    assert (result.stored, result.known) == (1, 3)
+    assert routed.count() == 4
+    server.refresh_from_db()
+    assert server.uidvalidity != old_validity
+    assert FetchedMessage.objects.filter(state=FetchedMessage.State.KNOWN).count() == 3
+
+
+def test_bounded_batches_cover_sparse_uids(
+    dovecot_user, make_incoming_server, routed, monkeypatch
+):
+    """Small search windows and batches still reach every UID, gaps included."""
+    dovecot_user.append_many([make_mail(i) for i in range(12)])
+    conn = dovecot_user.server.imap_login(dovecot_user.username)
+    conn.select("INBOX")
+    conn.uid("STORE", "3:8", "+FLAGS", "(\\Deleted)")
+    conn.expunge()
+    conn.logout()
+    monkeypatch.setattr(service.ImapFetcher, "search_window", 4)
+    monkeypatch.setattr(service.ImapFetcher, "batch_messages", 2)
+    server = make_incoming_server(dovecot_user)
+    assert service.poll_incoming_server(server=server).stored == 6
+    assert sorted(FetchedMessage.objects.values_list("uid", flat=True)) == [
+        1,
+        2,
+        9,
+        10,
+        11,
+        12,
+    ]
+
+
+def test_concurrent_poll_is_skipped(dovecot_user, make_incoming_server, routed):
+    """While one poll holds the server's lease, another one does nothing."""
+    dovecot_user.append(make_mail(1))
+    server = make_incoming_server(dovecot_user)
+    token = service.claim_poll(server=server)
+    assert token is not None
+    assert service.poll_incoming_server(server=server).skipped
+    assert routed.count() == 0
