@@ -21,14 +21,23 @@ app.conf.beat_schedule = {
     # Drain the outgoing queue (also triggered right after each post).
     "process-outbox": {"task": "mailservers.tasks.process_outbox", "schedule": 60.0},
     # Recover mail left in "sending" by a crashed worker.
-    "recover-stuck-mail": {"task": "mailservers.tasks.recover_stuck_mail", "schedule": 300.0},
+    "recover-stuck-mail": {
+        "task": "mailservers.tasks.recover_stuck_mail",
+        "schedule": 300.0,
+    },
     # Each confirmed incoming server is polled at its own interval; this tick decides.
-    "poll-incoming-servers": {"task": "mailservers.tasks.poll_due_servers", "schedule": 60.0},
+    "poll-incoming-servers": {
+        "task": "mailservers.tasks.poll_due_servers",
+        "schedule": 60.0,
+    },
     # Daily activity digest for users who prefer email.
     "activity-digest": {
         "task": "feed.tasks.send_activity_digests",
         "schedule": crontab(hour=6, minute=0),
     },
     # Daily DNS re-check of every sending domain.
-    "dns-recheck": {"task": "dnscheck.tasks.recheck_all_domains", "schedule": crontab(hour=3, minute=0)},
+    "dns-recheck": {
+        "task": "dnscheck.tasks.recheck_all_domains",
+        "schedule": crontab(hour=3, minute=0),
+    },
 }

@@ -21,7 +21,9 @@ PREFIX = "fernet:"
 class DecryptionError(Exception):
     """A stored secret cannot be read with any configured key."""
 
-    user_message = "A stored secret cannot be decrypted: was KNOWLIX_ENCRYPTION_KEY changed?"
+    user_message = (
+        "A stored secret cannot be decrypted: was KNOWLIX_ENCRYPTION_KEY changed?"
+    )
 
 
 @functools.cache

@@ -32,7 +32,9 @@ def technical_required(view: View) -> View:
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
         if not has_technical_access(request.user):
-            raise PermissionDenied("Technical pages need an administrator in developer mode.")
+            raise PermissionDenied(
+                "Technical pages need an administrator in developer mode."
+            )
         return view(request, *args, **kwargs)
 
     return login_required(wrapped)

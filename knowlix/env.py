@@ -42,7 +42,9 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number, not {raw!r}"
+        ) from None
 
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
@@ -60,5 +62,7 @@ def env_secret(name: str, default: str = "") -> str:
         try:
             return Path(path).read_text().strip()
         except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc}") from exc
+            raise ImproperlyConfigured(
+                f"{name}_FILE: cannot read {path}: {exc}"
+            ) from exc
     return env_str(name, default)

@@ -20,7 +20,9 @@ def record_form_class(kind: RecordKind) -> type[forms.ModelForm]:
         for f in model._meta.get_fields()
         if f.name in kind.fields and f.get_internal_type() == "DateField"
     }
-    meta = type("Meta", (), {"model": model, "fields": list(kind.fields), "widgets": widgets})
+    meta = type(
+        "Meta", (), {"model": model, "fields": list(kind.fields), "widgets": widgets}
+    )
     return type(f"{model.__name__}Form", (forms.ModelForm,), {"Meta": meta})
 
 

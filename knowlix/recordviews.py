@@ -92,5 +92,7 @@ KIND_BY_MODEL: dict[type[Record], RecordKind] = {k.model: k for k in RECORD_KIND
 
 
 def kind_for(record_or_model: Record | type[Record]) -> RecordKind:
-    model = record_or_model if isinstance(record_or_model, type) else type(record_or_model)
+    model = (
+        record_or_model if isinstance(record_or_model, type) else type(record_or_model)
+    )
     return KIND_BY_MODEL[model]

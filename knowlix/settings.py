@@ -138,7 +138,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # --- Secrets at rest --------------------------------------------------------------
 # Comma-separated Fernet keys, newest first; older keys still decrypt (rotation).
 _DEV_FERNET = "ZGV2LW9ubHktaW5zZWN1cmUta2V5LWNoYW5nZS1tZSE="
-KNOWLIX_ENCRYPTION_KEY = env_secret("KNOWLIX_ENCRYPTION_KEY", _DEV_FERNET if DEBUG else "")
+KNOWLIX_ENCRYPTION_KEY = env_secret(
+    "KNOWLIX_ENCRYPTION_KEY", _DEV_FERNET if DEBUG else ""
+)
 if not KNOWLIX_ENCRYPTION_KEY:
     raise ImproperlyConfigured("KNOWLIX_ENCRYPTION_KEY must be set when DEBUG is off")
 
@@ -164,7 +166,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}  # filled by knowlix.celery
 # --- Mail -------------------------------------------------------------------------
 # The deployment's own SMTP server, used when no custom outgoing server matches.
 # smtp://, smtp+starttls:// or smtps://user:password@host:port
-KNOWLIX_SMTP_URL = env_secret("KNOWLIX_SMTP_URL", "smtp://127.0.0.1:1025" if DEBUG else "")
+KNOWLIX_SMTP_URL = env_secret(
+    "KNOWLIX_SMTP_URL", "smtp://127.0.0.1:1025" if DEBUG else ""
+)
 # First value of the mail.catchall.domain system parameter.
 KNOWLIX_CATCHALL_DOMAIN = env_str("KNOWLIX_CATCHALL_DOMAIN", "")
 # The local mail catcher started by `make run` (host:port).
@@ -196,7 +200,9 @@ KNOWLIX_OAUTH_CA_BUNDLE = env_str("KNOWLIX_OAUTH_CA_BUNDLE", "")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

@@ -6,7 +6,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from knowlix.core_urls import record_urlpatterns
-from knowlix.views import contacts, home, settings as settings_views
+from knowlix.views import contacts, home
+from knowlix.views import settings as settings_views
 from mailservers.views.oauth import root_urlpatterns as oauth_root_urlpatterns
 
 knowlix_patterns = [
@@ -15,8 +16,16 @@ knowlix_patterns = [
     path("contacts/<int:pk>/", contacts.contact_detail, name="contact-detail"),
     path("contacts/<int:pk>/edit/", contacts.contact_form, name="contact-edit"),
     path("settings/", settings_views.general_settings, name="settings"),
-    path("settings/developer-mode/", settings_views.toggle_developer_mode, name="developer-mode"),
-    path("settings/technical/parameters/", settings_views.parameter_list, name="parameters"),
+    path(
+        "settings/developer-mode/",
+        settings_views.toggle_developer_mode,
+        name="developer-mode",
+    ),
+    path(
+        "settings/technical/parameters/",
+        settings_views.parameter_list,
+        name="parameters",
+    ),
     path(
         "settings/technical/parameters/<int:pk>/",
         settings_views.parameter_edit,

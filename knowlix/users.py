@@ -19,7 +19,11 @@ def get_profile(user: AbstractBaseUser) -> UserProfile:
 
 def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Admins may open Settings."""
-    return bool(user.is_authenticated and user.is_active and (user.is_staff or user.is_superuser))
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and (user.is_staff or user.is_superuser)
+    )
 
 
 def has_technical_access(user: AbstractBaseUser | AnonymousUser) -> bool:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+from django.contrib.auth.models import User
+
+from knowlix.models import Contact, Ticket
+from knowlix.setup import EMPLOYEES, READ_ONLY, ensure_default_groups
+
 pytest_plugins = [
     "tests.servers.tls_fixtures",
     "tests.servers.smtp_fixtures",
@@ -11,12 +17,6 @@ pytest_plugins = [
     "tests.servers.celery_fixtures",
     "tests.servers.browser_fixtures",
 ]
-
-import pytest
-from django.contrib.auth.models import User
-
-from knowlix.models import Contact, Ticket
-from knowlix.setup import EMPLOYEES, READ_ONLY, ensure_default_groups
 
 
 @pytest.fixture
@@ -34,7 +34,9 @@ def make_user(groups):
     def make(username: str, *, group: str | None = EMPLOYEES, **fields) -> User:
         fields.setdefault("email", f"{username}@example.com")
         fields.setdefault("first_name", username.capitalize())
-        user = User.objects.create_user(username=username, password=f"pw-{username}", **fields)
+        user = User.objects.create_user(
+            username=username, password=f"pw-{username}", **fields
+        )
         if group:
             user.groups.add(groups[group])
         return user

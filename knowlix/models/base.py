@@ -57,6 +57,9 @@ class Record(models.Model):
     def __str__(self) -> str:
         return str(getattr(self, self.TITLE_FIELD) or f"{self.TAG}-{self.pk}")
 
+    def get_absolute_url(self) -> str:
+        return reverse(f"knowlix:{self.URL_NAME}-detail", args=[self.pk])
+
     @property
     def display_name(self) -> str:
         return str(self)
@@ -65,9 +68,6 @@ class Record(models.Model):
     def record_tag(self) -> str:
         """The subject tag, e.g. ``[TCK-42]``."""
         return f"[{self.TAG}-{self.pk}]"
-
-    def get_absolute_url(self) -> str:
-        return reverse(f"knowlix:{self.URL_NAME}-detail", args=[self.pk])
 
     @property
     def feed_contact(self) -> Contact | None:

@@ -14,7 +14,9 @@ def normalize_email(address: str) -> str:
 class Contact(models.Model):
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
-    email_normalized = models.CharField(max_length=254, blank=True, db_index=True, editable=False)
+    email_normalized = models.CharField(
+        max_length=254, blank=True, db_index=True, editable=False
+    )
     phone = models.CharField(max_length=50, blank=True)
     company = models.CharField(max_length=200, blank=True)
     # Hard bounces since the last normal mail from this address (routing resets it).

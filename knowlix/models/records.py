@@ -11,7 +11,11 @@ from django.utils.translation import gettext_lazy as _
 
 from knowlix.models.base import Record
 
-_money = {"max_digits": 12, "decimal_places": 2, "validators": [MinValueValidator(Decimal(0))]}
+_money = {
+    "max_digits": 12,
+    "decimal_places": 2,
+    "validators": [MinValueValidator(Decimal(0))],
+}
 
 
 class Opportunity(Record):
@@ -29,7 +33,11 @@ class Opportunity(Record):
 
     title = models.CharField(max_length=200)
     contact = models.ForeignKey(
-        "knowlix.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "knowlix.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     expected_revenue = models.DecimalField(default=Decimal(0), **_money)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
@@ -54,10 +62,16 @@ class SalesOrder(Record):
 
     number = models.CharField(max_length=40, unique=True)
     customer = models.ForeignKey(
-        "knowlix.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "knowlix.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     total = models.DecimalField(default=Decimal(0), **_money)
-    state = models.CharField(max_length=20, choices=State.choices, default=State.QUOTATION)
+    state = models.CharField(
+        max_length=20, choices=State.choices, default=State.QUOTATION
+    )
 
     class Meta(Record.Meta):
         verbose_name = _("sales order")
@@ -78,7 +92,11 @@ class Invoice(Record):
 
     number = models.CharField(max_length=40, unique=True)
     customer = models.ForeignKey(
-        "knowlix.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "knowlix.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     amount = models.DecimalField(default=Decimal(0), **_money)
     due_date = models.DateField(null=True, blank=True)
@@ -133,9 +151,15 @@ class Ticket(Record):
 
     subject = models.CharField(max_length=200)
     contact = models.ForeignKey(
-        "knowlix.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "knowlix.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    priority = models.CharField(
+        max_length=10, choices=Priority.choices, default=Priority.NORMAL
+    )
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -205,7 +229,11 @@ class JobApplication(Record):
     job_position = models.CharField(max_length=200, blank=True)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
     contact = models.ForeignKey(
-        "knowlix.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "knowlix.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
 
     class Meta(Record.Meta):
@@ -213,7 +241,9 @@ class JobApplication(Record):
 
     @classmethod
     def new_from_mail(cls, *, subject, contact, defaults=None):  # noqa: ANN001, ANN206
-        record = super().new_from_mail(subject=subject, contact=contact, defaults=defaults)
+        record = super().new_from_mail(
+            subject=subject, contact=contact, defaults=defaults
+        )
         if contact is not None:
             record.applicant_name = contact.name or contact.email
             record.email = contact.email

@@ -26,9 +26,13 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     queryset = Contact.objects.all()
     if query:
         queryset = queryset.filter(
-            Q(name__icontains=query) | Q(email__icontains=query) | Q(company__icontains=query)
+            Q(name__icontains=query)
+            | Q(email__icontains=query)
+            | Q(company__icontains=query)
         )
-    page = Paginator(queryset.order_by("name", "pk"), 25).get_page(request.GET.get("page"))
+    page = Paginator(queryset.order_by("name", "pk"), 25).get_page(
+        request.GET.get("page")
+    )
     return render(request, "knowlix/contact_list.html", {"page": page, "query": query})
 
 

@@ -35,9 +35,7 @@ def _require_view(request: HttpRequest, kind: RecordKind) -> None:
 def record_list(request: HttpRequest, kind: RecordKind) -> HttpResponse:
     _require_view(request, kind)
     queryset = visible_records(request.user, kind.model)
-    fk_fields = [
-        c for c in kind.columns if kind.model._meta.get_field(c).is_relation
-    ]
+    fk_fields = [c for c in kind.columns if kind.model._meta.get_field(c).is_relation]
     queryset = queryset.select_related(*fk_fields)
     query = request.GET.get("q", "").strip()
     if query:
@@ -49,10 +47,12 @@ def record_list(request: HttpRequest, kind: RecordKind) -> HttpResponse:
         request.GET.get("page")
     )
     rows = [
-        (obj, [_cell(obj, column) for column in kind.columns]) for obj in page.object_list
+        (obj, [_cell(obj, column) for column in kind.columns])
+        for obj in page.object_list
     ]
     headers = [
-        str(kind.model._meta.get_field(c).verbose_name).capitalize() for c in kind.columns
+        str(kind.model._meta.get_field(c).verbose_name).capitalize()
+        for c in kind.columns
     ]
     return render(
         request,
@@ -106,7 +106,9 @@ def record_create(request: HttpRequest, kind: RecordKind) -> HttpResponse:
     if request.method == "POST":
         form = form_class(request.POST)
         if form.is_valid():
-            record = services.create_record(record=form.save(commit=False), author=request.user)
+            record = services.create_record(
+                record=form.save(commit=False), author=request.user
+            )
             messages.success(request, f"{kind.verbose_name.capitalize()} created.")
             return redirect(record.get_absolute_url())
     else:

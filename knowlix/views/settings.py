@@ -37,7 +37,8 @@ class GeneralSettingsForm(forms.Form):
         value = self.cleaned_data["catchall_domain"].strip().lower().lstrip("@")
         labels = value.split(".")
         if len(labels) < 2 or not all(
-            label and len(label) < 64 and label.replace("-", "").isalnum() for label in labels
+            label and len(label) < 64 and label.replace("-", "").isalnum()
+            for label in labels
         ):
             raise forms.ValidationError("Enter a domain such as company.com.")
         return value
@@ -45,7 +46,9 @@ class GeneralSettingsForm(forms.Form):
     def _clean_local(self, name: str) -> str:
         value = self.cleaned_data[name].strip()
         if not value or any(c in value for c in '@ <>()[]\\,;:"\r\n'):
-            raise forms.ValidationError("Enter only the part before the @, e.g. notifications.")
+            raise forms.ValidationError(
+                "Enter only the part before the @, e.g. notifications."
+            )
         return value
 
     def clean_default_from(self) -> str:

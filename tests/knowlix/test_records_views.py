@@ -49,7 +49,8 @@ def test_create_ticket_then_edit_its_stage(client_alice, alice, contact):
 def test_bad_input_is_explained_next_to_the_field(client_alice):
     """Missing title and a negative amount come back as field errors, status 400."""
     response = client_alice.post(
-        "/crm/opportunities/new/", {"title": "", "expected_revenue": "-5", "stage": "new"}
+        "/crm/opportunities/new/",
+        {"title": "", "expected_revenue": "-5", "stage": "new"},
     )
     assert response.status_code == 400
     assert "This field is required." in response.text
@@ -96,9 +97,13 @@ def test_anonymous_users_are_sent_to_login(client, ticket):
 
 def test_contact_form_validates_email(client_alice):
     """A malformed email is refused next to the field."""
-    response = client_alice.post("/contacts/new/", {"name": "X", "email": "not-an-email"})
+    response = client_alice.post(
+        "/contacts/new/", {"name": "X", "email": "not-an-email"}
+    )
     assert response.status_code == 400
     assert "Enter a valid email address." in response.text
-    response = client_alice.post("/contacts/new/", {"name": "Ann", "email": "Ann@Ex.COM"})
+    response = client_alice.post(
+        "/contacts/new/", {"name": "Ann", "email": "Ann@Ex.COM"}
+    )
     assert response.status_code == 302
     assert Contact.objects.get(name="Ann").email_normalized == "ann@ex.com"

@@ -19,7 +19,10 @@ def test_admin_saves_catchall_domain_and_bad_domain_is_refused(client, admin_use
     data = {"catchall_domain": "not a domain", "default_from": "notifications",
             "bounce_alias": "bounce"}  # fmt: skip
     response = client.post("/settings/", data)
-    assert response.status_code == 400 and "Enter a domain such as company.com." in response.text
+    assert (
+        response.status_code == 400
+        and "Enter a domain such as company.com." in response.text
+    )
     data["catchall_domain"] = "Acme.Example"
     data["default_from"] = "no reply"
     response = client.post("/settings/", data)
@@ -48,11 +51,14 @@ def test_parameters_page_writes_through_the_cache(client, admin_user):
     client.force_login(admin_user)
     params.get_param("mail.catchall.domain")  # warm the cache
     response = client.post(
-        "/settings/technical/parameters/", {"key": "mail.catchall.domain", "value": "x.test"}
+        "/settings/technical/parameters/",
+        {"key": "mail.catchall.domain", "value": "x.test"},
     )
     assert response.status_code == 302
     assert params.catchall_domain() == "x.test"
-    response = client.post("/settings/technical/parameters/", {"key": "two words", "value": ""})
+    response = client.post(
+        "/settings/technical/parameters/", {"key": "two words", "value": ""}
+    )
     assert response.status_code == 400 and "A key is one word" in response.text
 
 

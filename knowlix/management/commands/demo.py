@@ -36,7 +36,9 @@ CONTACTS = [
 
 
 class Command(BaseCommand):
-    help = "Create demo users (admin/admin, marc/demo), contacts and records. Idempotent."
+    help = (
+        "Create demo users (admin/admin, marc/demo), contacts and records. Idempotent."
+    )
 
     @transaction.atomic
     def handle(self, *args: object, **options: object) -> None:
@@ -57,7 +59,11 @@ class Command(BaseCommand):
             admin.save(update_fields=["password"])
         marc, created = User.objects.get_or_create(
             username="marc",
-            defaults={"first_name": "Marc", "last_name": "Demo", "email": "marc@example.com"},
+            defaults={
+                "first_name": "Marc",
+                "last_name": "Demo",
+                "email": "marc@example.com",
+            },
         )
         if created:
             marc.set_password("demo")  # noqa: S106 - demo only

@@ -17,7 +17,9 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Start the web server, a Celery worker (with beat) and the local mail catcher."
+    help = (
+        "Start the web server, a Celery worker (with beat) and the local mail catcher."
+    )
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--no-mailcatcher", action="store_true")
@@ -35,7 +37,10 @@ class Command(BaseCommand):
         }  # fmt: skip
         if not options["no_mailcatcher"]:
             commands["mailcatcher"] = [python, "manage.py", "mailcatcher"]
-        procs = {name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands.items()}
+        procs = {
+            name: subprocess.Popen(cmd, env=os.environ.copy())
+            for name, cmd in commands.items()
+        }
         url = f"http://127.0.0.1:{port}/"
         self.stdout.write(
             self.style.SUCCESS(
@@ -51,7 +56,9 @@ class Command(BaseCommand):
                 for name, proc in procs.items():
                     code = proc.poll()
                     if code is not None:
-                        self.stderr.write(f"{name} exited with status {code}; stopping.")
+                        self.stderr.write(
+                            f"{name} exited with status {code}; stopping."
+                        )
                         status = code or 1
                         raise KeyboardInterrupt
                 time.sleep(0.5)
