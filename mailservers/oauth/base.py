@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import requests
+from django.utils.translation import gettext_lazy as _
 
 from mailservers.errors import (
     OAuthConfigError,
@@ -25,6 +26,8 @@ HTTP_TIMEOUT = 20  # seconds for every call to a provider
 
 # OAuth error codes meaning "this grant is dead, a human must sign in again".
 RECONNECT_ERRORS = {"invalid_grant", "interaction_required", "consent_required"}
+# The user cancelled or declined at the consent page.
+DECLINED_ERRORS = {"access_denied"}
 # ... and "our client id/secret is wrong" (e.g. an expired Azure client secret).
 CONFIG_ERRORS = {"invalid_client", "unauthorized_client", "invalid_scope"}
 
@@ -78,6 +81,11 @@ def error_for(answer: dict, *, action: str) -> Exception:
     code = str(answer.get("error") or "")
     description = str(answer.get("error_description") or "").splitlines()[0:1]
     detail = f"{code}: {description[0]}" if description else code
+    if code in DECLINED_ERRORS:
+        return OAuthReconnectRequired(
+            _("Sign-in was cancelled or consent was declined: nothing was connected."),
+            detail=f"{action}: {detail}",
+        )
     if code in RECONNECT_ERRORS:
         return OAuthReconnectRequired(detail=f"{action}: {detail}")
     if code in CONFIG_ERRORS:

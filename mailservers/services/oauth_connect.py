@@ -15,6 +15,8 @@ from django.apps import apps
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 from django.db import models, transaction
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -55,8 +57,12 @@ def provider_for(server: models.Model) -> str | None:
     return method if method in config.CONFIRM_PATHS else None
 
 
-def server_url(server: models.Model) -> str:
-    return server.get_absolute_url()
+def server_url(server: models.Model, *, fallback: str = "home") -> str:
+    """The server's page, or ``fallback`` (a URL name or path) if it has none."""
+    try:
+        return server.get_absolute_url()
+    except NoReverseMatch:
+        return resolve_url(fallback)
 
 
 def servers_of_grant(grant: OAuthGrant) -> list[tuple[str, models.Model]]:

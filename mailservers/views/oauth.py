@@ -126,7 +126,7 @@ def confirm(request: HttpRequest, provider: str) -> HttpResponse:
         request,
         f"{grant.get_provider_display()} account {grant.account_address} connected.",
     )
-    return redirect(services.server_url(server))
+    return redirect(services.server_url(server, fallback=grant.get_absolute_url()))
 
 
 @admin_required

@@ -28,6 +28,9 @@ def _oauth_server_session(test_ca: TestCA) -> Iterator[OAuthServer]:
 @pytest.fixture
 def oauth_server(_oauth_server_session: OAuthServer, settings, test_ca: TestCA):
     """The local provider, reset, with Knowlix's OAuth endpoints pointed at it."""
+    from knowlix import params
+
+    params.clear_cache()  # client registrations of an earlier test were rolled back
     server = _oauth_server_session
     server.reset()
     server.register_client(*OUTLOOK_CLIENT)
