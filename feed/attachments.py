@@ -20,7 +20,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
 from feed.errors import AttachmentTooLarge
-from feed.models import Attachment, Blob, Message
+from feed.models import Attachment, Blob, Message, blob_path
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,13 @@ def store_blob(content: bytes) -> Blob:
     if blob is not None:
         return blob
     blob = Blob(sha256=digest, size=len(content))
+    name = blob_path(blob, digest)
     try:
         with transaction.atomic():
-            blob.file.save(digest, ContentFile(content), save=False)
+            if blob.file.storage.exists(name):  # left by a rolled-back upload
+                blob.file.name = name
+            else:
+                blob.file.save(digest, ContentFile(content), save=False)
             blob.save()
     except IntegrityError:  # a concurrent upload of the same bytes won the row
         return Blob.objects.get(sha256=digest)

@@ -7,6 +7,13 @@ import pytest
 from knowlix.users import get_profile
 
 
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Uploaded files go to a temporary directory."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
 @pytest.fixture
 def prefers_email():
     """``prefers_email(user)``: switch the user's notifications to email."""
