@@ -140,9 +140,9 @@ def test_too_large_attachment_stores_nothing(ticket, alice, settings):
             body_html="big",
             attachments=[AttachmentInput(filename="big.bin", content=b"x" * 11)],
         )
-    assert "big.bin is 11\xa0bytes; files may be at most 10\xa0bytes." == (
+    assert (
         exc.value.user_message
-    )
+    ) == "big.bin is 11\xa0bytes; files may be at most 10\xa0bytes."
     assert Message.objects.count() == before
     assert not Attachment.objects.exists() and not Blob.objects.exists()
 
