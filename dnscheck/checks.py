@@ -8,6 +8,7 @@ shares one time budget (see ``DnsLookup``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import dns.resolver
@@ -18,7 +19,14 @@ from dnscheck.lookup import DnsLookup, fqdn
 from dnscheck.report import DomainReport, MechanismResult, Status
 from dnscheck.spf import check_spf
 
-__all__ = ["CheckConfig", "DomainReport", "Status", "check_domain", "normalize_domain"]
+__all__ = [
+    "CheckConfig",
+    "DomainReport",
+    "Status",
+    "check_domain",
+    "is_valid_domain_name",
+    "normalize_domain",
+]
 
 
 @dataclass(frozen=True)
@@ -85,3 +93,17 @@ def _nonexistent(domain: str, config: CheckConfig) -> DomainReport:
         for name, rtype, expected in results
     )
     return DomainReport(domain=domain, spf=spf, dkim=dkim, dmarc=dmarc)
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def is_valid_domain_name(name: str) -> bool:
+    """A normalized host name with at least two labels and a non-numeric TLD."""
+    labels = name.split(".")
+    return (
+        len(name) <= 253
+        and len(labels) >= 2
+        and all(_LABEL.match(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
