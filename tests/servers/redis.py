@@ -19,7 +19,9 @@ class RedisServer:
     def __init__(self, directory: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server not found: install Debian's redis-server package")
+            raise RuntimeError(
+                "redis-server not found: install Debian's redis-server package"
+            )
         self.port = free_port()
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

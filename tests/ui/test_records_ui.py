@@ -31,4 +31,6 @@ def test_create_open_and_edit_a_ticket(page, login, alice, contact, settings):
     ticket.refresh_from_db()
     assert ticket.stage == "solved"
     assert "Solved" in page.locator(".record-fields").inner_text()
-    page.screenshot(path=str(settings.VAR_DIR / "screenshot-ticket.png"), full_page=True)
+    page.screenshot(
+        path=str(settings.VAR_DIR / "screenshot-ticket.png"), full_page=True
+    )
