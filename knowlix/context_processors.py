@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
+from feed.selectors import unread_count
 from knowlix.access import can_view_model
 from knowlix.recordviews import RECORD_KINDS
 from knowlix.users import has_technical_access, is_admin
@@ -49,11 +50,6 @@ def knowlix(request: HttpRequest) -> dict:
         "nav_apps": apps,
         "nav_is_admin": is_admin(user),
         "nav_technical": _links(TECHNICAL_MENU) if has_technical_access(user) else [],
-        "nav_unread": 0,
+        "nav_unread": unread_count(user),
     }
-    try:
-        from feed.selectors import unread_count
-    except ImportError:  # the feed app's selectors are not written yet
-        return context
-    context["nav_unread"] = unread_count(user)
     return context
