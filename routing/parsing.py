@@ -71,6 +71,7 @@ class ParsedMessage:
     cc: list[tuple[str, str]] = field(default_factory=list)
     # every address the message was delivered to, in lookup order, normalized
     recipients: list[str] = field(default_factory=list)
+    recipients_cased: list[str] = field(default_factory=list)  # reply tokens
     in_reply_to: list[str] = field(default_factory=list)
     references: list[str] = field(default_factory=list)  # last 32, oldest first
     body_text: str = ""
@@ -99,7 +100,12 @@ class ParsedMessage:
 
 def normalize_address(address: str) -> str:
     """Lower-case an address and strip brackets and blanks; "" if it has no @."""
-    address = clean_text(address).strip().strip("<>").strip().lower()
+    return clean_address(address).lower()
+
+
+def clean_address(address: str) -> str:
+    """Strip brackets and blanks, keep the case; "" if it is not local@domain."""
+    address = clean_text(address).strip().strip("<>").strip()
     if address.count("@") < 1 or address.startswith("@") or address.endswith("@"):
         return ""
     return address
@@ -158,7 +164,9 @@ def _raw_values(msg: EmailMessage, name: str) -> list[str]:
     return [value for key, value in msg.raw_items() if key.lower() == lname]
 
 
-def _addresses(msg: EmailMessage, name: str) -> list[tuple[str, str]]:
+def _addresses(
+    msg: EmailMessage, name: str, *, keep_case: bool = False
+) -> list[tuple[str, str]]:
     """(display name, normalized address) pairs; malformed entries are skipped."""
     found: list[tuple[str, str]] = []
     for raw_value in _raw_values(msg, name):
@@ -171,7 +179,7 @@ def _addresses(msg: EmailMessage, name: str) -> list[tuple[str, str]]:
         if not any(normalize_address(a) for _, a in pairs):
             pairs = getaddresses([clean_text(raw_value)])
         for name_part, addr in pairs:
-            address = normalize_address(addr)
+            address = clean_address(addr) if keep_case else normalize_address(addr)
             if address:
                 found.append((clean_text(name_part).strip(), address))
     return found
@@ -194,10 +202,11 @@ def _parse_headers(msg: EmailMessage, sha256: str) -> ParsedMessage:
     subject = " ".join(_header(msg, "Subject").split())
     in_reply_to = extract_message_ids(_header(msg, "In-Reply-To"))
     references = extract_message_ids(" ".join(_raw_values(msg, "References")))
-    recipients: dict[str, None] = {}
+    cased: dict[str, None] = {}
     for name in RECIPIENT_HEADERS:
-        for _, address in _addresses(msg, name):
-            recipients.setdefault(address, None)
+        for _, address in _addresses(msg, name, keep_case=True):
+            cased.setdefault(address, None)
+    recipients = {address.lower(): None for address in cased}
     tags = SUBJECT_TAG_RE.findall(subject)
     return ParsedMessage(
         sha256=sha256,
@@ -213,6 +222,7 @@ def _parse_headers(msg: EmailMessage, sha256: str) -> ParsedMessage:
         to=_addresses(msg, "To"),
         cc=_addresses(msg, "Cc"),
         recipients=list(recipients),
+        recipients_cased=list(cased),
         in_reply_to=in_reply_to[:MAX_REFERENCES],
         references=references[-MAX_REFERENCES:],
         auth_verdicts=parse_authentication_results(

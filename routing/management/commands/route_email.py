@@ -1,0 +1,52 @@
+"""``manage.py route_email [FILE]``: route one raw message (stdin without FILE).
+
+For mail transfer agents (Postfix ``pipe``, Exim) and scripts. Prints one JSON object
+``{"outcome", "routes", "reason"}``. Exit status 0 whenever the message was stored or
+deliberately dropped; 1 only when it could not be handled at all (unreadable input,
+database down), so the MTA keeps it and retries.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from routing.services import route_incoming_message
+
+
+class Command(BaseCommand):
+    help = "Route one RFC 5322 message from FILE or stdin; print the result as JSON."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", nargs="?", help="a .eml file (default: stdin)")
+        parser.add_argument("--source", default="", help="label stored with the mail")
+
+    def handle(
+        self, *args, file: str | None = None, source: str = "", **options
+    ) -> None:  # noqa: ANN002, ANN003
+        try:
+            if file and file != "-":
+                with open(file, "rb") as handle:
+                    raw = handle.read()
+            else:
+                raw = sys.stdin.buffer.read()
+        except OSError as exc:
+            raise CommandError(f"cannot read the message: {exc}") from exc
+        try:
+            result = route_incoming_message(
+                raw=raw, source=source or ("file" if file else "mta")
+            )
+        except Exception as exc:  # nothing was stored: tell the MTA to retry
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "outcome": "error",
+                        "routes": [],
+                        "reason": f"{type(exc).__name__}: {exc}",
+                    }
+                )
+            )
+            raise CommandError(f"the message could not be handled: {exc}") from exc
+        self.stdout.write(json.dumps(result.as_json(), ensure_ascii=False))

@@ -1,0 +1,228 @@
+"""Reads of the routing pipeline: which record, alias and author a message belongs to.
+
+Every lookup here is a constant number of indexed queries whatever the number of
+stored messages (Message.message_id and Record.reply_token are unique indexes), so
+routing speed does not degrade as the feed grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
+
+from feed.models import Follower, Message, MessageRecipient
+from knowlix import params
+from knowlix.models import Contact, Record
+from knowlix.records import RECORD_MODELS
+from mailservers.models import OutgoingMail
+from routing.models import Alias
+from routing.parsing import ParsedMessage
+
+REPLY_PREFIX = "reply+"
+TRUSTED_AUTHSERV_IDS = "mail.gateway.authserv_ids"  # comma-separated
+
+
+@dataclass
+class Target:
+    """A record the message replies to, and how it was found."""
+
+    record: Record
+    parent: Message | None
+    found_by: str  # "token", "headers", "subject tag"
+
+
+@dataclass
+class Author:
+    user: AbstractBaseUser | None = None
+    contact: Contact | None = None
+
+    @property
+    def is_known(self) -> bool:
+        return self.user is not None or self.contact is not None
+
+
+def split_address(address: str) -> tuple[str, str]:
+    local, _, domain = address.rpartition("@")
+    return local, domain.lower()
+
+
+def our_domain() -> str:
+    return params.catchall_domain()
+
+
+def addressed_to_us(parsed: ParsedMessage) -> bool:
+    """True if any recipient is at the catch-all domain (or a subdomain of it)."""
+    domain = our_domain()
+    return any(
+        d == domain or d.endswith("." + domain)
+        for _, d in map(split_address, parsed.recipients)
+    )
+
+
+def is_to_bounce_alias(parsed: ParsedMessage) -> bool:
+    alias = (params.get_param(params.BOUNCE_ALIAS) or "bounce").lower()
+    domain = our_domain()
+    for local, d in map(split_address, parsed.recipients):
+        if d == domain and (local == alias or local.startswith(alias + "+")):
+            return True
+    return False
+
+
+def find_token_target(parsed: ParsedMessage) -> Target | None:
+    """``reply+<token>@<catch-all>`` in the recipients (tokens are case-sensitive)."""
+    domain = our_domain()
+    tokens = [
+        local[len(REPLY_PREFIX) :]
+        for local, d in map(split_address, parsed.recipients_cased)
+        if d == domain and local.lower().startswith(REPLY_PREFIX)
+    ]
+    tokens = [t for t in tokens if t]
+    if not tokens:
+        return None
+    for model in RECORD_MODELS:
+        record = model.objects.filter(reply_token__in=tokens).first()
+        if record is not None:
+            return Target(record=record, parent=None, found_by="token")
+    return None
+
+
+def find_thread(parsed: ParsedMessage) -> Target | None:
+    """The record and message the mail answers: In-Reply-To, then References.
+
+    Matched against feed messages (sent or received) and against the Message-IDs of
+    outgoing mail (one feed message may go out as several mails, each with its id).
+    """
+    ids = parsed.thread_ids
+    if not ids:
+        return None
+    found: dict[str, tuple[Message | None, ContentType, int]] = {
+        m.message_id: (m, m.content_type, m.object_id)
+        for m in Message.objects.filter(message_id__in=ids).select_related(
+            "content_type"
+        )
+    }
+    if ids[0] not in found:
+        for mail in OutgoingMail.objects.filter(
+            message_id__in=ids, content_type__isnull=False
+        ).select_related("content_type", "feed_message"):
+            found.setdefault(
+                mail.message_id, (mail.feed_message, mail.content_type, mail.object_id)
+            )
+    for mid in ids:
+        if mid in found:
+            message, content_type, object_id = found[mid]
+            model = content_type.model_class()
+            record = model.objects.filter(pk=object_id).first() if model else None
+            if record is not None:
+                return Target(record=record, parent=message, found_by="headers")
+    return None
+
+
+def find_tag_target(parsed: ParsedMessage, *, verified: bool) -> Target | None:
+    """A ``[TCK-42]`` subject tag, only if the sender follows or took part in it."""
+    if not parsed.subject_tags or not parsed.from_address or not verified:
+        return None
+    by_tag = {model.TAG: model for model in RECORD_MODELS}
+    for tag, pk in parsed.subject_tags:
+        model = by_tag.get(tag)
+        record = model.objects.filter(pk=pk).first() if model else None
+        if record is not None and took_part(record, parsed.from_address):
+            return Target(record=record, parent=None, found_by="subject tag")
+    return None
+
+
+def took_part(record: Record, address: str) -> bool:
+    """The address follows the record, wrote on it, or received mail from it."""
+    ct = ContentType.objects.get_for_model(record)
+    on_record = {"content_type": ct, "object_id": record.pk}
+    if (
+        Follower.objects.filter(**on_record)
+        .filter(Q(contact__email_normalized=address) | Q(user__email__iexact=address))
+        .exists()
+    ):
+        return True
+    if (
+        Message.objects.filter(**on_record)
+        .filter(
+            Q(author_contact__email_normalized=address)
+            | Q(author_user__email__iexact=address)
+        )
+        .exists()
+    ):
+        return True
+    return MessageRecipient.objects.filter(
+        message__content_type=ct, message__object_id=record.pk, address__iexact=address
+    ).exists()
+
+
+def find_aliases(parsed: ParsedMessage) -> list[Alias]:
+    """Active aliases among the recipients, in recipient order (one query)."""
+    domain = our_domain()
+    locals_: list[str] = []
+    for local, d in map(split_address, parsed.recipients):
+        if d != domain or local.startswith(REPLY_PREFIX):
+            continue
+        for name in (local, local.split("+")[0]):
+            if name not in locals_:
+                locals_.append(name)
+    if not locals_:
+        return []
+    aliases = {
+        a.name: a
+        for a in Alias.objects.filter(name__in=locals_, is_active=True).select_related(
+            "content_type"
+        )
+    }
+    seen: list[Alias] = []
+    for name in locals_:
+        alias = aliases.get(name)
+        if alias is not None and alias not in seen:
+            seen.append(alias)
+    return seen
+
+
+def find_author(
+    address: str, *, record: Record | None, verified: bool
+) -> tuple[Author, bool]:
+    """Match an address: followers of the record, then users, then contacts.
+
+    Returns (author, is_follower). An unverified sender is never taken for a user:
+    it may only match a contact, and the message is marked *unverified sender*.
+    """
+    if not address:
+        return Author(), False
+    if record is not None:
+        ct = ContentType.objects.get_for_model(record)
+        matches = Q(contact__email_normalized=address)
+        if verified:
+            matches |= Q(user__email__iexact=address, user__is_active=True)
+        follower = (
+            Follower.objects.filter(content_type=ct, object_id=record.pk)
+            .filter(matches)
+            .select_related("user", "contact")
+            .order_by("user_id")  # NULLs order differently per database: decide below
+        )
+        rows = list(follower[:2])
+        rows.sort(key=lambda f: f.user_id is None)  # users first
+        if rows:
+            return Author(user=rows[0].user, contact=rows[0].contact), True
+    if verified:
+        user = (
+            get_user_model()
+            .objects.filter(email__iexact=address, is_active=True)
+            .order_by("pk")
+            .first()
+        )
+        if user is not None:
+            return Author(user=user), False
+    contact = Contact.objects.filter(email_normalized=address).order_by("pk").first()
+    return Author(contact=contact), False
+
+
+def trusted_authserv_ids() -> set[str]:
+    value = params.get_param(TRUSTED_AUTHSERV_IDS) or ""
+    return {v.strip().lower() for v in value.split(",") if v.strip()}

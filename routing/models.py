@@ -1,0 +1,156 @@
+"""Models of mail routing: aliases, every inbound message kept raw, quarantine, rates.
+
+``InboundMail`` is written before routing starts and is unique by sha256, so the same
+bytes are never routed twice and a message is never lost: if routing fails, the row
+keeps the raw bytes and an ``UnprocessedMail`` row puts it in quarantine.
+"""
+
+from __future__ import annotations
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Alias(models.Model):
+    """``name@<catch-all domain>``: where mail to that address goes."""
+
+    class ContactPolicy(models.TextChoices):
+        EVERYONE = "everyone", _("Everyone")
+        KNOWN = "known", _("Known contacts")
+        FOLLOWERS = "followers", _("Followers only")
+
+    name = models.CharField(
+        max_length=64, unique=True, help_text=_("Local part, e.g. helpdesk")
+    )
+    content_type = models.ForeignKey(
+        ContentType,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("record kind"),
+    )
+    # Post every mail on this record instead of creating one (same kind).
+    object_id = models.PositiveBigIntegerField(
+        null=True, blank=True, verbose_name=_("fixed record id")
+    )
+    defaults = models.JSONField(default=dict, blank=True)
+    contact_policy = models.CharField(
+        max_length=20, choices=ContactPolicy.choices, default=ContactPolicy.EVERYONE
+    )
+    bounce_message = models.TextField(
+        blank=True, help_text=_("Sent to refused senders; a polite default if empty.")
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = _("aliases")
+        indexes = [models.Index(fields=["content_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        self.name = self.name.strip().lower()
+        super().save(*args, **kwargs)
+
+    @property
+    def model(self) -> type[models.Model]:
+        return self.content_type.model_class()
+
+    @property
+    def creates_records(self) -> bool:
+        return self.object_id is None
+
+
+class InboundMail(models.Model):
+    """One received message: its raw bytes, identity and what routing made of it."""
+
+    class Outcome(models.TextChoices):
+        RECEIVED = "received", _("Received")  # stored, routing not finished
+        ROUTED = "routed", _("Routed")
+        BOUNCE = "bounce", _("Bounce")
+        DUPLICATE = "duplicate", _("Duplicate")
+        REFUSED = "refused", _("Refused")
+        IGNORED = "ignored", _("Ignored")
+        QUARANTINED = "quarantined", _("Quarantined")
+
+    raw = models.BinaryField()
+    size = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, unique=True)
+    message_id = models.CharField(max_length=998, blank=True, db_index=True)
+    knowlix_message_id = models.CharField(max_length=998, blank=True)
+    source = models.CharField(max_length=60, blank=True)
+    server_name = models.CharField(max_length=200, blank=True)
+    from_address = models.CharField(max_length=320, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    outcome = models.CharField(
+        max_length=20, choices=Outcome.choices, default=Outcome.RECEIVED
+    )
+    reason = models.TextField(blank=True)
+    # [{"action": "created"|"posted", "record": "knowlix.ticket:4", "message": 9}]
+    routes = models.JSONField(default=list, blank=True)
+    # A loop-protection bounce we sent carries this tag; replies to it are ignored.
+    loop_tag = models.CharField(max_length=40, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)  # a bounce reply queued
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["outcome", "-received_at"])]
+
+    def __str__(self) -> str:
+        return self.subject or self.message_id or f"inbound #{self.pk}"
+
+
+class UnprocessedMail(models.Model):
+    """Quarantine: a message that could not be parsed or routed, kept for a human."""
+
+    inbound = models.OneToOneField(
+        InboundMail, on_delete=models.CASCADE, related_name="unprocessed"
+    )
+    reason = models.TextField()
+    detail = models.TextField(blank=True)  # exception type and message, no traceback
+    attempts = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_attempt_at", "-id"]
+        verbose_name_plural = _("unprocessed mail")
+
+    def __str__(self) -> str:
+        return f"{self.inbound} ({self.reason[:40]})"
+
+
+class SenderRateCounter(models.Model):
+    """Messages from one sender per 10-minute bucket, for loop detection.
+
+    ``scope`` "create" counts records the sender created (``record`` empty); "post"
+    counts messages posted on one record. The window sums the recent buckets.
+    """
+
+    class Scope(models.TextChoices):
+        CREATE = "create", _("Records created")
+        POST = "post", _("Messages on one record")
+
+    address = models.CharField(max_length=320)
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    record = models.CharField(max_length=100, blank=True)  # "knowlix.ticket:42"
+    bucket = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["address", "scope", "record", "bucket"],
+                name="sender_rate_bucket_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} {self.scope} {self.bucket:%H:%M} = {self.count}"

@@ -1,0 +1,140 @@
+"""Turn a parsed message into feed posts and new records (through their services).
+
+Messages are written only through ``feed.services.post_message`` and records only
+through ``knowlix.services.create_record``. Nothing is dropped silently: an HTML
+body over the budget is posted as text with the original HTML attached, and an
+attachment over the size limit is named in the body (the raw mail is kept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Model
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
+
+from feed.attachments import AttachmentInput, max_attachment_bytes
+from feed.html import html_to_text
+from feed.models import Message
+from feed.services import new_message_id, post_message
+from knowlix import services as record_services
+from knowlix.models import Record
+from routing.matching import Author
+from routing.parsing import ParsedMessage
+
+# Sanitizing is linear in the size (nh3 is an HTML5 parser), so a size budget is a
+# time budget: above it the text body is posted and the HTML kept as a file.
+HTML_BUDGET_CHARS = 400_000
+
+
+@dataclass
+class Verdict:
+    is_unverified: bool = False
+    text: str = ""  # e.g. "spf=pass dkim=pass dmarc=pass (mx.example.com)"
+
+
+@dataclass
+class MailContent:
+    body_html: str
+    body_text: str
+    attachments: list[AttachmentInput]
+
+
+def build_content(parsed: ParsedMessage) -> MailContent:
+    """Bodies and attachments to post, applying the HTML and attachment budgets."""
+    notes: list[str] = []
+    files: list[AttachmentInput] = []
+    limit = max_attachment_bytes()
+    for item in parsed.attachments:
+        if len(item.content) > limit:
+            notes.append(
+                _("The attachment %(name)s (%(size)s) exceeds the size limit.")
+                % {"name": item.filename, "size": filesizeformat(len(item.content))}
+            )
+            continue
+        files.append(
+            AttachmentInput(
+                filename=item.filename,
+                content=item.content,
+                mimetype=item.content_type,
+                content_id=item.content_id,
+            )
+        )
+    html, text = parsed.body_html, parsed.body_text
+    if len(html) > HTML_BUDGET_CHARS:
+        notes.append(
+            _("The HTML body (%(size)s) was too large to display; it is attached.")
+            % {"size": filesizeformat(len(html.encode("utf-8")))}
+        )
+        files.append(
+            AttachmentInput("original-body.html", html.encode("utf-8"), "text/html")
+        )
+        text = text or html_to_text(html[:HTML_BUDGET_CHARS])
+        html = ""
+    if notes:
+        text = "\n\n".join([text, *notes]) if text else "\n\n".join(notes)
+        if html:
+            html += "".join(f"<p><em>{_escape(n)}</em></p>" for n in notes)
+    if not html and not text.strip() and not files:
+        text = _("(empty message)")
+    return MailContent(body_html=html, body_text=text, attachments=files)
+
+
+def _escape(text: str) -> str:
+    from django.utils.html import escape
+
+    return escape(text)
+
+
+def post_mail(
+    *,
+    record: Model,
+    parsed: ParsedMessage,
+    content: MailContent,
+    author: Author,
+    verdict: Verdict,
+    parent: Message | None,
+    first_route: bool,
+) -> Message:
+    """Post the received mail on ``record`` (a child of ``parent`` if given).
+
+    The first route keeps the mail's Message-ID (threads find it); further routes
+    of the same mail get fresh ids, since a Message-ID names one feed message.
+    """
+    address = parsed.from_address
+    email_from = f"{parsed.from_name} <{address}>" if parsed.from_name else address
+    return post_message(
+        record=record,
+        kind=Message.Kind.EMAIL,
+        direction=Message.Direction.INCOMING,
+        author=author.user,
+        author_contact=None if author.user is not None else author.contact,
+        subject=parsed.subject,
+        body_html=content.body_html,
+        body_text=content.body_text,
+        email_from=(email_from or parsed.from_name)[:320],
+        message_id=parsed.message_id if first_route else new_message_id(),
+        parent=parent,
+        recipients=[a for _, a in parsed.to + parsed.cc],
+        attachments=content.attachments,
+        is_unverified_sender=verdict.is_unverified,
+        auth_verdict=verdict.text,
+        created_at=None,
+    )
+
+
+def create_record(
+    *, model: type[Record], defaults: dict, parsed: ParsedMessage, author: Author
+) -> Record:
+    """A new record of ``model`` from the mail: title from the subject, its contact."""
+    values = dict(defaults or {})
+    field = model._meta.get_field(model.TITLE_FIELD)
+    max_length = getattr(field, "max_length", None) or 200
+    values.setdefault(
+        model.TITLE_FIELD, (parsed.subject or _("(no subject)"))[:max_length]
+    )
+    record = model.new_from_mail(
+        subject=parsed.subject, contact=author.contact, defaults=values
+    )
+    return record_services.create_record(record=record, author=author.user)

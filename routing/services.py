@@ -1,0 +1,277 @@
+"""Route an incoming message: the one pipeline every entry point goes through.
+
+The raw bytes are stored first (``InboundMail``, unique by sha256) and committed
+before routing starts; routing then runs in its own savepoint, so a failure rolls
+back its writes, quarantines the message with the reason and never blocks the next
+one. The rule order is the one of issue #8 (duplicate, loop-bounce reply, bounce,
+reply token, thread headers, subject tag, aliases, server default, refusal).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from feed.models import Message
+from knowlix.records import record_label
+from routing import bounces, matching
+from routing.errors import ParseError, RoutingError
+from routing.models import InboundMail, UnprocessedMail
+from routing.parsing import ParsedMessage, parse_message
+from routing.routes import Router
+
+logger = logging.getLogger(__name__)
+Outcome = InboundMail.Outcome
+
+
+class IncomingServerLike(Protocol):
+    """What routing reads from an incoming server (mailservers.IncomingServer)."""
+
+    default_action: str
+
+
+@dataclass
+class Route:
+    action: str  # "created" | "posted"
+    record: str  # "knowlix.ticket:42"
+    message: int
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {"action": self.action, "record": self.record, "message": self.message}
+
+
+@dataclass
+class RoutingResult:
+    outcome: str
+    routes: list[Route] = field(default_factory=list)
+    reason: str = ""
+    inbound_id: int | None = None
+
+    def as_json(self) -> dict:
+        data: dict = {
+            "outcome": str(self.outcome),
+            "routes": [r.as_dict() for r in self.routes],
+        }
+        if self.outcome != Outcome.ROUTED:
+            data["reason"] = self.reason
+        return data
+
+
+def route_incoming_message(
+    *, raw: bytes, source: str, server: IncomingServerLike | None = None
+) -> RoutingResult:
+    """Store ``raw`` and route it; returns what happened (never raises on bad mail)."""
+    sha256 = hashlib.sha256(raw).hexdigest()
+    if InboundMail.objects.filter(sha256=sha256).exists():
+        return RoutingResult(
+            Outcome.DUPLICATE, reason=_("The same bytes were received before.")
+        )
+    try:
+        parsed = parse_message(raw)
+    except ParseError as exc:
+        inbound = _store(raw, sha256, source=source, server=server, parsed=None)
+        if inbound is None:
+            return RoutingResult(Outcome.DUPLICATE, reason=_("Received concurrently."))
+        return _quarantine(inbound, exc.user_message, detail=exc.detail)
+    duplicate = _duplicate_reason(parsed)
+    if duplicate:
+        return RoutingResult(Outcome.DUPLICATE, reason=duplicate)
+    inbound = _store(raw, sha256, source=source, server=server, parsed=parsed)
+    if inbound is None:
+        return RoutingResult(Outcome.DUPLICATE, reason=_("Received concurrently."))
+    return _route_stored(inbound, parsed, server)
+
+
+def _duplicate_reason(parsed: ParsedMessage) -> str:
+    if (
+        parsed.knowlix_message_id
+        and Message.objects.filter(message_id=parsed.knowlix_message_id).exists()
+    ):
+        return _("The message is one of ours (X-Knowlix-Message-Id).")
+    if parsed.has_message_id:
+        if InboundMail.objects.filter(message_id=parsed.message_id).exists():
+            return _("A message with this Message-ID was received before.")
+        if Message.objects.filter(message_id=parsed.message_id).exists():
+            return _("A message with this Message-ID is already in a feed.")
+    return ""
+
+
+def _store(
+    raw: bytes,
+    sha256: str,
+    *,
+    source: str,
+    server: IncomingServerLike | None,
+    parsed: ParsedMessage | None,
+) -> InboundMail | None:
+    """Commit the raw bytes before routing; None if the same bytes won a race."""
+    inbound = InboundMail(
+        raw=raw,
+        size=len(raw),
+        sha256=sha256,
+        source=source[:60],
+        server_name=str(server or "")[:200],
+    )
+    if parsed is not None:
+        inbound.message_id = parsed.message_id if parsed.has_message_id else ""
+        inbound.knowlix_message_id = parsed.knowlix_message_id
+        inbound.from_address = parsed.from_address[:320]
+        inbound.subject = parsed.subject[:998]
+    try:
+        with transaction.atomic():
+            inbound.save()
+    except IntegrityError:
+        return None
+    return inbound
+
+
+def _route_stored(
+    inbound: InboundMail, parsed: ParsedMessage, server: IncomingServerLike | None
+) -> RoutingResult:
+    try:
+        with transaction.atomic():
+            result = route_parsed(inbound=inbound, parsed=parsed, server=server)
+            _finish(inbound, result)
+    except Exception as exc:  # one bad message must never block the others
+        logger.exception("routing: inbound mail %s quarantined", inbound.pk)
+        message = exc.user_message if isinstance(exc, RoutingError) else str(exc)
+        return _quarantine(
+            inbound,
+            _("Routing failed: %(error)s") % {"error": message[:300]},
+            detail=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+    result.inbound_id = inbound.pk
+    return result
+
+
+def _finish(inbound: InboundMail, result: RoutingResult) -> None:
+    inbound.outcome = result.outcome
+    inbound.reason = result.reason
+    inbound.routes = [r.as_dict() for r in result.routes]
+    inbound.processed_at = timezone.now()
+    inbound.save(
+        update_fields=[
+            "outcome",
+            "reason",
+            "routes",
+            "processed_at",
+            "loop_tag",
+            "replied_at",
+        ]
+    )
+    UnprocessedMail.objects.filter(inbound=inbound).delete()
+
+
+def _quarantine(
+    inbound: InboundMail, reason: str, *, detail: str = ""
+) -> RoutingResult:
+    now = timezone.now()
+    inbound.outcome = Outcome.QUARANTINED
+    inbound.reason = reason
+    inbound.processed_at = now
+    inbound.save(update_fields=["outcome", "reason", "processed_at"])
+    unprocessed, created = UnprocessedMail.objects.get_or_create(
+        inbound=inbound, defaults={"reason": reason, "detail": detail}
+    )
+    if not created:
+        unprocessed.reason, unprocessed.detail = reason, detail
+        unprocessed.attempts += 1
+        unprocessed.last_attempt_at = now
+        unprocessed.save(
+            update_fields=["reason", "detail", "attempts", "last_attempt_at"]
+        )
+    return RoutingResult(Outcome.QUARANTINED, reason=reason, inbound_id=inbound.pk)
+
+
+def route_parsed(
+    *, inbound: InboundMail, parsed: ParsedMessage, server: IncomingServerLike | None
+) -> RoutingResult:
+    """Apply the routing rules in order. Call inside ``transaction.atomic()``."""
+    if parsed.loop_tags:
+        return RoutingResult(
+            Outcome.IGNORED, reason=_("A reply to one of our loop-protection bounces.")
+        )
+    if parsed.bounce.detected or matching.is_to_bounce_alias(parsed):
+        return RoutingResult(Outcome.BOUNCE, reason=bounces.handle_bounce(parsed))
+    bounces.reset_bounce_count(parsed.from_address)
+    router = Router(inbound=inbound, parsed=parsed, server=server)
+    router.run()
+    routes = [
+        Route(action, record_label(record), message.pk)
+        for action, record, message in router.routes
+    ]
+    if routes:
+        return RoutingResult(Outcome.ROUTED, routes=routes)
+    if router.refusal:
+        return RoutingResult(Outcome.REFUSED, reason=router.refusal)
+    if router.ignored:
+        return RoutingResult(Outcome.IGNORED, reason=router.ignored)
+    raise RoutingError(
+        _("No route: not addressed to an alias, a reply address or a known thread.")
+    )
+
+
+# --- Quarantine page actions --------------------------------------------------------
+
+
+def reprocess_unprocessed(*, unprocessed: UnprocessedMail) -> RoutingResult:
+    """Route a quarantined message again (after a fix of configuration or code)."""
+    inbound = unprocessed.inbound
+    raw = bytes(inbound.raw)
+    try:
+        parsed = parse_message(raw)
+    except ParseError as exc:
+        return _quarantine(inbound, exc.user_message, detail=exc.detail)
+    return _route_stored(inbound, parsed, server=None)
+
+
+@transaction.atomic
+def discard_unprocessed(*, unprocessed: UnprocessedMail, user_label: str) -> None:
+    """Drop a quarantined message on purpose; the raw bytes stay on InboundMail."""
+    inbound = unprocessed.inbound
+    inbound.outcome = Outcome.IGNORED
+    inbound.reason = _("Discarded from quarantine by %(user)s.") % {"user": user_label}
+    inbound.processed_at = timezone.now()
+    inbound.save(update_fields=["outcome", "reason", "processed_at"])
+    unprocessed.delete()
+
+
+# --- Demo data ----------------------------------------------------------------------
+
+DEFAULT_ALIASES = {
+    "helpdesk": "ticket",
+    "sales": "opportunity",
+    "expenses": "expense",
+    "jobs": "jobapplication",
+}
+
+
+def ensure_default_aliases() -> list:
+    """Create the module aliases helpdesk@, sales@, expenses@, jobs@ (idempotent)."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from routing.models import Alias
+
+    aliases = []
+    for name, model in DEFAULT_ALIASES.items():
+        content_type = ContentType.objects.get_by_natural_key("knowlix", model)
+        alias, _created = Alias.objects.get_or_create(
+            name=name, defaults={"content_type": content_type}
+        )
+        aliases.append(alias)
+    return aliases
+
+
+__all__ = [
+    "RoutingResult",
+    "discard_unprocessed",
+    "ensure_default_aliases",
+    "reprocess_unprocessed",
+    "route_incoming_message",
+]
