@@ -10,6 +10,7 @@ exception.
 
 from __future__ import annotations
 
+import imaplib
 import re
 import socket
 import ssl
@@ -90,6 +91,11 @@ def translate_error(exc: BaseException, *, where: str) -> MailServerError:
             % {"err": exc.reason or exc},
             detail=detail,
         )
+    if isinstance(exc, imaplib.IMAP4.abort):  # imapclient's AbortError: socket died
+        return TransientError(
+            _("The connection to the server was lost (%(err)s).") % {"err": exc},
+            detail=detail,
+        )
     if isinstance(exc, ConnectionRefusedError):
         return TransientError(
             _("The server refused the connection (is it running on that port?)."),
@@ -111,6 +117,8 @@ def translate_error(exc: BaseException, *, where: str) -> MailServerError:
 
 def auth_error(message: str | bytes) -> ServerAuthError:
     text = message.decode(errors="replace") if isinstance(message, bytes) else message
+    if text[:2] in ("b'", 'b"') and text[-1:] in ("'", '"'):
+        text = text[2:-1]  # str() of a bytes reply, as imapclient/poplib give it
     return ServerAuthError(
         _("The server refused the login: %(reason)s") % {"reason": text.strip()[:200]},
         detail=text,

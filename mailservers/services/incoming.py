@@ -31,7 +31,6 @@ from django.utils.translation import gettext as _
 from mailservers.errors import (
     MailServerError,
     PermanentError,
-    ServerAuthError,
     ServerConfigError,
     TransientError,
 )
@@ -93,8 +92,6 @@ def after_store_action(server: IncomingServer) -> str:
 def connection_settings(
     *, server: IncomingServer, token_provider: Callable[[], str] | None = None
 ) -> ConnectionSettings:
-    if token_provider is None and server.auth_method == Server.AuthMethod.OUTLOOK:
-        token_provider = _oauth_token_provider(server)
     return ConnectionSettings(
         host=server.host,
         port=server.effective_port,
@@ -107,41 +104,21 @@ def connection_settings(
     )
 
 
-def _oauth_token_provider(server: IncomingServer) -> Callable[[], str]:
-    from mailservers.services.oauth import get_access_token
-
-    def provide() -> str:
-        if server.oauth_grant is None:
-            raise ServerConfigError(_("Connect the Outlook account first."))
-        return get_access_token(server.oauth_grant)
-
-    return provide
-
-
 def open_fetcher(server: IncomingServer) -> ImapFetcher | Pop3Fetcher:
-    """A connected, logged-in fetcher; an OAuth token the server refuses is
-    refreshed once (it may have been revoked early) before giving up."""
-    try:
+    """A connected, logged-in fetcher. With Outlook OAuth, a token the server refuses
+    is refreshed once (``with_fresh_token``) before giving up."""
+    if server.auth_method != Server.AuthMethod.OUTLOOK:
         return _connect(server, connection_settings(server=server))
-    except MailServerError as exc:
-        if (
-            server.auth_method != Server.AuthMethod.OUTLOOK
-            or server.oauth_grant is None
-        ):
-            raise
-        from mailservers.services import oauth
+    if server.oauth_grant is None:
+        raise ServerConfigError(_("Connect the Outlook account first."))
+    from mailservers.services.oauth import with_fresh_token
 
-        if not isinstance(exc, ServerAuthError):
-            raise
-        grant = server.oauth_grant
-        token = oauth.get_access_token(grant, failed_token=grant.access_token)
-        try:
-            return _connect(
-                server, connection_settings(server=server, token_provider=lambda: token)
-            )
-        except ServerAuthError as again:
-            oauth.record_grant_refused(grant=grant, reason=again.user_message)
-            raise
+    return with_fresh_token(
+        server.oauth_grant,
+        lambda token: _connect(
+            server, connection_settings(server=server, token_provider=token)
+        ),
+    )
 
 
 def _connect(
@@ -368,53 +345,43 @@ def _store(
     server: IncomingServer, message: RemoteMessage, result: PollResult, *, resync: bool
 ) -> str:
     """Route one message and record it, in one transaction. Returns the row state."""
-    is_imap = isinstance(message.key, int)
-    where = (
-        {"uidvalidity": server.uidvalidity, "uid": message.key}
-        if is_imap
-        else {"uidl": message.key}
-    )
-    pending = after_store_action(server) != Server.AfterStore.KEEP
+    if isinstance(message.key, int):
+        where = {"uidvalidity": server.uidvalidity, "uid": message.key}
+    else:
+        where = {"uidl": message.key}
+    row = FetchedMessage(server=server, size=message.size, **where)
     if message.raw is None:
-        summary = incoming_notify.summarize_headers(message.headers)
-        with transaction.atomic():
-            FetchedMessage.objects.create(
-                server=server,
-                size=message.size,
-                state=FetchedMessage.State.OVERSIZE,
-                summary=summary,
-                **where,
-            )
-            incoming_notify.notify_oversize(
-                server=server, size=message.size, summary=summary
-            )
-        result.oversize += 1
-        return FetchedMessage.State.OVERSIZE
-    digest = hashlib.sha256(message.raw).hexdigest()
-    message_id = extract_message_id(message.raw)
-    fields = {
-        "sha256": digest,
-        "message_id": message_id,
-        "size": message.size,
-        "action_pending": pending,
-    }
-    if resync and _seen_before(server, digest, message_id):
-        FetchedMessage.objects.create(
-            server=server, state=FetchedMessage.State.KNOWN, **fields, **where
-        )
-        result.known += 1
-        return FetchedMessage.State.KNOWN
+        row.state = FetchedMessage.State.OVERSIZE
+        row.summary = incoming_notify.summarize_headers(message.headers)
+    else:
+        row.sha256 = hashlib.sha256(message.raw).hexdigest()
+        row.message_id = extract_message_id(message.raw)
+        row.action_pending = after_store_action(server) != Server.AfterStore.KEEP
+        if resync and _seen_before(server, row.sha256, row.message_id):
+            row.state = FetchedMessage.State.KNOWN
     try:
         with transaction.atomic():
-            route_message(raw=message.raw, server=server)
-            FetchedMessage.objects.create(server=server, **fields, **where)
+            if row.state == FetchedMessage.State.STORED:
+                route_message(raw=message.raw, server=server)
+            row.save(force_insert=True)
+            if row.state == FetchedMessage.State.OVERSIZE:
+                incoming_notify.notify_oversize(
+                    server=server, size=row.size, summary=row.summary
+                )
     except IntegrityError:
-        # Another poll recorded this UID/UIDL meanwhile (its routing won; ours is
-        # rolled back with this transaction).
+        # Another poll recorded this UID/UIDL meanwhile: its work stands, ours was
+        # rolled back. Anything else is a real fault (never flag unrecorded mail).
+        if not FetchedMessage.objects.filter(server=server, **where).exists():
+            raise
         result.known += 1
         return FetchedMessage.State.KNOWN
-    result.stored += 1
-    return FetchedMessage.State.STORED
+    if row.state == FetchedMessage.State.OVERSIZE:
+        result.oversize += 1
+    elif row.state == FetchedMessage.State.KNOWN:
+        result.known += 1
+    else:
+        result.stored += 1
+    return row.state
 
 
 def _seen_before(server: IncomingServer, digest: str, message_id: str) -> bool:

@@ -16,13 +16,15 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from feed.models import Message, Notification
-from feed.services import new_message_id
 from mailservers.models.incoming import IncomingServer
 
 
 def _notify_admins(*, server: IncomingServer, subject: str, body_html: str) -> Message:
+    # Imported here: feed.services imports the outgoing side, which imports back.
+    from feed.services import new_message_id
+
     message = Message.objects.create(
-        record=server,
+        content_object=server,
         kind=Message.Kind.NOTIFICATION,
         subject=subject[:998],
         body_html=body_html,

@@ -1,8 +1,8 @@
 """Polling IMAP servers against a real Dovecot: tracking, after-store actions, resync.
 
-Routing is replaced by ``routed``, a stand-in that stores one Ticket per message
-inside the poll's transaction (so a rollback removes it, as with the real pipeline);
-the end-to-end test through ``routing`` lives in test_incoming_routing.py.
+Routing is replaced by ``routed`` (``stub_routing`` in dovecot_fixtures: one Ticket
+per message, inside the poll's transaction); the end-to-end test through ``routing``
+lives in test_incoming_routing.py.
 """
 
 from __future__ import annotations
@@ -10,31 +10,14 @@ from __future__ import annotations
 import pytest
 
 from knowlix.models import Ticket
-from mailservers.models import FetchedMessage, IncomingServer
+from mailservers.models import FetchedMessage
 from mailservers.services import incoming as service
-
-
-def make_mail(n: int, *, size: int = 0, subject: str = "") -> bytes:
-    body = b"Hello %d\r\n" % n + (b"x" * 76 + b"\r\n") * (size // 78)
-    return (
-        b"From: Dana <dana@customer.example>\r\n"
-        b"To: helpdesk@example.com\r\n"
-        b"Subject: " + (subject or f"Question {n}").encode() + b"\r\n"
-        b"Message-ID: <msg-%d@customer.example>\r\n"
-        b"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
-        b"\r\n" % n + body
-    )
+from tests.servers.dovecot_fixtures import make_mail
 
 
 @pytest.fixture
-def routed(monkeypatch, db):
-    """Stand-in for routing: one Ticket per message, subject = Message-ID."""
-
-    def route(*, raw: bytes, server: IncomingServer) -> None:
-        Ticket.objects.create(subject=service.extract_message_id(raw)[:200])
-
-    monkeypatch.setattr(service, "route_message", route)
-    return Ticket.objects
+def routed(stub_routing):
+    return stub_routing
 
 
 def ticket_subjects() -> list[str]:

@@ -112,3 +112,31 @@ def make_incoming_server(db, settings, test_ca):
         )
 
     return make
+
+
+def make_mail(n: int, *, size: int = 0, subject: str = "") -> bytes:
+    """A small RFC 5322 message ``<msg-N@customer.example>``, padded to ``size``."""
+    body = b"Hello %d\r\n" % n + (b"x" * 76 + b"\r\n") * (size // 78)
+    return (
+        b"From: Dana <dana@customer.example>\r\n"
+        b"To: helpdesk@example.com\r\n"
+        b"Subject: " + (subject or f"Question {n}").encode() + b"\r\n"
+        b"Message-ID: <msg-%d@customer.example>\r\n"
+        b"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
+        b"\r\n" % n + body
+    )
+
+
+@pytest.fixture
+def stub_routing(monkeypatch, db):
+    """Stand-in for ``routing``: one Ticket per message (subject = its Message-ID),
+    written inside the poll's transaction like the real pipeline. Returns the
+    Ticket manager to count with."""
+    from knowlix.models import Ticket
+    from mailservers.services import incoming
+
+    def route(*, raw: bytes, server) -> None:
+        Ticket.objects.create(subject=incoming.extract_message_id(raw)[:200])
+
+    monkeypatch.setattr(incoming, "route_message", route)
+    return Ticket.objects
