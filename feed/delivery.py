@@ -1,8 +1,11 @@
 """The feed's one door to outgoing mail: turn a posted message into queued mail.
 
-Called on commit by :mod:`feed.services`, so a rolled-back post never emails anyone.
-Everything that knows about ``mailservers`` lives here, so a change of its API is
-one change in one place.
+Called inside ``post_message``'s transaction: the ``OutgoingMail`` rows commit (or
+roll back) with the message, and ``queue_mail`` sends only once the transaction
+commits, so a rolled-back post never emails anyone. A mail that cannot be queued
+(bad address, too large) does not undo the post: the reason is stored on the
+message's recipients and shown in the feed. Everything that knows about
+``mailservers`` lives here.
 """
 
 from __future__ import annotations
@@ -10,7 +13,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from feed.models import Message, MessageRecipient
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Model, Prefetch
+from django.template.loader import render_to_string
+
+from feed.models import Attachment, Message, MessageRecipient
+from knowlix import params
+from mailservers import mime
+from mailservers.errors import MailServerError
+from mailservers.models import OutgoingRecipient
 
 logger = logging.getLogger(__name__)
 
@@ -21,25 +33,137 @@ class Addressee:
     name: str = ""
 
 
+def absolute_url(path: str) -> str:
+    return settings.KNOWLIX_BASE_URL.rstrip("/") + path
+
+
+def _sender(message: Message) -> tuple[str, str]:
+    """(name, address) of the From header: the author, never a spoofed customer."""
+    if message.author_user_id:
+        user = message.author_user
+        name = user.get_full_name() or user.get_username()
+        return name, user.email or params.default_from_address()
+    if message.author_contact_id:
+        return str(message.author_contact), params.default_from_address()
+    return "Knowlix", params.default_from_address()
+
+
+def _mail_parts(message: Message) -> list[mime.MailPart]:
+    parts = []
+    for attachment in Attachment.objects.filter(message=message).select_related("blob"):
+        with attachment.blob.file.open("rb") as fh:
+            content = fh.read()
+        parts.append(
+            mime.MailPart(
+                filename=attachment.filename,
+                content=content,
+                mimetype=attachment.mimetype,
+                content_id=attachment.content_id,
+            )
+        )
+    return parts
+
+
+def render_message_mail(
+    *, message: Message, record: Model, for_users: bool
+) -> tuple[str, str, str]:
+    """(subject, text, html) of the mail carrying ``message``."""
+    context = {
+        "message": message,
+        "record": record,
+        "record_url": absolute_url(
+            f"{record.get_absolute_url()}?message={message.pk}#message-{message.pk}"
+        ),
+        "for_users": for_users,
+        "preferences_url": absolute_url("/preferences/"),
+    }
+    subject = render_to_string("emails/feed_message/subject.txt", context)
+    text = render_to_string("emails/feed_message/body.txt", context)
+    html = render_to_string("emails/feed_message/body.html", context)
+    return " ".join(subject.split()), text, html
+
+
 def queue_message_mail(
     *, message: Message, addressees: list[Addressee], for_users: bool
 ) -> None:
-    """Queue one mail of ``message`` to ``addressees``."""
+    """Queue one mail of ``message`` to ``addressees`` (customers, or colleagues).
+
+    Call inside the posting transaction. Failures are stored on the recipients.
+    """
     if not addressees:
         return
-    logger.info(
-        "feed message %s: %d addressee(s) (users=%s) not queued yet",
-        message.pk,
-        len(addressees),
-        for_users,
+    # Imported here: mailservers' services import dnscheck, which posts in feeds.
+    from mailservers.services.outgoing import MailRecipient, queue_mail
+
+    record = message.content_object
+    rows = {
+        r.address.lower(): r
+        for r in MessageRecipient.objects.filter(message=message)
+        if (r.user_id is not None) == for_users
+    }
+    recipients = [
+        MailRecipient(
+            address=a.address,
+            name=a.name,
+            message_recipient_id=getattr(rows.get(a.address.lower()), "pk", None),
+        )
+        for a in addressees
+    ]
+    # Our own message to customers carries its Message-ID, so their replies thread.
+    own_id = not for_users and message.direction != Message.Direction.INCOMING
+    subject, text, html = render_message_mail(
+        message=message, record=record, for_users=for_users
     )
+    name, address = _sender(message)
+    parent = message.parent
+    try:
+        with transaction.atomic():
+            queue_mail(
+                from_address=address,
+                from_name=name,
+                recipients=recipients,
+                subject=subject,
+                body_html=html,
+                body_text=text,
+                record=record,
+                feed_message=message,
+                attachments=_mail_parts(message),
+                message_id=message.message_id if own_id else "",
+                in_reply_to=parent.message_id if parent else "",
+                references=[parent.message_id] if parent else [],
+                auto_submitted=for_users or message.kind == Message.Kind.NOTIFICATION,
+            )
+    except MailServerError as exc:
+        logger.info("feed message %s: mail not queued: %s", message.pk, exc)
+        MessageRecipient.objects.filter(
+            pk__in=[
+                r.message_recipient_id for r in recipients if r.message_recipient_id
+            ]
+        ).update(delivery_error=exc.user_message[:500])
 
 
-def recipient_related() -> tuple[str, ...]:
-    """``select_related`` paths that bring a recipient's delivery state."""
-    return ()
+def recipient_prefetches() -> list[Prefetch]:
+    """Prefetches that bring each recipient's delivery rows (newest first)."""
+    return [
+        Prefetch(
+            "deliveries",
+            queryset=OutgoingRecipient.objects.order_by("-id"),
+            to_attr="delivery_rows",
+        )
+    ]
 
 
 def delivery_state(recipient: MessageRecipient) -> tuple[str, str]:
-    """(state, reason) of the mail sent to ``recipient``; ("", "") if none."""
-    return ("", "")
+    """(state, reason): queued / sent / failed / bounced; ("", "") if never mailed."""
+    rows = getattr(recipient, "delivery_rows", None)
+    if rows is None:
+        rows = list(recipient.deliveries.order_by("-id")) if recipient.pk else []
+    if rows:
+        row = rows[0]
+        state = row.state
+        if state in (OutgoingRecipient.State.SENDING, OutgoingRecipient.State.DEFERRED):
+            state = OutgoingRecipient.State.QUEUED
+        return state, row.last_error
+    if recipient.delivery_error:
+        return OutgoingRecipient.State.FAILED, recipient.delivery_error
+    return "", ""

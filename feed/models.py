@@ -143,6 +143,8 @@ class MessageRecipient(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Why no mail could be queued to this address (bad address, mail too large).
+    delivery_error = models.CharField(max_length=500, blank=True)
 
     def __str__(self) -> str:
         return self.address

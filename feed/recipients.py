@@ -148,11 +148,8 @@ def create_notifications(
     )
 
 
-def queue_planned_mail(message_id: int, plan: DeliveryPlan) -> None:
-    """Queue the plan's mail (runs on commit of the post)."""
-    message = Message.objects.filter(pk=message_id).first()
-    if message is None:
-        return
+def queue_planned_mail(*, message: Message, plan: DeliveryPlan) -> None:
+    """Queue the plan's mail: one to customers, one to colleagues who want email."""
     delivery.queue_message_mail(
         message=message, addressees=plan.external, for_users=False
     )

@@ -47,9 +47,11 @@ def _record_filter(record: Model) -> dict:
 
 def recipient_queryset() -> QuerySet[MessageRecipient]:
     """Recipients with what is needed to show their delivery state."""
-    from feed.delivery import recipient_related
+    from feed.delivery import recipient_prefetches
 
-    return MessageRecipient.objects.select_related(*recipient_related()).order_by("id")
+    return MessageRecipient.objects.prefetch_related(*recipient_prefetches()).order_by(
+        "id"
+    )
 
 
 def message_queryset() -> QuerySet[Message]:

@@ -3,7 +3,8 @@
 The one service layer for writing to a feed: views, Celery tasks, routing of
 incoming mail and management commands all call :func:`post_message`. Who hears
 about a message is decided here (see :mod:`feed.recipients`); outgoing mail is
-queued on commit through :mod:`feed.delivery`, so a rolled-back post emails nobody.
+queued in the same transaction through :mod:`feed.delivery` and
+sent on commit, so a rolled-back post emails nobody.
 Internal messages (notes, and replies to them) never reach a contact.
 """
 
@@ -227,7 +228,7 @@ def post_message(
     )
     MessageRecipient.objects.bulk_create(plan.recipient_rows)
     rcpt.create_notifications(message=message, users=plan.notified_users)
-    transaction.on_commit(lambda: rcpt.queue_planned_mail(message.pk, plan))
+    rcpt.queue_planned_mail(message=message, plan=plan)  # sent on commit
     return message
 
 

@@ -28,15 +28,21 @@ def prefers_email():
 
 
 @pytest.fixture
-def queued(monkeypatch):
-    """Collects what the feed hands to outgoing mail: (message, addresses, for_users)."""
-    from feed import delivery
+def queued(db):
+    """``queued()``: the queued mail as (message, sorted addresses, for_users)."""
+    from mailservers.models import OutgoingMail
 
-    calls: list[tuple] = []
+    def rows():
+        result = []
+        for mail in OutgoingMail.objects.order_by("id").prefetch_related(
+            "recipients__message_recipient"
+        ):
+            recipients = list(mail.recipients.all())
+            for_users = any(
+                r.message_recipient and r.message_recipient.user_id for r in recipients
+            )
+            addresses = sorted(r.address for r in recipients)
+            result.append((mail.feed_message, addresses, for_users))
+        return result
 
-    def fake(*, message, addressees, for_users):
-        if addressees:
-            calls.append((message, sorted(a.address for a in addressees), for_users))
-
-    monkeypatch.setattr(delivery, "queue_message_mail", fake)
-    return calls
+    return rows

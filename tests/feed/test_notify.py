@@ -38,7 +38,7 @@ def test_note_notifies_follower_in_inbox_only(post_on, alice, bob_follows, queue
     """An inbox-preferring follower gets an inbox notification and no email."""
     message = post_on(kind="note", author=alice, body_html="<p>internal</p>")
     assert notified(message) == {"bob": False}
-    assert queued == []
+    assert queued() == []
 
 
 def test_note_emails_follower_who_prefers_email(
@@ -48,7 +48,7 @@ def test_note_emails_follower_who_prefers_email(
     prefers_email(bob_follows)
     message = post_on(kind="note", author=alice, body_html="<p>internal</p>")
     assert notified(message) == {"bob": True}
-    assert queued == [(message, ["bob@example.com"], True)]
+    assert queued() == [(message, ["bob@example.com"], True)]
 
 
 def test_note_never_emails_contacts(post_on, alice, ticket, contact, queued):
@@ -56,7 +56,7 @@ def test_note_never_emails_contacts(post_on, alice, ticket, contact, queued):
     assert Follower.objects.filter(contact=contact).exists()
     message = post_on(kind="note", author=alice, body_html="<p>secret margin</p>")
     assert message.is_internal
-    assert queued == []
+    assert queued() == []
     assert not MessageRecipient.objects.filter(
         message=message, contact=contact
     ).exists()
@@ -67,7 +67,7 @@ def test_email_goes_to_contact_and_notifies_users(
 ):
     """An outgoing email reaches the contact; colleagues get an inbox notification."""
     message = post_on(kind="email", author=alice, body_html="<p>Hello Dana</p>")
-    assert queued == [(message, ["dana@customer.example"], False)]
+    assert queued() == [(message, ["dana@customer.example"], False)]
     assert notified(message) == {"bob": False}
     row = MessageRecipient.objects.get(message=message)
     assert (row.address, row.contact) == ("dana@customer.example", contact)
@@ -79,8 +79,8 @@ def test_email_by_email_preferring_user_goes_separately(
     """Users who prefer email get their own copy, apart from the customers' mail."""
     prefers_email(bob_follows)
     message = post_on(kind="email", author=alice, body_html="<p>Hi</p>")
-    assert (message, ["dana@customer.example"], False) in queued
-    assert (message, ["bob@example.com"], True) in queued
+    assert (message, ["dana@customer.example"], False) in queued()
+    assert (message, ["bob@example.com"], True) in queued()
 
 
 def test_author_is_not_notified(post_on, alice, prefers_email, queued):
@@ -88,7 +88,7 @@ def test_author_is_not_notified(post_on, alice, prefers_email, queued):
     prefers_email(alice)
     message = post_on(kind="note", author=alice, body_html="<p>to myself</p>")
     assert notified(message) == {}
-    assert queued == []
+    assert queued() == []
 
 
 def test_mention_notifies_user_who_may_see_record(post_on, alice, reader, queued):
@@ -125,7 +125,9 @@ def test_added_recipients_become_following_contacts(post_on, ticket, alice, queu
     erin = Contact.objects.get(email_normalized="erin@buyer.example")
     assert erin.name == "Erin Buyer"
     assert Follower.objects.filter(contact=erin, object_id=ticket.pk).exists()
-    assert queued == [(message, ["dana@customer.example", "erin@buyer.example"], False)]
+    assert queued() == [
+        (message, ["dana@customer.example", "erin@buyer.example"], False)
+    ]
 
 
 def test_incoming_email_notifies_users_not_its_author(
@@ -144,7 +146,7 @@ def test_incoming_email_notifies_users_not_its_author(
         body_text="Still on fire.",
     )
     assert notified(message) == {"alice": False, "bob": False}
-    assert queued == []  # finn was already a To/Cc of the original mail
+    assert queued() == []  # finn was already a To/Cc of the original mail
     rows = set(MessageRecipient.objects.filter(message=message).values_list("address"))
     assert rows == {("support@example.com",), ("finn@customer.example",)}
     assert message.body_html == "<p>Still on fire.</p>"
@@ -163,7 +165,7 @@ def test_reply_to_internal_note_stays_internal(post_on, ticket, alice, contact, 
     )
     assert reply.is_internal
     assert reply.subtype.code == "note"
-    assert queued == []
+    assert queued() == []
 
 
 def test_stage_change_notifies_users_only(ticket, alice, bob_follows, queued):
@@ -175,7 +177,7 @@ def test_stage_change_notifies_users_only(ticket, alice, bob_follows, queued):
     message = Message.objects.filter(subtype__code="stage").get()
     assert "Solved" in message.body_text
     assert notified(message) == {"bob": False}
-    assert queued == []
+    assert queued() == []
 
 
 def test_rolled_back_post_queues_nothing(ticket, alice, bob, prefers_email, queued):
@@ -187,5 +189,5 @@ def test_rolled_back_post_queues_nothing(ticket, alice, bob, prefers_email, queu
     with pytest.raises(RuntimeError), transaction.atomic():
         services.post_message(record=ticket, kind="email", author=alice, body_html="x")
         raise RuntimeError("abort")
-    assert queued == []
+    assert queued() == []
     assert not Notification.objects.filter(user=bob).exists()
