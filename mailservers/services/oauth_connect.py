@@ -65,16 +65,19 @@ def server_url(server: models.Model, *, fallback: str = "home") -> str:
         return resolve_url(fallback)
 
 
-def servers_of_grant(grant: OAuthGrant) -> list[tuple[str, models.Model]]:
-    """``(kind, server)`` for the outgoing and incoming servers that use ``grant``."""
-    servers: list[tuple[str, models.Model]] = []
+def servers_of_grant(grant: OAuthGrant) -> list[tuple[str, models.Model, str]]:
+    """``(kind, server, url)`` for the outgoing and incoming servers using ``grant``."""
+    servers: list[tuple[str, models.Model, str]] = []
     for kind, related_name in (
         ("outgoing", "outgoing_servers"),
         ("incoming", "incoming_servers"),
     ):
         manager = getattr(grant, related_name, None)
         if manager is not None:
-            servers.extend((kind, server) for server in manager.all())
+            servers.extend(
+                (kind, server, server_url(server, fallback=grant.get_absolute_url()))
+                for server in manager.all()
+            )
     return servers
 
 

@@ -23,7 +23,7 @@ __all__ = ["keep_oauth_grants_alive", "refresh_oauth_grant"]
 KEEPALIVE_DAYS = 7
 
 
-@shared_task(bind=True, max_retries=5)
+@shared_task(bind=True, max_retries=5, name="mailservers.tasks.refresh_oauth_grant")
 def refresh_oauth_grant(self, grant_id: int) -> None:  # noqa: ANN001
     try:
         services.keep_grant_alive(grant_id=grant_id)
@@ -33,7 +33,7 @@ def refresh_oauth_grant(self, grant_id: int) -> None:  # noqa: ANN001
         return  # recorded on the grant (needs reconnect / config error) and notified
 
 
-@shared_task
+@shared_task(name="mailservers.tasks.keep_oauth_grants_alive")
 def keep_oauth_grants_alive() -> None:
     stale = timezone.now() - dt.timedelta(days=KEEPALIVE_DAYS)
     ids = OAuthGrant.objects.filter(
