@@ -360,3 +360,22 @@ class Activity(RecordLinkMixin):
     @property
     def state_label(self) -> str:
         return str(self.State(self.state).label)
+
+
+class ActivityDigest(models.Model):
+    """One row per user and day a digest was queued: the daily task runs once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateField()
+    activity_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "day"], name="activity_digest_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"digest of {self.user} for {self.day}"

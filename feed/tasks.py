@@ -1,0 +1,14 @@
+"""Celery tasks of the feed: thin, ids in, one service call."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from feed import digests
+
+
+@shared_task
+def send_activity_digests() -> int:
+    """Daily (beat): email each user who prefers email the activities due."""
+    return digests.send_activity_digests(today=timezone.localdate())
