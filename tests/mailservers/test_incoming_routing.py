@@ -1,0 +1,58 @@
+"""End to end: mail in a real Dovecot mailbox becomes records through ``routing``."""
+
+from __future__ import annotations
+
+from knowlix.models import Opportunity, Ticket
+from mailservers.services import incoming as service
+from routing.models import InboundMail
+
+NEW_REQUEST = (
+    b"From: Dana Customer <dana@customer.example>\r\n"
+    b"To: support@acme-mailbox.example\r\n"
+    b"Subject: The printer is on fire\r\n"
+    b"Message-ID: <fire-1@customer.example>\r\n"
+    b"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Please send help.\r\n"
+)
+
+
+def test_mail_in_mailbox_becomes_a_ticket(dovecot_user, make_incoming_server, groups):
+    """A new request in the IMAP inbox is routed once into a Ticket (server default)."""
+    dovecot_user.append(NEW_REQUEST)
+    server = make_incoming_server(dovecot_user, after_store="seen")
+    result = service.poll_incoming_server(server=server)
+    assert result.stored == 1
+    ticket = Ticket.objects.get()
+    assert ticket.subject == "The printer is on fire"
+    assert InboundMail.objects.get().source == f"imap:{server.pk}"
+    assert dovecot_user.seen_uids() == [1]
+    service.poll_incoming_server(server=server)
+    assert Ticket.objects.count() == 1
+
+
+def test_server_default_action_picks_the_record_kind(
+    dovecot_user, make_incoming_server, groups
+):
+    """Unmatched mail on a server set to *create an Opportunity* becomes one (POP3)."""
+    dovecot_user.append(NEW_REQUEST.replace(b"fire-1", b"lead-1"))
+    server = make_incoming_server(
+        dovecot_user, kind="pop3", default_action="knowlix.opportunity"
+    )
+    service.poll_incoming_server(server=server)
+    assert Opportunity.objects.get().title == "The printer is on fire"
+    assert not Ticket.objects.exists()
+
+
+def test_uidvalidity_change_with_real_routing(
+    dovecot_user, make_incoming_server, groups
+):
+    """After the folder is renumbered, routed mail is not routed again."""
+    dovecot_user.append(NEW_REQUEST)
+    server = make_incoming_server(dovecot_user)
+    service.poll_incoming_server(server=server)
+    dovecot_user.server.reset_uidvalidity(dovecot_user.username)
+    result = service.poll_incoming_server(server=server)
+    assert (result.stored, result.known) == (0, 1)
+    assert Ticket.objects.count() == 1 and InboundMail.objects.count() == 1
