@@ -1,0 +1,28 @@
+"""``python manage.py process_outbox``: one drain pass of the outgoing queue."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from mailservers.services import outbox
+
+
+class Command(BaseCommand):
+    help = "Send every due outgoing mail once (what the beat task does every minute)."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument(
+            "--recover",
+            action="store_true",
+            help="First put mail stuck in 'sending' (a crashed worker) back in the queue.",
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        if options["recover"]:
+            count = outbox.recover_stuck_mail()
+            self.stdout.write(f"recovered {count} stuck mail(s)")
+        report = outbox.process_outbox()
+        self.stdout.write(
+            f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, "
+            f"held back {report.released}"
+        )

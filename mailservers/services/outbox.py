@@ -1,0 +1,431 @@
+"""Drain the outgoing queue: claim due mail, send it, record each recipient's result.
+
+Exactly once: mail is claimed in a short transaction (``SELECT … FOR UPDATE SKIP
+LOCKED`` then an UPDATE to *sending*), so no two workers ever hold the same row, and
+each mail's results are written right after the server's answer. A crash between the
+two leaves the row in *sending*: ``recover_stuck_mail`` puts it back. Rate limits are
+counted under the server's row lock; what exceeds them stays queued. One SMTP
+connection per server per batch. Call these outside any transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from mailservers.backends.smtp import RecipientResult, SmtpConnection, SmtpParams
+from mailservers.errors import (
+    DeliveryError,
+    MailServerError,
+    PermanentError,
+    ServerAuthError,
+    ServerConfigError,
+    ServerQuotaError,
+)
+from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
+
+logger = logging.getLogger(__name__)
+
+Mail, Rcpt = OutgoingMail, OutgoingRecipient
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = 60.0  # seconds before the first retry; doubles each attempt
+BACKOFF_CAP = 6 * 3600.0
+QUOTA_PAUSE = timedelta(hours=1)
+ATTENTION_PAUSE = timedelta(minutes=15)  # bad credentials, TLS or host problems
+STUCK_AFTER = timedelta(minutes=15)
+BATCH_SIZE = 200
+CHUNK_BYTES = 4 * 1024 * 1024  # raw bytes loaded at once: memory stays flat
+
+
+@dataclass
+class DrainReport:
+    sent: int = 0  # mails with every recipient done and at least one delivered
+    deferred: int = 0
+    failed: int = 0
+    released: int = 0  # handed back untried (server paused)
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential backoff with ±50 % jitter, so retries of a burst spread out."""
+    delay = min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
+    return delay * random.uniform(0.5, 1.5)
+
+
+class _GrantToken:
+    """XOAUTH2 token source for a server; remembers the token it handed out."""
+
+    def __init__(self, grant: object) -> None:
+        self.grant, self.last, self.failed = grant, "", None
+
+    def __call__(self) -> str:
+        from mailservers.services import oauth
+
+        self.last = oauth.get_access_token(self.grant, failed_token=self.failed)
+        return self.last
+
+
+def smtp_params_for(server: OutgoingServer | None) -> SmtpParams:
+    """Connection parameters of a server, or of the default (KNOWLIX_SMTP_URL)."""
+    common = {
+        "timeout": float(settings.KNOWLIX_SMTP_TIMEOUT),
+        "ca_file": getattr(settings, "KNOWLIX_SMTP_CA_FILE", ""),
+    }
+    if server is None:
+        if not settings.KNOWLIX_SMTP_URL:
+            raise ServerConfigError(_("No default SMTP server: set KNOWLIX_SMTP_URL."))
+        return SmtpParams.from_url(settings.KNOWLIX_SMTP_URL, **common)
+    token: Callable[[], str] | None = None
+    if server.auth_method != OutgoingServer.AuthMethod.PASSWORD:
+        if server.oauth_grant is None:
+            raise ServerAuthError(
+                _("%(server)s has no connected account: use “Connect your account”.")
+                % {"server": server.name}
+            )
+        token = _GrantToken(server.oauth_grant)
+    return SmtpParams(
+        host=server.host,
+        port=server.port,
+        security=server.security,
+        username=server.username,
+        password=server.password if token is None else "",
+        token=token,
+        **common,
+    )
+
+
+def _open(conn: SmtpConnection) -> None:
+    """Open; when the provider refuses an OAuth token, refresh it once and retry."""
+    try:
+        conn.open()
+    except ServerAuthError:
+        token = conn.params.token
+        if not isinstance(token, _GrantToken) or not token.last:
+            raise
+        token.failed = token.last
+        conn.open()
+
+
+# --- Claiming ----------------------------------------------------------------------
+
+
+def _capacity(server: OutgoingServer, now: datetime) -> int | None:
+    """Mails the server may still send now (None: no limit); in-flight ones count."""
+    remaining = None
+    for seconds, limit in server.limits:
+        used = Mail.objects.filter(server=server).filter(
+            Q(sent_at__gte=now - timedelta(seconds=seconds))
+            | Q(state=Mail.State.SENDING)
+        )
+        left = max(limit - used.count(), 0)
+        remaining = left if remaining is None else min(remaining, left)
+    return remaining
+
+
+def _claim(
+    *, server_id: int | None, limit: int, only_id: int | None = None
+) -> tuple[OutgoingServer | None, list[int]]:
+    """Win up to ``limit`` due mails of one server; they are *sending* on return."""
+    now = timezone.now()
+    with transaction.atomic():
+        server = None
+        if server_id is not None:
+            server = (
+                OutgoingServer.objects.select_for_update()
+                .select_related("oauth_grant")
+                .filter(pk=server_id)
+                .first()
+            )
+            if server is None or server.is_paused:
+                return server, []
+            capacity = _capacity(server, now)
+            limit = limit if capacity is None else min(limit, capacity)
+        if limit <= 0:
+            return server, []
+        due = Mail.objects.filter(
+            server_id=server_id, state__in=Mail.PENDING, next_attempt_at__lte=now
+        )
+        if only_id is not None:
+            due = due.filter(pk=only_id)
+        ids = list(
+            due.select_for_update(skip_locked=True)
+            .order_by("next_attempt_at", "id")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Mail.objects.filter(pk__in=ids).update(
+                state=Mail.State.SENDING, claimed_at=now, attempts=F("attempts") + 1
+            )
+            Rcpt.objects.filter(mail_id__in=ids, state__in=Rcpt.PENDING).update(
+                state=Rcpt.State.SENDING, updated_at=now
+            )
+    return server, ids
+
+
+def _due_server_ids() -> list[int | None]:
+    now = timezone.now()
+    due = Mail.objects.filter(state__in=Mail.PENDING, next_attempt_at__lte=now)
+    due = due.exclude(server__paused_until__gt=now)
+    return list(due.order_by().values_list("server_id", flat=True).distinct())
+
+
+# --- Recording results --------------------------------------------------------------
+
+
+def _record(
+    mail_id: int, results: dict[str, RecipientResult], report: DrainReport
+) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        sending = Rcpt.objects.filter(mail_id=mail_id, state=Rcpt.State.SENDING)
+        if results and all(r.ok for r in results.values()):
+            sending.update(state=Rcpt.State.SENT, smtp_code=250, updated_at=now)
+            Mail.objects.filter(pk=mail_id, state=Mail.State.SENDING).update(
+                state=Mail.State.SENT, sent_at=now, last_error=""
+            )
+            report.sent += 1
+            return
+        for address, result in results.items():
+            state = (
+                Rcpt.State.SENT
+                if result.ok
+                else Rcpt.State.FAILED
+                if result.permanent
+                else Rcpt.State.DEFERRED
+            )
+            sending.filter(address=address).update(
+                state=state,
+                smtp_code=result.code,
+                last_error="" if result.ok else result.as_error().user_message,
+                updated_at=now,
+            )
+        errors = [r for r in results.values() if not r.ok]
+        _finish(mail_id, errors[0].as_error().user_message if errors else "", report)
+
+
+def _mark(mail_id: int, state: str, reason: str, report: DrainReport) -> None:
+    """Every recipient still *sending* becomes ``state`` with ``reason``."""
+    with transaction.atomic():
+        Rcpt.objects.filter(mail_id=mail_id, state=Rcpt.State.SENDING).update(
+            state=state, last_error=reason, updated_at=timezone.now()
+        )
+        _finish(mail_id, reason, report)
+
+
+def _finish(mail_id: int, reason: str, report: DrainReport) -> None:
+    """Derive the mail's state from its recipients (inside the caller's transaction)."""
+    now = timezone.now()
+    mail = Mail.objects.select_for_update().get(pk=mail_id)
+    states = set(mail.recipients.values_list("state", flat=True))
+    if Rcpt.State.DEFERRED in states and mail.attempts >= MAX_ATTEMPTS:
+        reason = _("gave up after %(n)s attempts: %(reason)s") % {
+            "n": mail.attempts,
+            "reason": reason,
+        }
+        mail.recipients.filter(state=Rcpt.State.DEFERRED).update(
+            state=Rcpt.State.FAILED, last_error=reason, updated_at=now
+        )
+        states = (states - {Rcpt.State.DEFERRED}) | {Rcpt.State.FAILED}
+    if Rcpt.State.DEFERRED in states:
+        mail.state = Mail.State.DEFERRED
+        mail.next_attempt_at = now + timedelta(seconds=backoff_seconds(mail.attempts))
+        report.deferred += 1
+    elif states & {Rcpt.State.SENT, Rcpt.State.BOUNCED}:
+        mail.state = Mail.State.SENT
+        report.sent += 1
+    elif states == {Rcpt.State.CANCELLED}:
+        mail.state = Mail.State.CANCELLED
+    else:
+        mail.state = Mail.State.FAILED
+        report.failed += 1
+    if Rcpt.State.SENT in states and mail.sent_at is None:
+        mail.sent_at = now
+    mail.last_error = reason[:2000]
+    mail.last_error_at = now if reason else mail.last_error_at
+    mail.save(
+        update_fields=[
+            "state",
+            "next_attempt_at",
+            "sent_at",
+            "last_error",
+            "last_error_at",
+        ]
+    )
+
+
+def _release(ids: list[int], until: datetime, reason: str, report: DrainReport) -> None:
+    """Hand claimed, untried mail back without counting an attempt."""
+    with transaction.atomic():
+        Mail.objects.filter(pk__in=ids, state=Mail.State.SENDING).update(
+            state=Mail.State.DEFERRED,
+            next_attempt_at=until,
+            attempts=F("attempts") - 1,
+            last_error=reason[:2000],
+            last_error_at=timezone.now(),
+        )
+        Rcpt.objects.filter(mail_id__in=ids, state=Rcpt.State.SENDING).update(
+            state=Rcpt.State.DEFERRED, last_error=reason, updated_at=timezone.now()
+        )
+    report.released += len(ids)
+
+
+def _server_problem(
+    server: OutgoingServer | None,
+    exc: MailServerError,
+    ids: list[int],
+    report: DrainReport,
+) -> None:
+    """The server (not the mail) failed: pause it or back off, and note why."""
+    now = timezone.now()
+    logger.warning("outgoing server %s: %s", server or "default", exc.user_message)
+    if server is not None and isinstance(exc, ServerQuotaError | PermanentError):
+        pause = QUOTA_PAUSE if isinstance(exc, ServerQuotaError) else ATTENTION_PAUSE
+        server.paused_until = now + pause
+        server.needs_attention = not isinstance(exc, ServerQuotaError)
+        server.last_error, server.last_error_at = exc.user_message, now
+        server.save(
+            update_fields=[
+                "paused_until",
+                "needs_attention",
+                "last_error",
+                "last_error_at",
+            ]
+        )
+        _release(ids, server.paused_until, exc.user_message, report)
+        return
+    if server is not None:
+        server.last_error, server.last_error_at = exc.user_message, now
+        server.save(update_fields=["last_error", "last_error_at"])
+    for mail_id in ids:
+        _mark(mail_id, Rcpt.State.DEFERRED, exc.user_message, report)
+
+
+# --- Sending -----------------------------------------------------------------------
+
+
+def _chunks(ids: list[int]):  # noqa: ANN202
+    """Yield (mail_id, from_address, raw) in id order, a few MB of raw at a time."""
+    sizes = dict(Mail.objects.filter(pk__in=ids).values_list("pk", "size"))
+    chunk: list[int] = []
+    total = 0
+    for mail_id in ids:
+        chunk.append(mail_id)
+        total += sizes.get(mail_id, 0)
+        if total >= CHUNK_BYTES or mail_id == ids[-1]:
+            rows = Mail.objects.filter(pk__in=chunk).values_list(
+                "pk", "from_address", "raw"
+            )
+            by_id = {pk: (pk, sender, bytes(raw)) for pk, sender, raw in rows}
+            yield from (by_id[i] for i in chunk if i in by_id)
+            chunk, total = [], 0
+
+
+def _send_batch(
+    server: OutgoingServer | None, ids: list[int], report: DrainReport
+) -> None:
+    recipients: dict[int, list[str]] = defaultdict(list)
+    rows = Rcpt.objects.filter(mail_id__in=ids, state=Rcpt.State.SENDING)
+    for mail_id, address in rows.order_by("id").values_list("mail_id", "address"):
+        recipients[mail_id].append(address)
+    try:
+        conn = SmtpConnection(smtp_params_for(server))
+    except MailServerError as exc:
+        _server_problem(server, exc, ids, report)
+        return
+    done: set[int] = set()
+    delivered = False
+    try:
+        for mail_id, mail_from, raw in _chunks(ids):
+            if conn.connection is None:
+                try:
+                    _open(conn)
+                except MailServerError as exc:
+                    _server_problem(
+                        server, exc, [i for i in ids if i not in done], report
+                    )
+                    return
+            done.add(mail_id)
+            try:
+                results = conn.send(
+                    mail_from=mail_from, recipients=recipients[mail_id], raw=raw
+                )
+            except ServerQuotaError as exc:
+                done.discard(mail_id)
+                _server_problem(server, exc, [i for i in ids if i not in done], report)
+                return
+            except DeliveryError as exc:  # refused before sending (bad address)
+                state = Rcpt.State.FAILED if exc.permanent else Rcpt.State.DEFERRED
+                _mark(mail_id, state, exc.user_message, report)
+            except MailServerError as exc:  # connection lost mid-mail: retry later
+                _mark(mail_id, Rcpt.State.DEFERRED, exc.user_message, report)
+            else:
+                delivered = delivered or any(r.ok for r in results.values())
+                _record(mail_id, results, report)
+    finally:
+        conn.close()
+    if server is not None and delivered:
+        OutgoingServer.objects.filter(pk=server.pk).update(
+            last_success_at=timezone.now(), needs_attention=False
+        )
+
+
+# --- Entry points (Celery tasks and the management command call these) -------------
+
+
+def process_outbox(*, batch_size: int = BATCH_SIZE) -> DrainReport:
+    """Send every due mail, server by server, until nothing due is left to claim."""
+    report = DrainReport()
+    while True:
+        progressed = False
+        for server_id in _due_server_ids():
+            server, ids = _claim(server_id=server_id, limit=batch_size)
+            if ids:
+                progressed = True
+                _send_batch(server, ids, report)
+        if not progressed:
+            return report
+
+
+def send_mail_item(*, mail_id: int) -> DrainReport:
+    """Send one mail now if it is due and its server may send (the post trigger)."""
+    report = DrainReport()
+    server_id = Mail.objects.filter(pk=mail_id).values_list("server_id", flat=True)
+    if not server_id:
+        return report
+    server, ids = _claim(server_id=server_id[0], limit=1, only_id=mail_id)
+    if ids:
+        _send_batch(server, ids, report)
+    return report
+
+
+def recover_stuck_mail(*, older_than: timedelta = STUCK_AFTER) -> int:
+    """Mail left *sending* by a crashed worker becomes due again; returns how many."""
+    cutoff = timezone.now() - older_than
+    reason = _("The worker stopped while sending; retried.")
+    with transaction.atomic():
+        ids = list(
+            Mail.objects.select_for_update(skip_locked=True)
+            .filter(state=Mail.State.SENDING, claimed_at__lt=cutoff)
+            .values_list("pk", flat=True)
+        )
+        Mail.objects.filter(pk__in=ids).update(
+            state=Mail.State.DEFERRED,
+            next_attempt_at=timezone.now(),
+            last_error=reason,
+            last_error_at=timezone.now(),
+        )
+        Rcpt.objects.filter(mail_id__in=ids, state=Rcpt.State.SENDING).update(
+            state=Rcpt.State.DEFERRED, last_error=reason, updated_at=timezone.now()
+        )
+    if ids:
+        logger.warning("recovered %d outgoing mail(s) stuck in sending", len(ids))
+    return len(ids)

@@ -1,0 +1,331 @@
+"""queue_mail and the drain against the real loopback SMTP servers."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+from django.utils import timezone
+
+from feed.models import Message
+from knowlix import params
+from mailservers.errors import DeliveryError, MailTooLargeError
+from mailservers.mime import MailPart
+from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
+from mailservers.services import outbox
+from mailservers.services.outgoing import (
+    MailRecipient,
+    cancel_mail,
+    mark_recipient_bounced,
+    queue_mail,
+    retry_mail,
+)
+from tests.servers.smtp_fixtures import SMTP_PASSWORD, SMTP_USER
+
+pytestmark = pytest.mark.django_db
+State, RState = OutgoingMail.State, OutgoingRecipient.State
+
+
+@pytest.fixture
+def outbox_server(settings, smtp_server):  # noqa: ANN001, ANN201
+    """The default server (KNOWLIX_SMTP_URL) is the loopback server, with AUTH."""
+    user, password = quote(SMTP_USER), quote(SMTP_PASSWORD)
+    settings.KNOWLIX_SMTP_URL = f"smtp://{user}:{password}@127.0.0.1:{smtp_server.port}"
+    settings.KNOWLIX_SMTP_TIMEOUT = 5
+    params.set_param(params.CATCHALL_DOMAIN, "catchall.test")
+    return smtp_server
+
+
+def queue(**overrides) -> OutgoingMail:  # noqa: ANN003
+    values = {
+        "from_address": "alice@catchall.test",
+        "from_name": "Alice Agent",
+        "recipients": [MailRecipient("dana@customer.test", "Dana")],
+        "subject": "Your ticket",
+        "body_html": "<p>Hello <b>Dana</b></p>",
+        "send_now": False,
+    }
+    values.update(overrides)
+    return queue_mail(**values)
+
+
+def parse(raw: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def custom_server(smtp, **fields) -> OutgoingServer:  # noqa: ANN001, ANN003
+    params.set_param(params.USE_CUSTOM_SERVERS, "true")
+    values = {
+        "name": "Company relay",
+        "host": "127.0.0.1",
+        "port": smtp.port,
+        "security": smtp.security,
+        "username": SMTP_USER,
+        "password": SMTP_PASSWORD,
+    }
+    values.update(fields)
+    return OutgoingServer.objects.create(**values)
+
+
+def test_default_server_delivers_the_stored_bytes(outbox_server):  # noqa: ANN001
+    """The default server sends the built bytes once; mail and recipient are sent."""
+    mail = queue()
+    report = outbox.process_outbox()
+    [received] = outbox_server.received
+    assert report.sent == 1
+    assert received.raw.replace(b"\r\n", b"\n") == bytes(mail.raw).replace(
+        b"\r\n", b"\n"
+    )
+    assert received.rcpt_tos == ["dana@customer.test"]
+    assert received.login == SMTP_USER
+    mail.refresh_from_db()
+    assert mail.state == State.SENT and mail.sent_at and mail.attempts == 1
+    assert mail.recipients.get().state == RState.SENT
+
+
+def test_foreign_from_is_rewritten_with_reply_to(outbox_server):  # noqa: ANN001
+    """A From no server sends for leaves as the default address, sender in Reply-To."""
+    mail = queue(from_address="alice@gmail.com")
+    outbox.process_outbox()
+    msg = parse(outbox_server.received[0].raw)
+    assert msg["From"].addresses[0].addr_spec == "notifications@catchall.test"
+    assert msg["From"].addresses[0].display_name == "Alice Agent"
+    assert msg["Reply-To"].addresses[0].addr_spec == "alice@gmail.com"
+    assert outbox_server.received[0].mail_from == "notifications@catchall.test"
+    mail.refresh_from_db()
+    assert mail.original_from == "alice@gmail.com"
+    assert "rewritten" in mail.selection_reason
+
+
+def test_record_mail_threads_and_replies_to_the_record(outbox_server, ticket):  # noqa: ANN001
+    """Mail about a record replies to reply+token@catch-all and chains its thread."""
+    from django.contrib.contenttypes.models import ContentType
+
+    ct = ContentType.objects.get_for_model(ticket)
+    for n in (1, 2):
+        Message.objects.create(
+            content_type=ct,
+            object_id=ticket.pk,
+            kind=Message.Kind.EMAIL,
+            message_id=f"<m{n}@catchall.test>",
+            created_at=timezone.now() + timedelta(seconds=n),
+        )
+    mail = queue(record=ticket, auto_submitted=True)
+    outbox.process_outbox()
+    msg = parse(outbox_server.received[0].raw)
+    assert msg["Reply-To"] == f"reply+{ticket.reply_token}@catchall.test"
+    root = Message.objects.filter(content_type=ct, object_id=ticket.pk).earliest(
+        "created_at", "id"
+    )  # the record's first feed message ("created"), then the latest one
+    assert msg["In-Reply-To"] == "<m2@catchall.test>"
+    assert msg["References"].split() == [root.message_id, "<m2@catchall.test>"]
+    assert msg["Message-ID"] == mail.message_id
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert mail.content_type == ct and mail.object_id == ticket.pk
+
+
+def test_bcc_only_in_the_envelope(outbox_server):  # noqa: ANN001
+    """Bcc recipients receive the mail but appear in no header."""
+    queue(
+        recipients=[
+            MailRecipient("to@x.test"),
+            MailRecipient("cc@x.test", kind="cc"),
+            MailRecipient("hidden@x.test", kind="bcc"),
+        ]
+    )
+    outbox.process_outbox()
+    [received] = outbox_server.received
+    assert sorted(received.rcpt_tos) == ["cc@x.test", "hidden@x.test", "to@x.test"]
+    assert b"hidden@x.test" not in received.raw
+
+
+def test_custom_server_chosen_by_from_filter(starttls_server, smtp_ca_settings):  # noqa: ANN001
+    """A custom STARTTLS server whose filter lists the domain sends, with AUTH."""
+    params.set_param(params.CATCHALL_DOMAIN, "catchall.test")
+    relay = custom_server(starttls_server, from_filter="company.test")
+    mail = queue(from_address="bob@company.test")
+    outbox.process_outbox()
+    [received] = starttls_server.received
+    assert received.tls and received.login == SMTP_USER
+    assert received.mail_from == "bob@company.test"
+    mail.refresh_from_db()
+    assert mail.server == relay and mail.state == State.SENT
+    relay.refresh_from_db()
+    assert relay.last_success_at is not None
+
+
+def test_rejected_recipient_fails_alone(outbox_server):  # noqa: ANN001
+    """A 550 for one recipient fails it only; the other is sent; the mail is sent."""
+    outbox_server.fail_rcpt("gone@x.test", 550, "5.1.1 mailbox unavailable")
+    mail = queue(recipients=[MailRecipient("ok@x.test"), MailRecipient("gone@x.test")])
+    outbox.process_outbox()
+    states = dict(mail.recipients.values_list("address", "state"))
+    assert states == {"ok@x.test": RState.SENT, "gone@x.test": RState.FAILED}
+    gone = mail.recipients.get(address="gone@x.test")
+    assert gone.smtp_code == 550 and "mailbox unavailable" in gone.last_error
+    mail.refresh_from_db()
+    assert mail.state == State.SENT
+
+
+def test_rejected_send_keeps_server_reason(outbox_server):  # noqa: ANN001
+    """A 5xx reply to DATA marks the mail failed and keeps the server's reason."""
+    outbox_server.reject_next(554, "5.7.1 message refused as spam")
+    mail = queue()
+    outbox.process_outbox()
+    mail.refresh_from_db()
+    assert mail.state == State.FAILED
+    assert "refused as spam" in mail.last_error
+    assert outbox_server.received == []
+
+
+@pytest.mark.parametrize("fault", ["451", "421", "drop"])
+def test_temporary_failure_defers_then_sends_once(outbox_server, fault):  # noqa: ANN001
+    """451, 421 and a dropped connection defer the mail; the batch goes on."""
+    if fault == "drop":
+        outbox_server.drop_next()
+    else:
+        outbox_server.reject_next(int(fault), "4.3.0 try again later")
+    first, _ = queue(), queue(recipients=[MailRecipient("other@x.test")])
+    report = outbox.process_outbox()
+    first.refresh_from_db()
+    assert first.state == State.DEFERRED and first.attempts == 1
+    assert first.next_attempt_at > timezone.now()
+    assert first.recipients.get().state == RState.DEFERRED
+    assert report.sent == 1 and report.deferred == 1
+    assert [r.rcpt_tos for r in outbox_server.received] == [["other@x.test"]]
+    OutgoingMail.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now())
+    outbox.process_outbox()
+    first.refresh_from_db()
+    assert first.state == State.SENT and first.attempts == 2
+    assert len(outbox_server.received) == 2
+
+
+def test_gives_up_after_max_attempts(outbox_server):  # noqa: ANN001
+    """A recipient still deferred at the last attempt fails with the reason."""
+    outbox_server.fail_rcpt("slow@x.test", 451, "4.2.0 greylisted")
+    mail = queue(recipients=[MailRecipient("slow@x.test")])
+    OutgoingMail.objects.filter(pk=mail.pk).update(attempts=outbox.MAX_ATTEMPTS - 1)
+    outbox.process_outbox()
+    mail.refresh_from_db()
+    assert mail.state == State.FAILED
+    assert "gave up" in mail.last_error and "greylisted" in mail.last_error
+
+
+def test_quota_pauses_the_server_and_mail_waits(outbox_server):  # noqa: ANN001
+    """A sending quota pauses the server; its mail waits untried (no attempt used)."""
+    relay = custom_server(outbox_server)
+    outbox_server.quota_exceeded_next()
+    mails = [queue(from_address="a@elsewhere.test") for _ in range(3)]
+    report = outbox.process_outbox()
+    relay.refresh_from_db()
+    assert relay.is_paused and "quota" in relay.last_error
+    assert report.released == 3
+    for mail in mails:
+        mail.refresh_from_db()
+        assert mail.server == relay
+        assert mail.state == State.DEFERRED and mail.attempts == 0
+        assert mail.next_attempt_at >= relay.paused_until
+    assert outbox.process_outbox().sent == 0  # paused: nothing is claimed
+    assert outbox_server.received == []
+
+
+def test_bad_credentials_flag_the_server(outbox_server):  # noqa: ANN001
+    """Refused credentials flag the server needs-attention; its mail waits."""
+    relay = custom_server(outbox_server, password="wrong")
+    mail = queue(from_address="a@elsewhere.test")
+    outbox.process_outbox()
+    relay.refresh_from_db()
+    assert relay.needs_attention and relay.is_paused
+    assert "refused the credentials" in relay.last_error
+    mail.refresh_from_db()
+    assert mail.state == State.DEFERRED and mail.attempts == 0
+
+
+def test_rate_limit_makes_mail_wait_not_fail(outbox_server):  # noqa: ANN001
+    """Beyond the per-minute limit, mail stays queued; nothing fails."""
+    custom_server(outbox_server, limit_per_minute=2)
+    mails = [queue(from_address="a@elsewhere.test") for _ in range(5)]
+    outbox.process_outbox()
+    states = sorted(OutgoingMail.objects.values_list("state", flat=True))
+    assert states == [State.QUEUED] * 3 + [State.SENT] * 2
+    assert len(outbox_server.received) == 2
+    assert all(m.attempts == 0 for m in OutgoingMail.objects.filter(state=State.QUEUED))
+    assert len(mails) == 5
+
+
+def test_one_connection_per_batch(outbox_server):  # noqa: ANN001
+    """Twenty mails to one server share one connection and one login."""
+    for n in range(20):
+        queue(recipients=[MailRecipient(f"r{n}@x.test")])
+    outbox.process_outbox()
+    assert len(outbox_server.received) == 20
+    assert outbox_server.connections == 1 and outbox_server.logins == [SMTP_USER]
+
+
+def test_too_large_mail_is_refused_before_queueing(outbox_server, settings):  # noqa: ANN001
+    """A mail above KNOWLIX_MAIL_MAX_BYTES is refused with sizes; no row exists."""
+    settings.KNOWLIX_MAIL_MAX_BYTES = 100_000
+    big = MailPart("scan.pdf", b"%" * 90_000, "application/pdf")
+    with pytest.raises(MailTooLargeError, match="limit is 0.1 MB"):
+        queue(attachments=[big])
+    assert not OutgoingMail.objects.exists()
+    queue(attachments=[MailPart("small.pdf", b"%" * 1000, "application/pdf")])
+    assert OutgoingMail.objects.count() == 1
+
+
+def test_invalid_recipient_refused_before_queueing(outbox_server):  # noqa: ANN001
+    """An address that could inject headers is refused; nothing is queued."""
+    with pytest.raises(DeliveryError):
+        queue(recipients=[MailRecipient("a@x.test\r\nBcc: victim@x.test")])
+    assert not OutgoingMail.objects.exists()
+
+
+def test_cancel_then_retry(outbox_server):  # noqa: ANN001
+    """A cancelled mail is not sent; Retry queues it again and it is sent."""
+    mail = queue()
+    assert cancel_mail(mail_id=mail.pk)
+    outbox.process_outbox()
+    assert outbox_server.received == []
+    mail.refresh_from_db()
+    assert mail.state == State.CANCELLED
+    assert mail.recipients.get().state == RState.CANCELLED
+    assert retry_mail(mail_id=mail.pk)
+    outbox.process_outbox()
+    assert len(outbox_server.received) == 1
+
+
+def test_stuck_sending_mail_is_recovered(outbox_server):  # noqa: ANN001
+    """Mail left in sending by a crashed worker is put back and sent."""
+    mail = queue()
+    outbox._claim(server_id=None, limit=10)  # a worker claims, then dies
+    OutgoingMail.objects.filter(pk=mail.pk).update(
+        claimed_at=timezone.now() - timedelta(hours=1)
+    )
+    assert outbox.process_outbox().sent == 0
+    assert outbox.recover_stuck_mail() == 1
+    outbox.process_outbox()
+    mail.refresh_from_db()
+    assert mail.state == State.SENT and len(outbox_server.received) == 1
+
+
+def test_trigger_and_beat_send_once(outbox_server):  # noqa: ANN001
+    """The on-commit trigger and a beat pass racing for one mail send it once."""
+    mail = queue()
+    outbox.send_mail_item(mail_id=mail.pk)
+    outbox.send_mail_item(mail_id=mail.pk)
+    outbox.process_outbox()
+    assert len(outbox_server.received) == 1
+
+
+def test_bounce_is_recorded_on_the_recipient(outbox_server):  # noqa: ANN001
+    """mark_recipient_bounced finds the recipient by Message-ID and address."""
+    mail = queue()
+    outbox.process_outbox()
+    recipient = mark_recipient_bounced(
+        message_id=mail.message_id, address="DANA@customer.test", reason="5.1.1 unknown"
+    )
+    assert recipient is not None and recipient.state == RState.BOUNCED
+    assert mark_recipient_bounced(message_id="<x@y>", address="a@b", reason="") is None
