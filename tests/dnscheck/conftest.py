@@ -37,18 +37,6 @@ def run_check(
 
 
 @pytest.fixture
-def dkim_key(db, knowlix_dns: TestKey):
-    """Knowlix's active signing key in the database, published in the test DNS."""
-    from dnscheck.models import DkimKey
-
-    return DkimKey.objects.create(
-        selector=DKIM_SELECTOR,
-        private_key=knowlix_dns.private_pem,
-        public_key=knowlix_dns.public_b64,
-    )
-
-
-@pytest.fixture
 def staff_admin(make_user):
     """An admin who may open Settings (staff) but holds no model permission."""
     return make_user("staffadmin", group=None, is_staff=True)

@@ -2,7 +2,8 @@
 
 ``dns_server`` is one real server for the whole run, emptied before each test and
 set as KNOWLIX_DNS_NAMESERVERS; ``silent_dns_server`` is a second one that never
-answers. ``knowlix_dns`` publishes Knowlix's own side (SPF include and DKIM key).
+answers. ``knowlix_dns`` publishes Knowlix's own side (SPF include and DKIM key) and
+``dkim_key`` stores that key as Knowlix's active signing key.
 """
 
 from __future__ import annotations
@@ -104,3 +105,15 @@ def knowlix_dns(dns_server: LoopbackDnsServer, dkim_test_key: TestKey) -> TestKe
     dns_server.set_txt(SPF_INCLUDE, "v=spf1 ip4:192.0.2.0/24 -all")
     dns_server.set_txt(DKIM_TARGET, dkim_test_key.record)
     return dkim_test_key
+
+
+@pytest.fixture
+def dkim_key(db, knowlix_dns: TestKey):
+    """Knowlix's active signing key in the database, published in the test DNS."""
+    from dnscheck.models import DkimKey
+
+    return DkimKey.objects.create(
+        selector=DKIM_SELECTOR,
+        private_key=knowlix_dns.private_pem,
+        public_key=knowlix_dns.public_b64,
+    )
