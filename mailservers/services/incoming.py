@@ -7,9 +7,8 @@ Invariants:
   *before* any flag, move or delete reaches the server. A crash in between leaves
   ``action_pending`` rows that the next poll finishes without routing them again.
 - A UIDVALIDITY change re-lists the folder but dedupes by raw SHA-256 / Message-ID.
-- A failure is stored on the server (``last_error``); auth/config problems, or
-  ``FAILURES_BEFORE_ATTENTION`` transient ones in a row, flag it *needs attention*
-  and notify the admins. Other servers are never affected.
+- A failure is stored on the server and re-raised (see ``incoming_connect``); one
+  server's failure never affects the others.
 """
 
 from __future__ import annotations
@@ -18,11 +17,9 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -30,20 +27,23 @@ from django.utils.translation import gettext as _
 
 from mailservers.errors import (
     MailServerError,
-    PermanentError,
-    ServerConfigError,
     TransientError,
 )
-from mailservers.incoming import ConnectionSettings, RemoteMessage, extract_message_id
+from mailservers.incoming import RemoteMessage, extract_message_id
 from mailservers.incoming.imap import ImapFetcher
 from mailservers.incoming.pop3 import Pop3Fetcher
 from mailservers.models import FetchedMessage, IncomingServer
 from mailservers.services import incoming_notify
+from mailservers.services.incoming_connect import (
+    FAILURES_BEFORE_ATTENTION,
+    open_fetcher,
+    record_failure,
+    record_success,
+)
 
 logger = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(minutes=10)
-FAILURES_BEFORE_ATTENTION = 3
 Server = IncomingServer
 
 
@@ -59,19 +59,6 @@ class PollResult:
     skipped: bool = False  # another poll holds the server
 
 
-def max_message_bytes() -> int:
-    return getattr(
-        settings, "KNOWLIX_INCOMING_MAX_BYTES", settings.KNOWLIX_MAIL_MAX_BYTES
-    )
-
-
-def ssl_context() -> ssl.SSLContext:
-    """System CAs, or ``KNOWLIX_MAIL_CA_FILE`` (a private CA; the tests' CA)."""
-    return ssl.create_default_context(
-        cafile=getattr(settings, "KNOWLIX_MAIL_CA_FILE", "") or None
-    )
-
-
 def route_message(*, raw: bytes, server: IncomingServer) -> None:
     """Hand one message to the routing pipeline (call inside a transaction)."""
     from routing.services import route_incoming_message
@@ -84,84 +71,6 @@ def after_store_action(server: IncomingServer) -> str:
     if server.is_imap or server.after_store == Server.AfterStore.DELETE:
         return server.after_store
     return Server.AfterStore.KEEP
-
-
-# --- Connection -------------------------------------------------------------------
-
-
-def connection_settings(
-    *, server: IncomingServer, token_provider: Callable[[], str] | None = None
-) -> ConnectionSettings:
-    return ConnectionSettings(
-        host=server.host,
-        port=server.effective_port,
-        security=server.security,
-        username=server.username,
-        password=server.password or "",
-        token_provider=token_provider,
-        timeout=float(settings.KNOWLIX_IMAP_TIMEOUT),
-        ssl_context=ssl_context(),
-    )
-
-
-def open_fetcher(server: IncomingServer) -> ImapFetcher | Pop3Fetcher:
-    """A connected, logged-in fetcher. With Outlook OAuth, a token the server refuses
-    is refreshed once (``with_fresh_token``) before giving up."""
-    if server.auth_method != Server.AuthMethod.OUTLOOK:
-        return _connect(server, connection_settings(server=server))
-    if server.oauth_grant is None:
-        raise ServerConfigError(_("Connect the Outlook account first."))
-    from mailservers.services.oauth import with_fresh_token
-
-    return with_fresh_token(
-        server.oauth_grant,
-        lambda token: _connect(
-            server, connection_settings(server=server, token_provider=token)
-        ),
-    )
-
-
-def _connect(
-    server: IncomingServer, conn: ConnectionSettings
-) -> ImapFetcher | Pop3Fetcher:
-    if server.is_imap:
-        fetcher: ImapFetcher | Pop3Fetcher = ImapFetcher(
-            conn, folder=server.folder, max_message_bytes=max_message_bytes()
-        )
-    else:
-        fetcher = Pop3Fetcher(conn, max_message_bytes=max_message_bytes())
-    fetcher.connect()
-    return fetcher
-
-
-def check_incoming_server(*, server: IncomingServer, confirm: bool = True) -> str:
-    """Log in (and open the folder); on success mark the server confirmed. Returns a
-    short description; raises ``MailServerError`` with a precise ``user_message``."""
-    try:
-        fetcher = open_fetcher(server)
-    except MailServerError as exc:
-        _store_error(server, exc)
-        raise
-    try:
-        if isinstance(fetcher, ImapFetcher):
-            if server.after_store == Server.AfterStore.MOVE:
-                fetcher.ensure_folder(server.move_to_folder)
-            assert fetcher.state is not None
-            summary = _("%(n)d messages in %(folder)s") % {
-                "n": fetcher.state.exists,
-                "folder": server.folder,
-            }
-        else:
-            summary = _("%(n)d messages in the mailbox") % {"n": len(fetcher.listing())}
-    finally:
-        fetcher.close()
-    now = timezone.now()
-    fields = {"last_success_at": now, "consecutive_failures": 0}
-    if confirm:
-        fields["state"] = Server.State.CONFIRMED
-    Server.objects.filter(pk=server.pk).update(**fields)
-    server.refresh_from_db()
-    return summary
 
 
 # --- Lease --------------------------------------------------------------------------
@@ -221,10 +130,10 @@ def poll_incoming_server(*, server: IncomingServer) -> PollResult:
         logger.warning("Incoming server %s: lease lost mid-poll", server.pk)
         return result
     except MailServerError as exc:
-        _store_error(server, exc)
+        record_failure(server, exc)
         raise
     except Exception as exc:  # a bug or a database fault: stored, then re-raised
-        _store_error(
+        record_failure(
             server,
             TransientError(
                 _("Unexpected error: %s") % type(exc).__name__, detail=repr(exc)
@@ -233,7 +142,7 @@ def poll_incoming_server(*, server: IncomingServer) -> PollResult:
         raise
     finally:
         _release(server, token)
-    _store_success(server, result)
+    record_success(server)
     return result
 
 
@@ -391,45 +300,6 @@ def _seen_before(server: IncomingServer, digest: str, message_id: str) -> bool:
     return FetchedMessage.objects.filter(match, server=server).exists()
 
 
-# --- Outcome ------------------------------------------------------------------------
-
-
-def _store_error(server: IncomingServer, exc: MailServerError) -> None:
-    """Record the failure; flag the server after repeated or permanent failures."""
-    logger.warning(
-        "Incoming server %s failed: %s (%s)", server.pk, exc.user_message, exc.detail
-    )
-    now = timezone.now()
-    with transaction.atomic():
-        locked = Server.objects.select_for_update().get(pk=server.pk)
-        failures = locked.consecutive_failures + 1
-        fields = {
-            "last_error": exc.user_message[:2000],
-            "last_error_at": now,
-            "consecutive_failures": failures,
-        }
-        flag = locked.state == Server.State.CONFIRMED and (
-            isinstance(exc, PermanentError) or failures >= FAILURES_BEFORE_ATTENTION
-        )
-        if flag:
-            fields["state"] = Server.State.NEEDS_ATTENTION
-        Server.objects.filter(pk=server.pk).update(**fields)
-        if flag:
-            incoming_notify.notify_needs_attention(
-                server=locked, reason=exc.user_message
-            )
-    server.refresh_from_db()
-
-
-def _store_success(server: IncomingServer, result: PollResult) -> None:
-    fields = {"last_success_at": timezone.now(), "consecutive_failures": 0}
-    Server.objects.filter(pk=server.pk).update(**fields)
-    Server.objects.filter(pk=server.pk, state=Server.State.NEEDS_ATTENTION).update(
-        state=Server.State.CONFIRMED
-    )
-    server.refresh_from_db()
-
-
 # --- Scheduling ---------------------------------------------------------------------
 
 
@@ -454,8 +324,6 @@ __all__ = [
     "PollResult",
     "claim_poll",
     "due_servers",
-    "open_fetcher",
     "poll_incoming_server",
     "reset_position",
-    "check_incoming_server",
 ]
