@@ -15,7 +15,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 from knowlix.decorators import admin_required
 from mailservers.errors import (
@@ -69,15 +69,21 @@ def oauth_settings(request: HttpRequest) -> HttpResponse:
 
 
 @admin_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def connect_account(request: HttpRequest, kind: str, server_id: int) -> HttpResponse:
-    """Send the admin to Microsoft/Google to sign in for this server."""
+    """GET: the server's account status; POST: go sign in at Microsoft/Google."""
     if kind not in services.SERVER_MODELS:
         raise Http404
     try:
         server = services.get_server(kind=kind, server_id=server_id)
     except ObjectDoesNotExist as exc:
         raise Http404 from exc
+    if request.method == "GET":
+        return render(
+            request,
+            "mailservers/oauth/connect.html",
+            {"server": server, "kind": kind, "server_url": services.server_url(server)},
+        )
     provider = services.provider_for(server)
     if provider is None:
         messages.error(
