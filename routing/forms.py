@@ -1,0 +1,82 @@
+"""Forms of the routing technical pages."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
+
+from knowlix import params
+from knowlix.records import record_content_types
+from routing.matching import REPLY_PREFIX
+from routing.models import Alias
+
+LOCAL_PART = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class AliasForm(forms.ModelForm):
+    class Meta:
+        model = Alias
+        fields = [
+            "name",
+            "content_type",
+            "object_id",
+            "defaults",
+            "contact_policy",
+            "bounce_message",
+            "is_active",
+        ]
+        widgets = {"bounce_message": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {
+            "object_id": "Leave empty to create a record per mail; set to post every "
+            "mail on that record instead.",
+            "defaults": 'Field values of created records, e.g. {"priority": "high"}.',
+        }
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        ids = [ct.pk for ct in record_content_types()]
+        self.fields["content_type"].queryset = ContentType.objects.filter(pk__in=ids)
+        self.fields["content_type"].label_from_instance = lambda ct: str(
+            ct.model_class()._meta.verbose_name
+        ).capitalize()
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip().lower()
+        if not LOCAL_PART.match(name):
+            raise forms.ValidationError(
+                "Use letters, digits, dots, dashes or underscores (the part before @)."
+            )
+        reserved = {params.get_param(params.BOUNCE_ALIAS) or "bounce", "mailer-daemon"}
+        if name in reserved or name.startswith(REPLY_PREFIX.rstrip("+")):
+            raise forms.ValidationError(
+                "This name is reserved for bounces and replies."
+            )
+        return name
+
+    def clean(self) -> dict:
+        data = super().clean()
+        content_type = data.get("content_type")
+        model = content_type.model_class() if content_type else None
+        if model is None:
+            return data
+        object_id = data.get("object_id")
+        if object_id is not None and not model.objects.filter(pk=object_id).exists():
+            self.add_error(
+                "object_id", f"There is no {model._meta.verbose_name} #{object_id}."
+            )
+        defaults = data.get("defaults") or {}
+        if not isinstance(defaults, dict):
+            self.add_error("defaults", "Give an object of field names and values.")
+            return data
+        for field_name in defaults:
+            try:
+                model._meta.get_field(field_name)
+            except FieldDoesNotExist:
+                self.add_error(
+                    "defaults",
+                    f"{model._meta.verbose_name} has no field “{field_name}”.",
+                )
+        return data
