@@ -140,7 +140,7 @@ def _claim(
         server = None
         if server_id is not None:
             server = (
-                OutgoingServer.objects.select_for_update()
+                OutgoingServer.objects.select_for_update(of=("self",))
                 .select_related("oauth_grant")
                 .filter(pk=server_id)
                 .first()
