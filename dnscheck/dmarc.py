@@ -142,6 +142,7 @@ def check_dmarc(domain: str, lookup: DnsLookup, *, dkim_valid: bool) -> Mechanis
             f"organizational domain {applies_from} applies ({source}{policy}). "
             "Publish the record below only if the subdomain needs a different one."
         )
+        result.expected = proposal(domain, {"p": policy, "rua": tags.get("rua", "")})
     else:
         result.expected = records[0]
     _advise(result, domain, tags, policy, dkim_valid)

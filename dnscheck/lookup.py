@@ -40,9 +40,15 @@ def make_resolver(nameservers: list[str], timeout: float) -> dns.resolver.Resolv
             servers.append(dns.nameserver.Do53Nameserver(host, int(port or 53)))
         resolver.nameservers = servers
     else:
-        resolver = dns.resolver.Resolver()
-    resolver.timeout = timeout
+        try:
+            resolver = dns.resolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            # No /etc/resolv.conf: every query fails as "could not check".
+            resolver = dns.resolver.Resolver(configure=False)
+    # Each query may take ``timeout`` in all; with several nameservers each one gets
+    # its share, so a dead first server still leaves time to ask the next.
     resolver.lifetime = timeout
+    resolver.timeout = timeout / max(1, len(resolver.nameservers))
     resolver.cache = None
     return resolver
 
@@ -116,7 +122,7 @@ class DnsLookup:
                 error=f"the nameserver answered {rcode} for {name} "
                 f"{rdtype}: the zone is broken or unreachable",
             )
-        except dns.exception.DNSException as exc:
+        except (dns.exception.DNSException, ValueError) as exc:
             return Answer(name, error=f"DNS error for {name} {rdtype}: {exc}")
         records: list[str] = []
         wanted = dns.rdatatype.from_text(rdtype)

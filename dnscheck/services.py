@@ -31,6 +31,7 @@ from dnscheck.lookup import make_resolver
 from dnscheck.models import DkimKey, DomainCheck, SendingDomain, Status
 from dnscheck.notify import notify_admins_of_break
 from dnscheck.report import DomainReport
+from knowlix.crypto import DecryptionError
 
 __all__ = [
     "add_sending_domain",
@@ -218,11 +219,13 @@ def dkim_sign(raw: bytes, from_domain: str) -> bytes:
     """``raw`` with a DKIM-Signature header prepended, or unchanged when the domain
     (or its parent) is not verified for DKIM, or no key exists."""
     signing_domain = find_signing_domain(from_domain)
-    key = get_active_dkim_key() if signing_domain else None
-    if signing_domain is None or key is None:
+    if signing_domain is None:
         return raw
     linesep = b"\r\n" if b"\r\n" in raw else b"\n"
     try:
+        key = get_active_dkim_key()
+        if key is None:
+            return raw
         signature = dkim.sign(
             raw,
             key.selector.encode(),
@@ -230,7 +233,8 @@ def dkim_sign(raw: bytes, from_domain: str) -> bytes:
             key.private_key.encode(),
             linesep=linesep,
         )
-    except dkim.DKIMException as exc:
+    except (dkim.DKIMException, DecryptionError, ValueError) as exc:
+        # Our configuration (key unreadable) or a mail dkimpy refuses: send unsigned.
         logger.error("DKIM signing for %s failed: %s", signing_domain, exc)
         return raw
     return signature + raw

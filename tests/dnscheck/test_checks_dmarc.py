@@ -42,6 +42,10 @@ def test_subdomain_inherits_organizational_policy(run_check, dns_server):
     assert dmarc.found == ["_dmarc.company.com: v=DMARC1; p=reject; sp=quarantine"]
     assert any("company.com applies (sp=quarantine)" in p for p in dmarc.problems)
     assert any("fails DMARC and goes to spam" in p for p in dmarc.problems)
+    # Publishing its own record keeps the policy that applies today.
+    assert dmarc.expected == (
+        "v=DMARC1; p=quarantine; rua=mailto:postmaster@marketing.company.com"
+    )
 
 
 def test_subdomain_own_record_wins(run_check, dns_server):

@@ -65,3 +65,25 @@ def test_time_budget_bounds_the_whole_check(silent_dns_server):
     assert report.dkim.status == Status.UNKNOWN
     assert "ran out of time" in report.dkim.problems[0]
     assert len(silent_dns_server.queries) - before == 1
+
+
+def test_second_nameserver_answers_when_first_is_dead(
+    silent_dns_server, dns_server, knowlix_dns
+):
+    """With a dead first nameserver each query still reaches the second one."""
+    publish_domain(dns_server, "company.com")
+    resolver = make_resolver([silent_dns_server.nameserver, dns_server.nameserver], 1.0)
+    config = CheckConfig(dkim_public_key=knowlix_dns.public_b64)
+    report = check_domain("company.com", resolver, config)
+    assert report.is_valid
+
+
+def test_nameserver_entries_are_parsed():
+    """host:port, bare IPv4, bare IPv6 and [IPv6]:port are all understood."""
+    resolver = make_resolver(["127.0.0.1:10053", "192.0.2.1", "::1", "[::1]:5353"], 2)
+    assert [(ns.address, ns.port) for ns in resolver.nameservers] == [
+        ("127.0.0.1", 10053),
+        ("192.0.2.1", 53),
+        ("::1", 53),
+        ("::1", 5353),
+    ]

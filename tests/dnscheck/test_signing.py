@@ -104,6 +104,14 @@ def test_no_key_means_no_signature(dns_server):
     assert services.dkim_sign(RAW, "company.com") is RAW
 
 
+def test_unreadable_key_leaves_mail_unsigned(dns_server, dkim_key, settings):
+    """A key that no longer decrypts (encryption key changed): sent unsigned."""
+    publish_domain(dns_server, "company.com")
+    services.add_sending_domain(name="company.com")
+    settings.KNOWLIX_ENCRYPTION_KEY = "cmVwbGFjZWQtZW5jcnlwdGlvbi1rZXktZm9yLXRlc3Q="
+    assert services.dkim_sign(RAW, "company.com") is RAW
+
+
 def test_keygen_stores_key_encrypted_and_prints_record(capsys, settings):
     """dkim_keygen creates an active key, encrypted at rest, and prints its record."""
     settings.KNOWLIX_DKIM_TARGET_DOMAIN = "knowlix.com"
