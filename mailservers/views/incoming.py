@@ -1,3 +1,191 @@
-"""Incoming mail server pages."""
+"""Incoming mail server pages (Settings > Technical > Email; admins in developer mode).
 
-urlpatterns: list = []
+List, create/edit, *Test & confirm* (logs in and reports a precise error) and *Fetch
+now* (queues a poll; the page polls a small status fragment with htmx for progress).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from knowlix.decorators import technical_required
+from mailservers.errors import MailServerError
+from mailservers.models import FetchedMessage, IncomingServer
+from mailservers.services.incoming_connect import (
+    check_incoming_server,
+    save_incoming_server,
+)
+from mailservers.tasks.incoming import poll_server
+
+Server = IncomingServer
+
+
+class IncomingServerForm(forms.ModelForm):
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Stored encrypted. Leave empty to keep the current password."),
+    )
+
+    class Meta:
+        model = IncomingServer
+        fields = [
+            "name",
+            "kind",
+            "host",
+            "port",
+            "security",
+            "username",
+            "password",
+            "auth_method",
+            "folder",
+            "after_store",
+            "move_to_folder",
+            "default_action",
+            "poll_interval_minutes",
+        ]
+
+    def clean_password(self) -> str:
+        value = self.cleaned_data.get("password") or ""
+        if not value and self.instance.pk:
+            return self.instance.password or ""  # unchanged
+        return value
+
+    def clean(self) -> dict:
+        data = super().clean()
+        kind, after = data.get("kind"), data.get("after_store")
+        if kind == Server.Kind.POP3 and after in (
+            Server.AfterStore.MARK_SEEN,
+            Server.AfterStore.MOVE,
+        ):
+            self.add_error(
+                "after_store", _("POP3 can only keep or delete stored mail.")
+            )
+        if after == Server.AfterStore.MOVE and not data.get("move_to_folder"):
+            self.add_error("move_to_folder", _("Name the folder to move mail to."))
+        if data.get("auth_method") == Server.AuthMethod.PASSWORD and not data.get(
+            "password"
+        ):
+            self.add_error("password", _("Enter the mailbox password."))
+        if data.get("poll_interval_minutes") == 0:
+            self.add_error("poll_interval_minutes", _("Poll at least every minute."))
+        return data
+
+
+@technical_required
+def server_list(request: HttpRequest) -> HttpResponse:
+    servers = IncomingServer.objects.select_related("oauth_grant")
+    return render(request, "mailservers/incoming/list.html", {"servers": servers})
+
+
+@technical_required
+def server_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    server = get_object_or_404(IncomingServer, pk=pk) if pk else IncomingServer()
+    form = IncomingServerForm(request.POST or None, instance=server)
+    if request.method == "POST" and form.is_valid():
+        server = save_incoming_server(server=form.instance, changed=form.changed_data)
+        messages.success(request, _("Server saved. Test it to confirm it."))
+        return redirect(server.get_absolute_url())
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "server": server}
+    return render(request, "mailservers/incoming/form.html", context, status=status)
+
+
+@technical_required
+def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    server = get_object_or_404(
+        IncomingServer.objects.select_related("oauth_grant"), pk=pk
+    )
+    oversize = server.fetched_messages.filter(state=FetchedMessage.State.OVERSIZE)[:20]
+    since = _since(request)
+    context = {
+        "server": server,
+        "since": since,
+        "phase": fetch_phase(server, since),
+        "fetched_count": server.fetched_messages.count(),
+        "oversize": oversize,
+    }
+    return render(request, "mailservers/incoming/detail.html", context)
+
+
+@technical_required
+@require_POST
+def server_test(request: HttpRequest, pk: int) -> HttpResponse:
+    server = get_object_or_404(IncomingServer, pk=pk)
+    try:
+        summary = check_incoming_server(server=server)
+    except MailServerError as exc:  # stored on the server by the service
+        messages.error(request, _("Test failed: %s") % exc.user_message)
+    else:
+        messages.success(request, _("Connection OK (%s); server confirmed.") % summary)
+    return redirect(server.get_absolute_url())
+
+
+@technical_required
+@require_POST
+def server_fetch(request: HttpRequest, pk: int) -> HttpResponse:
+    server = get_object_or_404(IncomingServer, pk=pk)
+    since = timezone.now()
+    poll_server.delay_on_commit(server.pk)
+    messages.info(request, _("Fetching mail from %s…") % server.name)
+    return redirect(f"{server.get_absolute_url()}?since={since.isoformat()}")
+
+
+@technical_required
+def server_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The status fragment; it keeps polling itself while a fetch is pending."""
+    server = get_object_or_404(IncomingServer, pk=pk)
+    since = _since(request)
+    context = {"server": server, "since": since, "phase": fetch_phase(server, since)}
+    return render(request, "mailservers/incoming/_status.html", context)
+
+
+@technical_required
+@require_POST
+def server_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    server = get_object_or_404(IncomingServer, pk=pk)
+    server.delete()
+    messages.success(request, _("Server %s deleted.") % server.name)
+    return redirect("mailservers:incoming-list")
+
+
+def fetch_phase(server: IncomingServer, since: dt.datetime | None) -> str:
+    """Where the fetch started at ``since`` is: idle, waiting, running, failed, done."""
+    if server.is_polling:
+        return "running"
+    if since is None:
+        return "idle"
+    if server.last_poll_at is None or server.last_poll_at < since:
+        return "waiting"
+    if server.last_error_at and server.last_error_at >= since:
+        return "failed"
+    return "done"
+
+
+def _since(request: HttpRequest) -> dt.datetime | None:
+    """When *Fetch now* was pressed (from the query string), if at all."""
+    value = request.GET.get("since", "").replace(" ", "+")
+    return parse_datetime(value) if value else None
+
+
+urlpatterns = [
+    path("incoming/", server_list, name="incoming-list"),
+    path("incoming/new/", server_form, name="incoming-create"),
+    path("incoming/<int:pk>/", server_detail, name="incoming-detail"),
+    path("incoming/<int:pk>/edit/", server_form, name="incoming-edit"),
+    path("incoming/<int:pk>/test/", server_test, name="incoming-test"),
+    path("incoming/<int:pk>/fetch/", server_fetch, name="incoming-fetch"),
+    path("incoming/<int:pk>/status/", server_status, name="incoming-status"),
+    path("incoming/<int:pk>/delete/", server_delete, name="incoming-delete"),
+]
