@@ -11,10 +11,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from dnscheck import services
+from dnscheck import selectors, services
 from dnscheck.errors import DnsCheckError
 from dnscheck.forms import SendingDomainForm
-from dnscheck.models import STATUS_BADGES, DomainCheck, SendingDomain, Status
+from dnscheck.models import DomainCheck, SendingDomain
 from knowlix.decorators import admin_required
 
 HISTORY_LENGTH = 30
@@ -29,16 +29,20 @@ def _knowlix_key_context() -> dict[str, object]:
     }
 
 
-@admin_required
-def domain_list(request: HttpRequest) -> HttpResponse:
-    domains = SendingDomain.objects.all()
+def _render_list(
+    request: HttpRequest, form: SendingDomainForm, status: int = 200
+) -> HttpResponse:
     context = {
-        "domains": domains,
-        "form": SendingDomainForm(),
-        "badges": STATUS_BADGES,
+        "domains": selectors.list_sending_domains(),
+        "form": form,
         **_knowlix_key_context(),
     }
-    return render(request, "dnscheck/domain_list.html", context)
+    return render(request, "dnscheck/domain_list.html", context, status=status)
+
+
+@admin_required
+def domain_list(request: HttpRequest) -> HttpResponse:
+    return _render_list(request, SendingDomainForm())
 
 
 @admin_required
@@ -55,26 +59,17 @@ def domain_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{domain} added and checked.")
             return redirect(domain.get_absolute_url())
-    context = {
-        "domains": SendingDomain.objects.all(),
-        "form": form,
-        "badges": STATUS_BADGES,
-        **_knowlix_key_context(),
-    }
-    return render(request, "dnscheck/domain_list.html", context, status=400)
+    return _render_list(request, form, status=400)
 
 
 @admin_required
 def domain_detail(request: HttpRequest, pk: int) -> HttpResponse:
     domain = get_object_or_404(SendingDomain, pk=pk)
     report = domain.report
-    history = DomainCheck.objects.filter(domain=domain)[:HISTORY_LENGTH]
     context = {
         "domain": domain,
         "mechanisms": report.mechanisms() if report else [],
-        "history": history,
-        "badges": STATUS_BADGES,
-        "statuses": Status,
+        "history": selectors.get_domain_history(domain=domain, limit=HISTORY_LENGTH),
         **_knowlix_key_context(),
     }
     return render(request, "dnscheck/domain_detail.html", context)
