@@ -8,6 +8,7 @@ before any code is exchanged.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 
@@ -202,3 +203,11 @@ def connect_server(
                 fields.append(name)
     server.save(update_fields=fields)
     return grant, server
+
+
+def prune_authorizations(*, older_than: dt.timedelta = dt.timedelta(days=1)) -> int:
+    """Delete pending or used authorizations past any use (their state expired)."""
+    deleted, _ = OAuthAuthorization.objects.filter(
+        created_at__lt=timezone.now() - older_than
+    ).delete()
+    return deleted

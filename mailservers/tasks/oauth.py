@@ -3,7 +3,7 @@
 ``keep_oauth_grants_alive`` runs daily (beat entry ``keep-oauth-grants-alive``): it
 refreshes every valid grant not renewed for ``KEEPALIVE_DAYS``, so an unused refresh
 token never silently expires (Microsoft: 90 days of inactivity) and a revoked one is
-noticed, and its owner told, before mail needs it.
+noticed, and its owner told, before mail needs it. It also prunes old authorizations.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from django.utils import timezone
 from mailservers.errors import OAuthProviderUnavailable, PermanentError
 from mailservers.models import OAuthGrant
 from mailservers.services import oauth as services
+from mailservers.services import oauth_connect
 
 __all__ = ["keep_oauth_grants_alive", "refresh_oauth_grant"]
 
@@ -42,3 +43,4 @@ def keep_oauth_grants_alive() -> None:
     ).values_list("pk", flat=True)
     for grant_id in ids:
         refresh_oauth_grant.delay(grant_id)
+    oauth_connect.prune_authorizations()

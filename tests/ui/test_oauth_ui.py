@@ -11,6 +11,7 @@ import secrets
 import pytest
 
 from feed.models import Notification
+from knowlix.users import get_profile
 from mailservers.backends.smtp import SmtpConnection, SmtpParams
 from mailservers.errors import OAuthReconnectRequired
 from mailservers.incoming import ConnectionSettings
@@ -99,6 +100,9 @@ def test_admin_connects_outlook_and_gmail_and_reconnects_after_revocation(
 
     admin_user.set_password("pw-admin")
     admin_user.save()
+    profile = get_profile(admin_user)  # server pages are Technical pages
+    profile.developer_mode = True
+    profile.save(update_fields=["developer_mode"])
     page.goto("/login/")
     page.fill("input[name=username]", admin_user.username)
     page.fill("input[name=password]", "pw-admin")
