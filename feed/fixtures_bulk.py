@@ -96,6 +96,15 @@ def make_messages(
             )
             for mail, r in zip(mails, recipients, strict=True)
         )
+    analyze()
+
+
+def analyze() -> None:
+    """Refresh the planner's statistics after a bulk load (autovacuum would, later)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
 
 
 class QueryCounter:

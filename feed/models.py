@@ -105,7 +105,11 @@ class Message(RecordLinkMixin):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["content_type", "object_id", "-created_at"]),
+            # The feed's page query: newest first, ties broken by id.
+            models.Index(
+                fields=["content_type", "object_id", "-created_at", "-id"],
+                name="feed_message_record_page",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,170 @@
+"""Benchmark: routing 1,000 replies with 10,000 and with 200,000 messages stored.
+
+Run with no arguments: ``.venv/bin/python bench/routing.py``. It creates its own test
+database (SQLite in a temporary directory, or ``test_<name>`` on PostgreSQL when
+``DATABASE_URL`` points there), fills 1,000 tickets with messages (``bulk_create``),
+then routes 1,000 replies (each an RFC 5322 message answering a stored message by
+In-Reply-To) through ``route_incoming_message``, at 10,000 and at 200,000 stored
+messages. Beside it, in the same run, the bare baseline: ``email.message_from_bytes``
+of the same replies. Last line:
+``RESULT routing ratio=<rate at 200,000 / rate at 10,000> rate=<msgs/s> parse_rate=<msgs/s>``
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "knowlix.settings")
+# Our own files (SQLite test database, media, Celery queue) away from anyone else's.
+os.environ["KNOWLIX_VAR_DIR"] = tempfile.mkdtemp(prefix="knowlix-bench-routing-")
+os.environ["CELERY_BROKER_URL"] = "memory://"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.contenttypes.models import ContentType  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+TICKETS = 1_000
+REPLIES = 1_000
+SIZES = (10_000, 200_000)
+BATCH = 5_000
+
+
+def setup_records() -> list:
+    from django.contrib.auth.models import User
+
+    from feed.services import ensure_default_data
+    from knowlix import params
+    from knowlix.models import Contact, Ticket
+    from routing.services import ensure_default_aliases
+
+    ensure_default_data()
+    params.set_param(params.CATCHALL_DOMAIN, "example.com")
+    ensure_default_aliases()
+    alice = User.objects.create_user("alice", "alice@example.com", "pw")
+    contacts = Contact.objects.bulk_create(
+        Contact(
+            name=f"Customer {i}",
+            email=f"c{i}@customer.example",
+            email_normalized=f"c{i}@customer.example",
+        )
+        for i in range(TICKETS)
+    )
+    return Ticket.objects.bulk_create(
+        Ticket(subject=f"Ticket {i}", contact=c, owner=alice)
+        for i, c in enumerate(contacts)
+    )
+
+
+def add_messages(tickets: list, start: int, stop: int) -> None:
+    """Stored mail sent from the tickets: ids ``<sent-N@example.com>``."""
+    from feed.models import Message
+
+    ct = ContentType.objects.get_for_model(tickets[0])
+    for first in range(start, stop, BATCH):
+        Message.objects.bulk_create(
+            Message(
+                content_type=ct,
+                object_id=tickets[n % TICKETS].pk,
+                kind=Message.Kind.EMAIL,
+                direction=Message.Direction.OUTGOING,
+                subject=f"Ticket {n % TICKETS}",
+                body_html=f"<p>Message {n}</p>",
+                body_text=f"Message {n}",
+                message_id=f"<sent-{n}@example.com>",
+            )
+            for n in range(first, min(first + BATCH, stop))
+        )
+
+
+def reply(n: int, parent: int, ticket: int) -> bytes:
+    return (
+        f"From: Customer {ticket} <c{ticket}@customer.example>\r\n"
+        f"To: alice@example.com\r\n"
+        f"Subject: Re: Ticket {ticket}\r\n"
+        f"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n"
+        f"Message-ID: <reply-{n}@customer.example>\r\n"
+        f"In-Reply-To: <sent-{parent}@example.com>\r\n"
+        f"References: <sent-{parent % TICKETS}@example.com> <sent-{parent}@example.com>\r\n"
+        f"MIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"Thanks, reply number {n}.\r\n"
+    ).encode()
+
+
+def replies_for(phase: int, stored: int) -> list[bytes]:
+    out = []
+    for i in range(REPLIES):
+        n = phase * REPLIES + i
+        parent = stored - 1 - (i * 7919) % (stored // 2)  # spread over the table
+        out.append(reply(n, parent, parent % TICKETS))
+    return out
+
+
+def route_all(raws: list[bytes]) -> float:
+    from routing.services import route_incoming_message
+
+    start = time.perf_counter()
+    for raw in raws:
+        result = route_incoming_message(raw=raw, source="bench")
+        if result.outcome != "routed":
+            raise SystemExit(f"not routed: {result.outcome} {result.reason}")
+    return len(raws) / (time.perf_counter() - start)
+
+
+def parse_all(raws: list[bytes]) -> float:
+    start = time.perf_counter()
+    for raw in raws:
+        email.message_from_bytes(raw, policy=email.policy.default)
+    return len(raws) / (time.perf_counter() - start)
+
+
+def queries_per_reply(raw: bytes) -> int:
+    from routing.services import route_incoming_message
+
+    with CaptureQueriesContext(connection) as ctx:
+        route_incoming_message(raw=raw, source="bench")
+    return len(ctx.captured_queries)
+
+
+def main() -> None:
+    settings.DEBUG = False  # no query log: measure routing, not the debug cursor
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        tickets = setup_records()
+        rates, stored = [], 0
+        for phase, size in enumerate(SIZES):
+            add_messages(tickets, stored, size)
+            stored = size
+            warmup = [
+                reply(10**7 + phase * 100 + i, stored - 1 - i, 0) for i in range(20)
+            ]
+            route_all(warmup[:-1])
+            queries = queries_per_reply(warmup[-1])
+            rate = route_all(replies_for(phase, stored))
+            rates.append(rate)
+            print(f"stored={size} rate={rate:.1f} msgs/s queries_per_reply={queries}")
+        parse_rate = parse_all(replies_for(0, SIZES[0]) + replies_for(1, SIZES[1]))
+        print(f"bare parse rate={parse_rate:.1f} msgs/s")
+        print(
+            f"RESULT routing ratio={rates[1] / rates[0]:.3f} rate={rates[1]:.1f} "
+            f"parse_rate={parse_rate:.1f}"
+        )
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()
