@@ -11,6 +11,7 @@ import warnings
 
 import msal
 import requests
+from msal.exceptions import MsalServiceError
 
 from mailservers.errors import OAuthConfigError, OAuthProviderUnavailable
 from mailservers.oauth.base import (
@@ -61,7 +62,7 @@ class OutlookClient:
                 http_client=PinnedCASession(self.ca_bundle),
                 timeout=HTTP_TIMEOUT,
             )
-        except requests.RequestException as exc:
+        except (requests.RequestException, MsalServiceError) as exc:
             raise OAuthProviderUnavailable(detail=f"authority: {exc}") from exc
         except ValueError as exc:  # msal: the authority answered nonsense
             raise OAuthConfigError(detail=f"authority {self.authority}: {exc}") from exc
@@ -86,6 +87,8 @@ class OutlookClient:
             answer = self._app().acquire_token_by_auth_code_flow(flow, params)
         except requests.RequestException as exc:
             raise OAuthProviderUnavailable(detail=f"code exchange: {exc}") from exc
+        except MsalServiceError as exc:  # an HTTP error page instead of JSON
+            raise _service_error(exc, action="code exchange") from exc
         except ValueError as exc:  # msal's own state check (we check before, too)
             raise error_for(
                 {"error": "invalid_grant", "error_description": str(exc)},
@@ -96,8 +99,10 @@ class OutlookClient:
     def refresh(self, *, refresh_token: str) -> TokenResult:
         try:
             answer = self._app().acquire_token_by_refresh_token(refresh_token, SCOPES)
-        except requests.RequestException as exc:
+        except (requests.RequestException, ValueError) as exc:
             raise OAuthProviderUnavailable(detail=f"refresh: {exc}") from exc
+        except MsalServiceError as exc:
+            raise _service_error(exc, action="refresh") from exc
         return self._result(answer, action="refresh")
 
     @staticmethod
@@ -114,3 +119,11 @@ class OutlookClient:
             account=account_from(claims),
             scope=answer.get("scope", ""),
         )
+
+
+def _service_error(exc: MsalServiceError, *, action: str) -> Exception:
+    answer = {
+        "error": getattr(exc, "_error", "") or "server_error",
+        "error_description": getattr(exc, "_error_description", "") or str(exc),
+    }
+    return error_for(answer, action=action)

@@ -151,18 +151,29 @@ def complete_authorization(
         provider=provider,
         state=params.get("state", ""),
     )
+    model = apps.get_model("mailservers", SERVER_MODELS[authorization.server_kind])
+    if not model.objects.filter(pk=authorization.server_id).exists():
+        raise OAuthStateRejected(
+            _(
+                "The server was deleted while you were signing in: nothing was connected."
+            ),
+            detail="server deleted",
+        )
     result = config.get_client(provider).exchange_code(
         flow=authorization.flow, params=params
     )
     if not result.refresh_token:
         raise OAuthConfigError(detail="the provider returned no refresh token")
-    return connect_server(
-        user=user,
-        provider=provider,
-        server_kind=authorization.server_kind,
-        server_id=authorization.server_id,
-        result=result,
-    )
+    try:
+        return connect_server(
+            user=user,
+            provider=provider,
+            server_kind=authorization.server_kind,
+            server_id=authorization.server_id,
+            result=result,
+        )
+    except model.DoesNotExist as exc:
+        raise OAuthStateRejected(detail="server deleted during the exchange") from exc
 
 
 @transaction.atomic

@@ -168,3 +168,17 @@ def test_reconnect_reuses_the_grant_of_an_incoming_server(
     again = IncomingServer.objects.get(pk=server.pk).oauth_grant
     assert again.pk == grant.pk and again.state == OAuthGrant.State.VALID
     assert again.refresh_token != grant.refresh_token
+
+
+def test_server_deleted_during_sign_in_is_a_clear_page(
+    admin_client, oauth_server, test_ca
+):
+    """Deleting the server while its admin is at the provider never gives a 500."""
+    register_clients()
+    server = outgoing("gmail")
+    confirm_url = connect(admin_client, "outgoing", server, test_ca)
+    server.delete()
+    answer = admin_client.get(confirm_url)
+    assert answer.status_code == 400
+    assert "deleted while you were signing in" in answer.content.decode()
+    assert OAuthGrant.objects.count() == 0

@@ -124,3 +124,19 @@ def test_two_workers_refreshing_at_once_refresh_once(
     stored = OAuthGrant.objects.get(pk=grant.pk)
     assert stored.state == OAuthGrant.State.VALID
     assert oauth_server.is_refresh_token_active(stored.refresh_token)
+
+
+@pytest.mark.parametrize("provider", ["outlook", "gmail"])
+def test_provider_outage_page_is_transient(oauth_server, provider):
+    """A 503 HTML page from the token endpoint is transient, never a reconnect."""
+    grant = make_grant(oauth_server, provider=provider, expires_in=dt.timedelta(0))
+    oauth_server.state.outage = True
+    with pytest.raises(OAuthProviderUnavailable):
+        services.get_access_token(grant)
+    stored = OAuthGrant.objects.get(pk=grant.pk)
+    assert stored.state == OAuthGrant.State.VALID
+    assert stored.has_failed_since_success
+    oauth_server.state.outage = False
+    assert oauth_server.check_xoauth2(
+        grant.account_address, services.get_access_token(stored)
+    )

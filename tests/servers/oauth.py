@@ -76,6 +76,7 @@ class OAuthState:
     rotate_refresh_tokens: bool = True
     refresh_delay: float = 0.0
     deny_consent: bool = False
+    outage: bool = False  # the token endpoint answers 503 with an HTML page
 
 
 class OAuthServer:
@@ -232,7 +233,7 @@ class OAuthServer:
 
     def handle_token(
         self, form: dict[str, str], basic: tuple[str, str] | None, dialect: str
-    ) -> tuple[int, dict]:
+    ) -> tuple[int, dict | str]:
         client_id = form.get("client_id") or (basic[0] if basic else "")
         secret = form.get("client_secret") or (basic[1] if basic else "")
         grant_type = form.get("grant_type", "")
@@ -243,6 +244,9 @@ class OAuthServer:
             time.sleep(self.state.refresh_delay)  # widen the race window
         with self.lock:
             self.state.token_requests.append(record)
+            if self.state.outage:
+                record.outcome = "outage"
+                return 503, "<html><body>Service Unavailable</body></html>"
             status, answer = self._grant(form, client_id, secret, grant_type, dialect)
             record.outcome = answer.get("error", "ok")
             return status, answer
@@ -337,12 +341,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # quiet test output
 
-    def _send(self, status: int, body: dict | None = None, location: str = "") -> None:
-        payload = json.dumps(body or {}).encode()
+    def _send(
+        self, status: int, body: dict | str | None = None, location: str = ""
+    ) -> None:
+        is_text = isinstance(body, str)
+        payload = body.encode() if is_text else json.dumps(body or {}).encode()
         self.send_response(status)
         if location:
             self.send_header("Location", location)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html" if is_text else "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
