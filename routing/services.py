@@ -17,6 +17,7 @@ from typing import Protocol
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from feed.models import Message
 from knowlix.records import record_label
@@ -28,6 +29,7 @@ from routing.routes import Router
 
 logger = logging.getLogger(__name__)
 Outcome = InboundMail.Outcome
+SAME_BYTES = _lazy("The same bytes were received before.")
 
 
 class IncomingServerLike(Protocol):
@@ -77,14 +79,14 @@ def route_incoming_message(
     except ParseError as exc:
         inbound = _store(raw, sha256, source=source, server=server, parsed=None)
         if inbound is None:
-            return RoutingResult(Outcome.DUPLICATE, reason=_("Received concurrently."))
+            return RoutingResult(Outcome.DUPLICATE, reason=str(SAME_BYTES))
         return _quarantine(inbound, exc.user_message, detail=exc.detail)
     duplicate = _duplicate_reason(parsed)
     if duplicate:
         return RoutingResult(Outcome.DUPLICATE, reason=duplicate)
     inbound = _store(raw, sha256, source=source, server=server, parsed=parsed)
     if inbound is None:
-        return RoutingResult(Outcome.DUPLICATE, reason=_("Received concurrently."))
+        return RoutingResult(Outcome.DUPLICATE, reason=str(SAME_BYTES))
     return _route_stored(inbound, parsed, server)
 
 
@@ -132,12 +134,16 @@ def _store(
 
 
 def _route_stored(
-    inbound: InboundMail, parsed: ParsedMessage, server: IncomingServerLike | None
+    inbound: InboundMail,
+    parsed: ParsedMessage,
+    server: IncomingServerLike | None,
+    *,
+    from_quarantine: bool = False,
 ) -> RoutingResult:
     try:
         with transaction.atomic():
             result = route_parsed(inbound=inbound, parsed=parsed, server=server)
-            _finish(inbound, result)
+            _finish(inbound, result, from_quarantine=from_quarantine)
     except Exception as exc:  # one bad message must never block the others
         logger.exception("routing: inbound mail %s quarantined", inbound.pk)
         message = exc.user_message if isinstance(exc, RoutingError) else str(exc)
@@ -150,7 +156,9 @@ def _route_stored(
     return result
 
 
-def _finish(inbound: InboundMail, result: RoutingResult) -> None:
+def _finish(
+    inbound: InboundMail, result: RoutingResult, *, from_quarantine: bool
+) -> None:
     inbound.outcome = result.outcome
     inbound.reason = result.reason
     inbound.routes = [r.as_dict() for r in result.routes]
@@ -165,7 +173,8 @@ def _finish(inbound: InboundMail, result: RoutingResult) -> None:
             "replied_at",
         ]
     )
-    UnprocessedMail.objects.filter(inbound=inbound).delete()
+    if from_quarantine:
+        UnprocessedMail.objects.filter(inbound=inbound).delete()
 
 
 def _quarantine(
@@ -228,7 +237,7 @@ def reprocess_unprocessed(*, unprocessed: UnprocessedMail) -> RoutingResult:
         parsed = parse_message(raw)
     except ParseError as exc:
         return _quarantine(inbound, exc.user_message, detail=exc.detail)
-    return _route_stored(inbound, parsed, server=None)
+    return _route_stored(inbound, parsed, server=None, from_quarantine=True)
 
 
 @transaction.atomic
