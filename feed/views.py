@@ -202,7 +202,8 @@ def attachment(request: HttpRequest, attachment_id: int, filename: str) -> HttpR
         filename=row.filename,
         content_type=row.mimetype if inline else "application/octet-stream",
     )
-    response["Content-Security-Policy"] = "sandbox"
+    if not (inline and row.is_pdf):  # a sandboxed PDF would not open in Chromium
+        response["Content-Security-Policy"] = "sandbox"
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

@@ -185,6 +185,7 @@ def test_download_checks_access_and_previews_safe_types(client, alice, ticket):
     assert response["Content-Type"] == "application/octet-stream"
     assert response["Content-Disposition"].startswith("attachment")
     assert response["Content-Security-Policy"] == "sandbox"
+    assert "Content-Security-Policy" not in client.get(attachment_url(pdf))
 
 
 def test_cid_images_point_at_our_files(client, alice, ticket, contact):
