@@ -26,7 +26,8 @@ def notify_needs_reconnect(*, grant: OAuthGrant) -> Message:
         f"{escape(grant.get_provider_display())} refused its authorization (revoked, "
         "expired, or the password was reset). Mail through this account is on hold; "
         "other servers keep working.</p>"
-        "<p>Open the account and click <em>Reconnect</em>, then sign in again.</p>"
+        f'<p><a href="{escape(grant.get_absolute_url())}">Open the account</a> and '
+        "click <em>Reconnect</em>, then sign in again.</p>"
     )
     message = Message.objects.create(
         content_object=grant,

@@ -112,3 +112,19 @@ def test_refresh_task_on_revoked_grant_records_and_returns(oauth_server):
     oauth_server.revoke_user(grant.account_address)
     refresh_oauth_grant.apply(args=[grant.pk]).get()
     assert OAuthGrant.objects.get(pk=grant.pk).state == OAuthGrant.State.NEEDS_RECONNECT
+
+
+def test_needs_reconnect_notice_shows_in_the_admin_inbox(
+    client, django_user_model, oauth_server
+):
+    """The notice is in the inbox; its body links to the Reconnect page."""
+    admin = django_user_model.objects.create_user("root", is_staff=True)
+    grant = make_grant(oauth_server, owner=admin, expires_in=dt.timedelta(0))
+    oauth_server.revoke_user(grant.account_address)
+    refresh_oauth_grant.apply(args=[grant.pk]).get()
+    client.force_login(admin)
+    inbox = client.get("/feed/inbox/")
+    assert inbox.status_code == 200
+    assert f"Reconnect Gmail account {grant.account_address}" in inbox.content.decode()
+    body = admin.knowlix_notifications.get().message.body_html
+    assert f'href="{grant.get_absolute_url()}"' in body
