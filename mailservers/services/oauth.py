@@ -62,9 +62,15 @@ def get_access_token(grant: OAuthGrant, *, failed_token: str | None = None) -> s
     Pass ``failed_token`` after the mail server refused it: the grant is then
     refreshed once more (unless another worker already did). Raises
     OAuthReconnectRequired, OAuthConfigError or OAuthProviderUnavailable (transient).
+
+    Call outside ``transaction.atomic()``: a refresh holds the grant's row lock
+    during one HTTP call and commits what it learnt (a rotated token, a revocation)
+    even when the caller then fails.
     """
     if grant.state == OAuthGrant.State.NEEDS_RECONNECT:
-        raise OAuthReconnectRequired(detail=grant.last_error)
+        grant.refresh_from_db()  # reconnected since this object was loaded?
+        if grant.state == OAuthGrant.State.NEEDS_RECONNECT:
+            raise OAuthReconnectRequired(detail=grant.last_error)
     if failed_token is None and grant.is_access_token_fresh(margin=REFRESH_MARGIN):
         return grant.access_token
     return refresh_access_token(grant=grant, failed_token=failed_token)
@@ -190,20 +196,34 @@ def with_fresh_token(
     """
     token = GrantTokenProvider(grant)
     try:
-        return attempt(token)
+        result = attempt(token)
     except OAuthReconnectRequired:
         raise
     except ServerAuthError:
         if token.last_token is None:
             raise
         token.refuse()
+    else:
+        _record_grant_used(grant)
+        return result
     try:
-        return attempt(token)
+        result = attempt(token)
     except OAuthReconnectRequired:
         raise
     except ServerAuthError as exc:
         record_grant_refused(grant=grant, reason=exc.user_message)
         raise
+    _record_grant_used(grant)
+    return result
+
+
+def _record_grant_used(grant: OAuthGrant) -> None:
+    """A server accepted the token: clear an earlier refusal from the status."""
+    if grant.has_failed_since_success:
+        grant.last_success_at = timezone.now()
+        OAuthGrant.objects.filter(pk=grant.pk).update(
+            last_success_at=grant.last_success_at
+        )
 
 
 def record_grant_refused(*, grant: OAuthGrant, reason: str) -> None:

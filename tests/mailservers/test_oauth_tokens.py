@@ -140,3 +140,11 @@ def test_provider_outage_page_is_transient(oauth_server, provider):
     assert oauth_server.check_xoauth2(
         grant.account_address, services.get_access_token(stored)
     )
+
+
+def test_stale_needs_reconnect_object_sees_the_reconnect(oauth_server):
+    """A worker holding an old needs-reconnect copy uses the reconnected grant."""
+    grant = make_grant(oauth_server)
+    stale = OAuthGrant.objects.get(pk=grant.pk)
+    stale.state = OAuthGrant.State.NEEDS_RECONNECT
+    assert services.get_access_token(stale) == grant.access_token

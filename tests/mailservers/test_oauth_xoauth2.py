@@ -166,3 +166,15 @@ def test_imap_revoked_grant_needs_reconnect(oauth_server, oauth_dovecot, test_ca
         fetch_all(oauth_dovecot, grant, test_ca)
     assert OAuthGrant.objects.get(pk=grant.pk).state == "needs_reconnect"
     assert oauth_dovecot.seen_uids(address) == []
+
+
+def test_smtp_accepting_again_clears_the_red_status(oauth_server, oauth_smtp, test_ca):
+    """Once the mailbox accepts tokens again, the grant stops showing the refusal."""
+    grant = make_grant(oauth_server, address="ops@gmail.example")
+    oauth_smtp.xoauth2_validator = lambda user, token: False
+    with pytest.raises(ServerAuthError):
+        send_through(oauth_smtp, grant, test_ca)
+    oauth_smtp.xoauth2_validator = oauth_server.check_xoauth2
+    grant = OAuthGrant.objects.get(pk=grant.pk)
+    send_through(oauth_smtp, grant, test_ca)
+    assert not OAuthGrant.objects.get(pk=grant.pk).has_failed_since_success
