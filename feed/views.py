@@ -23,7 +23,7 @@ from feed.models import Activity, Follower, Message, Notification
 from feed.panel import panel_context
 from feed.recipients import find_or_create_contact
 from feed.templatetags.feed_tags import INLINE_TYPES
-from knowlix.access import get_record_for_user
+from knowlix.access import can_view_record, get_record_for_user
 from knowlix.decorators import technical_required
 from knowlix.models import Record
 
@@ -216,6 +216,9 @@ def inbox(request: HttpRequest) -> HttpResponse:
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     rows = list(page.object_list)
     selectors.attach_records([n.message for n in rows])
+    for note in rows:  # access may have been lost since: show no content then
+        record = note.message.linked_record
+        note.is_visible = record is not None and can_view_record(request.user, record)
     context = {
         "page_obj": page,
         "notifications": rows,

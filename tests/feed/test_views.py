@@ -283,3 +283,70 @@ def test_add_and_remove_follower(client, alice, bob, ticket):
     follower = rows.get(user=bob)
     client.post(reverse("feed:follower-remove", args=[follower.pk]), **HTMX)
     assert not rows.filter(user=bob).exists()
+
+
+def test_xss_corpus_renders_inert_in_the_feed(client, alice, ticket, contact):
+    """Every corpus payload, received as an HTML body, is inert on the record page."""
+    from tests.feed.test_html import ACTIVE, XSS_CORPUS
+
+    for i, payload in enumerate(XSS_CORPUS):
+        services.post_message(
+            record=ticket,
+            kind="email",
+            direction="in",
+            author_contact=contact,
+            message_id=f"<xss{i}@evil.example>",
+            body_html=f"<p>payload {i}</p>{payload}",
+        )
+    client.force_login(alice)
+    html = client.get(url("panel", ticket) + "?message=0").content.decode()
+    region = html[html.index('id="feed-messages"') :]
+    assert region.count("<article ") == 30  # one page
+    every = region.lower()
+    for marker in ACTIVE:
+        assert marker not in every, marker
+
+
+def test_older_messages_load_after_the_first_page(client, alice, ticket):
+    """The first page holds 30 messages; "older" brings the next ones."""
+    for i in range(35):
+        services.post_message(
+            record=ticket, kind="note", author=alice, body_html=f"n{i}"
+        )
+    client.force_login(alice)
+    first = client.get(url("panel", ticket)).content.decode()
+    assert ">n34<" in first and ">n5<" in first and ">n4<" not in first
+    oldest = Message.objects.get(body_text="n5")
+    older = client.get(url("messages-older", ticket), {"before": oldest.pk})
+    html = older.content.decode()
+    assert ">n4<" in html and ">n0<" in html and ">n5<" not in html
+    assert "Helpdesk ticket created" in html
+    assert "Load older messages" not in html
+
+
+def test_link_to_an_old_message_shows_it(client, alice, ticket):
+    """Opening the record at a message beyond the first page still shows it."""
+    for i in range(40):
+        services.post_message(
+            record=ticket, kind="note", author=alice, body_html=f"n{i}"
+        )
+    target = Message.objects.get(body_text="n1")
+    client.force_login(alice)
+    page = client.get(
+        ticket.get_absolute_url(), {"message": target.pk}
+    ).content.decode()
+    assert f'id="message-{target.pk}"' in page
+
+
+def test_technical_message_list_needs_developer_mode(client, admin_user, alice, ticket):
+    """Messages page: admins in developer mode only."""
+    from knowlix.users import get_profile
+
+    client.force_login(alice)
+    assert client.get(reverse("feed:message-list")).status_code == 403
+    profile = get_profile(admin_user)
+    profile.developer_mode = True
+    profile.save(update_fields=["developer_mode"])
+    client.force_login(admin_user)
+    page = client.get(reverse("feed:message-list")).content.decode()
+    assert "Printer on fire" in page
