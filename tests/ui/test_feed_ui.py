@@ -78,8 +78,11 @@ def test_feed_flow_through_the_browser(
     page.click("a.inbox-link")
     item = page.locator(".inbox-item", has_text="can you check the toner")
     item.wait_for()
+    page.screenshot(path=str(settings.VAR_DIR / "screenshot-inbox.png"), full_page=True)
     item.locator("a.inbox-open").click()
     note = Message.objects.get(kind="note")
     page.wait_for_url(re.compile(rf"#message-{note.pk}$"))
     page.locator(f"#message-{note.pk}").wait_for()
+    page.click("summary:has-text('followers')")
+    page.screenshot(path=str(settings.VAR_DIR / "screenshot-followers.png"))
     assert Notification.objects.get(user=bob, message=note).is_read
