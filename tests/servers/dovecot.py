@@ -57,7 +57,7 @@ class DovecotServer:
         self,
         ca: TestCA,
         *,
-        directory: Path | None = None,
+        directory: Path | None = None,  # its parents must be world-traversable
         oauth2_introspection_url: str | None = None,
     ) -> None:
         if not Path(DOVECOT).exists():
