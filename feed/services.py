@@ -165,7 +165,7 @@ def post_message(
     attachments: Sequence[AttachmentSource] = (),
     is_unverified_sender: bool = False,
     auth_verdict: str = "",
-    created_at: timezone.datetime | None = None,
+    created_at: dt.datetime | None = None,
 ) -> Message:
     """Post a message on ``record``'s feed, notify its followers, queue its mail.
 

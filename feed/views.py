@@ -108,9 +108,13 @@ def add_follower(request: HttpRequest, ct_id: int, object_id: int) -> HttpRespon
 
 
 def _follower_for_write(request: HttpRequest, follower_id: int) -> tuple:
+    """The follower and its record; one's own subscription needs only read access."""
     follower = get_object_or_404(Follower, pk=follower_id)
     record = get_record_for_user(
-        request.user, follower.content_type_id, follower.object_id, write=True
+        request.user,
+        follower.content_type_id,
+        follower.object_id,
+        write=follower.user_id != request.user.pk,
     )
     return follower, record
 
@@ -158,9 +162,13 @@ def schedule_activity(request: HttpRequest, ct_id: int, object_id: int) -> HttpR
 
 
 def _activity_for_write(request: HttpRequest, activity_id: int) -> tuple:
+    """The activity and its record; its assignee needs only read access."""
     activity = get_object_or_404(Activity, pk=activity_id)
     record = get_record_for_user(
-        request.user, activity.content_type_id, activity.object_id, write=True
+        request.user,
+        activity.content_type_id,
+        activity.object_id,
+        write=activity.assignee_id != request.user.pk,
     )
     return activity, record
 

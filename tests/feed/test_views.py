@@ -350,3 +350,33 @@ def test_technical_message_list_needs_developer_mode(client, admin_user, alice, 
     client.force_login(admin_user)
     page = client.get(reverse("feed:message-list")).content.decode()
     assert "Printer on fire" in page
+
+
+def test_read_only_assignee_can_mark_own_activity_done(client, alice, reader, ticket):
+    """Read-only access is enough to finish an activity assigned to you."""
+    activity = services.schedule_activity(
+        record=ticket,
+        activity_type=ActivityType.objects.get(name="To-Do"),
+        assignee=reader,
+        created_by=alice,
+    )
+    client.force_login(reader)
+    response = client.post(reverse("feed:activity-done", args=[activity.pk]))
+    assert response.status_code == 302
+    assert not Activity.objects.exists()
+
+
+def test_read_only_follower_edits_own_subscription_only(client, reader, alice, ticket):
+    """A read-only user changes their own subtypes, not someone else's (403)."""
+    from feed.models import Follower, Subtype
+
+    mine = services.follow(record=ticket, user=reader)
+    discussion = Subtype.objects.get(code="discussion")
+    client.force_login(reader)
+    client.post(
+        reverse("feed:follower-subtypes", args=[mine.pk]), {"subtypes": [discussion.pk]}
+    )
+    assert list(mine.subtypes.all()) == [discussion]
+    alices = Follower.objects.get(user=alice, object_id=ticket.pk)
+    response = client.post(reverse("feed:follower-remove", args=[alices.pk]))
+    assert response.status_code == 403
