@@ -11,15 +11,12 @@ from knowlix.models import Contact
 pytestmark = pytest.mark.django_db
 
 
-def post(record, *, kind, author=None, capture, **kw):
-    with capture(execute=True):
-        return services.post_message(record=record, kind=kind, author=author, **kw)
-
-
 @pytest.fixture
-def post_on(ticket, django_capture_on_commit_callbacks):
+def post_on(ticket):
+    """Post on the ticket (mail is queued in the same transaction)."""
+
     def do(**kw):
-        return post(ticket, capture=django_capture_on_commit_callbacks, **kw)
+        return services.post_message(record=ticket, **kw)
 
     return do
 
