@@ -188,3 +188,39 @@ def test_rolled_back_post_queues_nothing(ticket, alice, bob, prefers_email, queu
         raise RuntimeError("abort")
     assert queued() == []
     assert not Notification.objects.filter(user=bob).exists()
+
+
+@pytest.mark.parametrize("preference", ["inbox", "email"])
+@pytest.mark.parametrize(
+    ("kind", "subtype", "contact_mailed"),
+    [
+        ("email", None, True),
+        ("note", None, False),
+        ("notification", "stage", False),
+        ("notification", "activity", False),
+        ("notification", "created", False),
+    ],
+)
+def test_notification_matrix(
+    post_on,
+    alice,
+    bob_follows,
+    contact,
+    queued,
+    preference,
+    kind,
+    subtype,
+    contact_mailed,
+):
+    """Every kind × preference: bob always in the inbox, by email only if he chose
+    email; the contact only ever receives real emails."""
+    from knowlix.users import get_profile
+
+    profile = get_profile(bob_follows)
+    profile.notify_by = preference
+    profile.save(update_fields=["notify_by"])
+    message = post_on(kind=kind, subtype=subtype, author=alice, body_html="<p>x</p>")
+    assert notified(message) == {"bob": preference == "email"}
+    mails = {tuple(addresses): for_users for _m, addresses, for_users in queued()}
+    assert (("bob@example.com",) in mails) == (preference == "email")
+    assert (("dana@customer.example",) in mails) == contact_mailed
