@@ -7,10 +7,13 @@ lives in test_incoming_routing.py.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from knowlix.models import Ticket
-from mailservers.models import FetchedMessage
+from mailservers.models import FetchedMessage, IncomingServer
 from mailservers.services import incoming as service
 from tests.servers.dovecot_fixtures import make_mail
 
@@ -167,3 +170,26 @@ def test_concurrent_poll_is_skipped(dovecot_user, make_incoming_server, routed):
     assert token is not None
     assert service.poll_incoming_server(server=server).skipped
     assert routed.count() == 0
+
+
+def test_due_servers_respect_interval_state_and_lease(
+    dovecot_user, make_incoming_server
+):
+    """Beat polls confirmed/flagged servers whose interval passed, never drafts or
+    servers being polled."""
+    now = timezone.now()
+    never = make_incoming_server(dovecot_user, name="never polled")
+    stale = make_incoming_server(dovecot_user, name="stale", state="needs_attention")
+    fresh = make_incoming_server(dovecot_user, name="fresh")
+    draft = make_incoming_server(dovecot_user, name="draft", state="draft")
+    busy = make_incoming_server(dovecot_user, name="busy")
+    IncomingServer.objects.filter(pk=stale.pk).update(
+        last_poll_at=now - dt.timedelta(minutes=6)
+    )
+    IncomingServer.objects.filter(pk=fresh.pk).update(
+        last_poll_at=now - dt.timedelta(minutes=1)
+    )
+    service.claim_poll(server=busy)
+    due = {server.name for server in service.due_servers()}
+    assert due == {never.name, stale.name}
+    assert draft.name not in due
