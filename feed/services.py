@@ -192,8 +192,12 @@ def post_message(
             else Message.Direction.INTERNAL
         )
     clean_html = sanitize_html(body_html) if body_html else text_to_html(body_text)
+    # What a user writes must say something; received mail is kept as it came.
+    typed = (
+        kind != Message.Kind.NOTIFICATION and direction != Message.Direction.INCOMING
+    )
     has_text = bool(html_to_text(clean_html).strip()) or "<img" in clean_html
-    if not has_text and not files and kind != Message.Kind.NOTIFICATION:
+    if typed and not has_text and not files:
         raise EmptyMessage()
     if not isinstance(subtype, Subtype):
         subtype = get_subtype(subtype or DEFAULT_SUBTYPE[kind])

@@ -80,6 +80,19 @@ def test_empty_message_is_refused(ticket, alice):
         )
 
 
+def test_empty_incoming_mail_is_kept(ticket, contact):
+    """A received mail with neither body nor file is still posted (subject only)."""
+    message = services.post_message(
+        record=ticket,
+        kind="email",
+        direction="in",
+        author_contact=contact,
+        subject="Call me",
+        message_id="<empty@customer.example>",
+    )
+    assert (message.subject, message.body_html) == ("Call me", "")
+
+
 def test_author_follows_what_they_write(ticket, bob):
     """A user posting on a record starts following it."""
     services.post_message(record=ticket, kind="note", author=bob, body_html="hi")
