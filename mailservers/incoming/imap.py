@@ -119,7 +119,7 @@ class ImapFetcher:
         uidvalidity = int(info.get(b"UIDVALIDITY") or 0)
         uidnext = info.get(b"UIDNEXT")
         if uidnext is None:  # optional in RFC 3501: derive it from the last message
-            last = self.client.fetch("*", ["UID"]) if info.get(b"EXISTS") else {}
+            last = self.client.search(["UID", "*"]) if info.get(b"EXISTS") else []
             uidnext = max(last, default=0) + 1
         self.state = FolderState(uidvalidity, int(uidnext), int(info.get(b"EXISTS", 0)))
         return self.state

@@ -193,3 +193,23 @@ def test_due_servers_respect_interval_state_and_lease(
     due = {server.name for server in service.due_servers()}
     assert due == {never.name, stale.name}
     assert draft.name not in due
+
+
+def test_server_without_uidnext(
+    dovecot_user, make_incoming_server, routed, monkeypatch
+):
+    """UIDNEXT is optional in RFC 3501: without it the last UID bounds the listing."""
+    from imapclient import IMAPClient
+
+    original = IMAPClient.select_folder
+
+    def select_without_uidnext(self, folder, readonly=False):
+        info = original(self, folder, readonly)
+        info.pop(b"UIDNEXT", None)
+        return info
+
+    monkeypatch.setattr(IMAPClient, "select_folder", select_without_uidnext)
+    dovecot_user.append_many([make_mail(i) for i in range(3)])
+    server = make_incoming_server(dovecot_user)
+    assert service.poll_incoming_server(server=server).stored == 3
+    assert service.poll_incoming_server(server=server).stored == 0
