@@ -115,10 +115,22 @@ def translate_error(exc: BaseException, *, where: str) -> MailServerError:
     )
 
 
-def auth_error(message: str | bytes) -> ServerAuthError:
+# Login refusals that are not about the credentials (RFC 5530, RFC 3206): retry later.
+_TEMPORARY_LOGIN = ("[UNAVAILABLE]", "[IN-USE]", "[SYS/TEMP]", "[INUSE]")
+
+
+def auth_error(message: str | bytes) -> ServerAuthError | TransientError:
+    """A refused login: bad credentials, or a temporary refusal (mailbox locked by
+    another POP3 session, the server's auth backend down)."""
     text = message.decode(errors="replace") if isinstance(message, bytes) else message
     if text[:2] in ("b'", 'b"') and text[-1:] in ("'", '"'):
         text = text[2:-1]  # str() of a bytes reply, as imapclient/poplib give it
+    if any(marker in text.upper() for marker in _TEMPORARY_LOGIN):
+        return TransientError(
+            _("The server cannot log us in right now: %(reason)s")
+            % {"reason": text.strip()[:200]},
+            detail=text,
+        )
     return ServerAuthError(
         _("The server refused the login: %(reason)s") % {"reason": text.strip()[:200]},
         detail=text,

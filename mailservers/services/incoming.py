@@ -160,6 +160,11 @@ def _poll_imap(
         Server.objects.filter(pk=server.pk).update(
             uidvalidity=state.uidvalidity, last_uid=0
         )
+        # Actions pending under the old UIDs can no longer be applied by UID; the
+        # messages are recognised below and get the action again.
+        FetchedMessage.objects.filter(server=server, action_pending=True).update(
+            action_pending=False
+        )
         server.uidvalidity, server.last_uid = state.uidvalidity, 0
     else:
         _finish_pending_imap(server, fetcher)

@@ -109,3 +109,15 @@ def test_pop3_oversize_left_on_server(
     assert (result.stored, result.oversize) == (1, 1)
     assert "Big one" in FetchedMessage.objects.get(state="oversize").summary
     assert dovecot_user.status()["MESSAGES"] == 1
+
+
+def test_locked_maildrop_is_temporary_not_an_auth_failure():
+    """A POP3 "[IN-USE]" or IMAP "[UNAVAILABLE]" refusal is retried, never flagged as
+    a bad password."""
+    from mailservers.incoming import auth_error
+
+    assert isinstance(auth_error(b"-ERR [IN-USE] Mailbox is locked"), TransientError)
+    assert isinstance(
+        auth_error("b'[UNAVAILABLE] Temporary authentication failure.'"), TransientError
+    )
+    assert isinstance(auth_error("b'[AUTHENTICATIONFAILED] no'"), ServerAuthError)
