@@ -34,6 +34,19 @@ def test_feed_flow_through_the_browser(
     form.locator("input[name=subject]").fill("Your quote")
     form.locator("textarea[name=body]").fill("Please find the quote attached.")
     form.locator("input[name=attachments]").set_input_files([str(quote), str(photo)])
+    # Above the size limit: the composer comes back with the reason, nothing posted.
+    settings.KNOWLIX_ATTACHMENT_MAX_BYTES = 10
+    form.locator("button:has-text('Send')").click()
+    error = page.locator("[data-test=message-form] .errorlist")
+    error.wait_for()
+    assert "quote.pdf is 14\xa0bytes; files may be at most 10\xa0bytes." in (
+        error.inner_text()
+    )
+    assert not Message.objects.filter(kind="email").exists()
+    settings.KNOWLIX_ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
+    form = page.locator("[data-test=message-form]")
+    assert form.locator("textarea[name=body]").input_value().startswith("Please")
+    form.locator("input[name=attachments]").set_input_files([str(quote), str(photo)])
     form.locator("button:has-text('Send')").click()
     sent = page.locator(
         "article.feed-email", has_text="Please find the quote attached."
