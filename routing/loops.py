@@ -67,6 +67,8 @@ def count_message(*, address: str, scope: str, record: str = "") -> None:
         SenderRateCounter.objects.filter(**key, bucket=bucket).update(
             count=F("count") + 1
         )
+    else:  # a new bucket: this key's buckets out of the window are no longer needed
+        SenderRateCounter.objects.filter(**key, bucket__lt=_window_start()).delete()
 
 
 def new_loop_tag() -> str:
