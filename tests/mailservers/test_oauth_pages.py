@@ -118,7 +118,9 @@ def test_needs_reconnect_notice_shows_in_the_admin_inbox(
     client, django_user_model, oauth_server
 ):
     """The notice is in the inbox; its body links to the Reconnect page."""
-    admin = django_user_model.objects.create_user("root", is_staff=True)
+    admin = django_user_model.objects.create_user(
+        "root", is_staff=True, is_superuser=True
+    )
     grant = make_grant(oauth_server, owner=admin, expires_in=dt.timedelta(0))
     oauth_server.revoke_user(grant.account_address)
     refresh_oauth_grant.apply(args=[grant.pk]).get()
