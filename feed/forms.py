@@ -7,6 +7,7 @@ from email.utils import getaddresses
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.html import urlize
@@ -118,7 +119,7 @@ class ActivityForm(forms.Form):
     )
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
-    def service_kwargs(self, *, user) -> dict:  # noqa: ANN001
+    def service_kwargs(self, *, user: AbstractBaseUser) -> dict:
         data = self.cleaned_data
         return {
             "activity_type": data["activity_type"],

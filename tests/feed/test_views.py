@@ -380,3 +380,14 @@ def test_read_only_follower_edits_own_subscription_only(client, reader, alice, t
     alices = Follower.objects.get(user=alice, object_id=ticket.pk)
     response = client.post(reverse("feed:follower-remove", args=[alices.pk]))
     assert response.status_code == 403
+
+
+def test_posting_needs_the_csrf_token(alice, ticket):
+    """A cross-site form post without the token is refused."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post(url("post", ticket), {"kind": "note", "body": "forged"})
+    assert response.status_code == 403
+    assert not Message.objects.filter(kind="note").exists()
