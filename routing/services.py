@@ -9,18 +9,21 @@ reply token, thread headers, subject tag, aliases, server default, refusal).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
 from feed.models import Message
 from knowlix.records import record_label
+from mailservers.models import OutgoingMail
 from routing import bounces, matching
 from routing.errors import ParseError, RoutingError
 from routing.models import InboundMail, UnprocessedMail
@@ -30,6 +33,7 @@ from routing.routes import Router
 logger = logging.getLogger(__name__)
 Outcome = InboundMail.Outcome
 SAME_BYTES = _lazy("The same bytes were received before.")
+INTERRUPTED_AFTER_MINUTES = 10  # routing one message never takes that long
 
 
 class IncomingServerLike(Protocol):
@@ -70,38 +74,57 @@ def route_incoming_message(
 ) -> RoutingResult:
     """Store ``raw`` and route it; returns what happened (never raises on bad mail)."""
     sha256 = hashlib.sha256(raw).hexdigest()
-    if InboundMail.objects.filter(sha256=sha256).exists():
-        return RoutingResult(
-            Outcome.DUPLICATE, reason=_("The same bytes were received before.")
-        )
     try:
         parsed = parse_message(raw)
     except ParseError as exc:
         inbound = _store(raw, sha256, source=source, server=server, parsed=None)
         if inbound is None:
-            return RoutingResult(Outcome.DUPLICATE, reason=str(SAME_BYTES))
+            return _seen_before(sha256, str(SAME_BYTES))
         return _quarantine(inbound, exc.user_message, detail=exc.detail)
-    duplicate = _duplicate_reason(parsed)
+    duplicate = _duplicate_reason(parsed, sha256)
     if duplicate:
-        return RoutingResult(Outcome.DUPLICATE, reason=duplicate)
+        return _seen_before(sha256, duplicate)
     inbound = _store(raw, sha256, source=source, server=server, parsed=parsed)
     if inbound is None:
-        return RoutingResult(Outcome.DUPLICATE, reason=str(SAME_BYTES))
+        return _seen_before(sha256, str(SAME_BYTES))
     return _route_stored(inbound, parsed, server)
 
 
-def _duplicate_reason(parsed: ParsedMessage) -> str:
+def _duplicate_reason(parsed: ParsedMessage, sha256: str) -> str:
+    """Why the message was seen before (same bytes, Message-ID, our own id), or ""."""
+    seen = Q(sha256=sha256)
+    if parsed.has_message_id:
+        seen |= Q(message_id=parsed.message_id)
+    earlier = InboundMail.objects.filter(seen).values_list("sha256", flat=True).first()
+    if earlier is not None:
+        if earlier == sha256:
+            return str(SAME_BYTES)
+        return _("A message with this Message-ID was received before.")
+    ours = [parsed.message_id] if parsed.has_message_id else []
+    if parsed.knowlix_message_id:
+        ours.append(parsed.knowlix_message_id)
+    if ours and Message.objects.filter(message_id__in=ours).exists():
+        return _("The message is already in a feed.")
     if (
         parsed.knowlix_message_id
-        and Message.objects.filter(message_id=parsed.knowlix_message_id).exists()
+        and OutgoingMail.objects.filter(message_id=parsed.knowlix_message_id).exists()
     ):
         return _("The message is one of ours (X-Knowlix-Message-Id).")
-    if parsed.has_message_id:
-        if InboundMail.objects.filter(message_id=parsed.message_id).exists():
-            return _("A message with this Message-ID was received before.")
-        if Message.objects.filter(message_id=parsed.message_id).exists():
-            return _("A message with this Message-ID is already in a feed.")
     return ""
+
+
+def _seen_before(sha256: str, reason: str) -> RoutingResult:
+    """A duplicate; but if routing of the earlier copy was interrupted (a crash after
+    storing it), that copy goes to quarantine so that nothing is silently lost."""
+    stale = timezone.now() - dt.timedelta(minutes=INTERRUPTED_AFTER_MINUTES)
+    interrupted = InboundMail.objects.filter(
+        sha256=sha256, outcome=Outcome.RECEIVED, received_at__lt=stale
+    ).first()
+    if interrupted is not None:
+        return _quarantine(
+            interrupted, _("Routing was interrupted; reprocess the message.")
+        )
+    return RoutingResult(Outcome.DUPLICATE, reason=reason)
 
 
 def _store(

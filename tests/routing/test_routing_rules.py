@@ -245,3 +245,40 @@ def test_mail_not_for_us_is_quarantined(aliases, route):
     unprocessed = UnprocessedMail.objects.get()
     assert bytes(unprocessed.inbound.raw) == raw
     assert "No route" in unprocessed.reason
+
+
+def test_interrupted_routing_is_quarantined_on_redelivery(aliases, route):
+    """A copy stored but never routed (a crash) goes to quarantine when it comes again."""
+    import datetime as dt
+    import hashlib
+
+    from django.utils import timezone
+
+    raw = eml("new_ticket.eml")
+    InboundMail.objects.create(
+        raw=raw,
+        size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        message_id="<new-ticket-1@customer.example>",
+        received_at=timezone.now() - dt.timedelta(hours=1),
+    )
+    result = route(raw)
+    assert result.outcome == "quarantined"
+    assert "interrupted" in UnprocessedMail.objects.get().reason
+    assert not Ticket.objects.exists()
+
+
+def test_database_failure_while_routing_quarantines_the_message(
+    aliases, route, monkeypatch
+):
+    """An unexpected error mid-routing rolls back its writes and quarantines the mail."""
+    from routing import posting
+
+    def broken(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(posting, "post_mail", broken)
+    result = route(eml("new_ticket.eml"))
+    assert result.outcome == "quarantined"
+    assert "disk full" in UnprocessedMail.objects.get().detail
+    assert not Ticket.objects.exists()  # the record created before the error is gone

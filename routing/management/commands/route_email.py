@@ -38,15 +38,6 @@ class Command(BaseCommand):
             result = route_incoming_message(
                 raw=raw, source=source or ("file" if file else "mta")
             )
-        except Exception as exc:  # nothing was stored: tell the MTA to retry
-            self.stdout.write(
-                json.dumps(
-                    {
-                        "outcome": "error",
-                        "routes": [],
-                        "reason": f"{type(exc).__name__}: {exc}",
-                    }
-                )
-            )
+        except Exception as exc:  # not stored: the MTA keeps the mail and retries
             raise CommandError(f"the message could not be handled: {exc}") from exc
         self.stdout.write(json.dumps(result.as_json(), ensure_ascii=False))
