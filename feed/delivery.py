@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 
 from feed.models import Attachment, Message, MessageRecipient
 from knowlix import params
+from knowlix.models import Record
 from mailservers import mime
 from mailservers.errors import MailServerError
 from mailservers.models import OutgoingRecipient
@@ -68,12 +69,11 @@ def render_message_mail(
     *, message: Message, record: Model, for_users: bool
 ) -> tuple[str, str, str]:
     """(subject, text, html) of the mail carrying ``message``."""
+    path = record.get_absolute_url() if hasattr(record, "get_absolute_url") else "/"
     context = {
         "message": message,
         "record": record,
-        "record_url": absolute_url(
-            f"{record.get_absolute_url()}?message={message.pk}#message-{message.pk}"
-        ),
+        "record_url": absolute_url(f"{path}?message={message.pk}#message-{message.pk}"),
         "for_users": for_users,
         "preferences_url": absolute_url("/preferences/"),
     }
@@ -125,7 +125,8 @@ def queue_message_mail(
                 subject=subject,
                 body_html=html,
                 body_text=text,
-                record=record,
+                # Only business records have a reply address (reply+<token>@...).
+                record=record if isinstance(record, Record) else None,
                 feed_message=message,
                 attachments=_mail_parts(message),
                 message_id=message.message_id if own_id else "",

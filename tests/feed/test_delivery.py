@@ -122,3 +122,23 @@ def test_mail_too_large_keeps_the_post_and_says_why(
     assert "limit" in row.delivery_error
     assert not OutgoingRecipient.objects.exists()
     assert 'badge badge-err">failed<' in panel_html(client, alice, ticket)
+
+
+def test_feed_of_a_non_record_model_mails_its_followers(
+    admin_user, prefers_email, smtp
+):
+    """Any model may have a feed (e.g. a sending domain): its followers get mail."""
+    from dnscheck.models import SendingDomain
+
+    domain = SendingDomain.objects.create(name="example.org")
+    prefers_email(admin_user)
+    services.follow(record=domain, user=admin_user)
+    services.post_message(
+        record=domain,
+        kind="notification",
+        subtype="stage",
+        body_html="<p>SPF broke</p>",
+    )
+    process_outbox()
+    assert [r.rcpt_tos for r in smtp.received] == [["admin@example.com"]]
+    assert b"SPF broke" in smtp.received[0].raw
