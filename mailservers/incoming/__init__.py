@@ -102,6 +102,14 @@ def translate_error(exc: BaseException, *, where: str) -> MailServerError:
             detail=detail,
         )
     if isinstance(exc, TimeoutError | socket.timeout):
+        if "connect" in where:  # silent from the start: often TLS vs plain mismatch
+            return TransientError(
+                _(
+                    "The server did not answer in time: check that the port matches "
+                    "the security setting."
+                ),
+                detail=detail,
+            )
         return TransientError(_("The server did not answer in time."), detail=detail)
     if isinstance(exc, OSError | EOFError):
         return TransientError(
