@@ -61,6 +61,7 @@ def test_configure_test_fetch_and_see_ticket(
     page.click("button.fetch-now")
     page.wait_for_selector("#fetch-status[data-phase=done]")
     assert "1 new message" in page.locator("#fetch-status").inner_text()
+    page.screenshot(path=str(settings.VAR_DIR / "screenshot-incoming-server.png"))
     ticket = Ticket.objects.get(subject="Scanner jams on page two")
     page.goto(ticket.get_absolute_url())
     page.wait_for_selector("h1:has-text('Scanner jams on page two')")
@@ -74,3 +75,4 @@ def test_configure_test_fetch_and_see_ticket(
     page.click("button.test-confirm")
     page.wait_for_selector("text=Test failed")
     assert "AUTHENTICATIONFAILED" in page.locator(".server-error").inner_text()
+    page.screenshot(path=str(settings.VAR_DIR / "screenshot-incoming-error.png"))
