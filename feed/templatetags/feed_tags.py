@@ -8,6 +8,7 @@ from django import template
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from feed.html import sanitize_html
 from feed.models import Attachment, Message
 from feed.panel import panel_context
 
@@ -54,8 +55,9 @@ def is_previewable(attachment: Attachment) -> bool:
 
 @register.filter
 def message_body(message: Message) -> SafeString:
-    """The stored (already sanitized) body, with cid: images pointing at our files."""
-    html = message.body_html
+    """The body, sanitized again (rows written around ``post_message`` exist), with
+    cid: images pointing at our files."""
+    html = sanitize_html(message.body_html)
     if "cid:" in html:
         by_cid = {a.content_id: a for a in message.attachments.all() if a.content_id}
 
@@ -66,4 +68,4 @@ def message_body(message: Message) -> SafeString:
             return f'src="{attachment_url(attachment)}"'
 
         html = _CID_SRC.sub(swap, html)
-    return mark_safe(html)  # noqa: S308 - sanitized by feed.html when stored
+    return mark_safe(html)  # noqa: S308 - sanitized just above

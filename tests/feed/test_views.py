@@ -391,3 +391,20 @@ def test_posting_needs_the_csrf_token(alice, ticket):
     response = client.post(url("post", ticket), {"kind": "note", "body": "forged"})
     assert response.status_code == 403
     assert not Message.objects.filter(kind="note").exists()
+
+
+def test_rows_written_around_the_service_render_sanitized(client, alice, ticket):
+    """A Message created directly with raw HTML is still rendered inert."""
+    from django.contrib.contenttypes.models import ContentType as CT
+
+    Message.objects.create(
+        content_type=CT.objects.get_for_model(ticket),
+        object_id=ticket.pk,
+        kind="notification",
+        body_html='<p>raw</p><script>alert(1)</script><img src=x onerror="alert(2)">',
+        message_id="<raw@test>",
+    )
+    client.force_login(alice)
+    html = client.get(url("panel", ticket)).content.decode()
+    assert "<p>raw</p>" in html
+    assert "<script>alert(1)" not in html and "onerror" not in html
