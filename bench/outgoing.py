@@ -5,8 +5,10 @@ test database (SQLite in a temporary directory, or ``test_<name>`` on PostgreSQL
 ``DATABASE_URL`` points there) and starts the loopback SMTP server in a separate
 process. It queues 5,000 mails with ``queue_mail``, then, in the same run, sends the
 same prebuilt bytes with a bare ``smtplib`` loop over one connection (the baseline)
-and drains the queue with ``process_outbox`` (ours). Resident memory is sampled
-before and after the drain (it should not grow with the queue). Last line:
+and drains the queue with ``process_outbox`` (ours). The machine is shared, so the
+two alternate in rounds of 1,000 mails (the queue still holds all 5,000; each round
+makes its 1,000 due) and the totals are compared. Resident memory is sampled before
+the first and after the last drain (it should not grow with the queue). Last line:
 ``RESULT outgoing ratio=<ours/baseline> ours=<mails/s> bare=<mails/s> ...``.
 """
 
@@ -34,6 +36,7 @@ from django.db import connection  # noqa: E402
 from tests.servers.smtp import SmtpServerProcess  # noqa: E402
 
 COUNT = 5_000
+ROUND = 1_000
 
 
 def rss_mb() -> float:
@@ -60,44 +63,74 @@ def queue_all() -> float:
     return time.perf_counter() - start
 
 
-def bare_loop(port: int) -> float:
+def bare_loop(port: int, ids: list[int]) -> float:
     """The baseline: the same prebuilt bytes, one smtplib connection."""
     from mailservers.models import OutgoingMail
 
-    mails = list(OutgoingMail.objects.order_by("id").values_list("from_address", "raw"))
-    rcpts = [f"customer{n}@example.test" for n in range(COUNT)]
-    raws = [bytes(raw) for _sender, raw in mails]
+    rows = OutgoingMail.objects.filter(pk__in=ids).order_by("id")
+    mails = [
+        (sender, rcpt, bytes(raw))
+        for sender, rcpt, raw in rows.values_list(
+            "from_address", "recipients__address", "raw"
+        )
+    ]
     start = time.perf_counter()
     with smtplib.SMTP("127.0.0.1", port) as conn:
-        for (sender, _raw), raw, rcpt in zip(mails, raws, rcpts, strict=True):
+        for sender, rcpt, raw in mails:
             conn.sendmail(sender, [rcpt], raw)
     return time.perf_counter() - start
 
 
-def main() -> None:
+def drain(ids: list[int]) -> float:
+    """Ours: make these mails due and run one process_outbox pass."""
+    from django.utils import timezone
+
     from mailservers.models import OutgoingMail
     from mailservers.services import outbox
 
+    OutgoingMail.objects.filter(pk__in=ids).update(next_attempt_at=timezone.now())
+    start = time.perf_counter()
+    report = outbox.process_outbox()
+    seconds = time.perf_counter() - start
+    assert report.sent == len(ids), report
+    return seconds
+
+
+def main() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mailservers.models import OutgoingMail
+
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     server = SmtpServerProcess(None).start()
+    bare_seconds = ours_seconds = 0.0
     try:
         settings.KNOWLIX_SMTP_URL = f"smtp://127.0.0.1:{server.port}"
         queue_seconds = queue_all()
-        bare_seconds = bare_loop(server.port)
+        later = timezone.now() + timedelta(days=1)
+        OutgoingMail.objects.update(next_attempt_at=later)
+        ids = list(OutgoingMail.objects.order_by("id").values_list("pk", flat=True))
+        rounds = [ids[i : i + ROUND] for i in range(0, len(ids), ROUND)]
         rss_before = rss_mb()
-        start = time.perf_counter()
-        report = outbox.process_outbox()
-        ours_seconds = time.perf_counter() - start
+        for number, chunk in enumerate(rounds):
+            if number % 2:  # alternate who goes first, so drift hits both
+                ours_seconds += drain(chunk)
+                bare_seconds += bare_loop(server.port, chunk)
+            else:
+                bare_seconds += bare_loop(server.port, chunk)
+                ours_seconds += drain(chunk)
         rss_after = rss_mb()
         sent = OutgoingMail.objects.filter(state=OutgoingMail.State.SENT).count()
-        assert sent == COUNT == report.sent, (sent, report)
+        assert sent == COUNT, sent
     finally:
         server.stop()
         connection.creation.destroy_test_db(old_name, verbosity=0)
     ours, bare = COUNT / ours_seconds, COUNT / bare_seconds
     print(f"queued {COUNT} mails in {queue_seconds:.1f} s ({connection.vendor})")
     print(f"bare smtplib loop: {bare:.0f} mails/s; process_outbox: {ours:.0f} mails/s")
-    print(f"memory during the drain: {rss_before:.0f} MB -> {rss_after:.0f} MB")
+    print(f"memory across the drains: {rss_before:.0f} MB -> {rss_after:.0f} MB")
     print(
         f"RESULT outgoing ratio={ours / bare:.2f} ours={ours:.0f}/s bare={bare:.0f}/s "
         f"mails={COUNT} rss_growth_mb={rss_after - rss_before:.1f} db={connection.vendor}"

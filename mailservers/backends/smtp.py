@@ -201,14 +201,20 @@ class SmtpConnection:
 
     # -- sending -----------------------------------------------------------------------
     def send(
-        self, *, mail_from: str, recipients: Sequence[str], raw: bytes
+        self,
+        *,
+        mail_from: str,
+        recipients: Sequence[str],
+        raw: bytes,
+        while_waiting: Callable[[], None] | None = None,
     ) -> dict[str, RecipientResult]:
         """Send ``raw`` to ``recipients``: a result for every recipient.
 
         A reply about the whole mail (MAIL FROM or DATA refused) is each recipient's
         result. Raises ``TransientError`` when the connection is lost or closing (421):
         the connection is then closed and must be reopened. Raises ``ServerQuotaError``
-        on a sending quota.
+        on a sending quota. ``while_waiting`` runs once MAIL FROM is on the wire,
+        before its reply is read: the caller's bookkeeping overlaps the round trip.
         """
         if self.connection is None:
             self.open()
@@ -221,7 +227,9 @@ class SmtpConnection:
                     permanent=True,
                 )
         try:
-            return self._transaction(conn, mail_from, list(recipients), raw)
+            return self._transaction(
+                conn, mail_from, list(recipients), raw, while_waiting
+            )
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
             raise TransientError(
@@ -231,7 +239,12 @@ class SmtpConnection:
             ) from exc
 
     def _transaction(
-        self, conn: smtplib.SMTP, mail_from: str, recipients: list[str], raw: bytes
+        self,
+        conn: smtplib.SMTP,
+        mail_from: str,
+        recipients: list[str],
+        raw: bytes,
+        while_waiting: Callable[[], None] | None,
     ) -> dict[str, RecipientResult]:
         options = []
         if conn.has_extn("size"):
@@ -240,12 +253,18 @@ class SmtpConnection:
                 reply = _("the mail (%(size)s bytes) is larger than the server accepts")
                 return _all(recipients, 552, reply % {"size": len(raw)})
             options.append(f"SIZE={len(raw)}")
-        code, reply = conn.mail(mail_from, options)
+        # Addresses were checked above (no spaces, brackets or controls), so they are
+        # quoted as-is, as smtplib.mail/rcpt would after parsing them again.
+        conn.putcmd("mail", f"FROM:<{mail_from}>" + "".join(f" {o}" for o in options))
+        if while_waiting is not None:
+            while_waiting()
+        code, reply = conn.getreply()
         if code != 250:
             return self._refused(conn, recipients, code, _decode(reply))
         results: dict[str, RecipientResult] = {}
         for address in recipients:
-            code, reply = conn.rcpt(address)
+            conn.putcmd("rcpt", f"TO:<{address}>")
+            code, reply = conn.getreply()
             self._check_closing(code, _decode(reply))
             results[address] = RecipientResult(address, code, _decode(reply))
         accepted = [r.address for r in results.values() if r.ok]

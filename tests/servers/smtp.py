@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import base64
 import json
+import logging
 import os
 import ssl
 import subprocess
@@ -373,19 +374,25 @@ def read_spool(spool: Path) -> list[Received]:
 
 
 class SmtpServerProcess:
-    """The plain server in a separate process (its own GIL), spooling to a directory."""
+    """The plain server in a separate process (its own GIL), spooling to a directory.
 
-    def __init__(self, spool: Path) -> None:
+    Without ``spool`` (benchmarks) it keeps nothing on disk and ``received`` is empty.
+    """
+
+    def __init__(self, spool: Path | None) -> None:
         self.spool = spool
         self.host = "127.0.0.1"
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> SmtpServerProcess:
-        self.spool.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "tests.servers.smtp"]
+        if self.spool is not None:
+            self.spool.mkdir(parents=True, exist_ok=True)
+            args += ["--spool", str(self.spool)]
         root = Path(__file__).resolve().parents[2]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.servers.smtp", "--spool", str(self.spool)],
+            args,
             cwd=root,
             stdout=subprocess.PIPE,
             text=True,
@@ -400,7 +407,7 @@ class SmtpServerProcess:
 
     @property
     def received(self) -> list[Received]:
-        return read_spool(self.spool)
+        return read_spool(self.spool) if self.spool is not None else []
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -411,8 +418,9 @@ class SmtpServerProcess:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spool", type=Path, required=True)
+    parser.add_argument("--spool", type=Path, help="write each message here")
     args = parser.parse_args()
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # no line per command
     server = SmtpTestServer(spool=args.spool).start()
     print(f"PORT {server.port}", flush=True)
     threading.Event().wait()
