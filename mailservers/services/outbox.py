@@ -1,9 +1,10 @@
 """Drain the outgoing queue: claim due mail, send it, record each recipient's result.
 
 Exactly once: mail is claimed in a short transaction (``SELECT … FOR UPDATE SKIP
-LOCKED`` then an UPDATE to *sending*), so no two workers ever hold the same row, and
-each mail's results are written right after the server's answer. A crash between the
-two leaves the row in *sending*: ``recover_stuck_mail`` puts it back. Rate limits are
+LOCKED`` then an UPDATE to *sending*), so no two workers ever hold the same row;
+results are written right after the server's answers (delivered mail in small groups,
+see ``outbox_results.SentLog``). A crash in between leaves rows in *sending*:
+``recover_stuck_mail`` puts them back. Rate limits are
 counted under the server's row lock; what exceeds them stays queued. One SMTP
 connection per server per batch. Call these outside any transaction.
 """
@@ -11,20 +12,17 @@ connection per server per batch. Call these outside any transaction.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from mailservers.backends.smtp import RecipientResult, SmtpConnection, SmtpParams
+from mailservers.backends.smtp import SmtpConnection, SmtpParams
 from mailservers.errors import (
     DeliveryError,
     MailServerError,
@@ -34,32 +32,23 @@ from mailservers.errors import (
     ServerQuotaError,
 )
 from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
+from mailservers.services.outbox_results import (  # noqa: F401  (MAX_ATTEMPTS: tests)
+    MAX_ATTEMPTS,
+    DrainReport,
+    SentLog,
+    mark_sending,
+    record_results,
+    release_mails,
+)
 
 logger = logging.getLogger(__name__)
 
 Mail, Rcpt = OutgoingMail, OutgoingRecipient
-MAX_ATTEMPTS = 8
-BACKOFF_BASE = 60.0  # seconds before the first retry; doubles each attempt
-BACKOFF_CAP = 6 * 3600.0
 QUOTA_PAUSE = timedelta(hours=1)
 ATTENTION_PAUSE = timedelta(minutes=15)  # bad credentials, TLS or host problems
 STUCK_AFTER = timedelta(minutes=15)
 BATCH_SIZE = 200
 CHUNK_BYTES = 4 * 1024 * 1024  # raw bytes loaded at once: memory stays flat
-
-
-@dataclass
-class DrainReport:
-    sent: int = 0  # mails with every recipient done and at least one delivered
-    deferred: int = 0
-    failed: int = 0
-    released: int = 0  # handed back untried (server paused)
-
-
-def backoff_seconds(attempts: int) -> float:
-    """Exponential backoff with ±50 % jitter, so retries of a burst spread out."""
-    delay = min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
-    return delay * random.uniform(0.5, 1.5)
 
 
 class _GrantToken:
@@ -179,160 +168,6 @@ def _due_server_ids() -> list[int | None]:
     return list(due.order_by().values_list("server_id", flat=True).distinct())
 
 
-# --- Recording results --------------------------------------------------------------
-
-
-class _SentLog:
-    """Records fully delivered mail (the hot path) in small groups.
-
-    A delivered mail is noted in memory; its mail and recipient rows are written in
-    one transaction every ``FLUSH_EVERY`` mails or ``FLUSH_SECONDS``, while the
-    server is busy with the next MAIL FROM, and always when the batch ends. Claims
-    keep two workers from ever sending the same mail; the one gap SMTP leaves (a 250
-    in hand, not yet written) spans at most one group: after a crash there,
-    ``recover_stuck_mail`` re-sends those few mails. Plain SQL: building the ORM
-    queries cost more than the SMTP dialogue itself (bench/outgoing.py).
-    """
-
-    FLUSH_EVERY = 20
-    FLUSH_SECONDS = 0.25
-
-    def __init__(self) -> None:
-        self.pending: list[int] = []
-        self.since = 0.0
-        q = connection.ops.quote_name
-        self.mail_sql = (
-            f"UPDATE {q(Mail._meta.db_table)} SET state = %s, sent_at = %s, "
-            "last_error = '' WHERE state = %s AND id IN ({})"
-        )
-        self.rcpt_sql = (
-            f"UPDATE {q(Rcpt._meta.db_table)} SET state = %s, smtp_code = 250, "
-            "last_error = '', updated_at = %s WHERE state = %s AND mail_id IN ({})"
-        )
-
-    def note(self, mail_id: int) -> None:
-        if not self.pending:
-            self.since = time.monotonic()
-        self.pending.append(mail_id)
-
-    def flush_if_due(self) -> None:
-        if len(self.pending) >= self.FLUSH_EVERY or (
-            self.pending and time.monotonic() - self.since >= self.FLUSH_SECONDS
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        marks = ", ".join(["%s"] * len(self.pending))
-        with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # Don't wait for the WAL flush: a worker crash loses nothing; only a
-                # crash of PostgreSQL itself within ~0.2 s widens the gap above.
-                cursor.execute("SET LOCAL synchronous_commit TO off")
-            cursor.execute(
-                self.mail_sql.format(marks),
-                [Mail.State.SENT, now, Mail.State.SENDING, *self.pending],
-            )
-            cursor.execute(
-                self.rcpt_sql.format(marks),
-                [Rcpt.State.SENT, now, Rcpt.State.SENDING, *self.pending],
-            )
-        self.pending = []
-
-
-def _record(
-    mail_id: int, results: dict[str, RecipientResult], report: DrainReport
-) -> None:
-    """Some recipient was refused: write each one's result and derive the mail's."""
-    now = timezone.now()
-    with transaction.atomic():
-        sending = Rcpt.objects.filter(mail_id=mail_id, state=Rcpt.State.SENDING)
-        for address, result in results.items():
-            state = (
-                Rcpt.State.SENT
-                if result.ok
-                else Rcpt.State.FAILED
-                if result.permanent
-                else Rcpt.State.DEFERRED
-            )
-            sending.filter(address=address).update(
-                state=state,
-                smtp_code=result.code,
-                last_error="" if result.ok else result.as_error().user_message,
-                updated_at=now,
-            )
-        errors = [r for r in results.values() if not r.ok]
-        _finish(mail_id, errors[0].as_error().user_message if errors else "", report)
-
-
-def _mark(mail_id: int, state: str, reason: str, report: DrainReport) -> None:
-    """Every recipient still *sending* becomes ``state`` with ``reason``."""
-    with transaction.atomic():
-        Rcpt.objects.filter(mail_id=mail_id, state=Rcpt.State.SENDING).update(
-            state=state, last_error=reason, updated_at=timezone.now()
-        )
-        _finish(mail_id, reason, report)
-
-
-def _finish(mail_id: int, reason: str, report: DrainReport) -> None:
-    """Derive the mail's state from its recipients (inside the caller's transaction)."""
-    now = timezone.now()
-    mail = Mail.objects.select_for_update().get(pk=mail_id)
-    states = set(mail.recipients.values_list("state", flat=True))
-    if Rcpt.State.DEFERRED in states and mail.attempts >= MAX_ATTEMPTS:
-        reason = _("gave up after %(n)s attempts: %(reason)s") % {
-            "n": mail.attempts,
-            "reason": reason,
-        }
-        mail.recipients.filter(state=Rcpt.State.DEFERRED).update(
-            state=Rcpt.State.FAILED, last_error=reason, updated_at=now
-        )
-        states = (states - {Rcpt.State.DEFERRED}) | {Rcpt.State.FAILED}
-    if Rcpt.State.DEFERRED in states:
-        mail.state = Mail.State.DEFERRED
-        mail.next_attempt_at = now + timedelta(seconds=backoff_seconds(mail.attempts))
-        report.deferred += 1
-    elif states & {Rcpt.State.SENT, Rcpt.State.BOUNCED}:
-        mail.state = Mail.State.SENT
-        report.sent += 1
-    elif states == {Rcpt.State.CANCELLED}:
-        mail.state = Mail.State.CANCELLED
-    else:
-        mail.state = Mail.State.FAILED
-        report.failed += 1
-    if Rcpt.State.SENT in states and mail.sent_at is None:
-        mail.sent_at = now
-    mail.last_error = reason[:2000]
-    mail.last_error_at = now if reason else mail.last_error_at
-    mail.save(
-        update_fields=[
-            "state",
-            "next_attempt_at",
-            "sent_at",
-            "last_error",
-            "last_error_at",
-        ]
-    )
-
-
-def _release(ids: list[int], until: datetime, reason: str, report: DrainReport) -> None:
-    """Hand claimed, untried mail back without counting an attempt."""
-    with transaction.atomic():
-        Mail.objects.filter(pk__in=ids, state=Mail.State.SENDING).update(
-            state=Mail.State.DEFERRED,
-            next_attempt_at=until,
-            attempts=F("attempts") - 1,
-            last_error=reason[:2000],
-            last_error_at=timezone.now(),
-        )
-        Rcpt.objects.filter(mail_id__in=ids, state=Rcpt.State.SENDING).update(
-            state=Rcpt.State.DEFERRED, last_error=reason, updated_at=timezone.now()
-        )
-    report.released += len(ids)
-
-
 def _server_problem(
     server: OutgoingServer | None,
     exc: MailServerError,
@@ -355,13 +190,13 @@ def _server_problem(
                 "last_error_at",
             ]
         )
-        _release(ids, server.paused_until, exc.user_message, report)
+        release_mails(ids, server.paused_until, exc.user_message, report)
         return
     if server is not None:
         server.last_error, server.last_error_at = exc.user_message, now
         server.save(update_fields=["last_error", "last_error_at"])
     for mail_id in ids:
-        _mark(mail_id, Rcpt.State.DEFERRED, exc.user_message, report)
+        mark_sending(mail_id, Rcpt.State.DEFERRED, exc.user_message, report)
 
 
 # --- Sending -----------------------------------------------------------------------
@@ -398,7 +233,7 @@ def _send_batch(
         return
     done: set[int] = set()
     delivered = False
-    sent_log = _SentLog()
+    sent_log = SentLog()
     try:
         for mail_id, mail_from, raw in _chunks(ids):
             if conn.connection is None:
@@ -425,16 +260,16 @@ def _send_batch(
                 return
             except DeliveryError as exc:  # refused before sending (bad address)
                 state = Rcpt.State.FAILED if exc.permanent else Rcpt.State.DEFERRED
-                _mark(mail_id, state, exc.user_message, report)
+                mark_sending(mail_id, state, exc.user_message, report)
             except MailServerError as exc:  # connection lost mid-mail: retry later
-                _mark(mail_id, Rcpt.State.DEFERRED, exc.user_message, report)
+                mark_sending(mail_id, Rcpt.State.DEFERRED, exc.user_message, report)
             else:
                 delivered = delivered or any(r.ok for r in results.values())
                 if results and all(r.ok for r in results.values()):
                     sent_log.note(mail_id)
                     report.sent += 1
                 else:
-                    _record(mail_id, results, report)
+                    record_results(mail_id, results, report)
     finally:
         conn.close()
         sent_log.flush()
