@@ -69,3 +69,9 @@ def message_body(message: Message) -> SafeString:
 
         html = _CID_SRC.sub(swap, html)
     return mark_safe(html)  # noqa: S308 - sanitized just above
+
+
+@register.filter
+def clean_html(html: str) -> SafeString:
+    """Any stored HTML fragment, sanitized before it is shown."""
+    return mark_safe(sanitize_html(html or ""))  # noqa: S308 - sanitized here
