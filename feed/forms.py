@@ -55,7 +55,10 @@ class MessageForm(forms.Form):
     )
     subject = forms.CharField(max_length=200, required=False)
     body = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4}), required=False, strip=True
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        strip=True,
+        label=_("Message"),
     )
     recipients = forms.CharField(
         required=False,
