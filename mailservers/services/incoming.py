@@ -3,8 +3,9 @@
 Invariants:
 - One poll per server at a time: a lease on the server row, claimed by a conditional
   UPDATE (same on SQLite and PostgreSQL), renewed every batch, expiring after a crash.
-- A message is committed (routed + its ``FetchedMessage`` row, one transaction)
-  *before* any flag, move or delete reaches the server. A crash in between leaves
+- A message is committed (routed + its ``FetchedMessage`` row, in one transaction
+  with the others of its short group) *before* any flag, move or delete reaches
+  the server. A crash in between leaves
   ``action_pending`` rows that the next poll finishes without routing them again.
 - A UIDVALIDITY change re-lists the folder but dedupes by raw SHA-256 / Message-ID.
 - A failure is stored on the server and re-raised (see ``incoming_connect``); one
@@ -17,6 +18,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,6 +46,8 @@ from mailservers.services.incoming_connect import (
 logger = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(minutes=10)
+# Longest a group of stored messages keeps its transaction open.
+GROUP_SECONDS = 0.5
 Server = IncomingServer
 
 
@@ -178,15 +182,11 @@ def _poll_imap(
                 server=server, uidvalidity=state.uidvalidity, uid__in=keys
             ).values_list("uid", flat=True)
         )
-        to_apply = []
-        for message in batch:
-            if message.key in known:
-                result.known += 1
-                outcome = FetchedMessage.State.KNOWN
-            else:
-                outcome = _store(server, message, result, resync=resync)
-            if outcome != FetchedMessage.State.OVERSIZE:
-                to_apply.append(message.key)
+        result.known += len(known)  # stored by a poll that died before flagging
+        states: dict[int | str, str] = dict.fromkeys(known, FetchedMessage.State.KNOWN)
+        fresh = [m for m in batch if m.key not in known]
+        states.update(_store_all(server, fresh, result, resync=resync))
+        to_apply = [k for k in keys if states[k] != FetchedMessage.State.OVERSIZE]
         server.last_uid = max(keys)
         done += len(batch)
         Server.objects.filter(pk=server.pk).update(last_uid=server.last_uid)
@@ -229,10 +229,9 @@ def _poll_pop3(
     _renew(server, token, poll_total=len(new), poll_done=0)
     done = 0
     for batch in fetcher.iter_batches(new):
+        states = _store_all(server, batch, result, resync=True)
         stored = [
-            m.key
-            for m in batch
-            if _store(server, m, result, resync=True) != FetchedMessage.State.OVERSIZE
+            k for k, state in states.items() if state != FetchedMessage.State.OVERSIZE
         ]
         done += len(batch)
         _renew(server, token, poll_done=done, poll_total=len(new))
@@ -253,6 +252,30 @@ def _known_uidls(server: IncomingServer, uidls: list[str]) -> dict[str, bool]:
         rows = FetchedMessage.objects.filter(server=server, uidl__in=chunk)
         known.update(rows.values_list("uidl", "action_pending"))
     return known
+
+
+def _store_all(
+    server: IncomingServer,
+    messages: list[RemoteMessage],
+    result: PollResult,
+    *,
+    resync: bool,
+) -> dict[int | str, str]:
+    """Store messages in transactions of up to ``GROUP_SECONDS`` of work: one commit
+    (an fsync on PostgreSQL) per group instead of per message, while other writers
+    never wait long. Each message has its own savepoint inside the group."""
+    states: dict[int | str, str] = {}
+    pending = iter(messages)
+    message = next(pending, None)
+    while message is not None:
+        started = time.monotonic()
+        with transaction.atomic():
+            while message is not None:
+                states[message.key] = _store(server, message, result, resync=resync)
+                message = next(pending, None)
+                if time.monotonic() - started > GROUP_SECONDS:
+                    break
+    return states
 
 
 def _store(
