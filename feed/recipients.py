@@ -6,7 +6,8 @@ Rules (tested one by one in tests/feed/test_notify.py):
 - ``@username`` in a note or email notifies that user (if they may see the record);
 - contacts get the message by email only when neither the message nor its subtype is
   internal: notes (and replies to them) never leave Knowlix;
-- addresses added to an outgoing email become contacts that follow the record.
+- addresses added to an outgoing email become contacts that follow the record;
+  known contacts in the To/Cc of a received mail start following it.
 Internal only: call from inside ``post_message``'s transaction.
 """
 
@@ -53,6 +54,18 @@ def find_or_create_contact(address: str, name: str = "") -> Contact:
     return contact
 
 
+def _known_contacts(addresses: list[str]) -> dict[str, Contact]:
+    """Existing contacts with these addresses (never ours), by normalized address."""
+    wanted = {normalize_email(a) for a in addresses if not _is_ours(a)}
+    if not wanted:
+        return {}
+    rows = Contact.objects.filter(email_normalized__in=wanted).order_by("id")
+    found: dict[str, Contact] = {}
+    for contact in rows:
+        found.setdefault(contact.email_normalized, contact)
+    return found
+
+
 def _is_ours(address: str) -> bool:
     return normalize_email(address).endswith("@" + params.catchall_domain())
 
@@ -95,11 +108,18 @@ def plan_delivery(
     incoming = message.direction == Message.Direction.INCOMING
     parsed = [(n, a) for n, a in getaddresses(list(extra_addresses)) if "@" in a]
     if incoming:  # the mail's own To/Cc: recorded, and they already have it
+        known = _known_contacts([a for _n, a in parsed])
+        public = not (message.is_internal or message.subtype.internal)
         for name, address in parsed:
+            contact = known.get(normalize_email(address))
             taken.add(normalize_email(address))
             plan.recipient_rows.append(
-                MessageRecipient(message=message, address=address, name=name[:200])
+                MessageRecipient(
+                    message=message, address=address, name=name[:200], contact=contact
+                )
             )
+            if contact is not None and public and not message.is_unverified_sender:
+                follow(record=record, contact=contact)  # known Cc'd people follow
     if message.is_internal or message.subtype.internal:
         return plan
     if incoming and message.is_unverified_sender:

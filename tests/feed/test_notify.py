@@ -144,9 +144,29 @@ def test_incoming_email_notifies_users_not_its_author(
     )
     assert notified(message) == {"alice": False, "bob": False}
     assert queued() == []  # finn was already a To/Cc of the original mail
-    rows = set(MessageRecipient.objects.filter(message=message).values_list("address"))
-    assert rows == {("support@example.com",), ("finn@customer.example",)}
+    rows = set(
+        MessageRecipient.objects.filter(message=message).values_list(
+            "address", "contact"
+        )
+    )
+    assert rows == {("support@example.com", None), ("finn@customer.example", other.pk)}
     assert message.body_html == "<p>Still on fire.</p>"
+
+
+def test_known_cc_contact_starts_following(post_on, ticket, contact, make_contact):
+    """A known contact in Cc of a customer's mail follows; unknown addresses do not."""
+    gina = make_contact(name="Gina", email="gina@customer.example")
+    post_on(
+        kind="email",
+        direction="in",
+        author_contact=contact,
+        message_id="<cc@customer.example>",
+        recipients=["Gina <GINA@customer.example>", "stranger@else.example"],
+        body_text="see cc",
+    )
+    followers = Follower.objects.filter(object_id=ticket.pk, contact__isnull=False)
+    assert {f.contact for f in followers} == {contact, gina}
+    assert not Contact.objects.filter(email_normalized="stranger@else.example").exists()
 
 
 def test_reply_to_internal_note_stays_internal(post_on, ticket, alice, contact, queued):
