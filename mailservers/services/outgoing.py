@@ -39,8 +39,9 @@ from feed.html import html_to_text
 from feed.models import Message
 from knowlix import params
 from mailservers import mime
-from mailservers.errors import DeliveryError, MailTooLargeError
-from mailservers.models import OutgoingMail, OutgoingRecipient
+from mailservers.backends.smtp import ConnectionCheck, SmtpParams, test_connection
+from mailservers.errors import DeliveryError, MailServerError, MailTooLargeError
+from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
 from mailservers.selection import select_server
 from mailservers.services.outbox import (  # noqa: F401  (the public door)
     process_outbox,
@@ -270,3 +271,38 @@ def mark_recipient_bounced(
         last_error_at=timezone.now(),
     )
     return recipient
+
+
+# --- Servers -------------------------------------------------------------------------
+
+
+def check_server_connection(*, server: OutgoingServer | None) -> ConnectionCheck:
+    """*Test Connection*: connect, TLS, log in; the outcome is stored on the server."""
+    from mailservers.services.outbox import smtp_params_for
+
+    try:
+        check = test_connection(smtp_params_for(server))
+    except MailServerError as exc:  # no default URL, no connected OAuth account
+        check = ConnectionCheck(False, exc.user_message)
+    if server is not None:
+        now = timezone.now()
+        if check.ok:
+            server.last_success_at, server.needs_attention = now, False
+            server.paused_until = None
+            fields = ["last_success_at", "needs_attention", "paused_until"]
+        else:
+            server.last_error, server.last_error_at = check.message, now
+            fields = ["last_error", "last_error_at"]
+        server.save(update_fields=fields)
+    return check
+
+
+def describe_default_server() -> str:
+    """``smtps://host:465`` for KNOWLIX_SMTP_URL, without the credentials."""
+    try:
+        p = SmtpParams.from_url(settings.KNOWLIX_SMTP_URL)
+    except MailServerError as exc:
+        return exc.user_message
+    scheme = {"none": "smtp", "ssl": "smtps", "starttls": "smtp+starttls"}[p.security]
+    login = " (with login)" if p.username else ""
+    return f"{scheme}://{p.host}:{p.port}{login}"

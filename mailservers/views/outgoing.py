@@ -1,3 +1,261 @@
-"""Outgoing mail server pages."""
+"""Outgoing mail pages: servers, the Email queue (technical) and the Local mailbox.
 
-urlpatterns: list = []
+Thin views: parse, check access, call one service, render. Servers and the queue
+need an admin in developer mode; the Local mailbox (what the mail catcher caught)
+any admin, so a new user can follow a message from a ticket to the mailbox.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from email.message import EmailMessage
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_POST
+
+from knowlix import params
+from knowlix.decorators import admin_required, technical_required
+from mailservers.models import (
+    PRESETS,
+    CaughtMail,
+    OutgoingMail,
+    OutgoingRecipient,
+    OutgoingServer,
+)
+from mailservers.outgoing_forms import OutgoingServerForm
+from mailservers.services import outgoing as services
+
+PAGE_SIZE = 50
+
+
+# --- Outgoing Mail Servers -------------------------------------------------------------
+
+
+@technical_required
+def outgoing_list(request: HttpRequest) -> HttpResponse:
+    servers = OutgoingServer.objects.select_related("oauth_grant").order_by(
+        "priority", "id"
+    )
+    return render(
+        request,
+        "mailservers/outgoing/list.html",
+        {
+            "servers": servers,
+            "presets": PRESETS,
+            "use_custom": params.get_bool_param(params.USE_CUSTOM_SERVERS),
+            "default_server": services.describe_default_server(),
+            "default_from": params.default_from_address(),
+        },
+    )
+
+
+@technical_required
+def outgoing_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    server = get_object_or_404(OutgoingServer, pk=pk) if pk else OutgoingServer()
+    preset = request.GET.get("preset", "")
+    form = OutgoingServerForm(
+        request.POST or None, instance=server, preset=preset, prefix="server"
+    )
+    if request.method == "POST" and form.is_valid():
+        server = form.save()
+        messages.success(request, f"{server.name} saved.")
+        return redirect("mailservers:outgoing-edit", pk=server.pk)
+    return render(
+        request,
+        "mailservers/outgoing/form.html",
+        {
+            "form": form,
+            "server": server,
+            "preset": PRESETS.get(form.preset or ""),
+        },
+        status=400 if form.is_bound else 200,
+    )
+
+
+@technical_required
+@require_POST
+def outgoing_test(request: HttpRequest, pk: int) -> HttpResponse:
+    server = get_object_or_404(
+        OutgoingServer.objects.select_related("oauth_grant"), pk=pk
+    )
+    check = services.check_server_connection(server=server)
+    (messages.success if check.ok else messages.error)(request, check.message)
+    return redirect("mailservers:outgoing-edit", pk=server.pk)
+
+
+@technical_required
+@require_POST
+def outgoing_test_default(request: HttpRequest) -> HttpResponse:
+    check = services.check_server_connection(server=None)
+    (messages.success if check.ok else messages.error)(request, check.message)
+    return redirect("mailservers:outgoing-list")
+
+
+@technical_required
+@require_POST
+def outgoing_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    server = get_object_or_404(OutgoingServer, pk=pk)
+    server.delete()  # its queued mail falls back to the default server (SET_NULL)
+    messages.success(request, f"{server.name} deleted.")
+    return redirect("mailservers:outgoing-list")
+
+
+# --- Email queue -----------------------------------------------------------------------
+
+
+@technical_required
+def queue(request: HttpRequest) -> HttpResponse:
+    state = request.GET.get("state", "")
+    mails = (
+        OutgoingMail.objects.defer("raw")
+        .select_related("server")
+        .prefetch_related(
+            Prefetch("recipients", queryset=OutgoingRecipient.objects.order_by("id"))
+        )
+        .order_by("-created_at", "-id")
+    )
+    if state in OutgoingMail.State.values:
+        mails = mails.filter(state=state)
+    counts = dict(
+        OutgoingMail.objects.order_by()
+        .values_list("state")
+        .annotate(n=Count("id"))
+        .values_list("state", "n")
+    )
+    page = Paginator(mails, PAGE_SIZE).get_page(request.GET.get("page"))
+    states = [
+        (value, label, counts.get(value, 0))
+        for value, label in OutgoingMail.State.choices
+    ]
+    return render(
+        request,
+        "mailservers/outgoing/queue.html",
+        {"page": page, "state": state, "states": states, "total": sum(counts.values())},
+    )
+
+
+def _back_to_queue(request: HttpRequest) -> HttpResponse:
+    state = request.POST.get("state", "")
+    response = redirect("mailservers:queue")
+    if state in OutgoingMail.State.values:
+        response["Location"] += f"?state={state}"
+    return response
+
+
+@technical_required
+@require_POST
+def queue_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    if services.retry_mail(mail_id=pk):
+        from mailservers.tasks.outgoing import send_mail
+
+        send_mail.delay_on_commit(pk)
+        messages.success(request, "The mail is queued again.")
+    else:
+        messages.error(
+            request, "Only failed, deferred or cancelled mail can be retried."
+        )
+    return _back_to_queue(request)
+
+
+@technical_required
+@require_POST
+def queue_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    if services.cancel_mail(mail_id=pk):
+        messages.success(request, "The mail is cancelled.")
+    else:
+        messages.error(request, "Too late: the mail is being sent or already done.")
+    return _back_to_queue(request)
+
+
+# --- Local mailbox ---------------------------------------------------------------------
+
+
+@admin_required
+def localmailbox(request: HttpRequest) -> HttpResponse:
+    mails = CaughtMail.objects.defer("raw").order_by("-received_at", "-id")
+    page = Paginator(mails, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "mailservers/outgoing/localmailbox.html", {"page": page})
+
+
+def _parse(caught: CaughtMail) -> EmailMessage:
+    return email.message_from_bytes(bytes(caught.raw), policy=email.policy.default)
+
+
+@admin_required
+def localmailbox_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    from feed.html import sanitize_html
+
+    caught = get_object_or_404(CaughtMail, pk=pk)
+    msg = _parse(caught)
+    html_part = msg.get_body(preferencelist=("html",))
+    text_part = msg.get_body(preferencelist=("plain",))
+    attachments = [
+        (index, part.get_filename() or "attachment", part.get_content_type())
+        for index, part in enumerate(msg.iter_attachments())
+    ]
+    view = request.GET.get("view") or ("html" if html_part is not None else "text")
+    return render(
+        request,
+        "mailservers/outgoing/localmailbox_detail.html",
+        {
+            "caught": caught,
+            "view": view,
+            "html": sanitize_html(html_part.get_content()) if html_part else "",
+            "text": text_part.get_content() if text_part else "",
+            "headers": list(msg.items()),
+            "attachments": attachments,
+        },
+    )
+
+
+@admin_required
+def localmailbox_attachment(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    caught = get_object_or_404(CaughtMail, pk=pk)
+    parts = list(_parse(caught).iter_attachments())
+    if not 0 <= index < len(parts):
+        return HttpResponse(status=404)
+    part = parts[index]
+    response = HttpResponse(
+        part.get_payload(decode=True) or b"", content_type="application/octet-stream"
+    )
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=part.get_filename() or "attachment"
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@admin_required
+@require_POST
+def localmailbox_clear(request: HttpRequest) -> HttpResponse:
+    deleted, _ = CaughtMail.objects.all().delete()
+    messages.success(request, f"Local mailbox emptied ({deleted} mail).")
+    return redirect("mailservers:localmailbox")
+
+
+urlpatterns = [
+    path("outgoing/", outgoing_list, name="outgoing-list"),
+    path("outgoing/new/", outgoing_edit, name="outgoing-create"),
+    path("outgoing/<int:pk>/", outgoing_edit, name="outgoing-edit"),
+    path("outgoing/<int:pk>/test/", outgoing_test, name="outgoing-test"),
+    path("outgoing/default/test/", outgoing_test_default, name="outgoing-test-default"),
+    path("outgoing/<int:pk>/delete/", outgoing_delete, name="outgoing-delete"),
+    path("queue/", queue, name="queue"),
+    path("queue/<int:pk>/retry/", queue_retry, name="queue-retry"),
+    path("queue/<int:pk>/cancel/", queue_cancel, name="queue-cancel"),
+    path("localmailbox/", localmailbox, name="localmailbox"),
+    path("localmailbox/clear/", localmailbox_clear, name="localmailbox-clear"),
+    path("localmailbox/<int:pk>/", localmailbox_detail, name="localmailbox-detail"),
+    path(
+        "localmailbox/<int:pk>/attachments/<int:index>/",
+        localmailbox_attachment,
+        name="localmailbox-attachment",
+    ),
+]

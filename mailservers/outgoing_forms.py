@@ -1,0 +1,66 @@
+"""The Outgoing Mail Server form (Settings > Technical > Email)."""
+
+from __future__ import annotations
+
+from django import forms
+
+from mailservers.models import PRESETS, OutgoingServer
+from mailservers.oauth.presets import apply_oauth_rules
+
+
+class OutgoingServerForm(forms.ModelForm):
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Stored encrypted. Leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = OutgoingServer
+        fields = [
+            "name",
+            "host",
+            "port",
+            "security",
+            "auth_method",
+            "username",
+            "from_filter",
+            "priority",
+            "is_active",
+            "limit_per_minute",
+            "limit_per_hour",
+            "limit_per_day",
+        ]
+        help_texts = {
+            "security": "SSL/TLS usually on port 465; STARTTLS on 587 (or 25).",
+            "limit_per_minute": "Mail beyond a limit waits; it is never dropped.",
+        }
+
+    field_order = ["name", "host", "port", "security", "auth_method", "username"]
+
+    def __init__(self, *args: object, preset: str = "", **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.preset = preset if preset in PRESETS else self.instance.preset
+        if preset in PRESETS and not self.is_bound and not self.instance.pk:
+            values = PRESETS[preset]
+            self.initial.update(
+                name=values["label"],
+                host=values["host"],
+                port=values["port"],
+                security=values["security"],
+            )
+
+    def save(self, commit: bool = True) -> OutgoingServer:
+        server = super().save(commit=False)
+        if self.cleaned_data.get("password"):
+            server.password = self.cleaned_data["password"]
+        if self.preset:
+            server.preset = self.preset
+        # A saved change is the fix people make after a failure: try again now.
+        server.paused_until = None
+        server.needs_attention = False
+        apply_oauth_rules(server, kind="outgoing")
+        if commit:
+            server.save()
+        return server
