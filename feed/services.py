@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from email.utils import formataddr
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -146,6 +147,15 @@ def _follow_defaults(record: Model, author: AbstractBaseUser | None) -> None:
 # --- Posting ------------------------------------------------------------------------
 
 
+def _sender_address(user: AbstractBaseUser | None, contact: Model | None) -> str:
+    """``Name <address>`` of the author, for messages that do not give their From."""
+    if user is not None and getattr(user, "email", ""):
+        return formataddr((user.get_full_name() or user.get_username(), user.email))
+    if contact is not None and getattr(contact, "email", ""):
+        return formataddr((str(contact), contact.email))
+    return ""
+
+
 @transaction.atomic
 def post_message(
     *,
@@ -211,7 +221,7 @@ def post_message(
         subtype=subtype,
         author_user=author,
         author_contact=author_contact,
-        email_from=email_from[:320],
+        email_from=(email_from or _sender_address(author, author_contact))[:320],
         subject=(subject or "")[:998],
         body_html=clean_html,
         body_text=body_text or html_to_text(clean_html),

@@ -52,6 +52,7 @@ def test_body_is_sanitized_and_rendered_as_text(ticket, alice):
     )
     assert message.body_html == "<p>Hi <b>team</b></p>"
     assert message.body_text == "Hi team"
+    assert message.email_from == "Alice <alice@example.com>"
 
 
 def test_message_id_is_generated_or_kept(ticket, alice, contact):
