@@ -120,6 +120,7 @@ def poll_incoming_server(*, server: IncomingServer) -> PollResult:
     token = claim_poll(server=server)
     if token is None:
         return PollResult(skipped=True)
+    server.refresh_from_db()  # the position a previous poll left, not a stale copy
     result = PollResult()
     try:
         fetcher = open_fetcher(server)
