@@ -413,11 +413,17 @@ class ConnectionCheck:
     message: str
 
 
-def test_connection(params: SmtpParams) -> ConnectionCheck:
-    """Connect, negotiate TLS, authenticate and say precisely what went wrong."""
+def test_connection(
+    params: SmtpParams, *, opener: Callable[[SmtpConnection], None] | None = None
+) -> ConnectionCheck:
+    """Connect, negotiate TLS, authenticate and say precisely what went wrong.
+
+    ``opener(connection)`` replaces ``connection.open()`` (OAuth servers sign in
+    through their grant, see ``mailservers.services.outbox.open_connection``).
+    """
     connection = SmtpConnection(params)
     try:
-        connection.open()
+        (opener or SmtpConnection.open)(connection)
         assert connection.connection is not None
         connection.connection.noop()
     except MailServerError as exc:
@@ -430,7 +436,7 @@ def test_connection(params: SmtpParams) -> ConnectionCheck:
         True,
         _("Connected to %(host)s:%(port)s; the server accepted the login.")
         % {"host": params.host, "port": params.port}
-        if params.username or params.token
+        if params.username or params.token or opener
         else _("Connected to %(host)s:%(port)s.")
         % {"host": params.host, "port": params.port},
     )

@@ -11,6 +11,7 @@ connection per server per batch. Call these outside any transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -51,19 +52,6 @@ BATCH_SIZE = 200
 CHUNK_BYTES = 4 * 1024 * 1024  # raw bytes loaded at once: memory stays flat
 
 
-class _GrantToken:
-    """XOAUTH2 token source for a server; remembers the token it handed out."""
-
-    def __init__(self, grant: object) -> None:
-        self.grant, self.last, self.failed = grant, "", None
-
-    def __call__(self) -> str:
-        from mailservers.services import oauth
-
-        self.last = oauth.get_access_token(self.grant, failed_token=self.failed)
-        return self.last
-
-
 def smtp_params_for(server: OutgoingServer | None) -> SmtpParams:
     """Connection parameters of a server, or of the default (KNOWLIX_SMTP_URL)."""
     common = {
@@ -74,35 +62,35 @@ def smtp_params_for(server: OutgoingServer | None) -> SmtpParams:
         if not settings.KNOWLIX_SMTP_URL:
             raise ServerConfigError(_("No default SMTP server: set KNOWLIX_SMTP_URL."))
         return SmtpParams.from_url(settings.KNOWLIX_SMTP_URL, **common)
-    token: Callable[[], str] | None = None
-    if server.auth_method != OutgoingServer.AuthMethod.PASSWORD:
-        if server.oauth_grant is None:
-            raise ServerAuthError(
-                _("%(server)s has no connected account: use “Connect your account”.")
-                % {"server": server.name}
-            )
-        token = _GrantToken(server.oauth_grant)
-    return SmtpParams(
+    uses_oauth = server.auth_method != OutgoingServer.AuthMethod.PASSWORD
+    if uses_oauth and server.oauth_grant is None:
+        raise ServerAuthError(
+            _("%(server)s has no connected account: use “Connect your account”.")
+            % {"server": server.name}
+        )
+    return SmtpParams(  # an OAuth token is set by open_connection
         host=server.host,
         port=server.port,
         security=server.security,
         username=server.username,
-        password=server.password if token is None else "",
-        token=token,
+        password="" if uses_oauth else server.password,
         **common,
     )
 
 
-def _open(conn: SmtpConnection) -> None:
-    """Open; when the provider refuses an OAuth token, refresh it once and retry."""
-    try:
+def open_connection(conn: SmtpConnection, server: OutgoingServer | None) -> None:
+    """Open ``conn``; an OAuth server signs in with its grant's token, refreshed
+    and retried once when the provider refuses it (``services.oauth``)."""
+    if server is None or server.auth_method == OutgoingServer.AuthMethod.PASSWORD:
         conn.open()
-    except ServerAuthError:
-        token = conn.params.token
-        if not isinstance(token, _GrantToken) or not token.last:
-            raise
-        token.failed = token.last
+        return
+    from mailservers.services.oauth import with_fresh_token
+
+    def attempt(token: Callable[[], str]) -> None:
+        conn.params = dataclasses.replace(conn.params, token=token)
         conn.open()
+
+    with_fresh_token(server.oauth_grant, attempt)
 
 
 # --- Claiming ----------------------------------------------------------------------
@@ -239,7 +227,7 @@ def _send_batch(
             if conn.connection is None:
                 sent_log.flush()
                 try:
-                    _open(conn)
+                    open_connection(conn, server)
                 except MailServerError as exc:
                     _server_problem(
                         server, exc, [i for i in ids if i not in done], report

@@ -278,10 +278,12 @@ def mark_recipient_bounced(
 
 def check_server_connection(*, server: OutgoingServer | None) -> ConnectionCheck:
     """*Test Connection*: connect, TLS, log in; the outcome is stored on the server."""
-    from mailservers.services.outbox import smtp_params_for
+    from mailservers.services.outbox import open_connection, smtp_params_for
 
     try:
-        check = test_connection(smtp_params_for(server))
+        check = test_connection(
+            smtp_params_for(server), opener=lambda conn: open_connection(conn, server)
+        )
     except MailServerError as exc:  # no default URL, no connected OAuth account
         check = ConnectionCheck(False, exc.user_message)
     if server is not None:
