@@ -8,6 +8,8 @@ creating records, and refusing politely. Call inside ``transaction.atomic()``.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from django.db.models import Model
 from django.utils.translation import gettext as _
 
@@ -30,8 +32,20 @@ def model_for_action(action: str) -> type[Record] | None:
     return next((m for m in RECORD_MODELS if m._meta.model_name == name), None)
 
 
+class IncomingServerLike(Protocol):
+    """What routing reads from an incoming server (mailservers.IncomingServer)."""
+
+    default_action: str  # a model label, e.g. "knowlix.ticket"
+
+
 class Router:
-    def __init__(self, *, inbound: InboundMail, parsed: ParsedMessage, server) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        *,
+        inbound: InboundMail,
+        parsed: ParsedMessage,
+        server: IncomingServerLike | None,
+    ) -> None:
         self.inbound = inbound
         self.parsed = parsed
         self.server = server
@@ -40,7 +54,6 @@ class Router:
         self.verified = not self.verdict.is_unverified
         self.routes: list[tuple[str, Record, Message]] = []
         self.refusal = ""
-        self.ignored = ""
         self._content: posting.MailContent | None = None
 
     # --- the rules in order ---------------------------------------------------------

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -28,18 +27,12 @@ from routing import bounces, matching
 from routing.errors import ParseError, RoutingError
 from routing.models import InboundMail, UnprocessedMail
 from routing.parsing import ParsedMessage, parse_message
-from routing.routes import Router
+from routing.routes import IncomingServerLike, Router
 
 logger = logging.getLogger(__name__)
 Outcome = InboundMail.Outcome
 SAME_BYTES = _lazy("The same bytes were received before.")
 INTERRUPTED_AFTER_MINUTES = 10  # routing one message never takes that long
-
-
-class IncomingServerLike(Protocol):
-    """What routing reads from an incoming server (mailservers.IncomingServer)."""
-
-    default_action: str
 
 
 @dataclass
@@ -167,9 +160,12 @@ def _route_stored(
         with transaction.atomic():
             result = route_parsed(inbound=inbound, parsed=parsed, server=server)
             _finish(inbound, result, from_quarantine=from_quarantine)
-    except Exception as exc:  # one bad message must never block the others
+    except RoutingError as exc:  # no route, or our configuration: a human decides
+        logger.info("routing: inbound mail %s quarantined: %s", inbound.pk, exc)
+        return _quarantine(inbound, exc.user_message, detail=exc.detail)
+    except Exception as exc:  # a bug or an outage: never block the next message
         logger.exception("routing: inbound mail %s quarantined", inbound.pk)
-        message = exc.user_message if isinstance(exc, RoutingError) else str(exc)
+        message = str(exc)
         return _quarantine(
             inbound,
             _("Routing failed: %(error)s") % {"error": message[:300]},
@@ -242,8 +238,6 @@ def route_parsed(
         return RoutingResult(Outcome.ROUTED, routes=routes)
     if router.refusal:
         return RoutingResult(Outcome.REFUSED, reason=router.refusal)
-    if router.ignored:
-        return RoutingResult(Outcome.IGNORED, reason=router.ignored)
     raise RoutingError(
         _("No route: not addressed to an alias, a reply address or a known thread.")
     )
