@@ -31,7 +31,12 @@ from knowlix.models import Record
 def _panel_response(
     request: HttpRequest, record: Record, *, status: int = 200, **forms: object
 ) -> HttpResponse:
-    if not request.htmx and status == 200:
+    """htmx: the re-rendered panel. Plain browsers: back to the record (with the
+    form's errors as a flash message)."""
+    if not request.htmx:
+        for form in forms.values():
+            for errors in getattr(form, "errors", {}).values():
+                flash.error(request, " ".join(errors))
         return redirect(record.get_absolute_url() + "#feed")
     context = panel_context(record=record, user=request.user, **forms)
     return render(request, "feed/_feed.html", context, status=status)

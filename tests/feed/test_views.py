@@ -408,3 +408,13 @@ def test_rows_written_around_the_service_render_sanitized(client, alice, ticket)
     html = client.get(url("panel", ticket)).content.decode()
     assert "<p>raw</p>" in html
     assert "<script>alert(1)" not in html and "onerror" not in html
+
+
+def test_errors_without_javascript_come_back_as_flash(client, alice, ticket):
+    """A plain form post with an error returns to the record with the reason."""
+    client.force_login(alice)
+    response = client.post(
+        url("post", ticket), {"kind": "note", "body": ""}, follow=True
+    )
+    assert response.redirect_chain[-1][0].startswith(ticket.get_absolute_url())
+    assert "Write something or attach a file." in response.content.decode()
