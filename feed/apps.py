@@ -1,3 +1,5 @@
+"""The feed app: messages, followers, notifications, activities and files of records."""
+
 from django.apps import AppConfig
 
 
