@@ -1,9 +1,11 @@
-// The record feed: let htmx swap 422 answers (forms with errors) and open one
-// composer at a time. Everything else is plain htmx attributes in the templates.
+// The record feed: let htmx swap 422 answers (forms with errors) and keep one
+// composer tab open at a time. Everything else is htmx attributes in the templates.
+// The panel re-includes this file after each swap: set up once only.
 (function () {
   "use strict";
-  if (window.htmx && !window.knowlixFeedReady) {
-    window.knowlixFeedReady = true;
+  if (window.knowlixFeedReady) return;
+  window.knowlixFeedReady = true;
+  if (window.htmx) {
     htmx.config.responseHandling = [
       { code: "204", swap: false },
       { code: "[23]..", swap: true },
