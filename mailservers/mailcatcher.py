@@ -15,6 +15,7 @@ from email.policy import default as default_policy
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from asgiref.sync import sync_to_async
+from django.db import connection
 
 from mailservers.mime import clean_header
 from mailservers.models import CaughtMail
@@ -45,12 +46,21 @@ def store_caught_mail(*, mail_from: str, rcpt_tos: list[str], raw: bytes) -> Cau
     )
 
 
+def _store_and_close(*, mail_from: str, rcpt_tos: list[str], raw: bytes) -> CaughtMail:
+    """Store from the executor thread, then release its database connection (a quiet
+    catcher must not hold a session open between mails)."""
+    try:
+        return store_caught_mail(mail_from=mail_from, rcpt_tos=rcpt_tos, raw=raw)
+    finally:
+        connection.close()
+
+
 class CatcherHandler:
     async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         raw = bytes(envelope.original_content or b"")
-        mail = await sync_to_async(store_caught_mail)(
+        mail = await sync_to_async(_store_and_close)(
             mail_from=envelope.mail_from or "",
             rcpt_tos=list(envelope.rcpt_tos),
             raw=raw,
