@@ -99,3 +99,20 @@ def test_feed_flow_through_the_browser(
     page.click("summary:has-text('followers')")
     page.screenshot(path=str(settings.VAR_DIR / "screenshot-followers.png"))
     assert Notification.objects.get(user=bob, message=note).is_read
+
+
+def test_older_messages_load_in_place(page, login, alice, ticket):
+    """ "Load older messages" appends the next page without leaving the record."""
+    from feed import services
+
+    for i in range(34):
+        services.post_message(
+            record=ticket, kind="note", author=alice, body_html=f"n{i}"
+        )
+    login(alice)
+    page.goto(ticket.get_absolute_url())
+    assert page.locator("article.feed-message").count() == 30
+    page.click("text=Load older messages")
+    page.locator("article", has_text="Helpdesk ticket created").wait_for()
+    assert page.locator("article.feed-message").count() == 35
+    assert page.locator("text=Load older messages").count() == 0
