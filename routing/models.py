@@ -81,6 +81,7 @@ class InboundMail(models.Model):
     raw = models.BinaryField()
     size = models.PositiveIntegerField(default=0)
     sha256 = models.CharField(max_length=64, unique=True)
+    # Indexed on its own too: SQLite uses a partial index only for its exact condition.
     message_id = models.CharField(max_length=998, blank=True, db_index=True)
     knowlix_message_id = models.CharField(max_length=998, blank=True)
     source = models.CharField(max_length=60, blank=True)
@@ -102,6 +103,14 @@ class InboundMail(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["outcome", "-received_at"])]
+        constraints = [
+            # Two copies of one message routed at once: the second store fails.
+            models.UniqueConstraint(
+                fields=["message_id"],
+                condition=~models.Q(message_id=""),
+                name="inbound_message_id_unique",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.subject or self.message_id or f"inbound #{self.pk}"

@@ -282,3 +282,16 @@ def test_database_failure_while_routing_quarantines_the_message(
     assert result.outcome == "quarantined"
     assert "disk full" in UnprocessedMail.objects.get().detail
     assert not Ticket.objects.exists()  # the record created before the error is gone
+
+
+def test_concurrent_copies_with_one_message_id_store_once(aliases, route, monkeypatch):
+    """Two copies with one Message-ID racing past the check: the second is refused by
+    the database and reported as a duplicate, never routed twice."""
+    from routing import services
+
+    raw = eml("new_ticket.eml")
+    other = b"Received: from relay.example\r\n" + raw
+    monkeypatch.setattr(services, "_duplicate_reason", lambda parsed, sha256: "")
+    assert route(raw).outcome == "routed"
+    assert route(other).outcome == "duplicate"  # both passed the check
+    assert Ticket.objects.count() == 1
