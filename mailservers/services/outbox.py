@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -48,6 +49,9 @@ Mail, Rcpt = OutgoingMail, OutgoingRecipient
 QUOTA_PAUSE = timedelta(hours=1)
 ATTENTION_PAUSE = timedelta(minutes=15)  # bad credentials, TLS or host problems
 STUCK_AFTER = timedelta(minutes=15)
+# A batch stops taking mail after this long (slow server, big mails) and hands the
+# rest back, so it always ends well before STUCK_AFTER would call it crashed.
+BATCH_SECONDS = 300.0
 BATCH_SIZE = 200
 CHUNK_BYTES = 4 * 1024 * 1024  # raw bytes loaded at once: memory stays flat
 
@@ -222,8 +226,14 @@ def _send_batch(
     done: set[int] = set()
     delivered = False
     sent_log = SentLog()
+    started = time.monotonic()
     try:
         for mail_id, mail_from, raw in _chunks(ids):
+            if done and time.monotonic() - started > BATCH_SECONDS:
+                sent_log.flush()
+                rest = [i for i in ids if i not in done]
+                release_mails(rest, timezone.now(), "", report)
+                break
             if conn.connection is None:
                 sent_log.flush()
                 try:

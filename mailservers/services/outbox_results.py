@@ -181,16 +181,25 @@ def finish_mail(mail_id: int, reason: str, report: DrainReport) -> None:
 def release_mails(
     ids: list[int], until: datetime, reason: str, report: DrainReport
 ) -> None:
-    """Hand claimed, untried mail back without counting an attempt."""
+    """Hand claimed, untried mail back without counting an attempt.
+
+    With a ``reason`` it is deferred until ``until``; without one (the batch ran out
+    of time) it is simply queued again.
+    """
+    now = timezone.now()
+    mail_state = Mail.State.DEFERRED if reason else Mail.State.QUEUED
+    rcpt_state = Rcpt.State.DEFERRED if reason else Rcpt.State.QUEUED
+    mail_fields: dict = {"last_error": reason[:2000], "last_error_at": now}
     with transaction.atomic():
         Mail.objects.filter(pk__in=ids, state=Mail.State.SENDING).update(
-            state=Mail.State.DEFERRED,
+            state=mail_state,
             next_attempt_at=until,
             attempts=F("attempts") - 1,
-            last_error=reason[:2000],
-            last_error_at=timezone.now(),
+            **(mail_fields if reason else {}),
         )
         Rcpt.objects.filter(mail_id__in=ids, state=Rcpt.State.SENDING).update(
-            state=Rcpt.State.DEFERRED, last_error=reason, updated_at=timezone.now()
+            state=rcpt_state,
+            updated_at=now,
+            **({"last_error": reason} if reason else {}),
         )
     report.released += len(ids)

@@ -329,3 +329,15 @@ def test_bounce_is_recorded_on_the_recipient(outbox_server):  # noqa: ANN001
     )
     assert recipient is not None and recipient.state == RState.BOUNCED
     assert mark_recipient_bounced(message_id="<x@y>", address="a@b", reason="") is None
+
+
+def test_long_batch_hands_the_rest_back(outbox_server, monkeypatch):  # noqa: ANN001
+    """A batch past its time budget requeues the rest untried; all are still sent."""
+    monkeypatch.setattr(outbox, "BATCH_SECONDS", 0.0)
+    mails = [queue(recipients=[MailRecipient(f"r{n}@x.test")]) for n in range(3)]
+    report = outbox.process_outbox()
+    assert report.sent == 3 and report.released == 3  # 2, then 1 handed back
+    assert len(outbox_server.received) == 3
+    for mail in mails:
+        mail.refresh_from_db()
+        assert mail.state == State.SENT and mail.attempts == 1
