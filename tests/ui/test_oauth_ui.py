@@ -87,6 +87,7 @@ def test_admin_connects_outlook_and_gmail_and_reconnects_after_revocation(
     dovecot_factory,
     test_ca,
     settings,
+    smtp_ca_settings,
 ):
     """Client ids, two connects, XOAUTH2 send and fetch, revocation, reconnect."""
     page = provider_page
@@ -127,14 +128,32 @@ def test_admin_connects_outlook_and_gmail_and_reconnects_after_revocation(
     ]
     assert OUTLOOK_CLIENT[1] not in page.content()
 
-    # 2. Connect an Outlook outgoing server and a Gmail incoming server.
-    outgoing = OutgoingServer.objects.create(
-        name="Outlook",
-        host=starttls_server.host,
-        port=starttls_server.port,
-        security="starttls",
-        auth_method="outlook",
+    # 2. An Outlook outgoing server through its own form, from the preset.
+    page.click("summary:has-text('Settings')")
+    page.click("text=Outgoing Mail Servers")
+    page.click("a:has-text('Outlook 365')")
+    assert page.input_value("input[name=server-host]") == "smtp.office365.com"
+    page.fill("input[name=server-host]", starttls_server.host)  # our loopback Outlook
+    page.fill("input[name=server-port]", str(starttls_server.port))
+    page.select_option("select[name=server-auth_method]", "outlook")
+    page.click("button:has-text('Save')")
+    page.wait_for_selector("text=Outlook 365 saved.")
+    outgoing = OutgoingServer.objects.get()
+    assert page.inner_text(".oauth-status") == "Not connected"
+    oauth_server.login_as("sales@contoso.example")
+    page.click("button:has-text('Connect your Outlook account')")
+    page.wait_for_selector("text=account sales@contoso.example connected.")
+    assert page.url.endswith(outgoing.get_absolute_url())
+    assert page.inner_text(".oauth-status") == "Outlook Token Valid"
+    assert page.input_value("input[name=server-from_filter]") == "sales@contoso.example"
+    page.click("#test-connection")
+    page.wait_for_selector("text=the server accepted the login")
+    assert starttls_server.logins == ["sales@contoso.example"]
+    page.screenshot(
+        path=str(settings.VAR_DIR / "screenshot-oauth-outgoing.png"), full_page=True
     )
+
+    # ... and a Gmail incoming server (its form offers no Gmail sign-in yet).
     incoming = IncomingServer.objects.create(
         name="Gmail",
         host="127.0.0.1",
@@ -143,11 +162,6 @@ def test_admin_connects_outlook_and_gmail_and_reconnects_after_revocation(
         username="x",
         auth_method="gmail",
     )
-    connect_in_browser(
-        page, "outgoing", outgoing, "sales@contoso.example", oauth_server
-    )
-    assert page.inner_text(".oauth-status") == "Outlook Token Valid"
-    assert "sales@contoso.example" in page.inner_text(".oauth-box")
     connect_in_browser(page, "incoming", incoming, gmail_box, oauth_server)
     assert page.inner_text(".oauth-status") == "Gmail Token Valid"
 
@@ -156,7 +170,7 @@ def test_admin_connects_outlook_and_gmail_and_reconnects_after_revocation(
     incoming.refresh_from_db()
     assert outgoing.from_filter == "sales@contoso.example"
     send_mail(outgoing, test_ca)
-    assert starttls_server.received[0].login == "sales@contoso.example"
+    assert starttls_server.received[-1].login == "sales@contoso.example"
     assert fetch_mail(incoming, test_ca) == [RAW]
 
     # 4. Consent withdrawn for Gmail: the UI says what to do; Outlook keeps working.
@@ -170,7 +184,7 @@ def test_admin_connects_outlook_and_gmail_and_reconnects_after_revocation(
     assert page.inner_text(".oauth-status") == "Gmail: reconnect needed"
     assert "reconnect the account" in page.inner_text(".oauth-box")
     send_mail(outgoing, test_ca)
-    assert len(starttls_server.received) == 2
+    assert len(starttls_server.received) == 2  # Outlook unaffected
 
     # 5. One click on Reconnect, sign in again: valid, and the fetch works.
     connect_in_browser(page, "incoming", incoming, gmail_box, oauth_server)
