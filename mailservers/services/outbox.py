@@ -60,7 +60,7 @@ def smtp_params_for(server: OutgoingServer | None) -> SmtpParams:
     """Connection parameters of a server, or of the default (KNOWLIX_SMTP_URL)."""
     common = {
         "timeout": float(settings.KNOWLIX_SMTP_TIMEOUT),
-        "ca_file": getattr(settings, "KNOWLIX_SMTP_CA_FILE", ""),
+        "ca_file": getattr(settings, "KNOWLIX_MAIL_CA_FILE", ""),
     }
     if server is None:
         if not settings.KNOWLIX_SMTP_URL:

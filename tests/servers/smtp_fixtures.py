@@ -79,6 +79,6 @@ def smtp_server_process(tmp_path: Path) -> Iterator[SmtpServerProcess]:
 
 @pytest.fixture
 def smtp_ca_settings(settings, test_ca: TestCA):  # noqa: ANN001, ANN201
-    """Make Knowlix trust the test CA for SMTP TLS (``KNOWLIX_SMTP_CA_FILE``)."""
-    settings.KNOWLIX_SMTP_CA_FILE = str(test_ca.ca_path)
+    """Make Knowlix trust the test CA for SMTP TLS (``KNOWLIX_MAIL_CA_FILE``)."""
+    settings.KNOWLIX_MAIL_CA_FILE = str(test_ca.ca_path)
     return settings
