@@ -72,8 +72,13 @@ class IncomingServerForm(forms.ModelForm):
             self.add_error(
                 "after_store", _("POP3 can only keep or delete stored mail.")
             )
-        if after == Server.AfterStore.MOVE and not data.get("move_to_folder"):
+        target = (data.get("move_to_folder") or "").strip()
+        if after == Server.AfterStore.MOVE and not target:
             self.add_error("move_to_folder", _("Name the folder to move mail to."))
+        elif after == Server.AfterStore.MOVE and target == data.get("folder"):
+            self.add_error(
+                "move_to_folder", _("Choose a folder other than the polled one.")
+            )
         if data.get("auth_method") == Server.AuthMethod.PASSWORD and not data.get(
             "password"
         ):
