@@ -35,6 +35,10 @@ class OutgoingServerForm(forms.ModelForm):
         help_texts = {
             "security": "SSL/TLS usually on port 465; STARTTLS on 587 (or 25).",
             "limit_per_minute": "Mail beyond a limit waits; it is never dropped.",
+            "is_active": (
+                "Inactive servers are not chosen for new mail; mail already queued "
+                "on it is still sent (cancel it in the Email queue)."
+            ),
         }
 
     field_order = ["name", "host", "port", "security", "auth_method", "username"]

@@ -146,6 +146,13 @@ class OutgoingServer(models.Model):
     def is_paused(self) -> bool:
         return bool(self.paused_until and self.paused_until > timezone.now())
 
+    @property
+    def has_failed_since_success(self) -> bool:
+        """The last thing that happened to this server was an error."""
+        if not self.last_error or not self.last_error_at:
+            return False
+        return not self.last_success_at or self.last_error_at > self.last_success_at
+
 
 class OutgoingMail(models.Model):
     class State(models.TextChoices):
