@@ -9,6 +9,7 @@ import requests
 from django.db import connection
 from django.test import Client
 
+from knowlix.users import get_profile
 from mailservers.models import (
     IncomingServer,
     OAuthAuthorization,
@@ -23,7 +24,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def admin(django_user_model):
-    return django_user_model.objects.create_user("root", is_staff=True)
+    """An admin in developer mode: server pages are Technical pages."""
+    user = django_user_model.objects.create_user("root", is_staff=True)
+    profile = get_profile(user)
+    profile.developer_mode = True
+    profile.save(update_fields=["developer_mode"])
+    return user
 
 
 @pytest.fixture
