@@ -178,14 +178,14 @@ def _poll_imap(
     _renew(server, token, poll_total=total, poll_done=0)
     for batch in fetcher.iter_batches(after_uid=server.last_uid):
         keys = [m.key for m in batch]
-        known = set(
+        # Recorded by a poll that died before flagging (or before moving last_uid).
+        states: dict[int | str, str] = dict(
             FetchedMessage.objects.filter(
                 server=server, uidvalidity=state.uidvalidity, uid__in=keys
-            ).values_list("uid", flat=True)
+            ).values_list("uid", "state")
         )
-        result.known += len(known)  # stored by a poll that died before flagging
-        states: dict[int | str, str] = dict.fromkeys(known, FetchedMessage.State.KNOWN)
-        fresh = [m for m in batch if m.key not in known]
+        result.known += len(states)
+        fresh = [m for m in batch if m.key not in states]
         states.update(_store_all(server, fresh, result, resync=resync))
         to_apply = [k for k in keys if states[k] != FetchedMessage.State.OVERSIZE]
         server.last_uid = max(keys)
@@ -218,7 +218,7 @@ def _finish_pending_imap(server: IncomingServer, fetcher: ImapFetcher) -> None:
 def _poll_pop3(
     server: IncomingServer, fetcher: Pop3Fetcher, token: str, result: PollResult
 ) -> None:
-    action = server.after_store
+    action = after_store_action(server)
     entries = fetcher.listing()
     rows = _known_uidls(server, [e.uidl for e in entries])
     # Stored before but not yet deleted (a crash, or a connection lost before QUIT).

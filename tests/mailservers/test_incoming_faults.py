@@ -309,3 +309,19 @@ def test_five_thousand_messages_in_one_folder(
     server.refresh_from_db()
     assert server.last_uid == 5000 and server.poll_done == 5000
     assert service.poll_incoming_server(server=server).stored == 0
+
+
+def test_oversize_never_deleted_when_seen_again(
+    dovecot_user, make_incoming_server, stub_routing, settings
+):
+    """If a crash left last_uid behind, a recorded oversize message is found again
+    but still never deleted (it was never stored)."""
+    settings.KNOWLIX_INCOMING_MAX_BYTES = 20_000
+    dovecot_user.append(make_mail(1, size=40_000))
+    dovecot_user.append(make_mail(2))
+    server = make_incoming_server(dovecot_user, after_store="delete")
+    service.poll_incoming_server(server=server)
+    IncomingServer.objects.filter(pk=server.pk).update(last_uid=0)
+    service.poll_incoming_server(server=server)
+    assert dovecot_user.status()["MESSAGES"] == 1
+    assert FetchedMessage.objects.filter(state="oversize").count() == 1
