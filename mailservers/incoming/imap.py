@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from mailservers.errors import MailServerError, ServerConfigError
 from mailservers.incoming import (
@@ -104,12 +104,16 @@ class ImapFetcher:
             else:
                 self.client.login(s.username, s.password)
         except LoginError as exc:
+            if isinstance(exc.__context__, IMAPClientAbortError):  # connection died
+                raise translate_error(exc.__context__, where="IMAP login") from exc
             raise auth_error(str(exc)) from exc
 
     def select(self) -> FolderState:
         assert self.client is not None
         try:
             info = self.client.select_folder(self.folder)
+        except IMAPClientAbortError as exc:  # the connection, not the folder
+            raise translate_error(exc, where="IMAP SELECT") from exc
         except IMAPClientError as exc:
             raise ServerConfigError(
                 _("The folder %(folder)s cannot be opened: %(err)s")

@@ -83,3 +83,24 @@ def test_missing_folder(dovecot_user, make_incoming_server):
     server = _server(dovecot_user, folder="Nope")
     with pytest.raises(ServerConfigError, match="Nope"):
         check_incoming_server(server=server)
+
+
+def test_connection_lost_during_login_is_not_an_auth_failure(
+    dovecot_user, make_incoming_server, monkeypatch
+):
+    """A socket dying at LOGIN is transient: the server is not flagged for a bad
+    password it does not have."""
+    from imapclient import IMAPClient
+
+    original = IMAPClient.login
+
+    def login_on_dead_socket(self, username, password):
+        self.socket().shutdown(socket.SHUT_RDWR)
+        return original(self, username, password)
+
+    monkeypatch.setattr(IMAPClient, "login", login_on_dead_socket)
+    server = make_incoming_server(dovecot_user)
+    with pytest.raises(TransientError):
+        check_incoming_server(server=server)
+    server.refresh_from_db()
+    assert server.state == IncomingServer.State.CONFIRMED
