@@ -72,6 +72,23 @@ def is_to_bounce_alias(parsed: ParsedMessage) -> bool:
     return False
 
 
+def is_from_ourselves(parsed: ParsedMessage) -> bool:
+    """From one of our own system addresses or aliases: our mail looping back.
+
+    Checked after bounces: our own MTA's reports come from MAILER-DAEMON@our domain.
+    """
+    local, domain = split_address(parsed.from_address)
+    if domain != our_domain():
+        return False
+    system = {
+        (params.get_param(params.DEFAULT_FROM) or "").lower(),
+        (params.get_param(params.BOUNCE_ALIAS) or "").lower(),
+    }
+    if local in system or local.startswith(REPLY_PREFIX):
+        return True
+    return Alias.objects.filter(name=local).exists()
+
+
 def find_token_target(parsed: ParsedMessage) -> Target | None:
     """``reply+<token>@<catch-all>`` in the recipients (tokens are case-sensitive)."""
     domain = our_domain()

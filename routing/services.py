@@ -227,6 +227,12 @@ def route_parsed(
         )
     if parsed.bounce.detected or matching.is_to_bounce_alias(parsed):
         return RoutingResult(Outcome.BOUNCE, reason=bounces.handle_bounce(parsed))
+    if matching.is_from_ourselves(parsed):
+        return RoutingResult(
+            Outcome.IGNORED,
+            reason=_("Sent from our own address %(address)s: a mail loop.")
+            % {"address": parsed.from_address},
+        )
     bounces.reset_bounce_count(parsed.from_address)
     router = Router(inbound=inbound, parsed=parsed, server=server)
     router.run()

@@ -295,3 +295,21 @@ def test_concurrent_copies_with_one_message_id_store_once(aliases, route, monkey
     assert route(raw).outcome == "routed"
     assert route(other).outcome == "duplicate"  # both passed the check
     assert Ticket.objects.count() == 1
+
+
+def test_mail_from_our_own_alias_is_ignored(aliases, route):
+    """Mail claiming to come from one of our aliases is a loop: ignored, no record."""
+    raw = eml("new_ticket.eml").replace(
+        b"From: Dana Customer <dana@customer.example>", b"From: sales@example.com"
+    )
+    result = route(raw)
+    assert result.outcome == "ignored"
+    assert not Ticket.objects.exists()
+
+
+def test_bounce_from_our_own_mta_is_still_a_bounce(aliases, route):
+    """A report from MAILER-DAEMON at our own domain is read as a bounce."""
+    raw = eml("dsn_for_our_mail.eml", original="<x@example.com>").replace(
+        b"MAILER-DAEMON@mx.customer.example", b"MAILER-DAEMON@example.com"
+    )
+    assert route(raw).outcome == "bounce"
