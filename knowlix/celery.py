@@ -35,6 +35,11 @@ app.conf.beat_schedule = {
         "task": "feed.tasks.send_activity_digests",
         "schedule": crontab(hour=6, minute=0),
     },
+    # Renew OAuth grants unused for a week so refresh tokens never silently expire.
+    "keep-oauth-grants-alive": {
+        "task": "mailservers.tasks.keep_oauth_grants_alive",
+        "schedule": crontab(hour=4, minute=30),
+    },
     # Daily DNS re-check of every sending domain.
     "dns-recheck": {
         "task": "dnscheck.tasks.recheck_all_domains",
