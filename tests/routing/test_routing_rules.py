@@ -203,18 +203,19 @@ def test_two_creating_aliases_create_a_record_in_each(aliases, route):
 
 
 def test_server_default_action_creates_a_record(db, catchall, groups, route):
-    """With no alias, the receiving server's default action creates a ticket."""
+    """With no alias, the receiving server's default action creates the record."""
+    from mailservers.models import IncomingServer
 
-    class Server:
-        default_action = "knowlix.ticket"
-
-        def __str__(self) -> str:
-            return "support mailbox"
-
-    result = route(eml("not_for_us.eml"), server=Server())
+    server = IncomingServer.objects.create(
+        name="Support mailbox",
+        host="imap.example.com",
+        username="support@example.com",
+        default_action=IncomingServer.DefaultAction.OPPORTUNITY,
+    )
+    result = route(eml("not_for_us.eml"), server=server)
     assert result.routes[0].action == "created"
-    assert Ticket.objects.get().subject == "Misdelivered"
-    assert InboundMail.objects.get().server_name == "support mailbox"
+    assert Opportunity.objects.get().title == "Misdelivered"
+    assert InboundMail.objects.get().server_name == str(server)
 
 
 def test_unknown_address_at_our_domain_is_refused_politely(aliases, route):
