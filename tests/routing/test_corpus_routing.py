@@ -62,3 +62,15 @@ def test_html_over_budget_falls_back_to_text_and_keeps_the_html(aliases, route):
     original = Attachment.objects.get(message=message)
     assert original.filename == "original-body.html"
     assert original.size > 400_000
+
+
+def test_attachment_over_the_limit_is_named_not_dropped_silently(
+    aliases, route, settings
+):
+    """An attachment above the size limit is left out and named in the body."""
+    settings.KNOWLIX_ATTACHMENT_MAX_BYTES = 20
+    result = route((CORPUS[0].parent / "rfc2231_filename_latin1.eml").read_bytes())
+    message = Message.objects.get(pk=result.routes[0].message)
+    assert not message.attachments.exists()
+    assert "résumé André.pdf" in message.body_text
+    assert "exceeds the size limit" in message.body_text

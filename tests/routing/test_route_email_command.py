@@ -84,3 +84,32 @@ def test_exit_status_from_a_real_process(tmp_path):
     )
     assert proc.returncode == 1
     assert "cannot read the message" in proc.stderr
+
+
+def test_mta_pipe_into_a_real_process(tmp_path):
+    """Piped like Postfix does: stdin in, one JSON line out, exit status 0."""
+    import os
+    import subprocess
+
+    env = dict(
+        os.environ,
+        KNOWLIX_VAR_DIR=str(tmp_path),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'pipe.sqlite3'}",
+        CELERY_BROKER_URL="memory://",  # the polite bounce is queued, not sent
+    )
+    root = DATA.parent.parent
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=env, check=True
+    )
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "route_email"],
+        cwd=root,
+        env=env,
+        input=eml("unknown_address.eml"),
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    assert data["outcome"] == "refused"
+    assert data["routes"] == [] and data["reason"]
