@@ -8,6 +8,8 @@ failure is a *temperror* and never marks the sender unverified.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dkim
 import dns.exception
 import dns.resolver
@@ -15,9 +17,14 @@ import dns.resolver
 from knowlix import params
 from routing.matching import trusted_authserv_ids
 from routing.parsing import ParsedMessage
-from routing.posting import Verdict
 
 DKIM_VERIFY = "mail.gateway.dkim_verify"  # "false" turns the local check off
+
+
+@dataclass
+class Verdict:
+    is_unverified: bool = False
+    text: str = ""  # e.g. "spf=pass dkim=pass dmarc=pass (mx.example.com)"
 
 
 class DnsUnavailable(Exception):

@@ -20,18 +20,13 @@ from feed.models import Message
 from feed.services import new_message_id, post_message
 from knowlix import services as record_services
 from knowlix.models import Record
+from routing.authenticity import Verdict
 from routing.matching import Author
 from routing.parsing import ParsedMessage
 
 # Sanitizing is linear in the size (nh3 is an HTML5 parser), so a size budget is a
 # time budget: above it the text body is posted and the HTML kept as a file.
 HTML_BUDGET_CHARS = 400_000
-
-
-@dataclass
-class Verdict:
-    is_unverified: bool = False
-    text: str = ""  # e.g. "spf=pass dkim=pass dmarc=pass (mx.example.com)"
 
 
 @dataclass

@@ -17,7 +17,7 @@ from feed.models import Message
 from knowlix.models import Contact, Record
 from knowlix.records import RECORD_MODELS, record_label
 from routing import loops, matching, posting, replies
-from routing.authenticity import sender_verdict
+from routing.authenticity import Verdict
 from routing.errors import RoutingConfigError
 from routing.matching import Author, Target
 from routing.models import Alias, InboundMail, SenderRateCounter
@@ -45,12 +45,13 @@ class Router:
         inbound: InboundMail,
         parsed: ParsedMessage,
         server: IncomingServerLike | None,
+        verdict: Verdict,
     ) -> None:
         self.inbound = inbound
         self.parsed = parsed
         self.server = server
         self.address = parsed.from_address
-        self.verdict = sender_verdict(parsed, bytes(inbound.raw))
+        self.verdict = verdict
         self.verified = not self.verdict.is_unverified
         self.routes: list[tuple[str, Record, Message]] = []
         self.refusal = ""

@@ -24,6 +24,7 @@ from feed.models import Message
 from knowlix.records import record_label
 from mailservers.models import OutgoingMail
 from routing import bounces, matching
+from routing.authenticity import Verdict, sender_verdict
 from routing.errors import ParseError, RoutingError
 from routing.models import InboundMail, UnprocessedMail
 from routing.parsing import ParsedMessage, parse_message
@@ -156,9 +157,13 @@ def _route_stored(
     *,
     from_quarantine: bool = False,
 ) -> RoutingResult:
+    # Before the transaction: a local DKIM check may wait on DNS.
+    verdict = sender_verdict(parsed, bytes(inbound.raw))
     try:
         with transaction.atomic():
-            result = route_parsed(inbound=inbound, parsed=parsed, server=server)
+            result = route_parsed(
+                inbound=inbound, parsed=parsed, server=server, verdict=verdict
+            )
             _finish(inbound, result, from_quarantine=from_quarantine)
     except RoutingError as exc:  # no route, or our configuration: a human decides
         logger.info("routing: inbound mail %s quarantined: %s", inbound.pk, exc)
@@ -218,7 +223,11 @@ def _quarantine(
 
 
 def route_parsed(
-    *, inbound: InboundMail, parsed: ParsedMessage, server: IncomingServerLike | None
+    *,
+    inbound: InboundMail,
+    parsed: ParsedMessage,
+    server: IncomingServerLike | None,
+    verdict: Verdict,
 ) -> RoutingResult:
     """Apply the routing rules in order. Call inside ``transaction.atomic()``."""
     if parsed.loop_tags:
@@ -234,7 +243,7 @@ def route_parsed(
             % {"address": parsed.from_address},
         )
     bounces.reset_bounce_count(parsed.from_address)
-    router = Router(inbound=inbound, parsed=parsed, server=server)
+    router = Router(inbound=inbound, parsed=parsed, server=server, verdict=verdict)
     router.run()
     routes = [
         Route(action, record_label(record), message.pk)
