@@ -341,3 +341,20 @@ def test_long_batch_hands_the_rest_back(outbox_server, monkeypatch):  # noqa: AN
     for mail in mails:
         mail.refresh_from_db()
         assert mail.state == State.SENT and mail.attempts == 1
+
+
+def test_mail_from_a_dkim_verified_domain_is_signed(outbox_server):  # noqa: ANN001
+    """A From at a DKIM-verified sending domain leaves with a valid DKIM-Signature."""
+    import dkim
+
+    from dnscheck.models import SendingDomain
+    from dnscheck.services import generate_dkim_key
+
+    key = generate_dkim_key(bits=1024)
+    SendingDomain.objects.create(name="catchall.test", is_dkim_verified=True)
+    queue()
+    outbox.process_outbox()
+    raw = outbox_server.received[0].raw
+    assert raw.startswith(b"DKIM-Signature:")
+    record = key.dns_record.encode()
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
