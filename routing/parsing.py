@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
 
+from routing.bodies import ParsedAttachment, walk_body
 from routing.errors import ParseError
 from routing.reports import (
     AuthVerdict,
@@ -25,10 +26,8 @@ from routing.reports import (
     detect_bounce,
     parse_authentication_results,
 )
-from routing.text import clean_text, decode_header_text, decode_part, safe_filename
+from routing.text import clean_text, decode_header_text
 
-MAX_DEPTH = 30  # MIME nesting kept; deeper parts are kept as raw attachments
-MAX_PARTS = 500
 MAX_REFERENCES = 32
 MSGID_RE = re.compile(r"<[^<>\s]{1,900}>")
 SUBJECT_TAG_RE = re.compile(r"\[([A-Z]{2,5})-(\d{1,12})\]")
@@ -44,15 +43,6 @@ RECIPIENT_HEADERS = (
     "Envelope-To",
     "X-Envelope-To",
 )
-
-
-@dataclass(frozen=True)
-class ParsedAttachment:
-    filename: str
-    content_type: str
-    content: bytes
-    content_id: str = ""  # without angle brackets, for cid: references
-    is_inline: bool = False
 
 
 @dataclass
@@ -143,7 +133,10 @@ def parse_message(raw: bytes) -> ParsedMessage:
     sha256 = hashlib.sha256(raw).hexdigest()
     parsed = _parse_headers(msg, sha256)
     parsed.defects = [type(d).__name__ for d in msg.defects][:20]
-    _parse_body(msg, parsed)
+    text, html, attachments, truncated = walk_body(msg)
+    parsed.body_text, parsed.body_html, parsed.attachments = text, html, attachments
+    if truncated:
+        parsed.defects.append("TooManyParts")
     parsed.bounce = detect_bounce(msg, from_address=parsed.from_address)
     if parsed.bounce.detected and not parsed.bounce.original_message_id:
         match = _QUOTED_MSGID_RE.search(parsed.body_text)  # a quoted original
@@ -254,162 +247,3 @@ def _parse_date(value: str) -> datetime | None:
 def _loop_tags(msg: EmailMessage, subject: str, ids: list[str]) -> list[str]:
     haystack = " ".join([subject, _header(msg, "X-Knowlix-Loop"), *ids])
     return sorted(set(LOOP_TAG_RE.findall(haystack)))
-
-
-# --- Bodies and attachments --------------------------------------------------------
-
-
-def _parse_body(msg: EmailMessage, parsed: ParsedMessage) -> None:
-    texts: list[str] = []
-    htmls: list[str] = []
-    walker = _BodyWalker(parsed, texts, htmls)
-    walker.visit(msg, depth=0, in_related=False)
-    parsed.body_text = "\n\n".join(t for t in texts if t.strip())
-    parsed.body_html = "\n".join(h for h in htmls if h.strip())
-    if walker.truncated:
-        parsed.defects.append("TooManyParts")
-
-
-class _BodyWalker:
-    """Depth-first MIME walk choosing the body and collecting attachments."""
-
-    def __init__(self, parsed: ParsedMessage, texts: list[str], htmls: list[str]):
-        self.parsed = parsed
-        self.texts = texts
-        self.htmls = htmls
-        self.count = 0
-        self.truncated = False
-
-    def visit(self, part: EmailMessage, *, depth: int, in_related: bool) -> None:
-        self.count += 1
-        if self.count > MAX_PARTS:
-            self.truncated = True
-            return
-        ctype = part.get_content_type()
-        if depth > MAX_DEPTH:
-            self.add_attachment(part, fallback_name="nested-part")
-            return
-        if part.is_multipart() and ctype.startswith("multipart/"):
-            self.visit_multipart(part, ctype, depth)
-        elif ctype.startswith("multipart/"):  # no boundary: read it as text
-            self.texts.append(decode_part(part))
-        elif ctype == "message/rfc822" or ctype == "message/global":
-            self.add_attached_message(part)
-        elif ctype in ("message/delivery-status", "text/rfc822-headers"):
-            return  # read by detect_bounce, not part of the body
-        elif self.is_body_text(part, ctype):
-            text = decode_part(part)
-            (self.htmls if ctype == "text/html" else self.texts).append(text)
-        else:
-            self.add_attachment(part, fallback_name="attachment", inline=in_related)
-
-    def visit_multipart(self, part: EmailMessage, ctype: str, depth: int) -> None:
-        children = [c for c in part.iter_parts()]
-        if ctype == "multipart/alternative":
-            self.visit_alternative(children, depth)
-        elif ctype == "multipart/related" and children:
-            self.visit(children[0], depth=depth + 1, in_related=False)
-            for child in children[1:]:
-                self.visit(child, depth=depth + 1, in_related=True)
-        else:  # mixed, signed, report, digest, unknown: each child in turn
-            for child in children:
-                self.visit(child, depth=depth + 1, in_related=False)
-
-    def visit_alternative(self, children: list[EmailMessage], depth: int) -> None:
-        """Keep the last plain text and the last HTML (or richer) alternative."""
-        text = next(
-            (c for c in reversed(children) if c.get_content_type() == "text/plain"),
-            None,
-        )
-        rich = next(
-            (c for c in reversed(children) if c.get_content_type() != "text/plain"),
-            None,
-        )
-        if text is not None:
-            self.texts.append(decode_part(text))
-        if rich is not None:
-            before = len(self.texts)
-            self.visit(rich, depth=depth + 1, in_related=False)
-            if text is not None:  # a nested alternative must not repeat the text
-                del self.texts[before:]
-
-    def is_body_text(self, part: EmailMessage, ctype: str) -> bool:
-        if ctype not in ("text/plain", "text/html"):
-            return False
-        disposition = part.get_content_disposition()
-        if disposition == "attachment":
-            return False
-        return not (disposition == "inline" and _filename(part))
-
-    def add_attached_message(self, part: EmailMessage) -> None:
-        inner = part.get_payload()
-        inner = inner[0] if isinstance(inner, list) and inner else inner
-        if isinstance(inner, EmailMessage):
-            try:
-                content = inner.as_bytes(policy=email.policy.compat32)
-            except Exception:
-                content = bytes(inner)
-            subject = decode_header_text("Subject", inner.get("Subject", "") or "")
-        else:
-            content = _payload_bytes(part)
-            subject = ""
-        name = _filename(part) or safe_filename(f"{subject or 'message'}.eml")
-        self.append(ParsedAttachment(name, "message/rfc822", content))
-
-    def add_attachment(
-        self, part: EmailMessage, *, fallback_name: str, inline: bool = False
-    ) -> None:
-        ctype = part.get_content_type()
-        name = _filename(part)
-        if not name:
-            ext = _EXTENSIONS.get(ctype, ".bin")
-            name = f"{fallback_name}-{len(self.parsed.attachments) + 1}{ext}"
-        content_id = clean_text(str(part.get("Content-ID", "") or "")).strip()
-        self.append(
-            ParsedAttachment(
-                filename=name,
-                content_type=ctype,
-                content=_payload_bytes(part),
-                content_id=content_id.strip("<>")[:300],
-                is_inline=inline or part.get_content_disposition() == "inline",
-            )
-        )
-
-    def append(self, attachment: ParsedAttachment) -> None:
-        self.parsed.attachments.append(attachment)
-
-
-_EXTENSIONS = {
-    "text/plain": ".txt",
-    "text/html": ".html",
-    "text/calendar": ".ics",
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/gif": ".gif",
-    "application/pdf": ".pdf",
-    "application/pgp-signature": ".asc",
-    "application/pkcs7-signature": ".p7s",
-    "message/rfc822": ".eml",
-}
-
-
-def _filename(part: EmailMessage) -> str:
-    try:
-        name = part.get_filename()
-    except Exception:  # a broken RFC 2231 parameter
-        name = part.get_param("name", header="content-type")
-        name = name if isinstance(name, str) else None
-    return safe_filename(name) if name else ""
-
-
-def _payload_bytes(part: EmailMessage) -> bytes:
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:
-        payload = None
-    if isinstance(payload, bytes):
-        return payload
-    try:
-        return part.as_bytes(policy=email.policy.compat32)
-    except Exception:
-        return str(part.get_payload()).encode("utf-8", "replace")
