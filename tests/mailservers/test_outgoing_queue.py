@@ -358,3 +358,20 @@ def test_mail_from_a_dkim_verified_domain_is_signed(outbox_server):  # noqa: ANN
     assert raw.startswith(b"DKIM-Signature:")
     record = key.dns_record.encode()
     assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_unreachable_server_defers_with_backoff(outbox_server, settings):  # noqa: ANN001
+    """Nothing listens: the mail is deferred (attempt counted) with the reason."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.KNOWLIX_SMTP_URL = f"smtp://127.0.0.1:{port}"
+    mail = queue()
+    report = outbox.process_outbox()
+    mail.refresh_from_db()
+    assert report.deferred == 1
+    assert mail.state == State.DEFERRED and mail.attempts == 1
+    assert "refused the connection" in mail.last_error
+    assert mail.next_attempt_at > timezone.now()

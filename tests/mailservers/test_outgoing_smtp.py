@@ -226,3 +226,14 @@ def test_check_auth_needs_tls(starttls_server, test_ca):  # noqa: ANN001
     check = check_connection(params(starttls_server, test_ca, security="none"))
     assert not check.ok
     assert "authentication" in check.message or "STARTTLS" in check.message
+
+
+def test_check_silent_server_times_out_with_hint():
+    """A port that accepts but never greets: a timeout, with the 465 hint if apt."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        check = check_connection(SmtpParams(host="127.0.0.1", port=port, timeout=1))
+    assert not check.ok
+    assert f"No answer from 127.0.0.1:{port} within 1 s" in check.message
