@@ -179,6 +179,10 @@ KNOWLIX_CATCHALL_DOMAIN = env_str("KNOWLIX_CATCHALL_DOMAIN", "")
 KNOWLIX_MAILCATCHER = env_str("KNOWLIX_MAILCATCHER", "127.0.0.1:1025")
 KNOWLIX_SMTP_TIMEOUT = env_int("KNOWLIX_SMTP_TIMEOUT", 30)
 KNOWLIX_IMAP_TIMEOUT = env_int("KNOWLIX_IMAP_TIMEOUT", 30)
+# Extra CA file trusted for SMTP/IMAP/POP3 TLS (the system store is always trusted).
+KNOWLIX_MAIL_CA_FILE = env_str("KNOWLIX_MAIL_CA_FILE", "")
+# Incoming messages above this size are recorded for admins instead of imported (bytes).
+KNOWLIX_INCOMING_MAX_BYTES = env_int("KNOWLIX_INCOMING_MAX_BYTES", 25 * 1024 * 1024)
 
 # --- DNS authentication -------------------------------------------------------------
 KNOWLIX_DNS_NAMESERVERS = env_list("KNOWLIX_DNS_NAMESERVERS", [])

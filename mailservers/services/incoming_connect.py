@@ -33,16 +33,15 @@ MAILBOX_FIELDS = ("kind", "host", "port", "username", "folder")
 
 
 def max_message_bytes() -> int:
-    return getattr(
-        settings, "KNOWLIX_INCOMING_MAX_BYTES", settings.KNOWLIX_MAIL_MAX_BYTES
-    )
+    return settings.KNOWLIX_INCOMING_MAX_BYTES
 
 
 def ssl_context() -> ssl.SSLContext:
-    """System CAs, or ``KNOWLIX_MAIL_CA_FILE`` (a private CA; the tests' CA)."""
-    return ssl.create_default_context(
-        cafile=getattr(settings, "KNOWLIX_MAIL_CA_FILE", "") or None
-    )
+    """System CAs, plus ``KNOWLIX_MAIL_CA_FILE`` when set (a private CA; the tests')."""
+    context = ssl.create_default_context()
+    if settings.KNOWLIX_MAIL_CA_FILE:
+        context.load_verify_locations(cafile=settings.KNOWLIX_MAIL_CA_FILE)
+    return context
 
 
 # --- Connection -------------------------------------------------------------------
