@@ -370,9 +370,8 @@ def connection_error(exc: BaseException, p: SmtpParams) -> MailServerError:
         elif p.security == SECURITY_SSL and p.port in (25, 587):
             hint = " " + _("Port %(port)s expects STARTTLS, not SSL/TLS.") % where
         # smtplib reports a read timeout as "Connection unexpectedly closed: timed out".
-        if isinstance(exc, smtplib.SMTPServerDisconnected) and "timed out" not in str(
-            exc
-        ):
+        closed = isinstance(exc, smtplib.SMTPServerDisconnected)
+        if closed and "timed out" not in str(exc):
             message = _("%(host)s:%(port)s closed the connection.") % where
         else:
             message = (
