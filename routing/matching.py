@@ -104,6 +104,12 @@ def find_token_target(parsed: ParsedMessage) -> Target | None:
         record = model.objects.filter(reply_token__in=tokens).first()
         if record is not None:
             return Target(record=record, parent=None, found_by="token")
+    # Some MTAs lower-case the address they deliver to (Delivered-To): slower, rare.
+    for model in RECORD_MODELS:
+        for token in tokens:
+            record = model.objects.filter(reply_token__iexact=token).first()
+            if record is not None:
+                return Target(record=record, parent=None, found_by="token")
     return None
 
 

@@ -314,3 +314,17 @@ def test_bounce_from_our_own_mta_is_still_a_bounce(aliases, route):
         b"MAILER-DAEMON@mx.customer.example", b"MAILER-DAEMON@example.com"
     )
     assert route(raw).outcome == "bounce"
+
+
+def test_lower_cased_reply_token_still_finds_its_record(aliases, route, ticket):
+    """A token lower-cased by the delivering MTA (Delivered-To only) still matches."""
+    raw = eml("reply_token.eml", token=ticket.reply_token).replace(
+        b'To: "Printer ticket" <reply+'
+        + ticket.reply_token.encode()
+        + b"@example.com>",
+        b"To: undisclosed-recipients:;\r\nDelivered-To: reply+"
+        + ticket.reply_token.lower().encode()
+        + b"@example.com",
+    )
+    result = route(raw)
+    assert result.routes[0].record == f"knowlix.ticket:{ticket.pk}"
