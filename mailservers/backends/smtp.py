@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import smtplib
-import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +19,14 @@ from urllib.parse import unquote, urlsplit
 
 from django.utils.translation import gettext as _
 
+from mailservers.backends.smtp_diagnosis import (
+    connection_error,
+    decode_reply,
+    describe_error,
+)
 from mailservers.errors import (
     DeliveryError,
     MailServerError,
-    ServerAuthError,
     ServerConfigError,
     ServerQuotaError,
     TransientError,
@@ -42,7 +45,6 @@ _QUOTA = re.compile(
     r"|quota exceeded|too many (messages|emails|recipients)",
     re.IGNORECASE,
 )
-_GMAIL_HOSTS = ("gmail.com", "googlemail.com")
 _UNSAFE_ADDRESS = re.compile(r"[\s<>\x00-\x1f\x7f]")
 
 
@@ -102,12 +104,6 @@ class RecipientResult:
             permanent=self.permanent,
             smtp_code=self.code,
         )
-
-
-def _decode(reply: bytes | str) -> str:
-    if isinstance(reply, bytes):
-        reply = reply.decode("utf-8", "replace")
-    return " ".join(reply.split())
 
 
 class SmtpConnection:
@@ -234,7 +230,7 @@ class SmtpConnection:
             self.close()
             raise TransientError(
                 _("The connection to %(host)s was lost: %(error)s")
-                % {"host": self.params.host, "error": _describe(exc)},
+                % {"host": self.params.host, "error": describe_error(exc)},
                 detail=repr(exc),
             ) from exc
 
@@ -260,13 +256,13 @@ class SmtpConnection:
             while_waiting()
         code, reply = conn.getreply()
         if code != 250:
-            return self._refused(conn, recipients, code, _decode(reply))
+            return self._refused(conn, recipients, code, decode_reply(reply))
         results: dict[str, RecipientResult] = {}
         for address in recipients:
             conn.putcmd("rcpt", f"TO:<{address}>")
             code, reply = conn.getreply()
-            self._check_closing(code, _decode(reply))
-            results[address] = RecipientResult(address, code, _decode(reply))
+            self._check_closing(code, decode_reply(reply))
+            results[address] = RecipientResult(address, code, decode_reply(reply))
         accepted = [r.address for r in results.values() if r.ok]
         if not accepted:
             conn.rset()
@@ -276,8 +272,8 @@ class SmtpConnection:
         except smtplib.SMTPDataError as exc:  # refused before 354
             code, reply = exc.smtp_code, exc.smtp_error
         if code != 250:
-            self._check_closing(code, _decode(reply))
-            results.update(_all(accepted, code, _decode(reply)))
+            self._check_closing(code, decode_reply(reply))
+            results.update(_all(accepted, code, decode_reply(reply)))
         return results
 
     def _refused(
@@ -318,95 +314,6 @@ def _quit_quietly(conn: smtplib.SMTP | None) -> None:
         conn.quit()
     except (smtplib.SMTPException, OSError):
         conn.close()
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return _("no answer in time")
-    return str(exc) or exc.__class__.__name__
-
-
-def connection_error(exc: BaseException, p: SmtpParams) -> MailServerError:
-    """A precise, secret-free explanation of why connecting/authenticating failed."""
-    where = {"host": p.host, "port": p.port, "timeout": int(p.timeout)}
-    if isinstance(exc, socket.gaierror):
-        return ServerConfigError(
-            _("Unknown host %(host)s: check the server name.") % where, detail=str(exc)
-        )
-    if isinstance(exc, ConnectionRefusedError):
-        return TransientError(
-            _(
-                "%(host)s refused the connection on port %(port)s: nothing listens "
-                "there (check the port) or a firewall blocks it."
-            )
-            % where,
-            detail=str(exc),
-        )
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return ServerConfigError(
-            _("The certificate of %(host)s is not trusted: %(reason)s.")
-            % {**where, "reason": exc.verify_message or exc.reason},
-            detail=str(exc),
-        )
-    if isinstance(exc, ssl.SSLError):
-        if "WRONG_VERSION_NUMBER" in str(exc) or exc.reason == "WRONG_VERSION_NUMBER":
-            return ServerConfigError(
-                _(
-                    "%(host)s:%(port)s does not speak SSL/TLS: use STARTTLS (port 587) "
-                    "or no encryption on this port."
-                )
-                % where,
-                detail=str(exc),
-            )
-        return ServerConfigError(
-            _("TLS negotiation with %(host)s failed: %(reason)s.")
-            % {**where, "reason": exc.reason or str(exc)},
-            detail=str(exc),
-        )
-    if isinstance(exc, TimeoutError | socket.timeout | smtplib.SMTPServerDisconnected):
-        hint = ""
-        if p.security != SECURITY_SSL and p.port == 465:
-            hint = " " + _("Port 465 expects SSL/TLS: choose that security.")
-        elif p.security == SECURITY_SSL and p.port in (25, 587):
-            hint = " " + _("Port %(port)s expects STARTTLS, not SSL/TLS.") % where
-        # smtplib reports a read timeout as "Connection unexpectedly closed: timed out".
-        closed = isinstance(exc, smtplib.SMTPServerDisconnected)
-        if closed and "timed out" not in str(exc):
-            message = _("%(host)s:%(port)s closed the connection.") % where
-        else:
-            message = (
-                _("No answer from %(host)s:%(port)s within %(timeout)s s.") % where
-            )
-        return TransientError(message + hint, detail=str(exc))
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        reply = _decode(exc.smtp_error)
-        message = _("%(host)s refused the credentials: %(code)s %(reply)s") % {
-            **where,
-            "code": exc.smtp_code,
-            "reply": reply,
-        }
-        if p.host.lower().endswith(_GMAIL_HOSTS) or "gsmtp" in reply:
-            message += " " + _(
-                "Gmail needs an app password (Google Account > Security > App "
-                "passwords) or the Gmail sign-in, not your account password."
-            )
-        return ServerAuthError(message, detail=reply)
-    if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return ServerConfigError(
-            _("%(host)s does not support this: %(error)s") % {**where, "error": exc},
-            detail=str(exc),
-        )
-    if isinstance(exc, smtplib.SMTPResponseException):
-        reply = f"{exc.smtp_code} {_decode(exc.smtp_error)}"
-        cls = TransientError if 400 <= exc.smtp_code < 500 else ServerConfigError
-        return cls(
-            _("%(host)s answered: %(reply)s") % {**where, "reply": reply}, detail=reply
-        )
-    return TransientError(
-        _("Cannot reach %(host)s:%(port)s: %(error)s")
-        % {**where, "error": _describe(exc)},
-        detail=repr(exc),
-    )
 
 
 @dataclass(frozen=True)
