@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 
 from knowlix import params
-from mailservers.models import OutgoingMail
+from mailservers.models import OutgoingMail, OutgoingRecipient
 from mailservers.services.outgoing import MailRecipient, queue_mail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +92,6 @@ def test_two_workers_send_each_mail_exactly_once(smtp_server_process, tmp_path):
     assert min(sent) > 0, f"one worker did nothing: {sent}"
     states = Counter(OutgoingMail.objects.values_list("state", flat=True))
     assert states == {OutgoingMail.State.SENT: 1000}
+    rcpt_states = Counter(OutgoingRecipient.objects.values_list("state", flat=True))
+    assert rcpt_states == {OutgoingRecipient.State.SENT: 1000}
+    assert set(OutgoingMail.objects.values_list("attempts", flat=True)) == {1}
