@@ -18,6 +18,10 @@ BOUNCE_ALIAS = "mail.bounce.alias"
 LOOP_LIMIT = "mail.gateway.loop.threshold"
 LOOP_MINUTES = "mail.gateway.loop.minutes"
 USE_CUSTOM_SERVERS = "mail.use_custom_servers"
+# Routing of incoming mail (read by routing/):
+TRUSTED_AUTHSERV_IDS = "mail.gateway.authserv_ids"  # trusted Authentication-Results
+DKIM_VERIFY = "mail.gateway.dkim_verify"  # local DKIM check of incoming mail
+LOOP_ALLOWLIST = "mail.gateway.loop.allowlist"  # never loop-limited senders
 
 DEFAULTS: dict[str, str] = {
     DEFAULT_FROM: "notifications",
@@ -25,6 +29,9 @@ DEFAULTS: dict[str, str] = {
     LOOP_LIMIT: "20",
     LOOP_MINUTES: "120",
     USE_CUSTOM_SERVERS: "false",
+    TRUSTED_AUTHSERV_IDS: "",
+    DKIM_VERIFY: "true",
+    LOOP_ALLOWLIST: "",
 }
 
 CACHE_SECONDS = 30.0
