@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -194,7 +194,7 @@ def _server_problem(
 # --- Sending -----------------------------------------------------------------------
 
 
-def _chunks(ids: list[int]):  # noqa: ANN202
+def _chunks(ids: list[int]) -> Iterator[tuple[int, str, bytes]]:
     """Yield (mail_id, from_address, raw) in id order, a few MB of raw at a time."""
     sizes = dict(Mail.objects.filter(pk__in=ids).values_list("pk", "size"))
     chunk: list[int] = []

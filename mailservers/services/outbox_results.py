@@ -140,7 +140,7 @@ def mark_sending(mail_id: int, state: str, reason: str, report: DrainReport) -> 
 def finish_mail(mail_id: int, reason: str, report: DrainReport) -> None:
     """Derive the mail's state from its recipients (inside the caller's transaction)."""
     now = timezone.now()
-    mail = Mail.objects.select_for_update().get(pk=mail_id)
+    mail = Mail.objects.select_for_update().defer("raw").get(pk=mail_id)
     states = set(mail.recipients.values_list("state", flat=True))
     if Rcpt.State.DEFERRED in states and mail.attempts >= MAX_ATTEMPTS:
         reason = _("gave up after %(n)s attempts: %(reason)s") % {

@@ -80,8 +80,12 @@ def check_mail_size(size: int) -> None:
 
 
 def record_reply_address(record: models.Model) -> str:
-    """``reply+<token>@<catch-all>``: a reply finds the record even without headers."""
-    return f"reply+{record.reply_token}@{params.catchall_domain()}"
+    """``reply+<token>@<catch-all>``: a reply finds the record even without headers.
+
+    Empty for a model without a reply token (not a business record).
+    """
+    token = getattr(record, "reply_token", "")
+    return f"reply+{token}@{params.catchall_domain()}" if token else ""
 
 
 def thread_headers(
@@ -142,9 +146,9 @@ def queue_mail(
     selection = select_server(from_address=sender.addr_spec)
     if not reply_to and record is not None:
         reply_to = record_reply_address(record)
-    elif not reply_to and selection.is_rewritten:
-        reply_to = mime.make_address(sender.display_name, selection.original_from)
-        reply_to = str(reply_to)
+    if not reply_to and selection.is_rewritten:
+        original = mime.make_address(sender.display_name, selection.original_from)
+        reply_to = str(original)
     message_id = message_id or mime.make_message_id(params.catchall_domain())
     if record is not None and not in_reply_to and not references:
         in_reply_to, references = thread_headers(record, exclude_message_id=message_id)
