@@ -20,7 +20,7 @@ __all__ = ["poll_due_servers", "poll_server"]
 logger = logging.getLogger(__name__)
 
 
-@shared_task
+@shared_task(name="mailservers.tasks.poll_due_servers")
 def poll_due_servers() -> int:
     """Queue a poll for every confirmed (or flagged) server whose interval passed."""
     due = [server.pk for server in services.due_servers()]
@@ -29,7 +29,7 @@ def poll_due_servers() -> int:
     return len(due)
 
 
-@shared_task
+@shared_task(name="mailservers.tasks.poll_server")
 def poll_server(server_id: int) -> int:
     """Poll one server; returns how many messages were stored."""
     server = IncomingServer.objects.filter(pk=server_id).first()
