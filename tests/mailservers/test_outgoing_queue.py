@@ -375,3 +375,17 @@ def test_unreachable_server_defers_with_backoff(outbox_server, settings):  # noq
     assert mail.state == State.DEFERRED and mail.attempts == 1
     assert "refused the connection" in mail.last_error
     assert mail.next_attempt_at > timezone.now()
+
+
+def test_process_outbox_command_runs_one_pass(outbox_server):  # noqa: ANN001
+    """`manage.py process_outbox --recover` sends what is due and says so."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    queue()
+    out = StringIO()
+    call_command("process_outbox", "--recover", stdout=out)
+    assert "recovered 0 stuck mail(s)" in out.getvalue()
+    assert "sent 1, deferred 0, failed 0" in out.getvalue()
+    assert len(outbox_server.received) == 1
