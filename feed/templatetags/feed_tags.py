@@ -7,6 +7,7 @@ import re
 from django import template
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
 
 from feed.html import sanitize_html
 from feed.models import Attachment, Message
@@ -15,6 +16,9 @@ from feed.panel import panel_context
 register = template.Library()
 
 _CID_SRC = re.compile(r'src="cid:([^"]+)"')
+# "On <date>, <someone> wrote:" above a quote: the start of the quoted history.
+_QUOTE_INTRO = re.compile(r"^\s*(on\b.*\bwrote:|-+\s*original message\s*-+)\s*$", re.I)
+REPLY_EXCERPT_WORDS = 12
 # Types a browser may show inline; anything else (SVG, HTML...) is downloaded.
 INLINE_TYPES = {
     "image/png",
@@ -75,3 +79,18 @@ def message_body(message: Message) -> SafeString:
 def clean_html(html: str) -> SafeString:
     """Any stored HTML fragment, sanitized before it is shown."""
     return mark_safe(sanitize_html(html or ""))  # noqa: S308 - sanitized here
+
+
+@register.filter
+def reply_excerpt(message: Message) -> str:
+    """The first words of ``message`` for a reply's "In reply to" line: its own text
+    (quoted history left out), else its subject."""
+    lines = []
+    for line in message.body_text[:2000].splitlines():
+        if line.lstrip().startswith(">") or _QUOTE_INTRO.match(line):
+            break
+        lines.append(line)
+    text = " ".join(" ".join(lines).split())
+    if text:
+        return Truncator(text).words(REPLY_EXCERPT_WORDS, truncate="…")
+    return message.subject or message.get_kind_display()

@@ -1,9 +1,14 @@
-"""Browser: a reply received by mail appears on the ticket, threaded under the
-message it answers, with its attachment; and the quarantine page lists and discards an unroutable one."""
+"""Browser: a reply received by mail appears on the ticket as a reply to the message
+it answers ("In reply to ..." jumps to it), with its attachment; and the quarantine
+page lists and discards an unroutable one."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+from playwright.sync_api import expect
 
 from feed.models import Message
 from feed.services import post_message
@@ -19,7 +24,7 @@ pytestmark = pytest.mark.browser
 def test_routed_reply_is_threaded_with_its_attachment(
     page, login, alice, ticket, settings, tmp_path
 ):
-    """Alice's mail, Dana's emailed reply with a photo: both on the ticket's feed."""
+    """Dana's emailed reply shows as a reply to Alice's mail, photo downloadable."""
     settings.MEDIA_ROOT = tmp_path / "media"
     params.clear_cache()
     params.set_param(params.CATCHALL_DOMAIN, "example.com")
@@ -31,6 +36,13 @@ def test_routed_reply_is_threaded_with_its_attachment(
         subject="Printer on fire",
         body_html="<p>Could you send us a photo of the printer?</p>",
     )
+    # A note in between: the thread is shown by the reply itself, not by adjacency.
+    post_message(
+        record=ticket,
+        kind=Message.Kind.NOTE,
+        author=alice,
+        body_html="<p>Waiting for the customer's photo.</p>",
+    )
     result = route_incoming_message(
         raw=eml("reply_in_reply_to.eml", parent=original.message_id), source="test"
     )
@@ -41,17 +53,36 @@ def test_routed_reply_is_threaded_with_its_attachment(
     login(alice)
     page.goto(ticket.get_absolute_url())
     received = page.locator(f"#message-{reply.pk}")
-    received.wait_for()
-    assert "Here is the photo of the printer." in received.inner_text()
-    assert "Received" in received.locator("header").inner_text()
-    # Threaded: the reply sits right above the message it answers (newest first).
-    ids = page.locator("article.feed-message").evaluate_all("els => els.map(e => e.id)")
-    assert ids.index(f"message-{reply.pk}") + 1 == ids.index(f"message-{original.pk}")
+    expect(received).to_be_visible()
+    expect(received).to_contain_text("Here is the photo of the printer.")
+    expect(received.locator("header")).to_contain_text("Received")
+    # Threaded: the reply is set in as a reply and names the message it answers.
+    expect(received).to_have_class(re.compile(r"\bfeed-reply\b"))
+    reply_to = received.locator("a.feed-reply-to")
+    expect(reply_to).to_have_text(
+        re.compile(r"In reply to Alice:\s+Could you send us a photo of the printer\?")
+    )
+    original_card = page.locator(f"#message-{original.pk}")
+    expect(original_card).not_to_have_class(re.compile(r"\bfeed-reply\b"))
+    expect(original_card.locator(".feed-reply-to")).to_have_count(0)
+    # Its photo is shown and downloads as the file Dana sent.
     link = received.locator("a.feed-file", has_text="printer.png")
-    link.wait_for()
-    response = page.request.get(link.get_attribute("href"))
-    assert response.ok
-    assert response.body().startswith(b"\x89PNG")
+    expect(link).to_be_visible()
+    expect(received.locator("img[alt='printer.png']")).to_be_visible()
+    with page.expect_download() as download:
+        received.locator("a", has_text="download").click()
+    assert download.value.suggested_filename == "printer.png"
+    assert Path(download.value.path()).read_bytes().startswith(b"\x89PNG")
+    page.screenshot(
+        path=str(settings.VAR_DIR / "screenshot-routing-thread.png"), full_page=True
+    )
+    # The link jumps to the original on the same page (no reload) and marks it.
+    page.evaluate("window.__same_page = true")
+    reply_to.click()
+    page.wait_for_url(re.compile(rf"#message-{original.pk}$"))
+    assert page.evaluate("window.__same_page") is True
+    assert original_card.evaluate("el => el.matches(':target')")
+    expect(original_card).to_contain_text("Could you send us a photo of the printer?")
     params.clear_cache()
 
 
