@@ -11,6 +11,7 @@ import email
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import os, sys, time
 import django
 django.setup()
 from mailservers.services import outbox
+open(sys.argv[2], "w").close()  # ready: Django is set up
 while not os.path.exists(sys.argv[1]):
     time.sleep(0.01)
 print(outbox.process_outbox(batch_size=25).sent)
@@ -66,15 +68,23 @@ def test_two_workers_send_each_mail_exactly_once(smtp_server_process, tmp_path):
     }
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(go)],
+            [sys.executable, "-c", WORKER, str(go), str(tmp_path / f"ready-{n}")],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for n in range(2)
     ]
+    # Start both at once, only when both are ready (imports take a while).
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < 2:
+        if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+            for worker in workers:
+                worker.kill()
+            raise RuntimeError(f"a worker did not start: {workers[0].communicate()}")
+        time.sleep(0.05)
     go.touch()
     outputs = [worker.communicate(timeout=600) for worker in workers]
     for worker, (_out, err) in zip(workers, outputs, strict=True):
