@@ -13,6 +13,7 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 from django.db import connection
+from kombu import pools
 
 from tests.servers.redis import RedisServer
 
@@ -86,6 +87,7 @@ def _reset_connections(app) -> None:
         app._pool.force_close_all()
         app._pool = None
     app.amqp._producer_pool = None
+    pools.reset()  # kombu's global pools would otherwise hand out closed connections
 
 
 @pytest.fixture
