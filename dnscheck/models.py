@@ -8,6 +8,7 @@ could not reach DNS never stops or starts signing. At most one DkimKey is active
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -16,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from dnscheck.report import DomainReport
 from knowlix.crypto import EncryptedTextField
+from knowlix.users import is_admin
 
 
 class Status(models.TextChoices):
@@ -83,6 +85,10 @@ class SendingDomain(StatusFields):
 
     def get_absolute_url(self) -> str:
         return reverse("dnscheck:domain-detail", args=[self.pk])
+
+    def can_be_opened_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
+        """Its page (Settings › Domains) is for admins; feed notices open it."""
+        return is_admin(user)
 
     @property
     def report(self) -> DomainReport | None:

@@ -70,10 +70,16 @@ def render_message_mail(
 ) -> tuple[str, str, str]:
     """(subject, text, html) of the mail carrying ``message``."""
     path = record.get_absolute_url() if hasattr(record, "get_absolute_url") else "/"
+    # Only business records have a feed page to land on and a reply address; a
+    # notice about anything else (a domain, a server) links to that object's page.
+    is_record = isinstance(record, Record)
+    if is_record:
+        path = f"{path}?message={message.pk}#message-{message.pk}"
     context = {
         "message": message,
         "record": record,
-        "record_url": absolute_url(f"{path}?message={message.pk}#message-{message.pk}"),
+        "is_record": is_record,
+        "record_url": absolute_url(path),
         "for_users": for_users,
         "preferences_url": absolute_url("/preferences/"),
     }

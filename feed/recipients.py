@@ -14,7 +14,7 @@ Internal only: call from inside ``post_message``'s transaction.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 
@@ -148,6 +148,26 @@ def plan_delivery(
                 contact=contact,
             )
         )
+    return plan
+
+
+def plan_notice(*, message: Message, users: Iterable[AbstractBaseUser]) -> DeliveryPlan:
+    """The plan of a system notice: exactly ``users`` (active, not its author).
+
+    No followers, mentions or contacts, and no permission check: the caller of
+    ``notify_users`` chose who must hear about it (the target's own
+    ``can_be_opened_by`` decides who may open it). Users who prefer email get a mail.
+    """
+    plan = DeliveryPlan()
+    chosen = {u.pk: u for u in users if u.is_active}
+    chosen.pop(message.author_user_id, None)
+    plan.notified_users = list(chosen.values())
+    for user in plan.notified_users:
+        if get_profile(user).prefers_email and user.email:
+            plan.users_by_email.append(Addressee(user.email, user.get_full_name()))
+            plan.recipient_rows.append(
+                MessageRecipient(message=message, address=user.email, user=user)
+            )
     return plan
 
 

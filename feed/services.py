@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from email.utils import formataddr
 
 from django.contrib.auth import get_user_model
@@ -55,6 +55,7 @@ __all__ = [
     "mark_notifications_read",
     "new_message_id",
     "notify_record_created",
+    "notify_users",
     "post_message",
     "post_tracking",
     "schedule_activity",
@@ -240,6 +241,47 @@ def post_message(
     plan = rcpt.plan_delivery(
         message=message, record=record, extra_addresses=recipients
     )
+    MessageRecipient.objects.bulk_create(plan.recipient_rows)
+    rcpt.create_notifications(message=message, users=plan.notified_users)
+    rcpt.queue_planned_mail(message=message, plan=plan)  # sent on commit
+    return message
+
+
+@transaction.atomic
+def notify_users(
+    *,
+    target: Model,
+    users: Iterable[AbstractBaseUser],
+    subject: str,
+    body_html: str,
+    author: AbstractBaseUser | None = None,
+) -> Message:
+    """Post a system notice on ``target``'s feed and put it in each user's inbox.
+
+    For things that are not business records and have no followers to speak of
+    (a sending domain, an OAuth grant, an incoming server): the caller names who
+    must hear about it, and only they do (active users, once each, never the
+    author). ``body_html`` is sanitized here. Users who prefer email also get it by
+    mail, auto-submitted and without a reply address. Opening the notice needs
+    ``target.get_absolute_url()`` and ``target.can_be_opened_by(user)``.
+
+    Not deduplicated: call it once per problem, where the target's state flips
+    (inside that transaction, so the notice exists exactly when the flag does).
+    """
+    clean_html = sanitize_html(body_html)
+    message = Message.objects.create(
+        content_object=target,
+        kind=Message.Kind.NOTIFICATION,
+        direction=Message.Direction.INTERNAL,
+        subtype=None,  # not a record event: the inbox shows it as "Notification"
+        author_user=author,
+        email_from=_sender_address(author, None)[:320],
+        subject=subject[:998],
+        body_html=clean_html,
+        body_text=html_to_text(clean_html),
+        message_id=new_message_id(),
+    )
+    plan = rcpt.plan_notice(message=message, users=users)
     MessageRecipient.objects.bulk_create(plan.recipient_rows)
     rcpt.create_notifications(message=message, users=plan.notified_users)
     rcpt.queue_planned_mail(message=message, plan=plan)  # sent on commit

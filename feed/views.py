@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -22,8 +23,9 @@ from feed.forms import ActivityForm, AddFollowerForm, DoneForm, MessageForm
 from feed.models import Activity, Follower, Message, Notification
 from feed.panel import panel_context
 from feed.recipients import find_or_create_contact
+from feed.targets import can_open_target, get_target_for_user, target_url
 from feed.templatetags.feed_tags import INLINE_TYPES
-from knowlix.access import can_view_record, get_record_for_user
+from knowlix.access import get_record_for_user
 from knowlix.decorators import technical_required
 from knowlix.models import Record
 
@@ -230,8 +232,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
     rows = list(page.object_list)
     selectors.attach_records([n.message for n in rows])
     for note in rows:  # access may have been lost since: show no content then
-        record = note.message.linked_record
-        note.is_visible = record is not None and can_view_record(request.user, record)
+        target = note.message.linked_record
+        note.is_visible = target is not None and can_open_target(request.user, target)
+        # "TCK-42" for a record; "Sending domain" for what a system notice is about.
+        note.target_tag = ""
+        if note.is_visible:
+            note.target_tag = getattr(target, "record_tag", "") or capfirst(
+                target._meta.verbose_name
+            )
     context = {
         "page_obj": page,
         "notifications": rows,
@@ -264,19 +272,21 @@ def notification_read(request: HttpRequest, notification_id: int) -> HttpRespons
 @login_required
 @require_GET
 def notification_open(request: HttpRequest, notification_id: int) -> HttpResponse:
-    """Mark the notification read and open its record at the message."""
+    """Mark the notification read and open its record at the message.
+
+    A notice about something that is not a record (a domain, a server) opens that
+    object's page, if the object lets the user open it (``feed.targets``)."""
     note = get_object_or_404(
         Notification.objects.select_related("message"),
         pk=notification_id,
         user=request.user,
     )
     message = note.message
-    record = get_record_for_user(
+    target = get_target_for_user(
         request.user, message.content_type_id, message.object_id
     )
     services.mark_notifications_read(user=request.user, notification_ids=[note.pk])
-    url = record.get_absolute_url()
-    return redirect(f"{url}?message={message.pk}#message-{message.pk}")
+    return redirect(target_url(target, message.pk))
 
 
 @login_required

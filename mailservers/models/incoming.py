@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -18,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from knowlix.crypto import EncryptedTextField
+from knowlix.users import has_technical_access
 
 __all__ = ["FetchedMessage", "IncomingServer"]
 
@@ -137,6 +139,10 @@ class IncomingServer(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("mailservers:incoming-detail", args=[self.pk])
+
+    def can_be_opened_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
+        """Its page is technical (admins in developer mode); feed notices open it."""
+        return has_technical_access(user)
 
     @property
     def effective_port(self) -> int:

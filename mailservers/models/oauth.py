@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from knowlix.crypto import EncryptedTextField
+from knowlix.users import is_admin
 
 __all__ = ["OAuthAuthorization", "OAuthGrant"]
 
@@ -61,6 +63,10 @@ class OAuthGrant(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("mailservers:oauth-grant", args=[self.pk])
+
+    def can_be_opened_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
+        """Its page (Settings › OAuth) is for admins; feed notices open it."""
+        return is_admin(user)
 
     @property
     def is_valid(self) -> bool:

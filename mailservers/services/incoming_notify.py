@@ -1,8 +1,8 @@
 """Tell the admins (inbox) that an incoming server needs attention or left mail behind.
 
-Like ``oauth_notify``: a feed notification message hangs off the server row (its link
-opens the server page) and every active admin gets it in their inbox. Called inside
-the transaction that flags the server, so the notice exists exactly when the flag does.
+Like ``oauth_notify``, through ``feed.services.notify_users``: a notice on the server
+row (its inbox link opens the server page) for every active admin. Called inside the
+transaction that flags the server, so the notice exists exactly when the flag does.
 """
 
 from __future__ import annotations
@@ -15,30 +15,20 @@ from django.db.models import Q
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
-from feed.models import Message, Notification
+from feed.models import Message
 from mailservers.models.incoming import IncomingServer
 
 
 def _notify_admins(*, server: IncomingServer, subject: str, body_html: str) -> Message:
     # Imported here: feed.services imports the outgoing side, which imports back.
-    from feed.services import new_message_id
+    from feed.services import notify_users
 
-    message = Message.objects.create(
-        content_object=server,
-        kind=Message.Kind.NOTIFICATION,
-        subject=subject[:998],
-        body_html=body_html,
-        body_text=subject,
-        message_id=new_message_id(),
-    )
     admins = get_user_model().objects.filter(
         Q(is_active=True) & (Q(is_staff=True) | Q(is_superuser=True))
     )
-    Notification.objects.bulk_create(
-        [Notification(message=message, user=user) for user in admins],
-        ignore_conflicts=True,
+    return notify_users(
+        target=server, users=admins, subject=subject, body_html=body_html
     )
-    return message
 
 
 def notify_needs_attention(*, server: IncomingServer, reason: str) -> Message:

@@ -1,8 +1,9 @@
 """Tell the owner and the admins that an OAuth grant needs reconnecting (inbox).
 
-Called inside the transaction that flags the grant, so the notice exists exactly
-when the flag does. The feed message hangs off the grant; its link opens the grant
-page with the one-click *Reconnect* button.
+Called inside the transaction that flags the grant (only when it flips from valid),
+so the notice exists exactly when the flag does. It goes through
+``feed.services.notify_users``: a notice on the grant, whose inbox link opens the
+grant page with the one-click *Reconnect* button.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils.html import escape
 
-from feed.models import Message, Notification
-from feed.services import new_message_id
+from feed.models import Message
+from feed.services import notify_users
 from mailservers.models.oauth import OAuthGrant
 
 
@@ -29,20 +30,8 @@ def notify_needs_reconnect(*, grant: OAuthGrant) -> Message:
         f'<p><a href="{escape(grant.get_absolute_url())}">Open the account</a> and '
         "click <em>Reconnect</em>, then sign in again.</p>"
     )
-    message = Message.objects.create(
-        content_object=grant,
-        kind=Message.Kind.NOTIFICATION,
-        subject=subject[:998],
-        body_html=body,
-        body_text=f"{subject}: open the account in Knowlix and click Reconnect.",
-        message_id=new_message_id(),
-    )
     users = get_user_model().objects.filter(
         Q(is_active=True)
         & (Q(is_staff=True) | Q(is_superuser=True) | Q(pk=grant.owner_id))
     )
-    Notification.objects.bulk_create(
-        [Notification(message=message, user=user) for user in users],
-        ignore_conflicts=True,
-    )
-    return message
+    return notify_users(target=grant, users=users, subject=subject, body_html=body)
