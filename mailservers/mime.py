@@ -1,8 +1,10 @@
 """Build an outgoing mail's RFC 5322 bytes, once (RFC 2045-2047, 2231, 2392, 3834).
 
 Text and HTML alternatives, inline ``cid:`` images related to the HTML, attachments
-whose non-ASCII names use RFC 2231, our ``Message-ID``, the thread's ``In-Reply-To`` and
-``References``, ``Reply-To`` and ``Auto-Submitted``. Invariant: every header value goes
+whose non-ASCII names use RFC 2231, our ``Message-ID`` (repeated in
+``X-Knowlix-Message-Id``, which survives relays that rewrite Message-ID, so routing
+still knows our own mail), the thread's ``In-Reply-To`` and ``References``,
+``Reply-To`` and ``Auto-Submitted``. Invariant: every header value goes
 through :func:`clean_header`, so no value can carry a line break (header injection is
 impossible by construction), and the output is 7-bit (no 8BITMIME/SMTPUTF8 needed).
 Pure: no ORM, no settings.
@@ -32,7 +34,7 @@ POLICY = email.policy.SMTP.clone(cte_type="7bit")
 _RESERVED = {
     "from", "to", "cc", "bcc", "reply-to", "subject", "message-id", "in-reply-to",
     "references", "date", "mime-version", "content-type", "content-transfer-encoding",
-    "auto-submitted",
+    "auto-submitted", "x-knowlix-message-id",
 }  # fmt: skip
 
 
@@ -126,7 +128,10 @@ def build_message(
     _set_addresses(msg, "Reply-To", reply_to)
     msg["Subject"] = clean_header(subject)
     msg["Date"] = format_datetime(date or timezone.now())
-    msg["Message-ID"] = _msgid(message_id)
+    message_id = _msgid(message_id)
+    msg["Message-ID"] = message_id
+    # Relays (Exchange, some ESPs) replace Message-ID; routing reads this one back.
+    msg["X-Knowlix-Message-Id"] = message_id
     if in_reply_to:
         msg["In-Reply-To"] = _msgid(in_reply_to)
     refs = [_msgid(r) for r in references if r]

@@ -152,3 +152,11 @@ def test_message_ids_are_unique_at_our_domain():
     ids = {make_message_id("catchall.test") for _ in range(100)}
     assert len(ids) == 100
     assert all(i.startswith("<") and i.endswith("@catchall.test>") for i in ids)
+
+
+def test_message_id_is_repeated_in_x_knowlix_message_id():
+    """X-Knowlix-Message-Id carries our Message-ID; extra_headers cannot change it."""
+    msg = parse(build(message_id="<ours@knowlix.test>"))
+    assert msg["X-Knowlix-Message-Id"] == msg["Message-ID"] == "<ours@knowlix.test>"
+    with pytest.raises(ValueError, match="extra header"):
+        build(extra_headers={"X-Knowlix-Message-Id": "<forged@knowlix.test>"})
