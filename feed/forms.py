@@ -6,10 +6,12 @@ import re
 from email.utils import getaddresses
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import urlize
 from django.utils.translation import gettext_lazy as _
 
@@ -89,7 +91,29 @@ class MessageForm(forms.Form):
             self.add_error("body", _("Write something or attach a file."))
         if data.get("kind") == Message.Kind.NOTE and data.get("recipients"):
             self.add_error("recipients", _("Notes are internal: no recipients."))
+        if data.get("kind") == Message.Kind.EMAIL:
+            self._check_mail_size(data)
         return data
+
+    def _check_mail_size(self, data: dict) -> None:
+        """Refuse now what the outgoing queue would refuse (``KNOWLIX_MAIL_MAX_BYTES``).
+
+        Attachments travel base64-encoded (4/3 of their size) beside the text and
+        HTML renderings of the body, so this estimate errs on the generous side only
+        by the headers.
+        """
+        limit = settings.KNOWLIX_MAIL_MAX_BYTES
+        files = data.get("attachments") or []
+        estimate = sum(f.size for f in files) * 4 // 3 + 3 * len(data.get("body", ""))
+        if estimate > limit:
+            self.add_error(
+                "attachments",
+                _(
+                    "With these files the email would be about %(size)s, above the "
+                    "%(limit)s limit for one email. Send fewer or smaller files."
+                )
+                % {"size": filesizeformat(estimate), "limit": filesizeformat(limit)},
+            )
 
     def service_kwargs(self) -> dict:
         """Arguments for ``feed.services.post_message`` (the body is plain text)."""
