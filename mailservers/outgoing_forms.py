@@ -1,10 +1,16 @@
-"""The Outgoing Mail Server form (Settings > Technical > Email)."""
+"""The Outgoing Mail Server form (Settings > Technical > Email).
+
+A preset fills host, port, security, authentication and default sending limits. An
+OAuth server (Outlook/Gmail sign-in) has no password and sends only as the connected
+address: the form shows neither a password nor an editable From Filter, and
+``apply_oauth_rules`` enforces both on save whatever is posted.
+"""
 
 from __future__ import annotations
 
 from django import forms
 
-from mailservers.models import PRESETS, OutgoingServer
+from mailservers.models import PRESET_FIELDS, PRESETS, OutgoingServer
 from mailservers.oauth.presets import apply_oauth_rules
 
 
@@ -48,12 +54,27 @@ class OutgoingServerForm(forms.ModelForm):
         self.preset = preset if preset in PRESETS else self.instance.preset
         if preset in PRESETS and not self.is_bound and not self.instance.pk:
             values = PRESETS[preset]
-            self.initial.update(
-                name=values["label"],
-                host=values["host"],
-                port=values["port"],
-                security=values["security"],
+            self.initial["name"] = values["label"]
+            self.initial.update((k, values[k]) for k in PRESET_FIELDS if k in values)
+        if self.uses_oauth:
+            del self.fields["password"]
+            from_filter = self.fields["from_filter"]
+            from_filter.disabled = True
+            from_filter.help_text = (
+                "The connected account's address: an OAuth server only sends as it."
             )
+
+    @property
+    def uses_oauth(self) -> bool:
+        """True when the form is for an Outlook or Gmail sign-in server."""
+        if self.is_bound:
+            method = self.data.get(self.add_prefix("auth_method"), "")
+        else:
+            method = self.initial.get("auth_method") or self.instance.auth_method
+        return method in (
+            OutgoingServer.AuthMethod.OUTLOOK,
+            OutgoingServer.AuthMethod.GMAIL,
+        )
 
     def save(self, commit: bool = True) -> OutgoingServer:
         server = super().save(commit=False)

@@ -19,22 +19,31 @@ from knowlix.crypto import EncryptedTextField
 
 __all__ = [
     "PRESETS",
+    "PRESET_FIELDS",
     "CaughtMail",
     "OutgoingMail",
     "OutgoingRecipient",
     "OutgoingServer",
 ]
 
-# Host, port and security for the well-known providers, plus a hint for the form.
+# Host, port, security, authentication and default sending limits for the well-known
+# providers, plus a hint for the form. The limits are the providers' published ones
+# (the admin may change them on the server): Gmail about 2,000 mails a day per
+# Workspace user, Outlook 365 30 a minute and 10,000 recipients a day, Mailjet's free
+# plan 200 a day.
 PRESETS: dict[str, dict[str, str | int]] = {
     "gmail": {
         "label": "Gmail / Google Workspace",
         "host": "smtp.gmail.com",
         "port": 587,
         "security": "starttls",
+        "auth_method": "gmail",
+        "limit_per_minute": 20,
+        "limit_per_day": 2000,
         "hint": _(
-            "Use an app password (Google Account > Security > App passwords), "
-            "or choose the Gmail sign-in as authentication."
+            "Save, then connect the Gmail account (Gmail sign-in). Or choose user "
+            "name and password with an app password (Google Account > Security > "
+            "App passwords)."
         ),
     },
     "outlook": {
@@ -42,19 +51,37 @@ PRESETS: dict[str, dict[str, str | int]] = {
         "host": "smtp.office365.com",
         "port": 587,
         "security": "starttls",
-        "hint": _("Microsoft 365 usually needs the Outlook sign-in (OAuth)."),
+        "auth_method": "outlook",
+        "limit_per_minute": 30,
+        "limit_per_day": 10000,
+        "hint": _(
+            "Microsoft 365 needs the Outlook sign-in (OAuth): save, then connect the "
+            "account."
+        ),
     },
     "mailjet": {
         "label": "Mailjet",
         "host": "in-v3.mailjet.com",
         "port": 587,
         "security": "starttls",
+        "auth_method": "password",
+        "limit_per_day": 200,
         "hint": _(
             "User name: your API key; password: your secret key. Verify your sending "
-            "domain in Mailjet (Account > Sender domains) or mail will be refused."
+            "domain in Mailjet (Account > Sender domains) or mail will be refused. "
+            "The daily limit is the free plan's: raise it for a paid plan."
         ),
     },
 }
+PRESET_FIELDS = (
+    "host",
+    "port",
+    "security",
+    "auth_method",
+    "limit_per_minute",
+    "limit_per_hour",
+    "limit_per_day",
+)
 
 
 class OutgoingServer(models.Model):
