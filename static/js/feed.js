@@ -1,5 +1,5 @@
 // The record feed: let htmx swap 422 answers (forms with errors) and keep one
-// composer tab open at a time, and jump from a reply to the message it answers.
+// composer tab open at a time, and link replies and the messages they answer.
 // Everything else is htmx attributes in the templates.
 // The panel re-includes this file after each swap: set up once only.
 (function () {
@@ -21,21 +21,51 @@
       if (other !== opened) other.open = false;
     });
   }, true);
-  // "In reply to ...": jump to the parent when it is on the page (the link's own
-  // href loads a page long enough to show it otherwise).
-  document.addEventListener("click", function (event) {
-    var link = event.target.closest && event.target.closest("a.feed-reply-to");
-    if (!link) return;
-    var parent = document.getElementById(link.dataset.parent);
-    if (!parent) return;
-    event.preventDefault();
-    if (location.hash === "#" + parent.id) {
-      parent.scrollIntoView({ block: "center" });
+  // Threads read both ways: a reply's "In reply to ..." link and, under each message,
+  // links to its replies on the page (built here, so older pages loaded later count).
+  function jumpTo(target) {
+    if (location.hash === "#" + target.id) {
+      target.scrollIntoView({ block: "center" });
     } else {
-      location.hash = parent.id;
+      location.hash = target.id;
     }
-    parent.classList.remove("feed-flash");
-    void parent.offsetWidth; // restart the highlight on a second click
-    parent.classList.add("feed-flash");
+    target.classList.remove("feed-flash");
+    void target.offsetWidth; // restart the highlight on a second click
+    target.classList.add("feed-flash");
+  }
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a.feed-reply-to, a.feed-reply-link");
+    if (!link) return;
+    var target = document.getElementById(link.dataset.target);
+    if (!target) return; // not on the page: the href loads a page that shows it
+    event.preventDefault();
+    jumpTo(target);
   });
+  function linkReplies() {
+    var replies = document.querySelectorAll("article.feed-message[data-parent]");
+    for (var i = replies.length - 1; i >= 0; i--) { // oldest first
+      var reply = replies[i];
+      var parent = document.getElementById(reply.dataset.parent);
+      if (!parent || parent.querySelector('a.feed-reply-link[data-target="' + reply.id + '"]')) continue;
+      var list = parent.querySelector(":scope > .feed-replies");
+      if (!list) {
+        list = document.createElement("div");
+        list.className = "feed-replies";
+        list.innerHTML = '<span class="feed-reply-arrow" aria-hidden="true">↩</span> <span class="feed-replies-label"></span> ';
+        parent.appendChild(list);
+      }
+      var count = list.querySelectorAll("a.feed-reply-link").length + 1;
+      if (count > 1) list.appendChild(document.createTextNode(", "));
+      var link = document.createElement("a");
+      link.className = "feed-reply-link";
+      link.href = "#" + reply.id;
+      link.dataset.target = reply.id;
+      var author = reply.querySelector("header strong");
+      link.textContent = author ? author.textContent : "reply";
+      list.appendChild(link);
+      list.querySelector(".feed-replies-label").textContent = count === 1 ? "1 reply from" : count + " replies from";
+    }
+  }
+  linkReplies();
+  document.addEventListener("htmx:afterSettle", linkReplies);
 })();

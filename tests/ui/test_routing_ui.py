@@ -65,6 +65,10 @@ def test_routed_reply_is_threaded_with_its_attachment(
     original_card = page.locator(f"#message-{original.pk}")
     expect(original_card).not_to_have_class(re.compile(r"\bfeed-reply\b"))
     expect(original_card.locator(".feed-reply-to")).to_have_count(0)
+    # ... and the original lists its reply.
+    expect(original_card.locator(".feed-replies")).to_have_text(
+        re.compile(r"1 reply from\s+Dana Customer")
+    )
     # Its photo is shown and downloads as the file Dana sent.
     link = received.locator("a.feed-file", has_text="printer.png")
     expect(link).to_be_visible()
@@ -76,13 +80,16 @@ def test_routed_reply_is_threaded_with_its_attachment(
     page.screenshot(
         path=str(settings.VAR_DIR / "screenshot-routing-thread.png"), full_page=True
     )
-    # The link jumps to the original on the same page (no reload) and marks it.
+    # The links jump between the two on the same page (no reload), marking the target.
     page.evaluate("window.__same_page = true")
     reply_to.click()
     page.wait_for_url(re.compile(rf"#message-{original.pk}$"))
-    assert page.evaluate("window.__same_page") is True
     assert original_card.evaluate("el => el.matches(':target')")
     expect(original_card).to_contain_text("Could you send us a photo of the printer?")
+    original_card.locator("a.feed-reply-link", has_text="Dana Customer").click()
+    page.wait_for_url(re.compile(rf"#message-{reply.pk}$"))
+    assert received.evaluate("el => el.matches(':target')")
+    assert page.evaluate("window.__same_page") is True
     params.clear_cache()
 
 
