@@ -14,6 +14,7 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.urls import reverse
 
 
 class Command(BaseCommand):
@@ -46,7 +47,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"\n  Knowlix is running at {url}\n"
                 "  Log in as admin / admin (demo data only).\n"
-                f"  Sent mail is caught locally: {url}settings/technical/email/local-mailbox/\n"
+                f"  Sent mail is caught locally: {url.rstrip('/')}{reverse('mailservers:localmailbox')}\n"
                 "  Press Ctrl+C to stop.\n"
             )
         )
