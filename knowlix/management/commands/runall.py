@@ -52,6 +52,12 @@ class Command(BaseCommand):
             )
         )
         status = 0
+
+        def stop(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        # `kill` (SIGTERM) stops the children too, not only Ctrl+C.
+        signal.signal(signal.SIGTERM, stop)
         try:
             while True:
                 for name, proc in procs.items():
