@@ -37,6 +37,7 @@ class IncomingServer(models.Model):
     class AuthMethod(models.TextChoices):
         PASSWORD = "password", _("Password")
         OUTLOOK = "outlook", _("Outlook OAuth")
+        GMAIL = "gmail", _("Gmail OAuth")
 
     class AfterStore(models.TextChoices):
         KEEP = "keep", _("Keep on the server (track by UID)")

@@ -22,6 +22,7 @@ from mailservers.incoming import ConnectionSettings
 from mailservers.incoming.imap import ImapFetcher
 from mailservers.incoming.pop3 import Pop3Fetcher
 from mailservers.models import IncomingServer
+from mailservers.oauth.presets import apply_oauth_rules
 from mailservers.services import incoming_notify
 
 logger = logging.getLogger(__name__)
@@ -62,13 +63,22 @@ def connection_settings(
     )
 
 
+OAUTH_METHODS = {
+    Server.AuthMethod.OUTLOOK: "Outlook",
+    Server.AuthMethod.GMAIL: "Gmail",
+}
+
+
 def open_fetcher(server: IncomingServer) -> ImapFetcher | Pop3Fetcher:
-    """A connected, logged-in fetcher. With Outlook OAuth, a token the server refuses
-    is refreshed once (``with_fresh_token``) before giving up."""
-    if server.auth_method != Server.AuthMethod.OUTLOOK:
+    """A connected, logged-in fetcher. With Outlook or Gmail OAuth (XOAUTH2), a token
+    the server refuses is refreshed once (``with_fresh_token``) before giving up."""
+    provider = OAUTH_METHODS.get(server.auth_method)
+    if provider is None:
         return _connect(server, connection_settings(server=server))
     if server.oauth_grant is None:
-        raise ServerConfigError(_("Connect the Outlook account first."))
+        raise ServerConfigError(
+            _("Connect the %(provider)s account first.") % {"provider": provider}
+        )
     from mailservers.services.oauth import with_fresh_token
 
     return with_fresh_token(
@@ -165,7 +175,9 @@ def save_incoming_server(
     *, server: IncomingServer, changed: list[str]
 ) -> IncomingServer:
     """Save the form's changes; a server pointed at another mailbox goes back to
-    draft and forgets its IMAP position (stored mail is still recognised)."""
+    draft and forgets its IMAP position (stored mail is still recognised). An
+    Outlook/Gmail OAuth server gets its provider's preset and no password first."""
+    changed = [*changed, *apply_oauth_rules(server, kind="incoming")]
     if server.pk and any(name in MAILBOX_FIELDS for name in changed):
         server.uidvalidity, server.last_uid = None, 0
         server.state = Server.State.DRAFT

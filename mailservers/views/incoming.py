@@ -46,15 +46,39 @@ class IncomingServerForm(forms.ModelForm):
             "host",
             "port",
             "security",
+            "auth_method",
             "username",
             "password",
-            "auth_method",
             "folder",
             "after_store",
             "move_to_folder",
             "default_action",
             "poll_interval_minutes",
         ]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if self.uses_oauth:
+            # No password; connecting the account sets the user name, and an empty
+            # host gets the provider's (apply_oauth_rules, on save).
+            del self.fields["password"]
+            self.fields["host"].required = False
+            self.fields["host"].help_text = _(
+                "Empty: imap.gmail.com or outlook.office365.com."
+            )
+            self.fields["username"].required = False
+            self.fields["username"].help_text = _(
+                "Set to the connected account's address."
+            )
+
+    @property
+    def uses_oauth(self) -> bool:
+        """True when the form is for an Outlook or Gmail OAuth server."""
+        if self.is_bound:
+            method = self.data.get(self.add_prefix("auth_method"), "")
+        else:
+            method = self.initial.get("auth_method") or self.instance.auth_method
+        return method in (Server.AuthMethod.OUTLOOK, Server.AuthMethod.GMAIL)
 
     def clean_password(self) -> str:
         value = self.cleaned_data.get("password") or ""

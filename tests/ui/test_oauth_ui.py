@@ -70,15 +70,6 @@ def fetch_mail(server: IncomingServer, ca) -> list[bytes]:  # noqa: ANN001
     return with_fresh_token(server.oauth_grant, attempt)
 
 
-def connect_in_browser(page, kind: str, server, account: str, oauth_server) -> None:  # noqa: ANN001
-    oauth_server.login_as(account)
-    page.goto(f"/settings/technical/email/oauth/connect/{kind}/{server.pk}/")
-    page.click("button.oauth-connect")
-    # Provider, then /…/confirm, then back on a Knowlix page with a flash message.
-    page.wait_for_selector("text=account " + account.lower() + " connected.")
-    page.goto(f"/settings/technical/email/oauth/connect/{kind}/{server.pk}/")
-
-
 def test_admin_connects_outlook_and_gmail_and_reconnects_after_revocation(
     provider_page,
     admin_user,
@@ -153,17 +144,26 @@ def test_admin_connects_outlook_and_gmail_and_reconnects_after_revocation(
         path=str(settings.VAR_DIR / "screenshot-oauth-outgoing.png"), full_page=True
     )
 
-    # ... and a Gmail incoming server (its form offers no Gmail sign-in yet).
-    incoming = IncomingServer.objects.create(
-        name="Gmail",
-        host="127.0.0.1",
-        port=dovecot.imaps_port,
-        security="ssl",
-        username="x",
-        auth_method="gmail",
-    )
-    connect_in_browser(page, "incoming", incoming, gmail_box, oauth_server)
+    # ... and a Gmail incoming server through its own form (our loopback Gmail).
+    page.click("summary:has-text('Settings')")
+    page.click("text=Incoming Mail Servers")
+    page.click("a:has-text('New server')")
+    page.fill("input[name=name]", "Gmail")
+    page.select_option("select[name=auth_method]", "gmail")
+    page.fill("input[name=host]", "127.0.0.1")
+    page.fill("input[name=port]", str(dovecot.imaps_port))
+    page.fill("input[name=username]", gmail_box)
+    page.click("button:has-text('Save')")
+    page.wait_for_selector("text=Server saved.")
+    incoming = IncomingServer.objects.get()
+    assert page.url.endswith(incoming.get_absolute_url())
+    assert page.inner_text(".oauth-status") == "Not connected"
+    oauth_server.login_as(gmail_box)
+    page.click("button:has-text('Connect your Gmail account')")
+    page.wait_for_selector(f"text=account {gmail_box} connected.")
     assert page.inner_text(".oauth-status") == "Gmail Token Valid"
+    page.click("button.test-confirm")  # IMAP XOAUTH2 login from the server's page
+    page.wait_for_selector("text=Connection OK (1 messages in INBOX)")
 
     # 3. Send through SMTP XOAUTH2 and fetch through IMAP XOAUTH2.
     outgoing.refresh_from_db()
@@ -180,14 +180,15 @@ def test_admin_connects_outlook_and_gmail_and_reconnects_after_revocation(
     with pytest.raises(OAuthReconnectRequired):
         fetch_mail(incoming, test_ca)
     assert Notification.objects.filter(user=admin_user).exists()
-    page.goto(f"/settings/technical/email/oauth/connect/incoming/{incoming.pk}/")
+    page.goto(incoming.get_absolute_url())
     assert page.inner_text(".oauth-status") == "Gmail: reconnect needed"
     assert "reconnect the account" in page.inner_text(".oauth-box")
     send_mail(outgoing, test_ca)
     assert len(starttls_server.received) == 2  # Outlook unaffected
 
     # 5. One click on Reconnect, sign in again: valid, and the fetch works.
-    connect_in_browser(page, "incoming", incoming, gmail_box, oauth_server)
+    page.click("button.oauth-connect:has-text('Reconnect')")
+    page.wait_for_selector(f"text=account {gmail_box} connected.")
     assert page.inner_text(".oauth-status") == "Gmail Token Valid"
     incoming.refresh_from_db()
     assert fetch_mail(incoming, test_ca) == [RAW]
