@@ -7,6 +7,7 @@ read-only kind refuses writes with 403.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -73,6 +74,8 @@ def _cell(obj: object, column: str) -> str:
     if display is not None:
         return str(display())
     value = getattr(obj, column)
+    if isinstance(value, get_user_model()):
+        return value.get_full_name() or value.get_username()
     return "" if value is None else str(value)
 
 
