@@ -305,6 +305,12 @@ class CaughtMail(models.Model):
     raw = models.BinaryField()
     size = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Mail to the catch-all domain goes through routing (mailservers.services.
+    # localmailbox): "" = only caught; else an InboundMail outcome, or "error" when
+    # routing raised (the message is still here, with the reason).
+    routing_outcome = models.CharField(max_length=20, blank=True)
+    routing_error = models.TextField(blank=True)
+    routing_routes = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
