@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from knowlix.crypto import EncryptedTextField
-from knowlix.users import has_technical_access
+from knowlix.users import is_admin
 
 __all__ = ["FetchedMessage", "IncomingServer"]
 
@@ -142,8 +142,9 @@ class IncomingServer(models.Model):
         return reverse("mailservers:incoming-detail", args=[self.pk])
 
     def can_be_opened_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
-        """Its page is technical (admins in developer mode); feed notices open it."""
-        return has_technical_access(user)
+        """Any admin may open a server's page (a notice links there); the list of
+        servers sits in the Technical menu, shown in developer mode."""
+        return is_admin(user)
 
     @property
     def effective_port(self) -> int:

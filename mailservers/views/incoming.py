@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from knowlix.decorators import technical_required
+from knowlix.decorators import admin_required, technical_required
 from mailservers.errors import MailServerError
 from mailservers.models import FetchedMessage, IncomingServer
 from mailservers.services.incoming_connect import (
@@ -118,7 +118,7 @@ def server_list(request: HttpRequest) -> HttpResponse:
     return render(request, "mailservers/incoming/list.html", {"servers": servers})
 
 
-@technical_required
+@admin_required
 def server_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     server = get_object_or_404(IncomingServer, pk=pk) if pk else IncomingServer()
     form = IncomingServerForm(request.POST or None, instance=server)
@@ -131,7 +131,7 @@ def server_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     return render(request, "mailservers/incoming/form.html", context, status=status)
 
 
-@technical_required
+@admin_required
 def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_object_or_404(
         IncomingServer.objects.select_related("oauth_grant"), pk=pk
@@ -148,7 +148,7 @@ def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "mailservers/incoming/detail.html", context)
 
 
-@technical_required
+@admin_required
 @require_POST
 def server_test(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_object_or_404(IncomingServer, pk=pk)
@@ -161,7 +161,7 @@ def server_test(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(server.get_absolute_url())
 
 
-@technical_required
+@admin_required
 @require_POST
 def server_fetch(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_object_or_404(IncomingServer, pk=pk)
@@ -171,7 +171,7 @@ def server_fetch(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(f"{server.get_absolute_url()}?since={since.isoformat()}")
 
 
-@technical_required
+@admin_required
 def server_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status fragment; it keeps polling itself while a fetch is pending."""
     server = get_object_or_404(IncomingServer, pk=pk)
@@ -180,7 +180,7 @@ def server_status(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "mailservers/incoming/_status.html", context)
 
 
-@technical_required
+@admin_required
 @require_POST
 def server_delete(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_object_or_404(IncomingServer, pk=pk)

@@ -158,16 +158,21 @@ def test_inbox_opens_incoming_server_notice_for_technical_admin(
     assert open_notice(client, alice, server)[1].status_code == 404
 
 
-def test_incoming_server_notice_needs_developer_mode_like_its_page(
-    client, dovecot_user, make_incoming_server, staff
+def test_incoming_server_notice_opens_for_admins_without_developer_mode(
+    client, dovecot_user, make_incoming_server, staff, alice
 ):
-    """Without developer mode the server page is closed, so is the notice (404)."""
+    """Any admin lands on the failing server's page with its reason; others get 404."""
     server = make_incoming_server(dovecot_user, name="support box")
     server.password = "wrong"
     server.save(update_fields=["password"])
     with pytest.raises(ServerAuthError):
         incoming_service.poll_incoming_server(server=server)
-    assert open_notice(client, staff, server)[1].status_code == 404
+    note, response = open_notice(client, staff, server)
+    assert response.status_code == 302
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and "AUTHENTICATIONFAILED" in page.text
+    services.notify_users(target=server, users=[alice], subject="x", body_html="x")
+    assert open_notice(client, alice, server)[1].status_code == 404
 
 
 def test_inbox_opens_dns_break_notice_for_staff_admin(
