@@ -50,6 +50,8 @@ def apply_oauth_rules(server: models.Model, *, kind: str) -> list[str]:
     if not server.host or server.host in _KNOWN_HOSTS:
         for name, value in preset.items():
             put(name, value)
+        if kind == "incoming" and getattr(server, "kind", "") == "pop3":
+            put("port", 995)  # the providers' POP3 over implicit TLS
     put("password", "")
     grant = getattr(server, "oauth_grant", None)
     if grant is not None and grant.provider != provider:

@@ -55,3 +55,17 @@ def test_custom_host_and_password_servers_are_left_alone():
     plain = OutgoingServer(name="p", host="mail.example", password="pw")
     assert apply_oauth_rules(plain, kind="outgoing") == []
     assert plain.password == "pw"
+
+
+def test_pop3_oauth_server_gets_the_pop3s_port():
+    """An Outlook POP3 server is preset to 995, not IMAP's 993."""
+    from mailservers.models import IncomingServer
+    from mailservers.oauth.presets import apply_oauth_rules
+
+    server = IncomingServer(name="pop", kind="pop3", auth_method="outlook", host="")
+    apply_oauth_rules(server, kind="incoming")
+    assert (server.host, server.port, server.security) == (
+        "outlook.office365.com",
+        995,
+        "ssl",
+    )
