@@ -2,7 +2,8 @@
 
 ``python manage.py mailcatcher`` (started by ``make run``) listens on
 ``KNOWLIX_MAILCATCHER`` and stores every message as a ``CaughtMail`` row, shown on the
-*Local mailbox* page, so the whole flow works without a real mail account. It accepts
+*Local mailbox* page; mail to the catch-all domain then goes through routing like any
+incoming mail, so the whole loop works without a real mail account. It accepts
 any sender, recipient and login (it delivers nowhere); bind it to loopback only.
 """
 
@@ -19,6 +20,7 @@ from django.db import connection
 
 from mailservers.mime import clean_header
 from mailservers.models import CaughtMail
+from mailservers.services.localmailbox import route_caught_mail
 
 logger = logging.getLogger(__name__)
 MAX_BYTES = 64 * 1024 * 1024
@@ -47,10 +49,13 @@ def store_caught_mail(*, mail_from: str, rcpt_tos: list[str], raw: bytes) -> Cau
 
 
 def _store_and_close(*, mail_from: str, rcpt_tos: list[str], raw: bytes) -> CaughtMail:
-    """Store from the executor thread, then release its database connection (a quiet
-    catcher must not hold a session open between mails)."""
+    """Store from the executor thread, route it when it is for our domain, then release
+    the database connection (a quiet catcher must not hold a session open between
+    mails). The row is committed before routing, so routing can never lose it."""
     try:
-        return store_caught_mail(mail_from=mail_from, rcpt_tos=rcpt_tos, raw=raw)
+        caught = store_caught_mail(mail_from=mail_from, rcpt_tos=rcpt_tos, raw=raw)
+        route_caught_mail(caught=caught)
+        return caught
     finally:
         connection.close()
 

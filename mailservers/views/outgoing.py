@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from knowlix import params
 from knowlix.decorators import admin_required, technical_required
+from mailservers.localmailbox_forms import LocalReplyForm
 from mailservers.models import (
     PRESETS,
     CaughtMail,
@@ -30,6 +31,7 @@ from mailservers.models import (
     OutgoingServer,
 )
 from mailservers.outgoing_forms import OutgoingServerForm
+from mailservers.services import localmailbox as localmailbox_services
 from mailservers.services import outgoing as services
 
 PAGE_SIZE = 50
@@ -188,11 +190,16 @@ def _parse(caught: CaughtMail) -> EmailMessage:
     return email.message_from_bytes(bytes(caught.raw), policy=email.policy.default)
 
 
-@admin_required
-def localmailbox_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def _render_detail(
+    request: HttpRequest,
+    caught: CaughtMail,
+    *,
+    form: LocalReplyForm | None = None,
+    reply: localmailbox_services.ReplyOutcome | None = None,
+    status: int = 200,
+) -> HttpResponse:
     from feed.html import sanitize_html
 
-    caught = get_object_or_404(CaughtMail, pk=pk)
     msg = _parse(caught)
     html_part = msg.get_body(preferencelist=("html",))
     text_part = msg.get_body(preferencelist=("plain",))
@@ -211,8 +218,49 @@ def localmailbox_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "text": text_part.get_content() if text_part else "",
             "headers": list(msg.items()),
             "attachments": attachments,
+            "routes": localmailbox_services.landed_routes(caught.routing_routes),
+            "reply_as": localmailbox_services.reply_identity(caught),
+            "reply_form": form or LocalReplyForm(),
+            "reply": reply,
         },
+        status=status,
     )
+
+
+@admin_required
+def localmailbox_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    caught = get_object_or_404(CaughtMail, pk=pk)
+    reply_id = request.GET.get("reply", "")
+    reply = (
+        localmailbox_services.get_reply_outcome(int(reply_id))
+        if reply_id.isdigit()
+        else None
+    )
+    return _render_detail(request, caught, reply=reply)
+
+
+@admin_required
+@require_POST
+def localmailbox_reply(request: HttpRequest, pk: int) -> HttpResponse:
+    """Answer a caught mail as its recipient, through the routing pipeline."""
+    caught = get_object_or_404(CaughtMail, pk=pk)
+    form = LocalReplyForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            reply = localmailbox_services.reply_to_caught_mail(
+                caught=caught,
+                body=form.cleaned_data["body"],
+                attachment=form.cleaned_data["attachment"],
+            )
+        except localmailbox_services.NoReplyAddress as exc:
+            form.add_error(None, exc.user_message)
+        else:
+            url = caught.get_absolute_url()
+            if reply.inbound_id is None:  # seen before: nothing new was stored
+                messages.warning(request, f"Reply {reply.outcome}: {reply.reason}")
+                return redirect(url)
+            return redirect(f"{url}?reply={reply.inbound_id}#reply-outcome")
+    return _render_detail(request, caught, form=form, status=400)
 
 
 @admin_required
@@ -253,6 +301,11 @@ urlpatterns = [
     path("local-mailbox/", localmailbox, name="localmailbox"),
     path("local-mailbox/clear/", localmailbox_clear, name="localmailbox-clear"),
     path("local-mailbox/<int:pk>/", localmailbox_detail, name="localmailbox-detail"),
+    path(
+        "local-mailbox/<int:pk>/reply/",
+        localmailbox_reply,
+        name="localmailbox-reply",
+    ),
     path(
         "local-mailbox/<int:pk>/attachments/<int:index>/",
         localmailbox_attachment,

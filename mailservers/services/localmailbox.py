@@ -1,0 +1,214 @@
+"""The local mailbox closes the loop: caught mail to our domain is routed, and a caught
+mail can be answered as its recipient.
+
+Owns the ``routing_*`` fields of ``CaughtMail``. Invariant: the ``CaughtMail`` row is
+stored before routing starts and routing never deletes it, so a routing failure never
+loses the caught mail (routing quarantines bad mail itself; anything it raises is
+logged and kept on the row). Replies are RFC 5322 messages built with the stdlib email
+API, every header value on one line (``mime.clean_header``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import SMTP
+from email.policy import default as default_policy
+from email.utils import format_datetime, getaddresses
+
+from django.core.files.uploadedfile import UploadedFile
+from django.utils import timezone
+
+from knowlix import params
+from knowlix.records import get_record_by_label
+from mailservers.mime import (
+    InvalidAddress,
+    clean_header,
+    make_message_id,
+    parse_address,
+)
+from mailservers.models import CaughtMail
+
+logger = logging.getLogger(__name__)
+CATCHER_SOURCE = "mailcatcher"
+REPLY_SOURCE = "localmailbox"
+ERROR = "error"  # routing raised: the outcome stored on the row
+MAX_REFERENCES = 32
+
+
+class NoReplyAddress(ValueError):
+    """The caught mail has no recipient to answer as, or no sender to answer to."""
+
+    user_message = "This mail has no recipient or no sender address to reply with."
+
+
+@dataclass
+class LandedRoute:
+    """Where a routed message landed, for a link on the page."""
+
+    action: str
+    label: str
+    url: str
+
+
+@dataclass
+class ReplyOutcome:
+    outcome: str
+    reason: str = ""
+    routes: list[LandedRoute] = field(default_factory=list)
+    inbound_id: int | None = None
+
+
+def _headers(raw: bytes) -> EmailMessage:
+    return BytesHeaderParser(policy=default_policy).parsebytes(raw)  # type: ignore[return-value]
+
+
+def _addresses(headers: EmailMessage, *names: str) -> list[tuple[str, str]]:
+    """(name, address) pairs of these headers; a malformed header counts as none."""
+    values = []
+    for name in names:
+        for value in headers.get_all(name) or ():
+            try:
+                values.append(clean_header(str(value)))
+            except (ValueError, IndexError):
+                continue
+    return [(n, a) for n, a in getaddresses(values) if "@" in a]
+
+
+def is_for_catchall(*, rcpt_tos: list[str], raw: bytes) -> bool:
+    """True if an envelope recipient or a To/Cc address is at the catch-all domain."""
+    domain = "@" + params.catchall_domain()
+    headers = [a for _, a in _addresses(_headers(raw), "To", "Cc")]
+    return any(a.strip().lower().endswith(domain) for a in [*rcpt_tos, *headers])
+
+
+def route_caught_mail(*, caught: CaughtMail) -> None:
+    """Route a stored caught mail addressed to our domain; record what happened.
+
+    Mail to outside addresses is only caught. Never raises: a routing exception is
+    logged and stored on the row, which keeps the mail.
+    """
+    from routing.services import route_incoming_message
+
+    raw = bytes(caught.raw)
+    if not is_for_catchall(rcpt_tos=list(caught.rcpt_tos), raw=raw):
+        return
+    try:
+        result = route_incoming_message(raw=raw, source=CATCHER_SOURCE)
+    except Exception as exc:  # noqa: BLE001 - any failure must leave the mail caught
+        logger.exception("routing caught mail %s failed", caught.pk)
+        caught.routing_outcome = ERROR
+        caught.routing_error = f"{type(exc).__name__}: {exc}"[:2000]
+        caught.routing_routes = []
+    else:
+        caught.routing_outcome = str(result.outcome)
+        caught.routing_error = "" if result.outcome == "routed" else result.reason
+        caught.routing_routes = [route.as_dict() for route in result.routes]
+    caught.save(update_fields=["routing_outcome", "routing_error", "routing_routes"])
+
+
+def landed_routes(routes: list[dict]) -> list[LandedRoute]:
+    """Routes (``{"action", "record", "message"}``) with a link to each record."""
+    landed = []
+    for route in routes:
+        record = get_record_by_label(str(route.get("record", "")))
+        if record is None:
+            continue
+        url = f"{record.get_absolute_url()}#message-{route.get('message')}"
+        landed.append(LandedRoute(str(route.get("action", "")), str(record), url))
+    return landed
+
+
+def reply_identity(caught: CaughtMail) -> Address | None:
+    """The caught mail's first recipient (To, else the envelope): who replies."""
+    candidates = [
+        *_addresses(_headers(bytes(caught.raw)), "To"),
+        *(("", a) for a in caught.rcpt_tos),
+    ]
+    for name, address in candidates:
+        try:
+            return parse_address((name, address))
+        except InvalidAddress:
+            continue
+    return None
+
+
+def build_reply(
+    *, caught: CaughtMail, body: str, attachment: UploadedFile | None = None
+) -> bytes:
+    """An RFC 5322 reply to ``caught`` from its first recipient (CRLF bytes).
+
+    To: its Reply-To, else its From; "Re: " subject; In-Reply-To and References
+    chained; a new Message-ID at the replying address's domain.
+    """
+    headers = _headers(bytes(caught.raw))
+    sender = reply_identity(caught)
+    to = _addresses(headers, "Reply-To") or _addresses(headers, "From")
+    if not to and caught.mail_from:
+        to = [("", caught.mail_from)]
+    try:
+        recipients = [parse_address(pair) for pair in to]
+    except InvalidAddress as exc:
+        raise NoReplyAddress(str(exc)) from exc
+    if sender is None or not recipients:
+        raise NoReplyAddress("no recipient or sender")
+
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = sender
+    msg["To"] = recipients
+    subject = clean_header(str(headers.get("Subject", "") or caught.subject))
+    msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    msg["Date"] = format_datetime(timezone.now())
+    msg["Message-ID"] = make_message_id(sender.domain)
+    parent_id = clean_header(caught.message_id)
+    if parent_id:
+        references = clean_header(str(headers.get("References", ""))).split()
+        chain = [*references[-(MAX_REFERENCES - 1) :], parent_id]
+        msg["In-Reply-To"] = parent_id
+        msg["References"] = " ".join(dict.fromkeys(chain))
+    msg.set_content(body.replace("\r\n", "\n"), subtype="plain", charset="utf-8")
+    if attachment is not None:
+        maintype, _, subtype = (attachment.content_type or "").lower().partition("/")
+        if not maintype or not subtype or maintype in ("multipart", "message"):
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(
+            attachment.read(),
+            maintype,
+            subtype,
+            filename=clean_header(attachment.name or "") or "attachment",
+        )
+    return msg.as_bytes(policy=SMTP)
+
+
+def reply_to_caught_mail(
+    *, caught: CaughtMail, body: str, attachment: UploadedFile | None = None
+) -> ReplyOutcome:
+    """Reply to ``caught`` as its recipient through the routing pipeline."""
+    from routing.services import route_incoming_message
+
+    raw = build_reply(caught=caught, body=body, attachment=attachment)
+    result = route_incoming_message(raw=raw, source=REPLY_SOURCE)
+    return ReplyOutcome(
+        outcome=str(result.outcome),
+        reason=result.reason,
+        routes=landed_routes([route.as_dict() for route in result.routes]),
+        inbound_id=result.inbound_id,
+    )
+
+
+def get_reply_outcome(inbound_id: int) -> ReplyOutcome | None:
+    """What routing made of a reply sent from the Local mailbox (shown after it)."""
+    from routing.models import InboundMail
+
+    inbound = InboundMail.objects.filter(pk=inbound_id, source=REPLY_SOURCE).first()
+    if inbound is None:
+        return None
+    return ReplyOutcome(
+        outcome=inbound.outcome,
+        reason=inbound.reason,
+        routes=landed_routes(inbound.routes),
+        inbound_id=inbound.pk,
+    )
