@@ -11,6 +11,29 @@ from django.utils.translation import gettext_lazy as _
 
 from knowlix.models.base import Record
 
+
+def contact_link() -> models.ForeignKey:
+    """An optional link to a contact (set to null when the contact is deleted)."""
+    return models.ForeignKey(
+        "knowlix.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+
+def user_link() -> models.ForeignKey:
+    """An optional link to a user (set to null when the user is deleted)."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+
 _money = {
     "max_digits": 12,
     "decimal_places": 2,
@@ -32,13 +55,7 @@ class Opportunity(Record):
         LOST = "lost", _("Lost")
 
     title = models.CharField(max_length=200)
-    contact = models.ForeignKey(
-        "knowlix.Contact",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    contact = contact_link()
     expected_revenue = models.DecimalField(default=Decimal(0), **_money)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
 
@@ -61,13 +78,7 @@ class SalesOrder(Record):
         CANCELLED = "cancelled", _("Cancelled")
 
     number = models.CharField(max_length=40, unique=True)
-    customer = models.ForeignKey(
-        "knowlix.Contact",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    customer = contact_link()
     total = models.DecimalField(default=Decimal(0), **_money)
     state = models.CharField(
         max_length=20, choices=State.choices, default=State.QUOTATION
@@ -91,13 +102,7 @@ class Invoice(Record):
         CANCELLED = "cancelled", _("Cancelled")
 
     number = models.CharField(max_length=40, unique=True)
-    customer = models.ForeignKey(
-        "knowlix.Contact",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    customer = contact_link()
     amount = models.DecimalField(default=Decimal(0), **_money)
     due_date = models.DateField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
@@ -113,13 +118,7 @@ class Project(Record):
     URL_NAME = "project"
 
     name = models.CharField(max_length=200)
-    manager = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    manager = user_link()
     deadline = models.DateField(null=True, blank=True)
 
     class Meta(Record.Meta):
@@ -150,24 +149,12 @@ class Ticket(Record):
         CANCELLED = "cancelled", _("Cancelled")
 
     subject = models.CharField(max_length=200)
-    contact = models.ForeignKey(
-        "knowlix.Contact",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    contact = contact_link()
     priority = models.CharField(
         max_length=10, choices=Priority.choices, default=Priority.NORMAL
     )
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
-    assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    assignee = user_link()
 
     class Meta(Record.Meta):
         verbose_name = _("helpdesk ticket")
@@ -192,13 +179,7 @@ class Expense(Record):
         PAID = "paid", _("Paid")
 
     description = models.CharField(max_length=200)
-    employee = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    employee = user_link()
     amount = models.DecimalField(default=Decimal(0), **_money)
     state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
 
@@ -228,13 +209,7 @@ class JobApplication(Record):
     email = models.EmailField(blank=True)
     job_position = models.CharField(max_length=200, blank=True)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
-    contact = models.ForeignKey(
-        "knowlix.Contact",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    contact = contact_link()
 
     class Meta(Record.Meta):
         verbose_name = _("job application")
