@@ -118,7 +118,8 @@ def landed_routes(routes: list[dict]) -> list[LandedRoute]:
         if record is None:
             continue
         url = f"{record.get_absolute_url()}#message-{route.get('message')}"
-        landed.append(LandedRoute(str(route.get("action", "")), str(record), url))
+        label = f"{record.record_tag} {record}"
+        landed.append(LandedRoute(str(route.get("action", "")), label, url))
     return landed
 
 
