@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean migrate demo
+.PHONY: run test test-packages lint format bench clean migrate demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,10 @@ lint: $(STAMP)
 	$(BIN)/djlint templates */templates --check --quiet
 	$(BIN)/python manage.py makemigrations --check --dry-run --skip-checks
 
-test: lint
+test-packages:
+	bash scripts/install-test-packages
+
+test: lint test-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 format: $(STAMP)
