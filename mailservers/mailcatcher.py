@@ -54,7 +54,12 @@ def _store_and_close(*, mail_from: str, rcpt_tos: list[str], raw: bytes) -> Caug
     mails). The row is committed before routing, so routing can never lose it."""
     try:
         caught = store_caught_mail(mail_from=mail_from, rcpt_tos=rcpt_tos, raw=raw)
-        route_caught_mail(caught=caught)
+        try:
+            route_caught_mail(caught=caught)
+        except Exception:  # noqa: BLE001 - e.g. the outcome not saved: still caught
+            logger.exception(
+                "caught mail %s kept, its routing outcome not saved", caught.pk
+            )
         return caught
     finally:
         connection.close()

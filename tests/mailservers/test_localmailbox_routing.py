@@ -102,7 +102,9 @@ def test_caught_mail_to_an_outside_address_is_only_caught(catchall, mailcatcher)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_routing_failure_keeps_the_caught_mail(catchall, mailcatcher, monkeypatch):  # noqa: ANN001
+def test_routing_failure_keeps_the_caught_mail(
+    catchall, mailcatcher, monkeypatch, admin_user
+):  # noqa: ANN001
     """If routing raises, the mail stays caught with the reason on its row and page."""
     import routing.services
 
@@ -115,6 +117,9 @@ def test_routing_failure_keeps_the_caught_mail(catchall, mailcatcher, monkeypatc
     assert caught.routing_outcome == "error"
     assert "database on fire" in caught.routing_error
     assert caught.subject == "The printer prints nothing"
+    client = Client()
+    client.force_login(admin_user)
+    assert "database on fire" in client.get(caught.get_absolute_url()).text
 
 
 @pytest.mark.django_db(transaction=True)
