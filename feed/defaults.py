@@ -1,10 +1,17 @@
 """Default feed data: the subtypes followers subscribe to and the activity types.
 
 :func:`ensure_default_data` is idempotent (get-or-create by code/name); the demo
-command, tests and the data migration call it.
+command, tests and the data migration call it. Subtypes are reference data read on
+every post: :func:`cached_subtypes` keeps them per process, dropped by
+:func:`ensure_default_data`, by ``migrate``/``flush`` and after ``CACHE_SECONDS``.
 """
 
 from __future__ import annotations
+
+import threading
+import time
+
+from django.db import transaction
 
 from feed.models import ActivityType, Subtype
 
@@ -27,10 +34,40 @@ ACTIVITY_TYPES = [
 ]
 
 
+CACHE_SECONDS = 30.0
+_lock = threading.Lock()
+_subtypes: dict[str, Subtype] | None = None
+_loaded_at = 0.0
+# Subtypes created in a transaction that has not committed yet may still vanish
+# (a rollback): they are not cached until it commits.
+_uncommitted = False
+
+
+def cached_subtypes() -> dict[str, Subtype]:
+    """Every subtype by code, read once per process (treat them as read-only)."""
+    global _subtypes, _loaded_at
+    with _lock:
+        if _uncommitted:
+            return {s.code: s for s in Subtype.objects.all()}
+        if _subtypes is None or time.monotonic() - _loaded_at > CACHE_SECONDS:
+            _subtypes = {s.code: s for s in Subtype.objects.all()}
+            _loaded_at = time.monotonic()
+        return _subtypes
+
+
+def clear_subtype_cache(*, uncommitted: bool | None = None) -> None:
+    global _subtypes, _uncommitted
+    with _lock:
+        _subtypes = None
+        if uncommitted is not None:
+            _uncommitted = uncommitted
+
+
 def ensure_default_data() -> None:
     """Create the default subtypes and activity types when they are missing."""
+    created = False
     for code, name, internal, default, sequence in SUBTYPES:
-        Subtype.objects.get_or_create(
+        created |= Subtype.objects.get_or_create(
             code=code,
             defaults={
                 "name": name,
@@ -38,7 +75,7 @@ def ensure_default_data() -> None:
                 "default": default,
                 "sequence": sequence,
             },
-        )
+        )[1]
     for name, category, delay, icon, sequence in ACTIVITY_TYPES:
         ActivityType.objects.get_or_create(
             name=name,
@@ -49,3 +86,8 @@ def ensure_default_data() -> None:
                 "sequence": sequence,
             },
         )
+    if created and transaction.get_connection().in_atomic_block:
+        clear_subtype_cache(uncommitted=True)
+        transaction.on_commit(lambda: clear_subtype_cache(uncommitted=False))
+    else:
+        clear_subtype_cache()

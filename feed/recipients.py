@@ -21,11 +21,11 @@ from email.utils import getaddresses
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model
+from django.db.models import Exists, Model, OuterRef
 
 from feed import delivery
 from feed.delivery import Addressee
-from feed.models import Follower, Message, MessageRecipient, Notification
+from feed.models import Follower, Message, MessageRecipient, Notification, Subtype
 from knowlix import params
 from knowlix.access import can_view_record
 from knowlix.models import Contact, normalize_email
@@ -70,19 +70,39 @@ def _is_ours(address: str) -> bool:
     return normalize_email(address).endswith("@" + params.catchall_domain())
 
 
-def plan_delivery(
-    *, message: Message, record: Model, extra_addresses: Sequence[str]
-) -> DeliveryPlan:
-    from feed.services import follow  # the public service; avoids an import cycle
-
-    plan = DeliveryPlan()
-    followers = list(
+def record_followers(*, record: Model, subtype: Subtype) -> list[Follower]:
+    """Every follower of ``record`` (user and profile, or contact), each marked
+    ``subscribed`` to ``subtype`` or not: one query for the whole plan."""
+    subscribed = Follower.subtypes.through.objects.filter(
+        follower_id=OuterRef("pk"), subtype_id=subtype.pk
+    )
+    return list(
         Follower.objects.filter(
             content_type=ContentType.objects.get_for_model(record),
             object_id=record.pk,
-            subtypes=message.subtype,
-        ).select_related("user", "contact")
+        )
+        .select_related("user__profile", "contact")
+        .annotate(subscribed=Exists(subscribed))
+        .order_by("pk")
     )
+
+
+def plan_delivery(
+    *,
+    message: Message,
+    record: Model,
+    extra_addresses: Sequence[str],
+    followers: Sequence[Follower] | None = None,
+) -> DeliveryPlan:
+    """``followers``: :func:`record_followers` for the message's subtype, when the
+    caller already read them (they are read here otherwise)."""
+    from feed.services import follow  # the public service; avoids an import cycle
+
+    plan = DeliveryPlan()
+    if followers is None:
+        followers = record_followers(record=record, subtype=message.subtype)
+    following = {f.contact_id for f in followers if f.contact_id is not None}
+    followers = [f for f in followers if f.subscribed]
     users = {
         f.user.pk: f.user
         for f in followers
@@ -118,8 +138,14 @@ def plan_delivery(
                     message=message, address=address, name=name[:200], contact=contact
                 )
             )
-            if contact is not None and public and not message.is_unverified_sender:
+            if (
+                contact is not None
+                and public
+                and not message.is_unverified_sender
+                and contact.pk not in following
+            ):
                 follow(record=record, contact=contact)  # known Cc'd people follow
+                following.add(contact.pk)
     if message.is_internal or message.subtype.internal:
         return plan
     if incoming and message.is_unverified_sender:
@@ -132,7 +158,9 @@ def plan_delivery(
             if _is_ours(address):
                 continue
             contact = find_or_create_contact(address, name)
-            follow(record=record, contact=contact)
+            if contact.pk not in following:
+                follow(record=record, contact=contact)
+                following.add(contact.pk)
             contacts.append(contact)
     for contact in contacts:
         key = normalize_email(contact.email)

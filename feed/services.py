@@ -31,7 +31,7 @@ from feed.attachments import (
     check_sizes,
     store_attachments,
 )
-from feed.defaults import ensure_default_data
+from feed.defaults import cached_subtypes, ensure_default_data
 from feed.errors import EmptyMessage
 from feed.html import html_to_text, sanitize_html, text_to_html
 from feed.models import (
@@ -77,7 +77,7 @@ def new_message_id() -> str:
 
 
 def get_subtype(code: str) -> Subtype:
-    subtype = Subtype.objects.filter(code=code).first()
+    subtype = cached_subtypes().get(code)
     if subtype is None:
         ensure_default_data()
         subtype = Subtype.objects.get(code=code)
@@ -116,11 +116,18 @@ def follow(
     if subtypes is not None:
         follower.subtypes.set(subtypes)
     elif created:
-        defaults = Subtype.objects.filter(default=True)
-        if contact is not None:
-            defaults = defaults.filter(internal=False)
-        follower.subtypes.set(defaults)
+        follower.subtypes.add(*_default_subtypes(for_contact=contact is not None))
     return follower
+
+
+def _default_subtypes(*, for_contact: bool) -> list[Subtype]:
+    """What a new follower subscribes to: the default subtypes (contacts: the
+    non-internal ones)."""
+    return [
+        s
+        for s in cached_subtypes().values()
+        if s.default and not (for_contact and s.internal)
+    ]
 
 
 def unfollow(
@@ -134,15 +141,51 @@ def unfollow(
         qs.filter(contact=contact).delete()
 
 
-def _follow_defaults(record: Model, author: AbstractBaseUser | None) -> None:
+def _follow_defaults(
+    record: Model, author: AbstractBaseUser | None, *, is_new: bool = False
+) -> None:
     people = list(getattr(record, "feed_users", []) or [])
     if author is not None and getattr(author, "pk", None):
         people.append(author)
-    for user in {u.pk: u for u in people}.values():
-        follow(record=record, user=user)
+    users = list({u.pk: u for u in people}.values())
     contact = getattr(record, "feed_contact", None)
+    if is_new:
+        _follow_new_record(record, users=users, contact=contact)
+        return
+    for user in users:
+        follow(record=record, user=user)
     if contact is not None:
         follow(record=record, contact=contact)
+
+
+def _follow_new_record(
+    record: Model, *, users: list[AbstractBaseUser], contact: Model | None
+) -> None:
+    """``follow()`` for each of them, at once, on a record created in the current
+    transaction: no one else can follow it concurrently, so the missing followers
+    are inserted together, with no savepoint each."""
+    ct = ContentType.objects.get_for_model(record)
+    followed = list(
+        Follower.objects.filter(content_type=ct, object_id=record.pk).values_list(
+            "user_id", "contact_id"
+        )
+    )
+    new = [
+        Follower(content_type=ct, object_id=record.pk, user=user)
+        for user in users
+        if (user.pk, None) not in followed
+    ]
+    if contact is not None and (None, contact.pk) not in followed:
+        new.append(Follower(content_type=ct, object_id=record.pk, contact=contact))
+    if not new:
+        return
+    Follower.objects.bulk_create(new)
+    through = Follower.subtypes.through
+    through.objects.bulk_create(
+        through(follower_id=follower.pk, subtype_id=subtype.pk)
+        for follower in new
+        for subtype in _default_subtypes(for_contact=follower.contact_id is not None)
+    )
 
 
 # --- Posting ------------------------------------------------------------------------
@@ -157,7 +200,6 @@ def _sender_address(user: AbstractBaseUser | None, contact: Model | None) -> str
     return ""
 
 
-@transaction.atomic
 def post_message(
     *,
     record: Model,
@@ -207,44 +249,60 @@ def post_message(
     typed = (
         kind != Message.Kind.NOTIFICATION and direction != Message.Direction.INCOMING
     )
-    has_text = bool(html_to_text(clean_html).strip()) or "<img" in clean_html
-    if typed and not has_text and not files:
+    if typed and not files and not _has_text(clean_html):
         raise EmptyMessage()
     if not isinstance(subtype, Subtype):
         subtype = get_subtype(subtype or DEFAULT_SUBTYPE[kind])
     is_internal = kind == Message.Kind.NOTE or bool(parent and parent.is_internal)
     if is_internal and subtype.code == Subtype.DISCUSSION:
         subtype = get_subtype(Subtype.NOTE)
-    message = Message.objects.create(
-        content_object=record,
-        kind=kind,
-        direction=direction,
-        subtype=subtype,
-        author_user=author,
-        author_contact=author_contact,
-        email_from=(email_from or _sender_address(author, author_contact))[:320],
-        subject=(subject or "")[:998],
-        body_html=clean_html,
-        body_text=body_text or html_to_text(clean_html),
-        message_id=(message_id or new_message_id())[:998],
-        parent=parent,
-        is_internal=is_internal,
-        is_unverified_sender=is_unverified_sender,
-        auth_verdict=auth_verdict[:200],
-        created_at=created_at or timezone.now(),
-    )
-    store_attachments(message=message, files=files)
-    if author is not None:
-        follow(record=record, user=author)
-    if author_contact is not None and not is_internal:
-        follow(record=record, contact=author_contact)
-    plan = rcpt.plan_delivery(
-        message=message, record=record, extra_addresses=recipients
-    )
-    MessageRecipient.objects.bulk_create(plan.recipient_rows)
-    rcpt.create_notifications(message=message, users=plan.notified_users)
-    rcpt.queue_planned_mail(message=message, plan=plan)  # sent on commit
+    # Checked above, written below in the post's own transaction, or in the caller's
+    # without a savepoint (a failure here fails the caller's transaction).
+    with transaction.atomic(savepoint=False):
+        message = Message.objects.create(
+            content_object=record,
+            kind=kind,
+            direction=direction,
+            subtype=subtype,
+            author_user=author,
+            author_contact=author_contact,
+            email_from=(email_from or _sender_address(author, author_contact))[:320],
+            subject=(subject or "")[:998],
+            body_html=clean_html,
+            body_text=body_text or html_to_text(clean_html),
+            message_id=(message_id or new_message_id())[:998],
+            parent=parent,
+            is_internal=is_internal,
+            is_unverified_sender=is_unverified_sender,
+            auth_verdict=auth_verdict[:200],
+            created_at=created_at or timezone.now(),
+        )
+        store_attachments(message=message, files=files)
+        # One read of the followers serves the author's follow and the plan (a new
+        # author follower changes nothing in it: the author never hears of a post).
+        followers = rcpt.record_followers(record=record, subtype=subtype)
+        if author is not None and all(f.user_id != author.pk for f in followers):
+            follow(record=record, user=author)
+        if (
+            author_contact is not None
+            and not is_internal
+            and all(f.contact_id != author_contact.pk for f in followers)
+        ):
+            follow(record=record, contact=author_contact)
+        plan = rcpt.plan_delivery(
+            message=message,
+            record=record,
+            extra_addresses=recipients,
+            followers=followers,
+        )
+        MessageRecipient.objects.bulk_create(plan.recipient_rows)
+        rcpt.create_notifications(message=message, users=plan.notified_users)
+        rcpt.queue_planned_mail(message=message, plan=plan)  # sent on commit
     return message
+
+
+def _has_text(clean_html: str) -> bool:
+    return bool(html_to_text(clean_html).strip()) or "<img" in clean_html
 
 
 @transaction.atomic
@@ -289,8 +347,10 @@ def notify_users(
 
 
 def notify_record_created(*, record: Model, author: AbstractBaseUser | None) -> Message:
-    """Author, owner, record users and contact follow; post "<kind> created"."""
-    _follow_defaults(record, author)
+    """Author, owner, record users and contact follow; post "<kind> created".
+
+    Call in the transaction that created the record."""
+    _follow_defaults(record, author, is_new=True)
     label = str(record._meta.verbose_name).capitalize()
     return post_message(
         record=record,

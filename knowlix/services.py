@@ -21,7 +21,9 @@ def _field_display(record: Record, field_name: str) -> str:
     return "" if value is None else str(value)
 
 
-@transaction.atomic
+# Its own transaction, or the caller's without a savepoint (routing of incoming mail
+# creates records inside its own savepoint, which already rolls all of it back).
+@transaction.atomic(savepoint=False)
 def create_record(*, record: Record, author: AbstractBaseUser | None) -> Record:
     """Save a new record, make its people follow it and post "created" in its feed."""
     if record.owner_id is None and author is not None:

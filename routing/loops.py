@@ -50,12 +50,22 @@ def is_over_limit(*, address: str, scope: str, record: str = "") -> bool:
     return (total or 0) >= limit
 
 
-def count_message(*, address: str, scope: str, record: str = "") -> None:
-    """Add one to the sender's current bucket (safe under concurrency)."""
+def count_message(
+    *, address: str, scope: str, record: str = "", new_record: bool = False
+) -> None:
+    """Add one to the sender's current bucket (safe under concurrency).
+
+    ``new_record``: ``record`` was created in the current transaction, so nobody can
+    have counted on it yet (record ids are never reused): its first bucket is simply
+    inserted, without the update, savepoint and clean-up of the general case.
+    """
     if not address:
         return
     key = {"address": address, "scope": scope, "record": record}
     bucket = _bucket(timezone.now())
+    if new_record and record:
+        SenderRateCounter.objects.create(**key, bucket=bucket, count=1)
+        return
     if SenderRateCounter.objects.filter(**key, bucket=bucket).update(
         count=F("count") + 1
     ):

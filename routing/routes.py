@@ -192,7 +192,10 @@ class Router:
         )
         loops.count_message(address=self.address, scope=Scope.CREATE)
         loops.count_message(
-            address=self.address, scope=Scope.POST, record=record_label(record)
+            address=self.address,
+            scope=Scope.POST,
+            record=record_label(record),
+            new_record=True,
         )
         self.routes.append(("created", record, message))
 
