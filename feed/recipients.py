@@ -21,7 +21,7 @@ from email.utils import getaddresses
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Exists, Model, OuterRef
+from django.db.models import Model
 
 from feed import delivery
 from feed.delivery import Addressee
@@ -70,21 +70,39 @@ def _is_ours(address: str) -> bool:
     return normalize_email(address).endswith("@" + params.catchall_domain())
 
 
-def record_followers(*, record: Model, subtype: Subtype) -> list[Follower]:
-    """Every follower of ``record`` (user and profile, or contact), each marked
-    ``subscribed`` to ``subtype`` or not: one query for the whole plan."""
-    subscribed = Follower.subtypes.through.objects.filter(
-        follower_id=OuterRef("pk"), subtype_id=subtype.pk
-    )
-    return list(
-        Follower.objects.filter(
-            content_type=ContentType.objects.get_for_model(record),
-            object_id=record.pk,
+@dataclass
+class Following:
+    """Who follows a record, read once per post: ids only, objects loaded on need."""
+
+    users: set[int] = field(default_factory=set)
+    contacts: set[int] = field(default_factory=set)
+    # (user_id, contact_id) of the followers subscribed to the post's subtype
+    subscribed: list[tuple[int | None, int | None]] = field(default_factory=list)
+
+
+def read_following(*, record: Model, subtype: Subtype) -> Following:
+    """The record's followers by their subscriptions, in one query.
+
+    A follower subscribed to nothing is left out of ``users``/``contacts``: callers
+    use them only to skip a ``follow()`` that would change nothing anyway.
+    """
+    rows = (
+        Follower.subtypes.through.objects.filter(
+            follower__content_type=ContentType.objects.get_for_model(record),
+            follower__object_id=record.pk,
         )
-        .select_related("user__profile", "contact")
-        .annotate(subscribed=Exists(subscribed))
-        .order_by("pk")
+        .order_by("follower_id")
+        .values_list("follower__user_id", "follower__contact_id", "subtype_id")
     )
+    following = Following()
+    for user_id, contact_id, subtype_id in rows:
+        if user_id is not None:
+            following.users.add(user_id)
+        if contact_id is not None:
+            following.contacts.add(contact_id)
+        if subtype_id == subtype.pk:
+            following.subscribed.append((user_id, contact_id))
+    return following
 
 
 def plan_delivery(
@@ -92,22 +110,25 @@ def plan_delivery(
     message: Message,
     record: Model,
     extra_addresses: Sequence[str],
-    followers: Sequence[Follower] | None = None,
+    following: Following | None = None,
 ) -> DeliveryPlan:
-    """``followers``: :func:`record_followers` for the message's subtype, when the
-    caller already read them (they are read here otherwise)."""
+    """``following``: :func:`read_following` for the message's subtype, when the
+    caller already read it (it is read here otherwise)."""
     from feed.services import follow  # the public service; avoids an import cycle
 
     plan = DeliveryPlan()
-    if followers is None:
-        followers = record_followers(record=record, subtype=message.subtype)
-    following = {f.contact_id for f in followers if f.contact_id is not None}
-    followers = [f for f in followers if f.subscribed]
-    users = {
-        f.user.pk: f.user
-        for f in followers
-        if f.user is not None and f.user.pk != message.author_user_id
-    }
+    if following is None:
+        following = read_following(record=record, subtype=message.subtype)
+    user_ids = [
+        user_id
+        for user_id, _contact_id in following.subscribed
+        if user_id is not None and user_id != message.author_user_id
+    ]
+    users: dict[int, AbstractBaseUser] = {}
+    if user_ids:
+        found = get_user_model().objects.filter(pk__in=user_ids)
+        by_pk = {u.pk: u for u in found.select_related("profile")}
+        users = {pk: by_pk[pk] for pk in user_ids if pk in by_pk}
     if message.kind != Message.Kind.NOTIFICATION:
         names = mentioned_usernames(message.body_text)
         if names:
@@ -142,25 +163,27 @@ def plan_delivery(
                 contact is not None
                 and public
                 and not message.is_unverified_sender
-                and contact.pk not in following
+                and contact.pk not in following.contacts
             ):
                 follow(record=record, contact=contact)  # known Cc'd people follow
-                following.add(contact.pk)
+                following.contacts.add(contact.pk)
     if message.is_internal or message.subtype.internal:
         return plan
     if incoming and message.is_unverified_sender:
         return plan  # do not relay mail whose sender we could not verify
     if message.author_contact_id and message.author_contact.email:
         taken.add(normalize_email(message.author_contact.email))
-    contacts = [f.contact for f in followers if f.contact is not None]
+    contacts = _subscribed_contacts(
+        following, author_contact_id=message.author_contact_id
+    )
     if not incoming and message.kind == Message.Kind.EMAIL:
         for name, address in parsed:
             if _is_ours(address):
                 continue
             contact = find_or_create_contact(address, name)
-            if contact.pk not in following:
+            if contact.pk not in following.contacts:
                 follow(record=record, contact=contact)
-                following.add(contact.pk)
+                following.contacts.add(contact.pk)
             contacts.append(contact)
     for contact in contacts:
         key = normalize_email(contact.email)
@@ -177,6 +200,21 @@ def plan_delivery(
             )
         )
     return plan
+
+
+def _subscribed_contacts(
+    following: Following, *, author_contact_id: int | None
+) -> list[Contact]:
+    """The subscribed contacts but the author (who is never mailed their own post)."""
+    ids = [
+        contact_id
+        for _user_id, contact_id in following.subscribed
+        if contact_id is not None and contact_id != author_contact_id
+    ]
+    if not ids:
+        return []
+    by_pk = Contact.objects.in_bulk(ids)
+    return [by_pk[pk] for pk in ids if pk in by_pk]
 
 
 def plan_notice(*, message: Message, users: Iterable[AbstractBaseUser]) -> DeliveryPlan:

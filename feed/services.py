@@ -280,20 +280,20 @@ def post_message(
         store_attachments(message=message, files=files)
         # One read of the followers serves the author's follow and the plan (a new
         # author follower changes nothing in it: the author never hears of a post).
-        followers = rcpt.record_followers(record=record, subtype=subtype)
-        if author is not None and all(f.user_id != author.pk for f in followers):
+        following = rcpt.read_following(record=record, subtype=subtype)
+        if author is not None and author.pk not in following.users:
             follow(record=record, user=author)
         if (
             author_contact is not None
             and not is_internal
-            and all(f.contact_id != author_contact.pk for f in followers)
+            and author_contact.pk not in following.contacts
         ):
             follow(record=record, contact=author_contact)
         plan = rcpt.plan_delivery(
             message=message,
             record=record,
             extra_addresses=recipients,
-            followers=followers,
+            following=following,
         )
         MessageRecipient.objects.bulk_create(plan.recipient_rows)
         rcpt.create_notifications(message=message, users=plan.notified_users)

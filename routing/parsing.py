@@ -49,8 +49,8 @@ RECIPIENT_HEADERS = (
 # Parsed header objects are immutable, so one parse of a given (name, value) serves
 # every later read: the standard library parses a header again on each access, and
 # the parser plus the MIME walk read Content-Type about 25 times per message (most
-# MIME headers also repeat from one message to the next). Bounded, like any cache.
-_fetch_parsed_header = functools.lru_cache(maxsize=2048)(
+# MIME headers also repeat from one message to the next). Small: ~13 KB an entry.
+_fetch_parsed_header = functools.lru_cache(maxsize=128)(
     email.policy.default.header_fetch_parse
 )
 
