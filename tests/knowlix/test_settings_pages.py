@@ -69,3 +69,15 @@ def test_user_chooses_notification_preference(client, alice):
     assert "developer_mode" not in page.text
     client.post("/preferences/", {"notify_by": "email"})
     assert get_profile(alice).notify_by == "email"
+
+
+def test_error_pages_explain_in_the_app_layout(client, alice, settings):
+    """403 says why (with the app's top bar), 404 stays friendly."""
+    settings.DEBUG = False
+    client.force_login(alice)
+    response = client.get("/settings/")
+    assert response.status_code == 403
+    assert "Only administrators may open Settings." in response.text
+    assert 'class="topbar"' in response.text
+    response = client.get("/helpdesk/tickets/999999/")
+    assert response.status_code == 404 and "Nothing here" in response.text
