@@ -72,6 +72,10 @@ class Command(BaseCommand):
         get_profile(admin)
         get_profile(marc)
         self._routing_defaults()
+        from dnscheck.services import generate_dkim_key, get_active_dkim_key
+
+        if get_active_dkim_key() is None:
+            generate_dkim_key()  # so the Sending domains page shows the key record
         if Ticket.objects.exists():
             self.stdout.write("Demo data already loaded.")
             return
@@ -105,9 +109,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Loaded {len(records)} demo records."))
 
     def _routing_defaults(self) -> None:
-        try:
-            from routing.services import ensure_default_aliases
-        except ImportError:
-            self.stdout.write("Routing aliases not available yet; skipped.")
-            return
+        from routing.services import ensure_default_aliases
+
         ensure_default_aliases()
