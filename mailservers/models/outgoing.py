@@ -229,6 +229,10 @@ class OutgoingMail(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Written by the claim: the batch holding the mail and its place in the sending
+    # order, so a crashed batch's sweeper knows which mails may have left.
+    claim_token = models.CharField(max_length=32, blank=True)
+    claim_position = models.PositiveIntegerField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)

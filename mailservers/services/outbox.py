@@ -3,8 +3,9 @@
 Exactly once: mail is claimed in a short transaction (``SELECT … FOR UPDATE SKIP
 LOCKED`` then an UPDATE to *sending*), so no two workers ever hold the same row;
 results are written right after the server's answers (delivered mail in small groups,
-see ``outbox_results.SentLog``). A crash in between leaves rows in *sending*:
-``recover_stuck_mail`` puts them back. Rate limits are
+see ``outbox_results.SentLog``). A crash leaves rows in *sending*:
+``recover_stuck_mail`` queues the untried ones again and fails, never re-sends, the
+few that may have left (each claim records its batch and sending order). Rate limits are
 counted under the server's row lock; what exceeds them stays queued. One SMTP
 connection per server per batch. Call these outside any transaction.
 """
@@ -14,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -36,6 +38,7 @@ from mailservers.errors import (
 from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
 from mailservers.services.outbox_results import (  # noqa: F401  (MAX_ATTEMPTS: tests)
     MAX_ATTEMPTS,
+    UNCERTAIN_REASON,
     DrainReport,
     SentLog,
     mark_sending,
@@ -144,13 +147,32 @@ def _claim(
             .values_list("pk", flat=True)[:limit]
         )
         if ids:
-            Mail.objects.filter(pk__in=ids).update(
-                state=Mail.State.SENDING, claimed_at=now, attempts=F("attempts") + 1
-            )
+            _mark_claimed(ids, now)
             Rcpt.objects.filter(mail_id__in=ids, state__in=Rcpt.PENDING).update(
                 state=Rcpt.State.SENDING, updated_at=now
             )
     return server, ids
+
+
+def _mark_claimed(ids: list[int], now: datetime) -> None:
+    """One UPDATE: *sending*, one more attempt, the batch's token and each mail's
+    place in the sending order (``_send_batch`` sends in ``ids`` order), which
+    ``recover_stuck_mail`` needs. Plain SQL: an ORM Case/When of 200 mails costs
+    about 20 ms to build, a tenth of the bare SMTP loop's time for them."""
+    q = connection.ops.quote_name
+    whens = " ".join(["WHEN %s THEN %s"] * len(ids))
+    marks = ", ".join(["%s"] * len(ids))
+    sql = (
+        f"UPDATE {q(Mail._meta.db_table)} SET state = %s, claimed_at = %s, "
+        "attempts = attempts + 1, claim_token = %s, "
+        f"claim_position = CASE id {whens} END WHERE id IN ({marks})"
+    )
+    positions = [value for n, pk in enumerate(ids) for value in (pk, n)]
+    when = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [Mail.State.SENDING, when, uuid.uuid4().hex, *positions, *ids]
+        )
 
 
 def _due_server_ids() -> list[int | None]:
@@ -306,29 +328,66 @@ def send_mail_item(*, mail_id: int) -> DrainReport:
     return report
 
 
+# After a crash, the first mails of a batch still *sending* (in sending order) may
+# have left: the unflushed SentLog group (at most FLUSH_EVERY) and the one in flight.
+# Every other result is written as soon as it is known, so the rest were never tried.
+UNCERTAIN_SPAN = SentLog.FLUSH_EVERY + 1
+
+
+def split_stuck_batches(
+    rows: list[tuple[int, str, int | None]],
+) -> tuple[list[int], list[int]]:
+    """(may have left, never tried) among stuck ``(id, claim_token, position)`` rows.
+
+    Only the batch's first ``UNCERTAIN_SPAN`` mails still *sending* may have left.
+    A mail without a token or a position (claimed before positions were recorded)
+    counts as possibly sent.
+    """
+    batches: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    uncertain: list[int] = []
+    for mail_id, token, position in rows:
+        if not token or position is None:
+            uncertain.append(mail_id)
+        else:
+            batches[token].append((position, mail_id))
+    untried: list[int] = []
+    for batch in batches.values():
+        ordered = [mail_id for _position, mail_id in sorted(batch)]
+        uncertain += ordered[:UNCERTAIN_SPAN]
+        untried += ordered[UNCERTAIN_SPAN:]
+    return uncertain, untried
+
+
 def recover_stuck_mail(*, older_than: timedelta = STUCK_AFTER) -> int:
-    """Mail left *sending* by a crashed worker becomes due again; returns how many."""
+    """Settle mail left *sending* by a crashed worker; returns how many.
+
+    Mail that was never tried is queued again (no attempt used). Mail that may have
+    left (see ``UNCERTAIN_SPAN``) is never re-sent on its own: it fails with a reason
+    saying so, and a person checks with the recipient and uses Retry.
+    """
     cutoff = timezone.now() - older_than
-    reason = _("The worker stopped while sending; retried.")
+    report = DrainReport()
     with transaction.atomic():
-        ids = list(
+        rows = list(
             Mail.objects.select_for_update(skip_locked=True)
             .filter(state=Mail.State.SENDING, claimed_at__lt=cutoff)
-            .values_list("pk", flat=True)
+            .values_list("pk", "claim_token", "claim_position")
         )
-        Mail.objects.filter(pk__in=ids).update(
-            state=Mail.State.DEFERRED,
-            next_attempt_at=timezone.now(),
-            last_error=reason,
-            last_error_at=timezone.now(),
-        )
-        Rcpt.objects.filter(mail_id__in=ids, state=Rcpt.State.SENDING).update(
-            state=Rcpt.State.DEFERRED, last_error=reason, updated_at=timezone.now()
-        )
-        # Delivered mail whose recipients were not yet marked (see _SentLog).
+        uncertain, untried = split_stuck_batches(rows)
+        reason = str(UNCERTAIN_REASON)
+        for mail_id in uncertain:
+            mark_sending(mail_id, Rcpt.State.FAILED, reason, report)
+        release_mails(untried, timezone.now(), "", report)
+        # Delivered mail whose recipients were not yet marked (older SentLog rows).
         Rcpt.objects.filter(
             state=Rcpt.State.SENDING, mail__state=Mail.State.SENT
         ).update(state=Rcpt.State.SENT, smtp_code=250, updated_at=timezone.now())
-    if ids:
-        logger.warning("recovered %d outgoing mail(s) stuck in sending", len(ids))
-    return len(ids)
+    if rows:
+        logger.warning(
+            "recovered %d outgoing mail(s) stuck in sending: %d queued again, "
+            "%d may have been sent (failed, to check and retry)",
+            len(rows),
+            len(untried),
+            len(uncertain),
+        )
+    return len(rows)

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mailservers.backends.smtp import RecipientResult
 from mailservers.models import OutgoingMail, OutgoingRecipient
@@ -25,6 +26,10 @@ Mail, Rcpt = OutgoingMail, OutgoingRecipient
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = 60.0  # seconds before the first retry; doubles each attempt
 BACKOFF_CAP = 6 * 3600.0
+UNCERTAIN_REASON = gettext_lazy(
+    "The worker stopped while sending this mail: Knowlix cannot tell whether it "
+    "left. Check with the recipient, then Retry."
+)
 
 
 @dataclass
@@ -48,8 +53,9 @@ class SentLog:
     one transaction every ``FLUSH_EVERY`` mails or ``FLUSH_SECONDS``, while the
     server is busy with the next MAIL FROM, and always when the batch ends. Claims
     keep two workers from ever sending the same mail; the one gap SMTP leaves (a 250
-    in hand, not yet written) spans at most one group: after a crash there,
-    ``recover_stuck_mail`` re-sends those few mails. Plain SQL: building the ORM
+    in hand, not yet written) spans at most ``FLUSH_EVERY`` mails plus the one in
+    flight: after a crash there, ``recover_stuck_mail`` marks those few as possibly
+    sent (never re-sent on their own). Plain SQL: building the ORM
     queries cost more than the SMTP dialogue itself (bench/outgoing.py).
     """
 
@@ -70,6 +76,8 @@ class SentLog:
         )
 
     def note(self, mail_id: int) -> None:
+        if len(self.pending) >= self.FLUSH_EVERY:  # never more unwritten than that
+            self.flush()
         if not self.pending:
             self.since = time.monotonic()
         self.pending.append(mail_id)

@@ -297,18 +297,30 @@ def test_cancel_then_retry(outbox_server):  # noqa: ANN001
     assert len(outbox_server.received) == 1
 
 
-def test_stuck_sending_mail_is_recovered(outbox_server):  # noqa: ANN001
-    """Mail left in sending by a crashed worker is put back and sent."""
-    mail = queue()
-    outbox._claim(server_id=None, limit=10)  # a worker claims, then dies
-    OutgoingMail.objects.filter(pk=mail.pk).update(
+def test_stuck_batch_fails_its_head_and_requeues_its_untried_tail(outbox_server):  # noqa: ANN001
+    """After a crash, mail that may have left fails visibly; untried mail is re-sent."""
+    for n in range(25):
+        queue(subject=f"Mail {n}")
+    _server, ids = outbox._claim(server_id=None, limit=25)  # a worker claims, dies
+    OutgoingMail.objects.filter(pk__in=ids).update(
         claimed_at=timezone.now() - timedelta(hours=1)
     )
     assert outbox.process_outbox().sent == 0
-    assert outbox.recover_stuck_mail() == 1
+    assert outbox.recover_stuck_mail() == 25
+    head, tail = ids[: outbox.UNCERTAIN_SPAN], ids[outbox.UNCERTAIN_SPAN :]
+    for mail in OutgoingMail.objects.filter(pk__in=head):
+        assert mail.state == State.FAILED
+        assert "cannot tell whether it left" in mail.last_error
+        assert mail.recipients.get().state == RState.FAILED
+    assert set(
+        OutgoingMail.objects.filter(pk__in=tail).values_list("state", "attempts")
+    ) == {(State.QUEUED, 0)}
     outbox.process_outbox()
-    mail.refresh_from_db()
-    assert mail.state == State.SENT and len(outbox_server.received) == 1
+    assert len(outbox_server.received) == len(tail) == 4
+    assert retry_mail(mail_id=head[0])
+    outbox.process_outbox()
+    assert len(outbox_server.received) == 5
+    assert OutgoingMail.objects.get(pk=head[0]).state == State.SENT
 
 
 def test_trigger_and_beat_send_once(outbox_server):  # noqa: ANN001

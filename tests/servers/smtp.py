@@ -128,7 +128,9 @@ class _Handler:
             tls=smtp.transport is not None
             and smtp.transport.get_extra_info("ssl_object") is not None,
         )
-        self.server._store(received)
+        count = self.server._store(received)
+        if count == self.server.stall_at:  # stored; the 250 never comes
+            await asyncio.sleep(3600)  # cancelled by connection_lost
         fault = self._take("after_data")  # stored, then the reply is lost or refused
         if fault:
             return await self._apply(smtp, fault)
@@ -197,6 +199,9 @@ class SmtpTestServer:
         self._auth_require_tls = auth_require_tls
         self._data_size_limit = data_size_limit
         self._spool = spool
+        # The message with this number (1 = the first) is stored but never answered,
+        # so a client can be killed with a mail surely in flight (``--stall-at``).
+        self.stall_at: int | None = None
         self._state = _State()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -323,12 +328,13 @@ class SmtpTestServer:
         self.auth_failure_reply = "535 5.7.8 Authentication credentials invalid"
 
     # -- what arrived --------------------------------------------------------------
-    def _store(self, received: Received) -> None:
+    def _store(self, received: Received) -> int:
         with self._state.lock:
             self._state.received.append(received)
             count = len(self._state.received)
         if self._spool is not None:
             _write_spool(self._spool, count, received)
+        return count
 
     @property
     def received(self) -> list[Received]:
@@ -379,8 +385,9 @@ class SmtpServerProcess:
     Without ``spool`` (benchmarks) it keeps nothing on disk and ``received`` is empty.
     """
 
-    def __init__(self, spool: Path | None) -> None:
+    def __init__(self, spool: Path | None, *, stall_at: int | None = None) -> None:
         self.spool = spool
+        self.stall_at = stall_at
         self.host = "127.0.0.1"
         self.port = 0
         self._proc: subprocess.Popen[str] | None = None
@@ -390,6 +397,8 @@ class SmtpServerProcess:
         if self.spool is not None:
             self.spool.mkdir(parents=True, exist_ok=True)
             args += ["--spool", str(self.spool)]
+        if self.stall_at is not None:
+            args += ["--stall-at", str(self.stall_at)]
         root = Path(__file__).resolve().parents[2]
         self._proc = subprocess.Popen(
             args,
@@ -419,9 +428,14 @@ class SmtpServerProcess:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spool", type=Path, help="write each message here")
+    parser.add_argument(
+        "--stall-at", type=int, help="store message N but never answer its DATA"
+    )
     args = parser.parse_args()
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # no line per command
-    server = SmtpTestServer(spool=args.spool).start()
+    server = SmtpTestServer(spool=args.spool)
+    server.stall_at = args.stall_at
+    server.start()
     print(f"PORT {server.port}", flush=True)
     threading.Event().wait()
 
