@@ -20,9 +20,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from feed.services import post_message
 from knowlix import params
 from knowlix.users import get_profile
 from mailservers.models import OutgoingMail, OutgoingRecipient
@@ -146,3 +149,19 @@ def test_killed_worker_sends_nothing_twice_and_drops_nothing(
     for mail in missing:
         mail.refresh_from_db()
         assert mail.state == State.SENT and received[mail.message_id] == 1
+
+
+@pytest.mark.django_db
+def test_feed_shows_mail_that_may_have_left(client: Client, alice, ticket) -> None:  # noqa: ANN001
+    """The feed shows a possibly-sent mail as failed, with the reason to check."""
+    post_message(record=ticket, kind="email", author=alice, body_html="hi")
+    _server, ids = outbox._claim(server_id=None, limit=10)  # a worker claims, dies
+    OutgoingMail.objects.filter(pk__in=ids).update(
+        claimed_at=timezone.now() - timedelta(hours=1)
+    )
+    assert outbox.recover_stuck_mail() == 1
+    client.force_login(alice)
+    ct = ContentType.objects.get_for_model(ticket)
+    html = client.get(reverse("feed:panel", args=[ct.pk, ticket.pk])).content.decode()
+    assert 'badge badge-err">failed<' in html
+    assert "cannot tell whether it left" in html
