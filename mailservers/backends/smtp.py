@@ -267,14 +267,43 @@ class SmtpConnection:
         if not accepted:
             conn.rset()
             return results
-        try:
-            code, reply = conn.data(raw)
-        except smtplib.SMTPDataError as exc:  # refused before 354
-            code, reply = exc.smtp_code, exc.smtp_error
+        code, reply = self._data(conn, raw)
         if code != 250:
             self._check_closing(code, decode_reply(reply))
             results.update(_all(accepted, code, decode_reply(reply)))
         return results
+
+    def _data(self, conn: smtplib.SMTP, raw: bytes) -> tuple[int, bytes]:
+        """DATA, the body, then the server's verdict.
+
+        Like ``smtplib.SMTP.data`` but split where it matters for exactly-once: a
+        connection lost while the body is still on its way means the mail was not
+        taken (the caller retries it); lost after the final dot, before the reply,
+        nobody can tell whether the server kept it, so the mail fails permanently
+        with that reason instead of being retried and perhaps delivered twice.
+        """
+        conn.putcmd("data")
+        code, reply = conn.getreply()
+        if code != 354:
+            return code, reply
+        body = smtplib._quote_periods(raw)  # noqa: SLF001 - the RFC 5321 dot-stuffing
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        conn.send(body + b".\r\n")
+        try:
+            return conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close()
+            raise DeliveryError(
+                _(
+                    "The connection to %(host)s was lost after the whole mail was "
+                    "sent, before the server confirmed it: Knowlix cannot tell "
+                    "whether it left. Check with the recipient, then Retry."
+                )
+                % {"host": self.params.host},
+                permanent=True,
+                detail=repr(exc),
+            ) from exc
 
     def _refused(
         self, conn: smtplib.SMTP, recipients: list[str], code: int, reply: str

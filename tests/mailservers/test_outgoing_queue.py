@@ -183,9 +183,9 @@ def test_rejected_send_keeps_server_reason(outbox_server):  # noqa: ANN001
 
 @pytest.mark.parametrize("fault", ["451", "421", "drop"])
 def test_temporary_failure_defers_then_sends_once(outbox_server, fault):  # noqa: ANN001
-    """451, 421 and a dropped connection defer the mail; the batch goes on."""
+    """451, 421 and a connection dropped at MAIL FROM defer the mail; the batch goes on."""
     if fault == "drop":
-        outbox_server.drop_next()
+        outbox_server.drop_next(stage="mail")
     else:
         outbox_server.reject_next(int(fault), "4.3.0 try again later")
     first, _ = queue(), queue(recipients=[MailRecipient("other@x.test")])
@@ -401,3 +401,21 @@ def test_process_outbox_command_runs_one_pass(outbox_server):  # noqa: ANN001
     assert "recovered 0 stuck mail(s)" in out.getvalue()
     assert "sent 1, deferred 0, failed 0" in out.getvalue()
     assert len(outbox_server.received) == 1
+
+
+def test_connection_lost_after_the_body_is_not_retried(outbox_server):  # noqa: ANN001
+    """Stored by the server but no 250: failed with the reason, never sent twice."""
+    outbox_server.drop_next(stage="after_data")
+    first, second = queue(), queue(recipients=[MailRecipient("other@x.test")])
+    outbox.process_outbox()
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.state == State.FAILED
+    assert "cannot tell whether it left" in first.last_error
+    assert first.recipients.get().state == RState.FAILED
+    assert second.state == State.SENT
+    OutgoingMail.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now())
+    outbox.process_outbox()  # nothing retries it by itself
+    address = first.recipients.get().address
+    received = [r.rcpt_tos for r in outbox_server.received]
+    assert received.count([address]) == 1 and len(received) == 2

@@ -9,6 +9,7 @@ import pytest
 from mailservers.backends.smtp import SmtpConnection, SmtpParams
 from mailservers.backends.smtp import test_connection as check_connection
 from mailservers.errors import (
+    DeliveryError,
     ServerAuthError,
     ServerQuotaError,
     TransientError,
@@ -108,14 +109,26 @@ def test_421_is_transient_and_closes(smtp_server):  # noqa: ANN001
 
 
 def test_dropped_connection_is_transient(smtp_server):  # noqa: ANN001
-    """A connection dropped during DATA raises TransientError; nothing was stored."""
-    smtp_server.drop_next()
+    """A connection dropped before the body raises TransientError; nothing stored."""
+    smtp_server.drop_next(stage="rcpt")
     with (
         SmtpConnection(params(smtp_server)) as conn,
         pytest.raises(TransientError, match="connection"),
     ):
         conn.send(mail_from="a@x.test", recipients=["b@x.test"], raw=RAW)
     assert smtp_server.received == []
+
+
+def test_connection_lost_after_the_body_is_a_permanent_uncertainty(smtp_server):  # noqa: ANN001
+    """Lost between the final dot and the reply: permanent, so never re-sent."""
+    smtp_server.drop_next(stage="after_data")
+    with (
+        SmtpConnection(params(smtp_server)) as conn,
+        pytest.raises(DeliveryError, match="cannot tell whether it left") as info,
+    ):
+        conn.send(mail_from="a@x.test", recipients=["b@x.test"], raw=RAW)
+    assert info.value.permanent is True
+    assert len(smtp_server.received) == 1
 
 
 def test_sending_quota_raises_quota_error(smtp_server):  # noqa: ANN001
