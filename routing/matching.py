@@ -77,7 +77,15 @@ def is_from_ourselves(parsed: ParsedMessage) -> bool:
 
     Checked after bounces: our own MTA's reports come from MAILER-DAEMON@our domain.
     """
-    local, domain = split_address(parsed.from_address)
+    return is_system_address(parsed.from_address)
+
+
+def is_system_address(address: str) -> bool:
+    """One of Knowlix's own addresses: default From, bounce, reply+token, an alias.
+
+    Colleagues' addresses at the same domain are not system addresses.
+    """
+    local, domain = split_address(address)
     if domain != our_domain():
         return False
     system = {

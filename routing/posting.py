@@ -21,7 +21,7 @@ from feed.services import new_message_id, post_message
 from knowlix import services as record_services
 from knowlix.models import Record
 from routing.authenticity import Verdict
-from routing.matching import Author
+from routing.matching import Author, is_system_address
 from routing.parsing import ParsedMessage
 
 # Sanitizing is linear in the size (nh3 is an HTML5 parser), so a size budget is a
@@ -111,7 +111,8 @@ def post_mail(
         email_from=(email_from or parsed.from_name)[:320],
         message_id=parsed.message_id if first_route else new_message_id(),
         parent=parent,
-        recipients=[a for _, a in parsed.to + parsed.cc],
+        # People, not our own machinery (reply+token, aliases, notifications@).
+        recipients=[a for _, a in parsed.to + parsed.cc if not is_system_address(a)],
         attachments=content.attachments,
         is_unverified_sender=verdict.is_unverified,
         auth_verdict=verdict.text,
