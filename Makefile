@@ -24,6 +24,7 @@ run: demo
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/djlint templates */templates --lint --quiet
 	$(BIN)/djlint templates */templates --check --quiet
 	$(BIN)/python manage.py makemigrations --check --dry-run --skip-checks

@@ -8,7 +8,7 @@ could not reach DNS never stops or starts signing. At most one DkimKey is active
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -27,7 +27,7 @@ class Status(models.TextChoices):
     UNKNOWN = "unknown", _("Could not check")
 
 
-STATUS_BADGES = {
+STATUS_BADGES: dict[str, str] = {
     Status.VALID: "badge-ok",
     Status.MISSING: "badge-warn",
     Status.WRONG: "badge-err",
@@ -86,7 +86,7 @@ class SendingDomain(StatusFields):
     def get_absolute_url(self) -> str:
         return reverse("dnscheck:domain-detail", args=[self.pk])
 
-    def can_be_opened_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
+    def can_be_opened_by(self, user: User | AnonymousUser) -> bool:
         """Its page (Settings › Domains) is for admins; feed notices open it."""
         return is_admin(user)
 

@@ -16,7 +16,7 @@ import dns.resolver
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -79,9 +79,7 @@ def run_check(name: str) -> DomainReport:
     return check_domain(name, get_resolver(), get_check_config())
 
 
-def add_sending_domain(
-    *, name: str, user: AbstractBaseUser | None = None
-) -> SendingDomain:
+def add_sending_domain(*, name: str, user: User | None = None) -> SendingDomain:
     """Save a new sending domain and check it right away."""
     name = normalize_domain(name)
     if not is_valid_domain_name(name):

@@ -15,7 +15,7 @@ from dnscheck import selectors, services
 from dnscheck.errors import DnsCheckError
 from dnscheck.forms import SendingDomainForm
 from dnscheck.models import DomainCheck, SendingDomain
-from knowlix.decorators import admin_required
+from knowlix.decorators import AuthenticatedHttpRequest, admin_required
 
 HISTORY_LENGTH = 30
 
@@ -47,7 +47,7 @@ def domain_list(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_POST
-def domain_create(request: HttpRequest) -> HttpResponse:
+def domain_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = SendingDomainForm(request.POST)
     if form.is_valid():
         try:

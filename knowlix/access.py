@@ -7,7 +7,7 @@ Every view that touches a record goes through :func:`get_record_for_user`.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
@@ -15,7 +15,7 @@ from django.http import Http404
 
 from knowlix.models import Record
 
-AnyUser = AbstractBaseUser | AnonymousUser
+AnyUser = User | AnonymousUser
 
 
 def _perm(model: type[Model], action: str) -> str:

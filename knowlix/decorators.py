@@ -6,12 +6,20 @@ import functools
 from collections.abc import Callable
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from knowlix.users import has_technical_access, is_admin
 
 View = Callable[..., HttpResponse]
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """A request past ``LoginRequiredMiddleware`` (every view without
+    ``login_not_required``): ``user`` is a signed-in User, never AnonymousUser."""
+
+    user: User
 
 
 def admin_required(view: View) -> View:

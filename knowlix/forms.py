@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.db import models
 
 from knowlix.models import Contact, Record
 from knowlix.recordviews import RecordKind
@@ -18,7 +19,9 @@ def record_form_class(kind: RecordKind) -> type[forms.ModelForm]:
     widgets = {
         f.name: DateInput()
         for f in model._meta.get_fields()
-        if f.name in kind.fields and f.get_internal_type() == "DateField"
+        if f.name in kind.fields
+        and isinstance(f, models.Field)
+        and f.get_internal_type() == "DateField"
     }
     meta = type(
         "Meta", (), {"model": model, "fields": list(kind.fields), "widgets": widgets}

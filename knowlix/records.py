@@ -43,7 +43,7 @@ def get_record_by_label(label: str) -> Record | None:
         return None
     if not issubclass(model, Record):
         return None
-    return model.objects.filter(pk=pk).first()
+    return model._default_manager.filter(pk=pk).first()
 
 
 def is_record_model(model: type[Model]) -> bool:

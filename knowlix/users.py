@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from typing import TypeGuard
+
+from django.contrib.auth.models import AnonymousUser, User
 
 from knowlix.models import UserProfile
 
 
-def get_profile(user: AbstractBaseUser) -> UserProfile:
+def get_profile(user: User) -> UserProfile:
     """The user's profile, created with defaults the first time it is needed."""
     try:
-        return user.profile  # type: ignore[attr-defined]
+        return user.profile
     except UserProfile.DoesNotExist:
         profile, _ = UserProfile.objects.get_or_create(user=user)
-        user.profile = profile  # type: ignore[attr-defined]
+        user.profile = profile
         return profile
 
 
-def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
+def is_admin(user: User | AnonymousUser) -> TypeGuard[User]:
     """Admins may open Settings."""
     return bool(
         user.is_authenticated
@@ -26,6 +28,6 @@ def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
     )
 
 
-def has_technical_access(user: AbstractBaseUser | AnonymousUser) -> bool:
+def has_technical_access(user: User | AnonymousUser) -> bool:
     """The Technical menu: an admin with developer mode on."""
     return is_admin(user) and get_profile(user).developer_mode

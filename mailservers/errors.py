@@ -7,6 +7,7 @@ sides: append new classes at the end.
 
 from __future__ import annotations
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 
@@ -15,7 +16,9 @@ class MailServerError(Exception):
 
     default_message = _("The mail server reported a problem.")
 
-    def __init__(self, user_message: str | None = None, *, detail: str = "") -> None:
+    def __init__(
+        self, user_message: str | Promise | None = None, *, detail: str = ""
+    ) -> None:
         self.user_message = str(user_message or self.default_message)
         self.detail = detail
         super().__init__(self.user_message)

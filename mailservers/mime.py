@@ -22,6 +22,7 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
+from typing import cast
 
 from django.utils import timezone
 
@@ -148,7 +149,8 @@ def build_message(
     msg.set_content(text or "", subtype="plain", charset="utf-8")
     if html:
         msg.add_alternative(html, subtype="html", charset="utf-8")
-        html_part = msg.get_payload()[1]
+        # add_alternative() made msg multipart: its payload is the list of parts.
+        html_part = cast("list[EmailMessage]", msg.get_payload())[1]
         for part in attachments:
             if part.content_id:
                 maintype, subtype = _split_type(part.mimetype)

@@ -8,6 +8,8 @@ address: the form shows neither a password nor an editable From Filter, and
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from mailservers.models import PRESET_FIELDS, PRESETS, OutgoingServer
@@ -49,7 +51,7 @@ class OutgoingServerForm(forms.ModelForm):
 
     field_order = ["name", "host", "port", "security", "auth_method", "username"]
 
-    def __init__(self, *args: object, preset: str = "", **kwargs: object) -> None:
+    def __init__(self, *args: Any, preset: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.preset = preset if preset in PRESETS else self.instance.preset
         if preset in PRESETS and not self.is_bound and not self.instance.pk:

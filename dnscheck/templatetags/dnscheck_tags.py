@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.functional import Promise
 
 from dnscheck.models import STATUS_BADGES, Status
 
@@ -16,5 +17,5 @@ def status_badge(value: str) -> str:
 
 
 @register.filter
-def status_label(value: str) -> str:
+def status_label(value: str) -> str | Promise:
     return Status(value).label if value in Status.values else "Not checked yet"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -34,7 +35,7 @@ def user_link() -> models.ForeignKey:
     )
 
 
-_money = {
+_money: dict[str, Any] = {
     "max_digits": 12,
     "decimal_places": 2,
     "validators": [MinValueValidator(Decimal(0))],

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Field, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -22,6 +22,7 @@ from knowlix.access import (
     get_model_record_for_user,
     visible_records,
 )
+from knowlix.decorators import AuthenticatedHttpRequest
 from knowlix.forms import record_form_class
 from knowlix.recordviews import RecordKind
 
@@ -51,10 +52,7 @@ def record_list(request: HttpRequest, kind: RecordKind) -> HttpResponse:
         (obj, [_cell(obj, column) for column in kind.columns])
         for obj in page.object_list
     ]
-    headers = [
-        str(kind.model._meta.get_field(c).verbose_name).capitalize()
-        for c in kind.columns
-    ]
+    headers = [_field_label(kind, c) for c in kind.columns]
     return render(
         request,
         "knowlix/record_list.html",
@@ -67,6 +65,13 @@ def record_list(request: HttpRequest, kind: RecordKind) -> HttpResponse:
             "can_add": can_add_model(request.user, kind.model),
         },
     )
+
+
+def _field_label(kind: RecordKind, name: str) -> str:
+    field = kind.model._meta.get_field(name)
+    # Columns and fields name the model's own fields, never reverse relations.
+    assert isinstance(field, Field)
+    return str(field.verbose_name).capitalize()
 
 
 def _cell(obj: object, column: str) -> str:
@@ -83,7 +88,7 @@ def record_detail(request: HttpRequest, kind: RecordKind, pk: int) -> HttpRespon
     record = get_model_record_for_user(request.user, kind.model, pk)
     fields = [
         (
-            str(kind.model._meta.get_field(name).verbose_name).capitalize(),
+            _field_label(kind, name),
             _cell(record, name),
         )
         for name in kind.fields
@@ -101,7 +106,7 @@ def record_detail(request: HttpRequest, kind: RecordKind, pk: int) -> HttpRespon
     )
 
 
-def record_create(request: HttpRequest, kind: RecordKind) -> HttpResponse:
+def record_create(request: AuthenticatedHttpRequest, kind: RecordKind) -> HttpResponse:
     _require_view(request, kind)
     if not can_add_model(request.user, kind.model):
         raise PermissionDenied("You may not create this kind of record.")
@@ -124,7 +129,9 @@ def record_create(request: HttpRequest, kind: RecordKind) -> HttpResponse:
     )
 
 
-def record_edit(request: HttpRequest, kind: RecordKind, pk: int) -> HttpResponse:
+def record_edit(
+    request: AuthenticatedHttpRequest, kind: RecordKind, pk: int
+) -> HttpResponse:
     record = get_model_record_for_user(request.user, kind.model, pk, write=True)
     form_class = record_form_class(kind)
     if request.method == "POST":

@@ -10,7 +10,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from knowlix import params
-from knowlix.decorators import admin_required, technical_required
+from knowlix.decorators import (
+    AuthenticatedHttpRequest,
+    admin_required,
+    technical_required,
+)
 from knowlix.models import SystemParameter, UserProfile
 from knowlix.users import get_profile, is_admin
 
@@ -96,7 +100,7 @@ class PreferencesForm(forms.ModelForm):
 
 
 @login_required
-def preferences(request: HttpRequest) -> HttpResponse:
+def preferences(request: AuthenticatedHttpRequest) -> HttpResponse:
     profile = get_profile(request.user)
     form = PreferencesForm(request.POST or None, instance=profile)
     if not is_admin(request.user):
@@ -115,7 +119,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_POST
-def toggle_developer_mode(request: HttpRequest) -> HttpResponse:
+def toggle_developer_mode(request: AuthenticatedHttpRequest) -> HttpResponse:
     profile = get_profile(request.user)
     profile.developer_mode = not profile.developer_mode
     profile.save(update_fields=["developer_mode"])

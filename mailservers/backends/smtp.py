@@ -246,8 +246,10 @@ class SmtpConnection:
         if conn.has_extn("size"):
             limit = int(conn.esmtp_features.get("size") or 0)
             if limit and len(raw) > limit:
-                reply = _("the mail (%(size)s bytes) is larger than the server accepts")
-                return _all(recipients, 552, reply % {"size": len(raw)})
+                reason = _(
+                    "the mail (%(size)s bytes) is larger than the server accepts"
+                )
+                return _all(recipients, 552, reason % {"size": len(raw)})
             options.append(f"SIZE={len(raw)}")
         # Addresses were checked above (no spaces, brackets or controls), so they are
         # quoted as-is, as smtplib.mail/rcpt would after parsing them again.
@@ -286,7 +288,8 @@ class SmtpConnection:
         code, reply = conn.getreply()
         if code != 354:
             return code, reply
-        body = smtplib._quote_periods(raw)  # noqa: SLF001 - the RFC 5321 dot-stuffing
+        # RFC 5321 dot-stuffing; _quote_periods is private, so absent from typeshed.
+        body = smtplib._quote_periods(raw)  # type: ignore[attr-defined]  # noqa: SLF001
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         conn.send(body + b".\r\n")

@@ -13,6 +13,7 @@ import base64
 import poplib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from django.utils.translation import gettext as _
 
@@ -36,10 +37,10 @@ class _LongLines:
     real mail has longer lines, and a lost connection is a transient fault."""
 
     max_line = 1024 * 1024
-    file: object
+    file: BinaryIO
 
     def _getline(self) -> tuple[bytes, int]:
-        line = self.file.readline(self.max_line + 1)  # type: ignore[attr-defined]
+        line = self.file.readline(self.max_line + 1)
         if len(line) > self.max_line:
             raise poplib.error_proto("-ERR line too long")
         if not line:
@@ -121,9 +122,10 @@ class Pop3Fetcher:
         answered with an empty line so the server sends its -ERR."""
         assert self.conn is not None
         initial = base64.b64encode(xoauth2_string(username, token)).decode()
-        resp = self.conn._shortcmd(f"AUTH XOAUTH2 {initial}")
+        # _shortcmd is poplib's private command helper, absent from typeshed.
+        resp = self.conn._shortcmd(f"AUTH XOAUTH2 {initial}")  # type: ignore[attr-defined]
         if not resp.startswith(b"+OK"):
-            self.conn._shortcmd("")
+            self.conn._shortcmd("")  # type: ignore[attr-defined]
 
     def quit(self) -> None:
         """QUIT, which makes the server carry out the deletions; raises if it fails

@@ -10,8 +10,9 @@ claimed with a conditional UPDATE so it works the same on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -58,7 +59,7 @@ class IncomingServer(models.Model):
         CONFIRMED = "confirmed", _("Confirmed")
         NEEDS_ATTENTION = "needs_attention", _("Needs attention")
 
-    DEFAULT_PORTS = {
+    DEFAULT_PORTS: ClassVar[dict[tuple[str, str], int]] = {
         (Kind.IMAP, Security.SSL): 993,
         (Kind.IMAP, Security.STARTTLS): 143,
         (Kind.IMAP, Security.NONE): 143,
@@ -141,7 +142,7 @@ class IncomingServer(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("mailservers:incoming-detail", args=[self.pk])
 
-    def can_be_opened_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
+    def can_be_opened_by(self, user: User | AnonymousUser) -> bool:
         """Any admin may open a server's page (a notice links there); the list of
         servers sits in the Technical menu, shown in developer mode."""
         return is_admin(user)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -64,7 +64,7 @@ class OAuthGrant(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("mailservers:oauth-grant", args=[self.pk])
 
-    def can_be_opened_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
+    def can_be_opened_by(self, user: User | AnonymousUser) -> bool:
         """Its page (Settings › OAuth) is for admins; feed notices open it."""
         return is_admin(user)
 

@@ -13,6 +13,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from knowlix.crypto import EncryptedTextField
@@ -31,7 +32,7 @@ __all__ = [
 # (the admin may change them on the server): Gmail about 2,000 mails a day per
 # Workspace user, Outlook 365 30 a minute and 10,000 recipients a day, Mailjet's free
 # plan 200 a day.
-PRESETS: dict[str, dict[str, str | int]] = {
+PRESETS: dict[str, dict[str, str | int | Promise]] = {
     "gmail": {
         "label": "Gmail / Google Workspace",
         "host": "smtp.gmail.com",

@@ -64,6 +64,7 @@ class OAuthClientsForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data
         for provider in (config.OUTLOOK, config.GMAIL):
             client_id = (data.get(f"{provider}_client_id") or "").strip()
             secret = (data.get(f"{provider}_client_secret") or "").strip()

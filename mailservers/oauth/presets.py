@@ -8,9 +8,13 @@ those are still empty or on another provider's defaults.
 
 from __future__ import annotations
 
-from django.db import models
+from typing import TYPE_CHECKING
 
 from mailservers.oauth import google, microsoft
+
+if TYPE_CHECKING:
+    from mailservers.models.incoming import IncomingServer
+    from mailservers.models.outgoing import OutgoingServer
 
 # (provider, server kind) -> host, port, security
 SERVER_PRESETS: dict[tuple[str, str], dict[str, str | int]] = {
@@ -34,7 +38,9 @@ SERVER_PRESETS: dict[tuple[str, str], dict[str, str | int]] = {
 _KNOWN_HOSTS = {preset["host"] for preset in SERVER_PRESETS.values()}
 
 
-def apply_oauth_rules(server: models.Model, *, kind: str) -> list[str]:
+def apply_oauth_rules(
+    server: OutgoingServer | IncomingServer, *, kind: str
+) -> list[str]:
     """Apply the rules in place; return the names of the fields changed."""
     provider = getattr(server, "auth_method", "")
     preset = SERVER_PRESETS.get((provider, kind))

@@ -63,7 +63,7 @@ def connection_settings(
     )
 
 
-OAUTH_METHODS = {
+OAUTH_METHODS: dict[str, str] = {
     Server.AuthMethod.OUTLOOK: "Outlook",
     Server.AuthMethod.GMAIL: "Gmail",
 }

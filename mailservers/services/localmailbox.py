@@ -63,7 +63,7 @@ class ReplyOutcome:
 
 
 def _headers(raw: bytes) -> EmailMessage:
-    return BytesHeaderParser(policy=default_policy).parsebytes(raw)  # type: ignore[return-value]
+    return BytesHeaderParser(policy=default_policy).parsebytes(raw)
 
 
 def _addresses(headers: EmailMessage, *names: str) -> list[tuple[str, str]]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from typing import cast
 
 from django.apps import apps
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core import signing
 from django.db import models, transaction
 from django.shortcuts import resolve_url
@@ -22,13 +23,17 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mailservers.errors import MailServerError, OAuthConfigError
+from mailservers.models.incoming import IncomingServer
 from mailservers.models.oauth import OAuthAuthorization, OAuthGrant
+from mailservers.models.outgoing import OutgoingServer
 from mailservers.oauth import config
 from mailservers.oauth.base import TokenResult
 
 STATE_SALT = "mailservers.oauth.state"
 STATE_MAX_AGE = 15 * 60  # seconds a user may spend at the provider's consent page
 SERVER_MODELS = {"outgoing": "OutgoingServer", "incoming": "IncomingServer"}
+
+MailServer = OutgoingServer | IncomingServer
 
 
 class OAuthStateRejected(MailServerError):
@@ -47,9 +52,13 @@ def hash_session_key(session_key: str) -> str:
     return hashlib.sha256(session_key.encode()).hexdigest()
 
 
-def get_server(*, kind: str, server_id: int) -> models.Model:
-    model = apps.get_model("mailservers", SERVER_MODELS[kind])
-    return model.objects.get(pk=server_id)
+def server_model(kind: str) -> type[MailServer]:
+    """The server model a ``"outgoing"``/``"incoming"`` kind names."""
+    return cast("type[MailServer]", apps.get_model("mailservers", SERVER_MODELS[kind]))
+
+
+def get_server(*, kind: str, server_id: int) -> MailServer:
+    return server_model(kind).objects.get(pk=server_id)
 
 
 def provider_for(server: models.Model) -> str | None:
@@ -58,7 +67,7 @@ def provider_for(server: models.Model) -> str | None:
     return method if method in config.CONFIRM_PATHS else None
 
 
-def server_url(server: models.Model, *, fallback: str = "home") -> str:
+def server_url(server: MailServer, *, fallback: str = "home") -> str:
     """The server's page, or ``fallback`` (a URL name or path) if it has none."""
     try:
         return server.get_absolute_url()
@@ -66,9 +75,9 @@ def server_url(server: models.Model, *, fallback: str = "home") -> str:
         return resolve_url(fallback)
 
 
-def servers_of_grant(grant: OAuthGrant) -> list[tuple[str, models.Model, str]]:
+def servers_of_grant(grant: OAuthGrant) -> list[tuple[str, MailServer, str]]:
     """``(kind, server, url)`` for the outgoing and incoming servers using ``grant``."""
-    servers: list[tuple[str, models.Model, str]] = []
+    servers: list[tuple[str, MailServer, str]] = []
     for kind, related_name in (
         ("outgoing", "outgoing_servers"),
         ("incoming", "incoming_servers"),
@@ -84,7 +93,7 @@ def servers_of_grant(grant: OAuthGrant) -> list[tuple[str, models.Model, str]]:
 
 def start_authorization(
     *,
-    user: AbstractBaseUser,
+    user: User,
     session_key: str,
     provider: str,
     server_kind: str,
@@ -109,7 +118,7 @@ def start_authorization(
 
 
 def claim_authorization(
-    *, user: AbstractBaseUser, session_key: str, provider: str, state: str
+    *, user: User, session_key: str, provider: str, state: str
 ) -> OAuthAuthorization:
     """The pending authorization ``state`` names, consumed; else OAuthStateRejected."""
     try:
@@ -138,8 +147,8 @@ def claim_authorization(
 
 
 def complete_authorization(
-    *, user: AbstractBaseUser, session_key: str, provider: str, params: dict[str, str]
-) -> tuple[OAuthGrant, models.Model]:
+    *, user: User, session_key: str, provider: str, params: dict[str, str]
+) -> tuple[OAuthGrant, MailServer]:
     """Check ``state``, exchange the code, store the grant on the server.
 
     Raises OAuthStateRejected, or the provider's error (OAuthReconnectRequired when
@@ -151,7 +160,7 @@ def complete_authorization(
         provider=provider,
         state=params.get("state", ""),
     )
-    model = apps.get_model("mailservers", SERVER_MODELS[authorization.server_kind])
+    model = server_model(authorization.server_kind)
     if not model.objects.filter(pk=authorization.server_id).exists():
         raise OAuthStateRejected(
             _(
@@ -179,14 +188,14 @@ def complete_authorization(
 @transaction.atomic
 def connect_server(
     *,
-    user: AbstractBaseUser,
+    user: User,
     provider: str,
     server_kind: str,
     server_id: int,
     result: TokenResult,
-) -> tuple[OAuthGrant, models.Model]:
+) -> tuple[OAuthGrant, MailServer]:
     """Store fresh tokens on the server's grant (reused on reconnect) and link it."""
-    model = apps.get_model("mailservers", SERVER_MODELS[server_kind])
+    model = server_model(server_kind)
     server = model.objects.select_for_update().get(pk=server_id)
     grant = None
     if server.oauth_grant_id:

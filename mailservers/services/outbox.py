@@ -61,14 +61,14 @@ CHUNK_BYTES = 4 * 1024 * 1024  # raw bytes loaded at once: memory stays flat
 
 def smtp_params_for(server: OutgoingServer | None) -> SmtpParams:
     """Connection parameters of a server, or of the default (KNOWLIX_SMTP_URL)."""
-    common = {
-        "timeout": float(settings.KNOWLIX_SMTP_TIMEOUT),
-        "ca_file": getattr(settings, "KNOWLIX_MAIL_CA_FILE", ""),
-    }
+    timeout = float(settings.KNOWLIX_SMTP_TIMEOUT)
+    ca_file: str = getattr(settings, "KNOWLIX_MAIL_CA_FILE", "")
     if server is None:
         if not settings.KNOWLIX_SMTP_URL:
             raise ServerConfigError(_("No default SMTP server: set KNOWLIX_SMTP_URL."))
-        return SmtpParams.from_url(settings.KNOWLIX_SMTP_URL, **common)
+        return SmtpParams.from_url(
+            settings.KNOWLIX_SMTP_URL, timeout=timeout, ca_file=ca_file
+        )
     uses_oauth = server.auth_method != OutgoingServer.AuthMethod.PASSWORD
     if uses_oauth and server.oauth_grant is None:
         raise ServerAuthError(
@@ -81,7 +81,8 @@ def smtp_params_for(server: OutgoingServer | None) -> SmtpParams:
         security=server.security,
         username=server.username,
         password="" if uses_oauth else server.password,
-        **common,
+        timeout=timeout,
+        ca_file=ca_file,
     )
 
 
@@ -97,6 +98,8 @@ def open_connection(conn: SmtpConnection, server: OutgoingServer | None) -> None
         conn.params = dataclasses.replace(conn.params, token=token)
         conn.open()
 
+    # smtp_params_for() already refused an OAuth server without a connected account.
+    assert server.oauth_grant is not None
     with_fresh_token(server.oauth_grant, attempt)
 
 

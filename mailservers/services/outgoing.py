@@ -100,7 +100,7 @@ def thread_headers(
         .values_list("message_id", flat=True)
     )
     root, latest = ids.first(), ids.last()
-    if latest is None:
+    if root is None or latest is None:  # both or neither: the same rows
         return "", []
     return latest, list(dict.fromkeys([root, latest]))
 

@@ -7,6 +7,7 @@ now* (queues a poll; the page polls a small status fragment with htmx for progre
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -56,7 +57,7 @@ class IncomingServerForm(forms.ModelForm):
             "poll_interval_minutes",
         ]
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.uses_oauth:
             # No password; connecting the account sets the user name, and an empty
@@ -88,6 +89,7 @@ class IncomingServerForm(forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
+        assert data is not None  # Form.clean() returns cleaned_data
         kind, after = data.get("kind"), data.get("after_store")
         if kind == Server.Kind.POP3 and after in (
             Server.AfterStore.MARK_SEEN,

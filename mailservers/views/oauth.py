@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_http_methods
 
-from knowlix.decorators import admin_required
+from knowlix.decorators import AuthenticatedHttpRequest, admin_required
 from mailservers.errors import (
     MailServerError,
     OAuthConfigError,
@@ -70,7 +70,9 @@ def oauth_settings(request: HttpRequest) -> HttpResponse:
 
 @admin_required
 @require_http_methods(["GET", "POST"])
-def connect_account(request: HttpRequest, kind: str, server_id: int) -> HttpResponse:
+def connect_account(
+    request: AuthenticatedHttpRequest, kind: str, server_id: int
+) -> HttpResponse:
     """GET: the server's account status; POST: go sign in at Microsoft/Google."""
     if kind not in services.SERVER_MODELS:
         raise Http404
@@ -92,6 +94,7 @@ def connect_account(request: HttpRequest, kind: str, server_id: int) -> HttpResp
         return redirect(services.server_url(server))
     if not request.session.session_key:
         request.session.save()
+    assert request.session.session_key is not None  # save() assigned one
     try:
         url = services.start_authorization(
             user=request.user,
@@ -109,7 +112,7 @@ def connect_account(request: HttpRequest, kind: str, server_id: int) -> HttpResp
     return redirect(url)
 
 
-def confirm(request: HttpRequest, provider: str) -> HttpResponse:
+def confirm(request: AuthenticatedHttpRequest, provider: str) -> HttpResponse:
     """The provider sends the browser back here with ``code`` and ``state``."""
     params = {key: request.GET.get(key, "") for key in request.GET}
     try:

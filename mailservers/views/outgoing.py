@@ -273,9 +273,11 @@ def localmailbox_attachment(request: HttpRequest, pk: int, index: int) -> HttpRe
     response = HttpResponse(
         part.get_payload(decode=True) or b"", content_type="application/octet-stream"
     )
-    response["Content-Disposition"] = content_disposition_header(
+    disposition = content_disposition_header(
         as_attachment=True, filename=part.get_filename() or "attachment"
     )
+    assert disposition is not None  # only None for inline without a file name
+    response["Content-Disposition"] = disposition
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -7,6 +7,8 @@ Replacing an active key needs ``--rotate``: domains fail DKIM until it is publis
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -24,14 +26,14 @@ class Command(BaseCommand):
             "--rotate", action="store_true", help="replace the active key"
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         current = services.get_active_dkim_key()
         if current is not None and not options["rotate"]:
             raise CommandError(
                 f"An active key exists ({current}). Pass --rotate to replace it; "
                 "publish the new record before domains are re-checked."
             )
-        key = services.generate_dkim_key(bits=int(options["bits"]))  # type: ignore[arg-type]
+        key = services.generate_dkim_key(bits=int(options["bits"]))
         name = f"{key.selector}._domainkey.{settings.KNOWLIX_DKIM_TARGET_DOMAIN}."
         self.stdout.write(f"Created {key}. Publish this TXT record:")
         self.stdout.write(f'{name} TXT "{key.dns_record}"')

@@ -7,6 +7,8 @@ reported and the others are still polled; the exit status is 1 if any failed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from mailservers.errors import MailServerError
@@ -25,7 +27,7 @@ class Command(BaseCommand):
             help="Poll every confirmed server, due or not.",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["server"]:
             servers = list(IncomingServer.objects.filter(pk=options["server"]))
             if not servers:

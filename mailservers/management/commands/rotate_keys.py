@@ -8,6 +8,8 @@ The ciphertext is read and written as stored: nothing is decrypted to plain text
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import connection, models, transaction
@@ -28,12 +30,14 @@ def encrypted_columns() -> list[tuple[type[models.Model], list[str]]]:
     return found
 
 
-def rotate_row(model: type[models.Model], pk: object, columns: list[str]) -> bool:
+def rotate_row(model: type[models.Model], pk: int, columns: list[str]) -> bool:
     """Re-encrypt one row's columns under its row lock; False if it vanished."""
     q = connection.ops.quote_name
     table, pk_col = q(model._meta.db_table), q(model._meta.pk.column)
     with transaction.atomic():
-        if not list(model.objects.select_for_update().filter(pk=pk).values("pk")):
+        if not list(
+            model._default_manager.select_for_update().filter(pk=pk).values("pk")
+        ):
             return False
         with connection.cursor() as cursor:
             cols = ", ".join(q(c) for c in columns)
@@ -50,10 +54,10 @@ def rotate_row(model: type[models.Model], pk: object, columns: list[str]) -> boo
 class Command(BaseCommand):
     help = "Re-encrypt stored secrets with the first key of KNOWLIX_ENCRYPTION_KEY."
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         total = 0
         for model, columns in encrypted_columns():
-            pks = list(model.objects.values_list("pk", flat=True))
+            pks = list(model._default_manager.values_list("pk", flat=True))
             count = sum(rotate_row(model, pk, columns) for pk in pks)
             self.stdout.write(f"{model._meta.label} ({', '.join(columns)}): {count}")
             total += count
