@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 
 from knowlix import params
@@ -50,35 +51,52 @@ def is_over_limit(*, address: str, scope: str, record: str = "") -> bool:
     return (total or 0) >= limit
 
 
-def count_message(
-    *, address: str, scope: str, record: str = "", new_record: bool = False
-) -> None:
+def count_message(*, address: str, scope: str, record: str = "") -> None:
     """Add one to the sender's current bucket (safe under concurrency).
 
-    ``new_record``: ``record`` was created in the current transaction, so nobody can
-    have counted on it yet (record ids are never reused): its first bucket is simply
-    inserted, without the update, savepoint and clean-up of the general case.
+    One ``INSERT … ON CONFLICT DO UPDATE`` (SQLite and PostgreSQL): a concurrent
+    first count of the same bucket adds to it instead of failing, with no savepoint.
     """
     if not address:
         return
-    key = {"address": address, "scope": scope, "record": record}
+    count_messages(keys=[(address, scope, record)])
+
+
+def count_messages(*, keys: Sequence[tuple[str, str, str]]) -> None:
+    """Add one to each ``(address, scope, record)``'s current bucket, in one upsert."""
+    keys = [key for key in keys if key[0]]
+    if not keys:
+        return
     bucket = _bucket(timezone.now())
-    if new_record and record:
-        SenderRateCounter.objects.create(**key, bucket=bucket, count=1)
-        return
-    if SenderRateCounter.objects.filter(**key, bucket=bucket).update(
-        count=F("count") + 1
-    ):
-        return
-    try:
-        with transaction.atomic():
-            SenderRateCounter.objects.create(**key, bucket=bucket, count=1)
-    except IntegrityError:  # created concurrently: count on it
-        SenderRateCounter.objects.filter(**key, bucket=bucket).update(
-            count=F("count") + 1
+    qn = connection.ops.quote_name
+    table = qn(SenderRateCounter._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s, 1)"] * len(keys))
+    params_: list[object] = []
+    adapted = connection.ops.adapt_datetimefield_value(bucket)
+    for address, scope, record in keys:
+        params_ += [address, str(scope), record, adapted]
+    key = ", ".join(map(qn, ["address", "scope", "record", "bucket"]))
+    count = qn("count")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({key}, {count}) VALUES {values}"  # noqa: S608
+            f" ON CONFLICT ({key}) DO UPDATE SET {count} = {table}.{count} + 1",
+            params_,
         )
-    else:  # a new bucket: this key's buckets out of the window are no longer needed
-        SenderRateCounter.objects.filter(**key, bucket__lt=_window_start()).delete()
+    _prune_occasionally(bucket)
+
+
+_pruned_before: dt.datetime | None = None
+
+
+def _prune_occasionally(bucket: dt.datetime) -> None:
+    """Drop buckets out of the window, once per bucket period and process (not per
+    message): old rows only cost space, since the check sums the window alone."""
+    global _pruned_before
+    if _pruned_before == bucket:
+        return
+    _pruned_before = bucket
+    SenderRateCounter.objects.filter(bucket__lt=_window_start()).delete()
 
 
 def new_loop_tag() -> str:

@@ -216,13 +216,26 @@ def find_aliases(parsed: ParsedMessage) -> list[Alias]:
     return seen
 
 
+class _NotRead:
+    """``find_author(contact=...)`` default: the contact is looked up."""
+
+
+NOT_READ = _NotRead()
+
+
 def find_author(
-    address: str, *, record: Record | None, verified: bool
+    address: str,
+    *,
+    record: Record | None,
+    verified: bool,
+    contact: Contact | None | _NotRead = NOT_READ,
 ) -> tuple[Author, bool]:
     """Match an address: followers of the record, then users, then contacts.
 
     Returns (author, is_follower). An unverified sender is never taken for a user:
     it may only match a contact, and the message is marked *unverified sender*.
+    ``contact``: the address's oldest contact (or None), when the caller already
+    read it.
     """
     if not address:
         return Author(), False
@@ -250,7 +263,10 @@ def find_author(
         )
         if user is not None:
             return Author(user=user), False
-    contact = Contact.objects.filter(email_normalized=address).order_by("pk").first()
+    if isinstance(contact, _NotRead):
+        contact = (
+            Contact.objects.filter(email_normalized=address).order_by("pk").first()
+        )
     return Author(contact=contact), False
 
 

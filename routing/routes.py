@@ -46,8 +46,11 @@ class Router:
         parsed: ParsedMessage,
         server: IncomingServerLike | None,
         verdict: Verdict,
+        sender_contact: Contact | None | matching._NotRead = matching.NOT_READ,
     ) -> None:
         self.inbound = inbound
+        # The sender's oldest contact, once read (and once created, if unknown).
+        self.sender_contact = sender_contact
         self.parsed = parsed
         self.server = server
         self.address = parsed.from_address
@@ -126,7 +129,7 @@ class Router:
         if not self.verified or not self.address:
             return False
         author, is_follower = matching.find_author(
-            self.address, record=record, verified=True
+            self.address, record=record, verified=True, contact=self.sender_contact
         )
         if policy == Alias.ContactPolicy.KNOWN:
             return author.is_known
@@ -142,12 +145,16 @@ class Router:
 
     def author_for(self, record: Record | None) -> Author:
         author, _follower = matching.find_author(
-            self.address, record=record, verified=self.verified
+            self.address,
+            record=record,
+            verified=self.verified,
+            contact=self.sender_contact,
         )
         if not author.is_known and self.address:
             author.contact = Contact.objects.create(
                 name=(self.parsed.from_name or self.address)[:200], email=self.address
             )
+            self.sender_contact = author.contact
         return author
 
     def is_limited(self, author: Author, scope: str, record: str = "") -> bool:
@@ -190,12 +197,11 @@ class Router:
             parent=None,
             first_route=not self.routes,
         )
-        loops.count_message(address=self.address, scope=Scope.CREATE)
-        loops.count_message(
-            address=self.address,
-            scope=Scope.POST,
-            record=record_label(record),
-            new_record=True,
+        loops.count_messages(
+            keys=[
+                (self.address, Scope.CREATE, ""),
+                (self.address, Scope.POST, record_label(record)),
+            ]
         )
         self.routes.append(("created", record, message))
 
