@@ -80,6 +80,11 @@ class Following:
     subscribed: list[tuple[int | None, int | None]] = field(default_factory=list)
 
 
+# (user_id, contact_id, subtype_id) of one follower's subscription; subtype_id is
+# None for a follower subscribed to nothing.
+FollowerRow = tuple[int | None, int | None, int | None]
+
+
 def read_following(*, record: Model, subtype: Subtype) -> Following:
     """The record's followers by their subscriptions, in one query.
 
@@ -94,13 +99,18 @@ def read_following(*, record: Model, subtype: Subtype) -> Following:
         .order_by("follower_id")
         .values_list("follower__user_id", "follower__contact_id", "subtype_id")
     )
+    return following_from_rows(rows, subtype=subtype)
+
+
+def following_from_rows(rows: Iterable[FollowerRow], *, subtype: Subtype) -> Following:
+    """:func:`read_following` from rows the caller already has (in follower order)."""
     following = Following()
     for user_id, contact_id, subtype_id in rows:
         if user_id is not None:
             following.users.add(user_id)
         if contact_id is not None:
             following.contacts.add(contact_id)
-        if subtype_id == subtype.pk:
+        if subtype_id is not None and subtype_id == subtype.pk:
             following.subscribed.append((user_id, contact_id))
     return following
 

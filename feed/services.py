@@ -143,33 +143,37 @@ def unfollow(
 
 def _follow_defaults(
     record: Model, author: AbstractBaseUser | None, *, is_new: bool = False
-) -> None:
+) -> list[rcpt.FollowerRow] | None:
+    """Make the record's people follow it. On a new record, returns all its
+    followers' subscriptions (known exactly, since they were just written)."""
     people = list(getattr(record, "feed_users", []) or [])
     if author is not None and getattr(author, "pk", None):
         people.append(author)
     users = list({u.pk: u for u in people}.values())
     contact = getattr(record, "feed_contact", None)
     if is_new:
-        _follow_new_record(record, users=users, contact=contact)
-        return
+        return _follow_new_record(record, users=users, contact=contact)
     for user in users:
         follow(record=record, user=user)
     if contact is not None:
         follow(record=record, contact=contact)
+    return None
 
 
 def _follow_new_record(
     record: Model, *, users: list[AbstractBaseUser], contact: Model | None
-) -> None:
+) -> list[rcpt.FollowerRow]:
     """``follow()`` for each of them, at once, on a record created in the current
     transaction: no one else can follow it concurrently, so the missing followers
-    are inserted together, with no savepoint each."""
+    are inserted together, with no savepoint each. Returns every follower's
+    subscriptions, those already there (one read) and the new ones."""
     ct = ContentType.objects.get_for_model(record)
-    followed = list(
-        Follower.objects.filter(content_type=ct, object_id=record.pk).values_list(
-            "user_id", "contact_id"
-        )
+    rows: list[rcpt.FollowerRow] = list(
+        Follower.objects.filter(content_type=ct, object_id=record.pk)
+        .order_by("pk")
+        .values_list("user_id", "contact_id", "subtypes")
     )
+    followed = {(user_id, contact_id) for user_id, contact_id, _s in rows}
     new = [
         Follower(content_type=ct, object_id=record.pk, user=user)
         for user in users
@@ -178,14 +182,25 @@ def _follow_new_record(
     if contact is not None and (None, contact.pk) not in followed:
         new.append(Follower(content_type=ct, object_id=record.pk, contact=contact))
     if not new:
-        return
+        return rows
     Follower.objects.bulk_create(new)
     through = Follower.subtypes.through
-    through.objects.bulk_create(
+    links = [
         through(follower_id=follower.pk, subtype_id=subtype.pk)
         for follower in new
         for subtype in _default_subtypes(for_contact=follower.contact_id is not None)
-    )
+    ]
+    through.objects.bulk_create(links)
+    subscribed = {link.follower_id for link in links}
+    for follower in new:
+        rows += [
+            (follower.user_id, follower.contact_id, link.subtype_id)
+            for link in links
+            if link.follower_id == follower.pk
+        ]
+        if follower.pk not in subscribed:
+            rows.append((follower.user_id, follower.contact_id, None))
+    return rows
 
 
 # --- Posting ------------------------------------------------------------------------
@@ -219,6 +234,7 @@ def post_message(
     is_unverified_sender: bool = False,
     auth_verdict: str = "",
     created_at: dt.datetime | None = None,
+    followers: Sequence[rcpt.FollowerRow] | None = None,
 ) -> Message:
     """Post a message on ``record``'s feed, notify its followers, queue its mail.
 
@@ -233,6 +249,9 @@ def post_message(
       they become contacts following the record.
     - ``attachments``: ``AttachmentInput`` (bytes) or Django ``UploadedFile``;
       raises ``AttachmentTooLarge`` before anything is written.
+    - ``followers``: the record's followers as ``(user_id, contact_id,
+      subtype_id)`` rows, only when the caller knows them exactly (it created the
+      record and its followers in this transaction); read here otherwise.
 
     A reply to an internal message stays internal. Authors follow what they write.
     """
@@ -280,7 +299,10 @@ def post_message(
         store_attachments(message=message, files=files)
         # One read of the followers serves the author's follow and the plan (a new
         # author follower changes nothing in it: the author never hears of a post).
-        following = rcpt.read_following(record=record, subtype=subtype)
+        if followers is not None:
+            following = rcpt.following_from_rows(followers, subtype=subtype)
+        else:
+            following = rcpt.read_following(record=record, subtype=subtype)
         if author is not None and author.pk not in following.users:
             follow(record=record, user=author)
         if (
@@ -350,7 +372,7 @@ def notify_record_created(*, record: Model, author: AbstractBaseUser | None) -> 
     """Author, owner, record users and contact follow; post "<kind> created".
 
     Call in the transaction that created the record."""
-    _follow_defaults(record, author, is_new=True)
+    followers = _follow_defaults(record, author, is_new=True)
     label = str(record._meta.verbose_name).capitalize()
     return post_message(
         record=record,
@@ -359,6 +381,7 @@ def notify_record_created(*, record: Model, author: AbstractBaseUser | None) -> 
         author=author,
         subject=_("%(kind)s created") % {"kind": label},
         body_html="<p>" + escape(_("%(kind)s created") % {"kind": label}) + "</p>",
+        followers=followers,  # the author is among them: no follow() in the post
     )
 
 
