@@ -142,7 +142,11 @@ def unfollow(
 
 
 def _follow_defaults(
-    record: Model, author: AbstractBaseUser | None, *, is_new: bool = False
+    record: Model,
+    author: AbstractBaseUser | None,
+    *,
+    is_new: bool = False,
+    has_followers: bool = True,
 ) -> list[rcpt.FollowerRow] | None:
     """Make the record's people follow it. On a new record, returns all its
     followers' subscriptions (known exactly, since they were just written)."""
@@ -152,7 +156,9 @@ def _follow_defaults(
     users = list({u.pk: u for u in people}.values())
     contact = getattr(record, "feed_contact", None)
     if is_new:
-        return _follow_new_record(record, users=users, contact=contact)
+        return _follow_new_record(
+            record, users=users, contact=contact, has_followers=has_followers
+        )
     for user in users:
         follow(record=record, user=user)
     if contact is not None:
@@ -161,18 +167,25 @@ def _follow_defaults(
 
 
 def _follow_new_record(
-    record: Model, *, users: list[AbstractBaseUser], contact: Model | None
+    record: Model,
+    *,
+    users: list[AbstractBaseUser],
+    contact: Model | None,
+    has_followers: bool = True,
 ) -> list[rcpt.FollowerRow]:
     """``follow()`` for each of them, at once, on a record created in the current
     transaction: no one else can follow it concurrently, so the missing followers
     are inserted together, with no savepoint each. Returns every follower's
-    subscriptions, those already there (one read) and the new ones."""
+    subscriptions, those already there (one read, unless ``has_followers`` is
+    False: a row just inserted with a fresh id) and the new ones."""
     ct = ContentType.objects.get_for_model(record)
-    rows: list[rcpt.FollowerRow] = list(
-        Follower.objects.filter(content_type=ct, object_id=record.pk)
-        .order_by("pk")
-        .values_list("user_id", "contact_id", "subtypes")
-    )
+    rows: list[rcpt.FollowerRow] = []
+    if has_followers:
+        rows = list(
+            Follower.objects.filter(content_type=ct, object_id=record.pk)
+            .order_by("pk")
+            .values_list("user_id", "contact_id", "subtypes")
+        )
     followed = {(user_id, contact_id) for user_id, contact_id, _s in rows}
     new = [
         Follower(content_type=ct, object_id=record.pk, user=user)
@@ -368,11 +381,14 @@ def notify_users(
     return message
 
 
-def notify_record_created(*, record: Model, author: AbstractBaseUser | None) -> Message:
+def notify_record_created(
+    *, record: Model, author: AbstractBaseUser | None, is_new: bool = False
+) -> Message:
     """Author, owner, record users and contact follow; post "<kind> created".
 
-    Call in the transaction that created the record."""
-    followers = _follow_defaults(record, author, is_new=True)
+    Call in the transaction that created the record. ``is_new``: the record's row
+    was just inserted with a fresh id, so nobody follows it yet (not read)."""
+    followers = _follow_defaults(record, author, is_new=True, has_followers=not is_new)
     label = str(record._meta.verbose_name).capitalize()
     return post_message(
         record=record,

@@ -28,8 +28,11 @@ def create_record(*, record: Record, author: AbstractBaseUser | None) -> Record:
     """Save a new record, make its people follow it and post "created" in its feed."""
     if record.owner_id is None and author is not None:
         record.owner = author
+    # A row whose id the database assigns now (ids are never reused) has no
+    # followers yet: they need not be read before being written.
+    is_new = record._state.adding and record.pk is None
     record.save()
-    feed_services.notify_record_created(record=record, author=author)
+    feed_services.notify_record_created(record=record, author=author, is_new=is_new)
     return record
 
 
