@@ -54,6 +54,7 @@ __all__ = [
     "mark_message_read",
     "mark_notifications_read",
     "new_message_id",
+    "new_record_followers",
     "notify_record_created",
     "notify_users",
     "post_message",
@@ -150,11 +151,7 @@ def _follow_defaults(
 ) -> list[rcpt.FollowerRow] | None:
     """Make the record's people follow it. On a new record, returns all its
     followers' subscriptions (known exactly, since they were just written)."""
-    people = list(getattr(record, "feed_users", []) or [])
-    if author is not None and getattr(author, "pk", None):
-        people.append(author)
-    users = list({u.pk: u for u in people}.values())
-    contact = getattr(record, "feed_contact", None)
+    users, contact = _default_people(record, author)
     if is_new:
         return _follow_new_record(
             record, users=users, contact=contact, has_followers=has_followers
@@ -164,6 +161,38 @@ def _follow_defaults(
     if contact is not None:
         follow(record=record, contact=contact)
     return None
+
+
+def _default_people(
+    record: Model, author: AbstractBaseUser | None
+) -> tuple[list[AbstractBaseUser], Model | None]:
+    """Who follows a record by default: its users and the author, its contact."""
+    people = list(getattr(record, "feed_users", []) or [])
+    if author is not None and getattr(author, "pk", None):
+        people.append(author)
+    users = list({u.pk: u for u in people}.values())
+    return users, getattr(record, "feed_contact", None)
+
+
+def new_record_followers(
+    *, record: Model, author: AbstractBaseUser | None
+) -> list[rcpt.FollowerRow]:
+    """The followers ``notify_record_created(is_new=True)`` gave ``record``, as
+    ``post_message(followers=...)`` rows, without reading them back.
+
+    Only right after ``knowlix.services.create_record`` of a new record, before
+    anything else changes who follows it (its "created" notice changes nothing)."""
+    users, contact = _default_people(record, author)
+    people: list[tuple[int | None, int | None]] = [(u.pk, None) for u in users]
+    if contact is not None:
+        people.append((None, contact.pk))
+    rows: list[rcpt.FollowerRow] = []
+    for user_id, contact_id in people:
+        subtypes = _default_subtypes(for_contact=contact_id is not None)
+        rows += [(user_id, contact_id, s.pk) for s in subtypes] or [
+            (user_id, contact_id, None)
+        ]
+    return rows
 
 
 def _follow_new_record(

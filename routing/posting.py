@@ -8,6 +8,7 @@ attachment over the size limit is named in the body (the raw mail is kept).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db.models import Model
@@ -17,6 +18,7 @@ from django.utils.translation import gettext as _
 from feed.attachments import AttachmentInput, max_attachment_bytes
 from feed.html import html_to_text
 from feed.models import Message
+from feed.recipients import FollowerRow
 from feed.services import new_message_id, post_message
 from knowlix import services as record_services
 from knowlix.models import Record
@@ -91,11 +93,13 @@ def post_mail(
     verdict: Verdict,
     parent: Message | None,
     first_route: bool,
+    followers: Sequence[FollowerRow] | None = None,
 ) -> Message:
     """Post the received mail on ``record`` (a child of ``parent`` if given).
 
     The first route keeps the mail's Message-ID (threads find it); further routes
     of the same mail get fresh ids, since a Message-ID names one feed message.
+    ``followers``: see ``post_message`` (given for a record the mail just created).
     """
     address = parsed.from_address
     email_from = f"{parsed.from_name} <{address}>" if parsed.from_name else address
@@ -117,6 +121,7 @@ def post_mail(
         is_unverified_sender=verdict.is_unverified,
         auth_verdict=verdict.text,
         created_at=None,
+        followers=followers,
     )
 
 

@@ -14,6 +14,7 @@ from django.db.models import Model
 from django.utils.translation import gettext as _
 
 from feed.models import Message
+from feed.services import new_record_followers
 from knowlix.models import Contact, Record
 from knowlix.records import RECORD_MODELS, record_label
 from routing import loops, matching, posting, replies
@@ -196,6 +197,8 @@ class Router:
             verdict=self.verdict,
             parent=None,
             first_route=not self.routes,
+            # Just created: its followers are the defaults, not read back.
+            followers=new_record_followers(record=record, author=author.user),
         )
         loops.count_messages(
             keys=[
