@@ -11,7 +11,6 @@ Internal messages (notes, and replies to them) never reach a contact.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterable, Sequence
 from email.utils import formataddr
 
@@ -44,6 +43,7 @@ from feed.models import (
     Subtype,
 )
 from knowlix import params
+from mailservers.mime import make_message_id
 
 __all__ = [
     "AttachmentInput",
@@ -74,7 +74,7 @@ DEFAULT_SUBTYPE = {
 
 def new_message_id() -> str:
     """A fresh RFC 5322 Message-ID in our catch-all domain."""
-    return f"<knowlix.{uuid.uuid4().hex}@{params.catchall_domain()}>"
+    return make_message_id(params.catchall_domain())
 
 
 def get_subtype(code: str) -> Subtype:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.db import models
 
-from knowlix.models import Contact, Record
+from knowlix.models import Contact
 from knowlix.recordviews import RecordKind
 
 
@@ -33,7 +33,3 @@ class ContactForm(forms.ModelForm):
     class Meta:
         model = Contact
         fields = ["name", "email", "phone", "company"]
-
-
-RecordForm = forms.ModelForm
-__all__ = ["ContactForm", "Record", "RecordForm", "record_form_class"]

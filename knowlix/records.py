@@ -46,9 +46,5 @@ def get_record_by_label(label: str) -> Record | None:
     return model._default_manager.filter(pk=pk).first()
 
 
-def is_record_model(model: type[Model]) -> bool:
-    return issubclass(model, Record) and not model._meta.abstract
-
-
 def record_content_types() -> list[ContentType]:
     return list(ContentType.objects.get_for_models(*RECORD_MODELS).values())

@@ -89,10 +89,3 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
 )  # fmt: skip
 
 KIND_BY_MODEL: dict[type[Record], RecordKind] = {k.model: k for k in RECORD_KINDS}
-
-
-def kind_for(record_or_model: Record | type[Record]) -> RecordKind:
-    model = (
-        record_or_model if isinstance(record_or_model, type) else type(record_or_model)
-    )
-    return KIND_BY_MODEL[model]

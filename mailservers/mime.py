@@ -15,7 +15,6 @@ from __future__ import annotations
 import email.policy
 import re
 import secrets
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,9 +83,10 @@ def parse_address(value: str | tuple[str, str]) -> Address:
 
 
 def make_message_id(domain: str) -> str:
-    """A new unique ``<random.time@domain>``."""
+    """A new unique ``<knowlix.random@domain>`` (every Message-ID we mint; 120
+    random bits, short enough that its header is rarely folded)."""
     domain = clean_header(domain).strip("<>@ ") or "localhost"
-    return f"<{secrets.token_urlsafe(18)}.{int(time.time())}@{domain}>"
+    return f"<knowlix.{secrets.token_urlsafe(15)}@{domain}>"
 
 
 def _msgid(value: str) -> str:

@@ -19,6 +19,7 @@ from knowlix import services
 from knowlix.access import (
     can_add_model,
     can_change_model,
+    can_view_model,
     get_model_record_for_user,
     visible_records,
 )
@@ -30,7 +31,7 @@ PAGE_SIZE = 25
 
 
 def _require_view(request: HttpRequest, kind: RecordKind) -> None:
-    if not request.user.has_perm(f"knowlix.view_{kind.model._meta.model_name}"):
+    if not can_view_model(request.user, kind.model):
         raise Http404("No such page")
 
 

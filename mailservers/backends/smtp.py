@@ -31,6 +31,7 @@ from mailservers.errors import (
     ServerQuotaError,
     TransientError,
 )
+from mailservers.tls import mail_ssl_context
 
 SECURITY_NONE, SECURITY_SSL, SECURITY_STARTTLS = "none", "ssl", "starttls"
 _URL_SCHEMES = {
@@ -156,7 +157,7 @@ class SmtpConnection:
         return True
 
     def _ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.params.ca_file or None)
+        return mail_ssl_context(self.params.ca_file)
 
     def _authenticate(self, conn: smtplib.SMTP) -> None:
         p = self.params

@@ -25,6 +25,7 @@ from mailservers.errors import (
     ServerConfigError,
     TransientError,
 )
+from mailservers.tls import mail_ssl_context
 
 SSL = "ssl"
 STARTTLS = "starttls"
@@ -45,7 +46,7 @@ class ConnectionSettings:
     ssl_context: ssl.SSLContext | None = None  # None: the system's trusted CAs
 
     def make_ssl_context(self) -> ssl.SSLContext:
-        return self.ssl_context or ssl.create_default_context()
+        return self.ssl_context or mail_ssl_context()
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from mailservers.incoming.pop3 import Pop3Fetcher
 from mailservers.models import IncomingServer
 from mailservers.oauth.presets import apply_oauth_rules
 from mailservers.services import incoming_notify
+from mailservers.tls import mail_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +39,7 @@ def max_message_bytes() -> int:
 
 
 def ssl_context() -> ssl.SSLContext:
-    """System CAs, plus ``KNOWLIX_MAIL_CA_FILE`` when set (a private CA; the tests')."""
-    context = ssl.create_default_context()
-    if settings.KNOWLIX_MAIL_CA_FILE:
-        context.load_verify_locations(cafile=settings.KNOWLIX_MAIL_CA_FILE)
-    return context
+    return mail_ssl_context(settings.KNOWLIX_MAIL_CA_FILE)
 
 
 # --- Connection -------------------------------------------------------------------

@@ -62,7 +62,7 @@ CHUNK_BYTES = 4 * 1024 * 1024  # raw bytes loaded at once: memory stays flat
 def smtp_params_for(server: OutgoingServer | None) -> SmtpParams:
     """Connection parameters of a server, or of the default (KNOWLIX_SMTP_URL)."""
     timeout = float(settings.KNOWLIX_SMTP_TIMEOUT)
-    ca_file: str = getattr(settings, "KNOWLIX_MAIL_CA_FILE", "")
+    ca_file = settings.KNOWLIX_MAIL_CA_FILE
     if server is None:
         if not settings.KNOWLIX_SMTP_URL:
             raise ServerConfigError(_("No default SMTP server: set KNOWLIX_SMTP_URL."))
