@@ -90,9 +90,14 @@ def bare_loop(dovecot: DovecotServer) -> tuple[int, float]:
     return parsed, time.perf_counter() - start
 
 
-def parse_only(*, raw: bytes, server: object) -> None:
+def parse_only(*, raws: list[bytes], server: object, prepared: object = None) -> None:
     """Routing replaced by the bare loop's work (one parse): isolates the poller."""
-    email.message_from_bytes(raw, policy=email.policy.default)
+    for raw in raws:
+        email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def no_prepare(*, raws: list[bytes], server: object) -> None:
+    return None
 
 
 def our_poll(
@@ -110,14 +115,18 @@ def our_poll(
         username=USER, password=PASSWORD, state=IncomingServer.State.CONFIRMED,
     )  # fmt: skip
     routed = [0]
-    original = incoming.route_message
-    route = route or original
+    original = incoming.route_messages, incoming.prepare_messages
+    route = route or original[0]
 
-    def counting_route(*, raw: bytes, server: IncomingServer) -> None:
-        route(raw=raw, server=server)
-        routed[0] += 1
+    def counting_route(
+        *, raws: list[bytes], server: IncomingServer, prepared: object = None
+    ) -> None:
+        route(raws=raws, server=server, prepared=prepared)
+        routed[0] += len(raws)
 
-    incoming.route_message = counting_route
+    incoming.route_messages = counting_route
+    if route is parse_only:
+        incoming.prepare_messages = no_prepare
     samples: list[tuple[int, float]] = []
     done = threading.Event()
 
@@ -131,7 +140,7 @@ def our_poll(
     try:
         result = incoming.poll_incoming_server(server=server)
     finally:
-        incoming.route_message = original
+        incoming.route_messages, incoming.prepare_messages = original
     elapsed = time.perf_counter() - start
     done.set()
     sampler.join()

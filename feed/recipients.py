@@ -54,16 +54,47 @@ def find_or_create_contact(address: str, name: str = "") -> Contact:
     return contact
 
 
-def _known_contacts(addresses: list[str]) -> dict[str, Contact]:
-    """Existing contacts with these addresses (never ours), by normalized address."""
-    wanted = {normalize_email(a) for a in addresses if not _is_ours(a)}
-    if not wanted:
-        return {}
-    rows = Contact.objects.filter(email_normalized__in=wanted).order_by("id")
-    found: dict[str, Contact] = {}
-    for contact in rows:
-        found.setdefault(contact.email_normalized, contact)
-    return found
+class Lookups:
+    """Read-through caches of the delivery plans' reads, shared by the posts of one
+    ``post_messages`` call: what one plan read, the next one does not read again,
+    and a caller may fill them for all posts at once. Never stale within a call:
+    the plans only read people that no post of the call changes."""
+
+    def __init__(self) -> None:
+        self._users: dict[int, AbstractBaseUser | None] = {}
+        self._contacts: dict[int, Contact | None] = {}
+        self._by_address: dict[str, Contact | None] = {}
+
+    def users(self, ids: Iterable[int]) -> dict[int, AbstractBaseUser]:
+        """Users by pk (with their profile), in the order of ``ids``."""
+        ids = list(ids)
+        missing = {pk for pk in ids if pk not in self._users}
+        if missing:
+            found = get_user_model().objects.filter(pk__in=missing)
+            by_pk = {u.pk: u for u in found.select_related("profile")}
+            self._users.update({pk: by_pk.get(pk) for pk in missing})
+        return {pk: u for pk in ids if (u := self._users[pk]) is not None}
+
+    def contacts(self, ids: Iterable[int]) -> dict[int, Contact]:
+        ids = list(ids)
+        missing = {pk for pk in ids if pk not in self._contacts}
+        if missing:
+            by_pk = Contact.objects.in_bulk(missing)
+            self._contacts.update({pk: by_pk.get(pk) for pk in missing})
+        return {pk: c for pk in ids if (c := self._contacts[pk]) is not None}
+
+    def known_contacts(self, addresses: Iterable[str]) -> dict[str, Contact]:
+        """Existing contacts with these addresses (never ours), by normalized
+        address: the oldest one of each."""
+        wanted = {normalize_email(a) for a in addresses if not _is_ours(a)}
+        missing = wanted - self._by_address.keys()
+        if missing:
+            found: dict[str, Contact] = {}
+            rows = Contact.objects.filter(email_normalized__in=missing)
+            for contact in rows.order_by("id"):
+                found.setdefault(contact.email_normalized, contact)
+            self._by_address.update({a: found.get(a) for a in missing})
+        return {a: c for a in wanted if (c := self._by_address[a]) is not None}
 
 
 def _is_ours(address: str) -> bool:
@@ -121,12 +152,15 @@ def plan_delivery(
     record: Model,
     extra_addresses: Sequence[str],
     following: Following | None = None,
+    lookups: Lookups | None = None,
 ) -> DeliveryPlan:
     """``following``: :func:`read_following` for the message's subtype, when the
-    caller already read it (it is read here otherwise)."""
+    caller already read it (it is read here otherwise). ``lookups``: reads shared
+    with other plans of the same call."""
     from feed.services import follow  # the public service; avoids an import cycle
 
     plan = DeliveryPlan()
+    lookups = lookups or Lookups()
     if following is None:
         following = read_following(record=record, subtype=message.subtype)
     user_ids = [
@@ -134,11 +168,7 @@ def plan_delivery(
         for user_id, _contact_id in following.subscribed
         if user_id is not None and user_id != message.author_user_id
     ]
-    users: dict[int, AbstractBaseUser] = {}
-    if user_ids:
-        found = get_user_model().objects.filter(pk__in=user_ids)
-        by_pk = {u.pk: u for u in found.select_related("profile")}
-        users = {pk: by_pk[pk] for pk in user_ids if pk in by_pk}
+    users = lookups.users(user_ids)
     if message.kind != Message.Kind.NOTIFICATION:
         names = mentioned_usernames(message.body_text)
         if names:
@@ -159,7 +189,7 @@ def plan_delivery(
     incoming = message.direction == Message.Direction.INCOMING
     parsed = [(n, a) for n, a in getaddresses(list(extra_addresses)) if "@" in a]
     if incoming:  # the mail's own To/Cc: recorded, and they already have it
-        known = _known_contacts([a for _n, a in parsed])
+        known = lookups.known_contacts([a for _n, a in parsed])
         public = not (message.is_internal or message.subtype.internal)
         for name, address in parsed:
             contact = known.get(normalize_email(address))
@@ -184,7 +214,7 @@ def plan_delivery(
     if message.author_contact_id and message.author_contact.email:
         taken.add(normalize_email(message.author_contact.email))
     contacts = _subscribed_contacts(
-        following, author_contact_id=message.author_contact_id
+        following, author_contact_id=message.author_contact_id, lookups=lookups
     )
     if not incoming and message.kind == Message.Kind.EMAIL:
         for name, address in parsed:
@@ -213,7 +243,7 @@ def plan_delivery(
 
 
 def _subscribed_contacts(
-    following: Following, *, author_contact_id: int | None
+    following: Following, *, author_contact_id: int | None, lookups: Lookups
 ) -> list[Contact]:
     """The subscribed contacts but the author (who is never mailed their own post)."""
     ids = [
@@ -221,10 +251,7 @@ def _subscribed_contacts(
         for _user_id, contact_id in following.subscribed
         if contact_id is not None and contact_id != author_contact_id
     ]
-    if not ids:
-        return []
-    by_pk = Contact.objects.in_bulk(ids)
-    return [by_pk[pk] for pk in ids if pk in by_pk]
+    return list(lookups.contacts(ids).values())
 
 
 def plan_notice(*, message: Message, users: Iterable[AbstractBaseUser]) -> DeliveryPlan:
@@ -250,18 +277,25 @@ def plan_notice(*, message: Message, users: Iterable[AbstractBaseUser]) -> Deliv
 def create_notifications(
     *, message: Message, users: Sequence[AbstractBaseUser]
 ) -> None:
-    Notification.objects.bulk_create(
-        [
-            Notification(
-                message=message,
-                user=user,
-                is_emailed=bool(get_profile(user).prefers_email and user.email),
-                created_at=message.created_at,
-            )
-            for user in users
-        ],
-        ignore_conflicts=True,
-    )
+    create_notifications_for([(message, users)])
+
+
+def create_notifications_for(
+    entries: Iterable[tuple[Message, Sequence[AbstractBaseUser]]],
+) -> None:
+    """The inbox notifications of several messages, in one statement."""
+    rows = [
+        Notification(
+            message=message,
+            user=user,
+            is_emailed=bool(get_profile(user).prefers_email and user.email),
+            created_at=message.created_at,
+        )
+        for message, users in entries
+        for user in users
+    ]
+    if rows:
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def queue_planned_mail(*, message: Message, plan: DeliveryPlan) -> None:

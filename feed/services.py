@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from email.utils import formataddr
+from dataclasses import dataclass
+from email.utils import formataddr, getaddresses
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -54,10 +55,12 @@ __all__ = [
     "mark_message_read",
     "mark_notifications_read",
     "new_message_id",
+    "NewPost",
     "new_record_followers",
     "notify_record_created",
     "notify_users",
     "post_message",
+    "post_messages",
     "post_tracking",
     "schedule_activity",
     "unfollow",
@@ -207,42 +210,60 @@ def _follow_new_record(
     are inserted together, with no savepoint each. Returns every follower's
     subscriptions, those already there (one read, unless ``has_followers`` is
     False: a row just inserted with a fresh id) and the new ones."""
-    ct = ContentType.objects.get_for_model(record)
-    rows: list[rcpt.FollowerRow] = []
-    if has_followers:
-        rows = list(
-            Follower.objects.filter(content_type=ct, object_id=record.pk)
-            .order_by("pk")
-            .values_list("user_id", "contact_id", "subtypes")
-        )
-    followed = {(user_id, contact_id) for user_id, contact_id, _s in rows}
-    new = [
-        Follower(content_type=ct, object_id=record.pk, user=user)
-        for user in users
-        if (user.pk, None) not in followed
-    ]
-    if contact is not None and (None, contact.pk) not in followed:
-        new.append(Follower(content_type=ct, object_id=record.pk, contact=contact))
+    return _follow_new_records([(record, users, contact, has_followers)])[0]
+
+
+NewFollowers = tuple[Model, list[AbstractBaseUser], Model | None, bool]
+
+
+def _follow_new_records(
+    entries: Sequence[NewFollowers],
+) -> list[list[rcpt.FollowerRow]]:
+    """:func:`_follow_new_record` for several records: one insert of the followers
+    and one of their subscriptions for all of them."""
+    all_rows: list[list[rcpt.FollowerRow]] = []
+    new: list[Follower] = []
+    entry_of: list[int] = []  # the entry of each new follower
+    for entry, (record, users, contact, has_followers) in enumerate(entries):
+        ct = ContentType.objects.get_for_model(record)
+        rows: list[rcpt.FollowerRow] = []
+        if has_followers:
+            rows = list(
+                Follower.objects.filter(content_type=ct, object_id=record.pk)
+                .order_by("pk")
+                .values_list("user_id", "contact_id", "subtypes")
+            )
+        followed = {(user_id, contact_id) for user_id, contact_id, _s in rows}
+        new += [
+            Follower(content_type=ct, object_id=record.pk, user=user)
+            for user in users
+            if (user.pk, None) not in followed
+        ]
+        if contact is not None and (None, contact.pk) not in followed:
+            new.append(Follower(content_type=ct, object_id=record.pk, contact=contact))
+        entry_of += [entry] * (len(new) - len(entry_of))
+        all_rows.append(rows)
     if not new:
-        return rows
+        return all_rows
     Follower.objects.bulk_create(new)
     through = Follower.subtypes.through
-    links = [
-        through(follower_id=follower.pk, subtype_id=subtype.pk)
-        for follower in new
-        for subtype in _default_subtypes(for_contact=follower.contact_id is not None)
-    ]
-    through.objects.bulk_create(links)
-    subscribed = {link.follower_id for link in links}
+    links_of: dict[int, list[int]] = {}
+    links = []
     for follower in new:
-        rows += [
-            (follower.user_id, follower.contact_id, link.subtype_id)
-            for link in links
-            if link.follower_id == follower.pk
+        subtypes = _default_subtypes(for_contact=follower.contact_id is not None)
+        links_of[follower.pk] = [subtype.pk for subtype in subtypes]
+        links += [
+            through(follower_id=follower.pk, subtype_id=subtype.pk)
+            for subtype in subtypes
         ]
-        if follower.pk not in subscribed:
-            rows.append((follower.user_id, follower.contact_id, None))
-    return rows
+    through.objects.bulk_create(links)
+    # Each entry's new followers, in insertion order, after its existing ones.
+    for follower, entry in zip(new, entry_of, strict=True):
+        user_id, contact_id = follower.user_id, follower.contact_id
+        all_rows[entry] += [
+            (user_id, contact_id, pk) for pk in links_of[follower.pk]
+        ] or [(user_id, contact_id, None)]
+    return all_rows
 
 
 # --- Posting ------------------------------------------------------------------------
@@ -255,6 +276,30 @@ def _sender_address(user: AbstractBaseUser | None, contact: Model | None) -> str
     if contact is not None and getattr(contact, "email", ""):
         return formataddr((str(contact), contact.email))
     return ""
+
+
+@dataclass
+class NewPost:
+    """One message to post: the arguments of :func:`post_message`, as data."""
+
+    record: Model
+    kind: str
+    author: AbstractBaseUser | None = None
+    author_contact: Model | None = None
+    body_html: str = ""
+    body_text: str = ""
+    subject: str = ""
+    subtype: str | Subtype | None = None
+    direction: str | None = None
+    email_from: str = ""
+    message_id: str | None = None
+    parent: Message | None = None
+    recipients: Sequence[str] = ()
+    attachments: Sequence[AttachmentSource] = ()
+    is_unverified_sender: bool = False
+    auth_verdict: str = ""
+    created_at: dt.datetime | None = None
+    followers: Sequence[rcpt.FollowerRow] | None = None
 
 
 def post_message(
@@ -297,14 +342,78 @@ def post_message(
 
     A reply to an internal message stays internal. Authors follow what they write.
     """
-    kind = Message.Kind(kind)
-    files = check_sizes(attachments)
-    if direction is None:
-        direction = (
-            Message.Direction.OUTGOING
-            if kind == Message.Kind.EMAIL
-            else Message.Direction.INTERNAL
+    post = NewPost(
+        record=record,
+        kind=kind,
+        author=author,
+        author_contact=author_contact,
+        body_html=body_html,
+        body_text=body_text,
+        subject=subject,
+        subtype=subtype,
+        direction=direction,
+        email_from=email_from,
+        message_id=message_id,
+        parent=parent,
+        recipients=recipients,
+        attachments=attachments,
+        is_unverified_sender=is_unverified_sender,
+        auth_verdict=auth_verdict,
+        created_at=created_at,
+        followers=followers,
+    )
+    return post_messages([post])[0]
+
+
+def post_messages(posts: Sequence[NewPost]) -> list[Message]:
+    """:func:`post_message` for many posts at once, in order, with one statement per
+    table instead of one per post (messages, recipients, notifications), and the
+    delivery plans' reads shared (see ``feed.recipients.Lookups``). The same rules
+    apply to each post; nothing is written if any post is refused (empty, too large).
+    """
+    prepared = [_prepare_post(post) for post in posts]
+    # Checked above, written below in the posts' own transaction, or in the
+    # caller's without a savepoint (a failure here fails the caller's transaction).
+    with transaction.atomic(savepoint=False):
+        messages = Message.objects.bulk_create([message for message, _f in prepared])
+        lookups = rcpt.Lookups()
+        lookups.known_contacts(  # the To/Cc of received mail, read once for all
+            [
+                address
+                for post, (message, _f) in zip(posts, prepared, strict=True)
+                if message.direction == Message.Direction.INCOMING
+                for _name, address in getaddresses(list(post.recipients))
+            ]
         )
+        plans = []
+        for post, message, (_m, files) in zip(posts, messages, prepared, strict=True):
+            if files:
+                store_attachments(message=message, files=files)
+            plans.append(_plan_post(post, message, lookups))
+        MessageRecipient.objects.bulk_create(
+            [row for plan in plans for row in plan.recipient_rows]
+        )
+        rcpt.create_notifications_for(
+            [
+                (message, plan.notified_users)
+                for message, plan in zip(messages, plans, strict=True)
+            ]
+        )
+        for message, plan in zip(messages, plans, strict=True):
+            rcpt.queue_planned_mail(message=message, plan=plan)  # sent on commit
+    return messages
+
+
+def _prepare_post(post: NewPost) -> tuple[Message, list[AttachmentInput]]:
+    """Check a post and build its unsaved message (raises before any write)."""
+    kind = Message.Kind(post.kind)
+    files = check_sizes(post.attachments)
+    direction = post.direction or (
+        Message.Direction.OUTGOING
+        if kind == Message.Kind.EMAIL
+        else Message.Direction.INTERNAL
+    )
+    body_html, body_text = post.body_html, post.body_text
     clean_html = sanitize_html(body_html) if body_html else text_to_html(body_text)
     # What a user writes must say something; received mail is kept as it came.
     typed = (
@@ -312,57 +421,63 @@ def post_message(
     )
     if typed and not files and not _has_text(clean_html):
         raise EmptyMessage()
+    subtype = post.subtype
     if not isinstance(subtype, Subtype):
         subtype = get_subtype(subtype or DEFAULT_SUBTYPE[kind])
+    parent = post.parent
     is_internal = kind == Message.Kind.NOTE or bool(parent and parent.is_internal)
     if is_internal and subtype.code == Subtype.DISCUSSION:
         subtype = get_subtype(Subtype.NOTE)
-    # Checked above, written below in the post's own transaction, or in the caller's
-    # without a savepoint (a failure here fails the caller's transaction).
-    with transaction.atomic(savepoint=False):
-        message = Message.objects.create(
-            content_object=record,
-            kind=kind,
-            direction=direction,
-            subtype=subtype,
-            author_user=author,
-            author_contact=author_contact,
-            email_from=(email_from or _sender_address(author, author_contact))[:320],
-            subject=(subject or "")[:998],
-            body_html=clean_html,
-            body_text=body_text or html_to_text(clean_html),
-            message_id=(message_id or new_message_id())[:998],
-            parent=parent,
-            is_internal=is_internal,
-            is_unverified_sender=is_unverified_sender,
-            auth_verdict=auth_verdict[:200],
-            created_at=created_at or timezone.now(),
-        )
-        store_attachments(message=message, files=files)
-        # One read of the followers serves the author's follow and the plan (a new
-        # author follower changes nothing in it: the author never hears of a post).
-        if followers is not None:
-            following = rcpt.following_from_rows(followers, subtype=subtype)
-        else:
-            following = rcpt.read_following(record=record, subtype=subtype)
-        if author is not None and author.pk not in following.users:
-            follow(record=record, user=author)
-        if (
-            author_contact is not None
-            and not is_internal
-            and author_contact.pk not in following.contacts
-        ):
-            follow(record=record, contact=author_contact)
-        plan = rcpt.plan_delivery(
-            message=message,
-            record=record,
-            extra_addresses=recipients,
-            following=following,
-        )
-        MessageRecipient.objects.bulk_create(plan.recipient_rows)
-        rcpt.create_notifications(message=message, users=plan.notified_users)
-        rcpt.queue_planned_mail(message=message, plan=plan)  # sent on commit
-    return message
+    author, author_contact = post.author, post.author_contact
+    message = Message(
+        content_object=post.record,
+        kind=kind,
+        direction=direction,
+        subtype=subtype,
+        author_user=author,
+        author_contact=author_contact,
+        email_from=(post.email_from or _sender_address(author, author_contact))[:320],
+        subject=(post.subject or "")[:998],
+        body_html=clean_html,
+        body_text=body_text or html_to_text(clean_html),
+        message_id=(post.message_id or new_message_id())[:998],
+        parent=parent,
+        is_internal=is_internal,
+        is_unverified_sender=post.is_unverified_sender,
+        auth_verdict=post.auth_verdict[:200],
+        created_at=post.created_at or timezone.now(),
+    )
+    return message, files
+
+
+def _plan_post(
+    post: NewPost, message: Message, lookups: rcpt.Lookups
+) -> rcpt.DeliveryPlan:
+    """Who hears about the (written) message; makes its author follow the record."""
+    record, subtype = post.record, message.subtype
+    assert subtype is not None
+    # One read of the followers serves the author's follow and the plan (a new
+    # author follower changes nothing in it: the author never hears of a post).
+    if post.followers is not None:
+        following = rcpt.following_from_rows(post.followers, subtype=subtype)
+    else:
+        following = rcpt.read_following(record=record, subtype=subtype)
+    author, author_contact = post.author, post.author_contact
+    if author is not None and author.pk not in following.users:
+        follow(record=record, user=author)
+    if (
+        author_contact is not None
+        and not message.is_internal
+        and author_contact.pk not in following.contacts
+    ):
+        follow(record=record, contact=author_contact)
+    return rcpt.plan_delivery(
+        message=message,
+        record=record,
+        extra_addresses=post.recipients,
+        following=following,
+        lookups=lookups,
+    )
 
 
 def _has_text(clean_html: str) -> bool:
@@ -417,17 +532,36 @@ def notify_record_created(
 
     Call in the transaction that created the record. ``is_new``: the record's row
     was just inserted with a fresh id, so nobody follows it yet (not read)."""
-    followers = _follow_defaults(record, author, is_new=True, has_followers=not is_new)
-    label = str(record._meta.verbose_name).capitalize()
-    return post_message(
-        record=record,
-        kind=Message.Kind.NOTIFICATION,
-        subtype=Subtype.CREATED,
-        author=author,
-        subject=_("%(kind)s created") % {"kind": label},
-        body_html="<p>" + escape(_("%(kind)s created") % {"kind": label}) + "</p>",
-        followers=followers,  # the author is among them: no follow() in the post
+    return notify_records_created([(record, author, is_new)])[0]
+
+
+def notify_records_created(
+    entries: Sequence[tuple[Model, AbstractBaseUser | None, bool]],
+) -> list[Message]:
+    """:func:`notify_record_created` for several records (``(record, author,
+    is_new)``), their followers and notices written together."""
+    followers = _follow_new_records(
+        [
+            (record, *_default_people(record, author), not is_new)
+            for record, author, is_new in entries
+        ]
     )
+    posts = []
+    for (record, author, _is_new), rows in zip(entries, followers, strict=True):
+        label = str(record._meta.verbose_name).capitalize()
+        text = _("%(kind)s created") % {"kind": label}
+        posts.append(
+            NewPost(
+                record=record,
+                kind=Message.Kind.NOTIFICATION,
+                subtype=Subtype.CREATED,
+                author=author,
+                subject=text,
+                body_html="<p>" + escape(text) + "</p>",
+                followers=rows,  # the author is among them: no follow() in the post
+            )
+        )
+    return post_messages(posts)
 
 
 def post_tracking(

@@ -6,6 +6,9 @@ Views, routing and commands create records through these functions so that the
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -26,14 +29,32 @@ def _field_display(record: Record, field_name: str) -> str:
 @transaction.atomic(savepoint=False)
 def create_record(*, record: Record, author: AbstractBaseUser | None) -> Record:
     """Save a new record, make its people follow it and post "created" in its feed."""
-    if record.owner_id is None and author is not None:
-        record.owner = author
-    # A row whose id the database assigns now (ids are never reused) has no
-    # followers yet: they need not be read before being written.
-    is_new = record._state.adding and record.pk is None
-    record.save()
-    feed_services.notify_record_created(record=record, author=author, is_new=is_new)
-    return record
+    return create_records([(record, author)])[0]
+
+
+@transaction.atomic(savepoint=False)
+def create_records(
+    entries: Sequence[tuple[Record, AbstractBaseUser | None]],
+) -> list[Record]:
+    """:func:`create_record` for several ``(record, author)``: one insert per record
+    kind, then their followers and "created" notices together."""
+    fresh: dict[type[Record], list[Record]] = defaultdict(list)
+    notices = []
+    for record, author in entries:
+        if record.owner_id is None and author is not None:
+            record.owner = author
+        # A row whose id the database assigns now (ids are never reused) has no
+        # followers yet: they need not be read before being written.
+        is_new = record._state.adding and record.pk is None
+        if is_new:
+            fresh[type(record)].append(record)
+        else:
+            record.save()
+        notices.append((record, author, is_new))
+    for model, records in fresh.items():
+        model.objects.bulk_create(records)  # sets their ids (PostgreSQL, SQLite)
+    feed_services.notify_records_created(notices)
+    return [record for record, _author in entries]
 
 
 @transaction.atomic

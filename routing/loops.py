@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 
 from django.db import connection
@@ -40,15 +41,37 @@ def is_allowed_sender(address: str) -> bool:
     return address in entries or domain in entries or f"@{domain}" in entries
 
 
+def loop_limit() -> int:
+    return params.get_int_param(params.LOOP_LIMIT) or 20
+
+
 def is_over_limit(*, address: str, scope: str, record: str = "") -> bool:
     """True if the sender already reached the limit in the current window."""
     if not address or is_allowed_sender(address):
         return False
-    limit = params.get_int_param(params.LOOP_LIMIT) or 20
     total = SenderRateCounter.objects.filter(
         address=address, scope=scope, record=record, bucket__gte=_window_start()
     ).aggregate(total=Sum("count"))["total"]
-    return (total or 0) >= limit
+    return (total or 0) >= loop_limit()
+
+
+def window_totals(*, addresses: Sequence[str], scope: str) -> dict[str, int]:
+    """What each address counted in the window for ``scope`` (no record), in one
+    query: :func:`is_over_limit` for many senders (absent: 0)."""
+    if not addresses:
+        return {}
+    rows = (
+        SenderRateCounter.objects.filter(
+            address__in=set(addresses),
+            scope=scope,
+            record="",
+            bucket__gte=_window_start(),
+        )
+        .values("address")
+        .annotate(total=Sum("count"))
+        .values_list("address", "total")
+    )
+    return dict(rows)
 
 
 def count_message(*, address: str, scope: str, record: str = "") -> None:
@@ -63,24 +86,27 @@ def count_message(*, address: str, scope: str, record: str = "") -> None:
 
 
 def count_messages(*, keys: Sequence[tuple[str, str, str]]) -> None:
-    """Add one to each ``(address, scope, record)``'s current bucket, in one upsert."""
-    keys = [key for key in keys if key[0]]
-    if not keys:
+    """Add one to the current bucket of each ``(address, scope, record)`` (a key
+    given n times adds n), in one upsert."""
+    counts = Counter((a, str(s), r) for a, s, r in keys if a)
+    if not counts:
         return
     bucket = _bucket(timezone.now())
     qn = connection.ops.quote_name
     table = qn(SenderRateCounter._meta.db_table)
-    values = ", ".join(["(%s, %s, %s, %s, 1)"] * len(keys))
+    # A row may be named once per statement (PostgreSQL): keys are summed above.
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(counts))
     params_: list[object] = []
     adapted = connection.ops.adapt_datetimefield_value(bucket)
-    for address, scope, record in keys:
-        params_ += [address, str(scope), record, adapted]
+    for (address, scope, record), n in counts.items():
+        params_ += [address, scope, record, adapted, n]
     key = ", ".join(map(qn, ["address", "scope", "record", "bucket"]))
     count = qn("count")
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({key}, {count}) VALUES {values}"  # noqa: S608
-            f" ON CONFLICT ({key}) DO UPDATE SET {count} = {table}.{count} + 1",
+            f" ON CONFLICT ({key}) DO UPDATE"
+            f" SET {count} = {table}.{count} + EXCLUDED.{count}",
             params_,
         )
     _prune_occasionally(bucket)

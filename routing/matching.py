@@ -80,10 +80,12 @@ def is_from_ourselves(parsed: ParsedMessage) -> bool:
     return is_system_address(parsed.from_address)
 
 
-def is_system_address(address: str) -> bool:
+def is_system_address(address: str, *, alias_names: set[str] | None = None) -> bool:
     """One of Knowlix's own addresses: default From, bounce, reply+token, an alias.
 
     Colleagues' addresses at the same domain are not system addresses.
+    ``alias_names``: every alias name (active or not) that ``address`` could have,
+    when the caller read them already (see :func:`alias_names`).
     """
     local, domain = split_address(address)
     if domain != our_domain():
@@ -94,6 +96,8 @@ def is_system_address(address: str) -> bool:
     }
     if local in system or local.startswith(REPLY_PREFIX):
         return True
+    if alias_names is not None:
+        return local in alias_names
     return Alias.objects.filter(name=local).exists()
 
 
@@ -190,8 +194,8 @@ def took_part(record: Record, address: str) -> bool:
     ).exists()
 
 
-def find_aliases(parsed: ParsedMessage) -> list[Alias]:
-    """Active aliases among the recipients, in recipient order (one query)."""
+def alias_names(parsed: ParsedMessage) -> list[str]:
+    """The names an alias among the recipients could have, in recipient order."""
     domain = our_domain()
     locals_: list[str] = []
     for local, d in map(split_address, parsed.recipients):
@@ -200,18 +204,29 @@ def find_aliases(parsed: ParsedMessage) -> list[Alias]:
         for name in (local, local.split("+")[0]):
             if name not in locals_:
                 locals_.append(name)
+    return locals_
+
+
+def find_aliases(
+    parsed: ParsedMessage, *, known: dict[str, Alias] | None = None
+) -> list[Alias]:
+    """Active aliases among the recipients, in recipient order (one query).
+    ``known``: the aliases (active or not) by name, when the caller read them
+    for every name of :func:`alias_names`."""
+    locals_ = alias_names(parsed)
     if not locals_:
         return []
-    aliases = {
-        a.name: a
-        for a in Alias.objects.filter(name__in=locals_, is_active=True).select_related(
-            "content_type"
-        )
-    }
+    if known is None:
+        known = {
+            a.name: a
+            for a in Alias.objects.filter(name__in=locals_).select_related(
+                "content_type"
+            )
+        }
     seen: list[Alias] = []
     for name in locals_:
-        alias = aliases.get(name)
-        if alias is not None and alias not in seen:
+        alias = known.get(name)
+        if alias is not None and alias.is_active and alias not in seen:
             seen.append(alias)
     return seen
 

@@ -8,7 +8,7 @@ attachment over the size limit is named in the body (the raw mail is kept).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.db.models import Model
@@ -19,7 +19,7 @@ from feed.attachments import AttachmentInput, max_attachment_bytes
 from feed.html import html_to_text
 from feed.models import Message
 from feed.recipients import FollowerRow
-from feed.services import new_message_id, post_message
+from feed.services import NewPost, new_message_id, post_messages
 from knowlix import services as record_services
 from knowlix.models import Record
 from routing.authenticity import Verdict
@@ -101,9 +101,36 @@ def post_mail(
     of the same mail get fresh ids, since a Message-ID names one feed message.
     ``followers``: see ``post_message`` (given for a record the mail just created).
     """
+    post = mail_post(
+        record=record,
+        parsed=parsed,
+        content=content,
+        author=author,
+        verdict=verdict,
+        parent=parent,
+        first_route=first_route,
+        followers=followers,
+    )
+    return post_messages([post])[0]
+
+
+def mail_post(
+    *,
+    record: Model,
+    parsed: ParsedMessage,
+    content: MailContent,
+    author: Author,
+    verdict: Verdict,
+    parent: Message | None,
+    first_route: bool,
+    followers: Sequence[FollowerRow] | None = None,
+    is_system_address: Callable[[str], bool] = is_system_address,
+) -> NewPost:
+    """The post of :func:`post_mail`, for ``post_messages`` (many at once).
+    ``is_system_address``: the check, when the caller knows the aliases already."""
     address = parsed.from_address
     email_from = f"{parsed.from_name} <{address}>" if parsed.from_name else address
-    return post_message(
+    return NewPost(
         record=record,
         kind=Message.Kind.EMAIL,
         direction=Message.Direction.INCOMING,
@@ -125,17 +152,25 @@ def post_mail(
     )
 
 
-def create_record(
+def new_record(
     *, model: type[Record], defaults: dict, parsed: ParsedMessage, author: Author
 ) -> Record:
-    """A new record of ``model`` from the mail: title from the subject, its contact."""
+    """An unsaved record of ``model`` from the mail: title from the subject, its
+    contact (``knowlix.services.create_records`` saves it)."""
     values = dict(defaults or {})
     field = model._meta.get_field(model.TITLE_FIELD)
     max_length = getattr(field, "max_length", None) or 200
     values.setdefault(
         model.TITLE_FIELD, (parsed.subject or _("(no subject)"))[:max_length]
     )
-    record = model.new_from_mail(
+    return model.new_from_mail(
         subject=parsed.subject, contact=author.contact, defaults=values
     )
+
+
+def create_record(
+    *, model: type[Record], defaults: dict, parsed: ParsedMessage, author: Author
+) -> Record:
+    """A new record of ``model`` from the mail: title from the subject, its contact."""
+    record = new_record(model=model, defaults=defaults, parsed=parsed, author=author)
     return record_services.create_record(record=record, author=author.user)

@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -46,8 +45,9 @@ from mailservers.services.incoming_connect import (
 logger = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(minutes=10)
-# Longest a group of stored messages keeps its transaction open.
-GROUP_SECONDS = 0.5
+# A group of fetched messages is routed and committed together (see _store_all).
+GROUP_MESSAGES = 100
+GROUP_BYTES = 16 * 1024 * 1024
 Server = IncomingServer
 
 
@@ -68,6 +68,29 @@ def route_message(*, raw: bytes, server: IncomingServer) -> None:
     from routing.services import route_incoming_message
 
     route_incoming_message(raw=raw, source=f"{server.kind}:{server.pk}", server=server)
+
+
+def prepare_messages(*, raws: list[bytes], server: IncomingServer) -> object:
+    """Parse a group and check its senders, before its transaction (DNS waits)."""
+    from routing.batch import prepare_messages
+
+    return prepare_messages(raws=raws, server=server)
+
+
+def route_messages(
+    *, raws: list[bytes], server: IncomingServer, prepared: object = None
+) -> None:
+    """Hand a group of messages to the routing pipeline, in order, written together
+    where they can be (call inside a transaction). ``prepared``: see
+    ``prepare_messages``."""
+    from routing.batch import PreparedMessages, route_incoming_messages
+
+    route_incoming_messages(
+        raws=raws,
+        source=f"{server.kind}:{server.pk}",
+        server=server,
+        prepared=prepared if isinstance(prepared, PreparedMessages) else None,
+    )
 
 
 def after_store_action(server: IncomingServer) -> str:
@@ -262,21 +285,95 @@ def _store_all(
     *,
     resync: bool,
 ) -> dict[int | str, str]:
-    """Store messages in transactions of up to ``GROUP_SECONDS`` of work: one commit
-    (an fsync on PostgreSQL) per group instead of per message, while other writers
-    never wait long. Each message has its own savepoint inside the group."""
+    """Store messages in groups of up to ``GROUP_MESSAGES`` (or ``GROUP_BYTES``),
+    one transaction each: one commit (an fsync on PostgreSQL) per group instead of
+    per message, while other writers never wait long. A group is routed and
+    recorded together (``route_messages``); if recording it fails because another
+    poll recorded one of its messages meanwhile, the group is stored again one
+    message at a time, each in its own savepoint."""
     states: dict[int | str, str] = {}
-    pending = iter(messages)
-    message = next(pending, None)
-    while message is not None:
-        started = time.monotonic()
-        with transaction.atomic():
-            while message is not None:
-                states[message.key] = _store(server, message, result, resync=resync)
-                message = next(pending, None)
-                if time.monotonic() - started > GROUP_SECONDS:
-                    break
+    group: list[RemoteMessage] = []
+    size = 0
+    for message in messages:
+        group.append(message)
+        size += len(message.raw or b"")
+        if len(group) >= GROUP_MESSAGES or size >= GROUP_BYTES:
+            states.update(_store_group(server, group, result, resync=resync))
+            group, size = [], 0
+    if group:
+        states.update(_store_group(server, group, result, resync=resync))
     return states
+
+
+def _store_group(
+    server: IncomingServer,
+    messages: list[RemoteMessage],
+    result: PollResult,
+    *,
+    resync: bool,
+) -> dict[int | str, str]:
+    rows = [_ledger_row(server, message) for message in messages]
+    if resync:  # recognise what was stored before the renumbering (one read)
+        known = _seen_before_many(server, [r for r in rows if r.sha256])
+        for row in rows:
+            if row.sha256 in known or (row.message_id and row.message_id in known):
+                row.state = FetchedMessage.State.KNOWN
+    stored = [
+        message.raw
+        for message, row in zip(messages, rows, strict=True)
+        if row.state == FetchedMessage.State.STORED and message.raw is not None
+    ]
+    prepared = prepare_messages(raws=stored, server=server) if stored else None
+    try:
+        with transaction.atomic():
+            if stored:
+                route_messages(raws=stored, server=server, prepared=prepared)
+            FetchedMessage.objects.bulk_create(rows)
+            for row in rows:
+                if row.state == FetchedMessage.State.OVERSIZE:
+                    incoming_notify.notify_oversize(
+                        server=server, size=row.size, summary=row.summary
+                    )
+    except IntegrityError:
+        # Another poll recorded some of these meanwhile (its work stands, ours was
+        # rolled back): one at a time, each finding out whether it is among them.
+        with transaction.atomic():
+            return {m.key: _store(server, m, result, resync=resync) for m in messages}
+    for row in rows:
+        if row.state == FetchedMessage.State.OVERSIZE:
+            result.oversize += 1
+        elif row.state == FetchedMessage.State.KNOWN:
+            result.known += 1
+        else:
+            result.stored += 1
+    return {row.uid if row.uid is not None else row.uidl: row.state for row in rows}
+
+
+def _ledger_row(server: IncomingServer, message: RemoteMessage) -> FetchedMessage:
+    """The unsaved ``FetchedMessage`` of a fetched message."""
+    if isinstance(message.key, int):
+        where = {"uidvalidity": server.uidvalidity, "uid": message.key}
+    else:
+        where = {"uidl": message.key}
+    row = FetchedMessage(server=server, size=message.size, **where)
+    if message.raw is None:
+        row.state = FetchedMessage.State.OVERSIZE
+        row.summary = incoming_notify.summarize_headers(message.headers)
+    else:
+        row.sha256 = hashlib.sha256(message.raw).hexdigest()
+        row.message_id = extract_message_id(message.raw)
+        row.action_pending = after_store_action(server) != Server.AfterStore.KEEP
+    return row
+
+
+def _seen_before_many(server: IncomingServer, rows: list[FetchedMessage]) -> set[str]:
+    """The digests and Message-IDs among ``rows`` that this server stored before."""
+    digests = [row.sha256 for row in rows]
+    ids = [row.message_id for row in rows if row.message_id]
+    found = FetchedMessage.objects.filter(
+        Q(sha256__in=digests) | Q(message_id__in=ids), server=server
+    ).values_list("sha256", "message_id")
+    return {value for pair in found for value in pair if value}
 
 
 def _store(

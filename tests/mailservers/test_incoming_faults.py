@@ -71,10 +71,15 @@ KILLED_POLL = textwrap.dedent(
     def route(*, raw, server):
         Ticket.objects.create(subject=incoming.extract_message_id(raw)[:200])
 
+    def route_all(*, raws, server, prepared=None):
+        for raw in raws:
+            route(raw=raw, server=server)
+
     def kill(self, uids, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
     incoming.route_message = route
+    incoming.route_messages = route_all
     incoming.ImapFetcher.apply_after_store = kill
     incoming.poll_incoming_server(server=IncomingServer.objects.get(pk={pk}))
     """

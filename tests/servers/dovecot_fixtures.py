@@ -138,5 +138,10 @@ def stub_routing(monkeypatch, db):
     def route(*, raw: bytes, server) -> None:
         Ticket.objects.create(subject=incoming.extract_message_id(raw)[:200])
 
+    def route_all(*, raws: list[bytes], server, prepared=None) -> None:
+        for raw in raws:
+            route(raw=raw, server=server)
+
     monkeypatch.setattr(incoming, "route_message", route)
+    monkeypatch.setattr(incoming, "route_messages", route_all)
     return Ticket.objects
