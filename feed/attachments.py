@@ -3,6 +3,8 @@
 A file is stored once per sha256 (identical uploads share one ``Blob``); each
 ``Attachment`` row names it, with its filename and type, for one message. Sizes are
 checked against ``settings.KNOWLIX_ATTACHMENT_MAX_BYTES`` before anything is written.
+``feed.blob_gc`` deletes blobs nobody uses: a blob row is locked from the moment a post
+picks it until that post commits, and its file is written again if it went missing.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
@@ -83,23 +85,56 @@ def clean_filename(name: str) -> str:
 
 
 def store_blob(content: bytes) -> Blob:
-    """The blob holding ``content``, written to storage only if it is new."""
+    """The blob holding ``content``, written to storage only if it is missing.
+
+    Call inside the transaction that attaches it (``post_message`` does): the row
+    stays locked until that transaction ends, so the collector (``feed.blob_gc``)
+    cannot delete it before the attachment that references it is committed.
+    """
     digest = hashlib.sha256(content).hexdigest()
-    blob = Blob.objects.filter(sha256=digest).first()
-    if blob is not None:
-        return blob
-    blob = Blob(sha256=digest, size=len(content))
-    name = blob_path(blob, digest)
-    try:
-        with transaction.atomic():
-            if blob.file.storage.exists(name):  # left by a rolled-back upload
-                blob.file.name = name
-            else:
-                blob.file.save(digest, ContentFile(content), save=False)
-            blob.save()
-    except IntegrityError:  # a concurrent upload of the same bytes won the row
-        return Blob.objects.get(sha256=digest)
+    with transaction.atomic(savepoint=False):
+        blob = lock_blob(digest)
+        if blob is None:
+            blob = Blob(sha256=digest, size=len(content))
+            blob.file.name = blob_path(blob, digest)
+            try:
+                # The row first, then the file: the unique sha256 is the claim that
+                # a concurrent upload of the same bytes, or the collector about to
+                # delete a stray file of this name, waits on until we commit.
+                with transaction.atomic():
+                    blob.save()
+            except IntegrityError:  # a concurrent upload of the same bytes won
+                blob = lock_blob(digest)
+                if blob is None:  # and its row is gone already: not ours to guess
+                    raise
+        ensure_blob_file(blob, content)
     return blob
+
+
+def lock_blob(digest: str) -> Blob | None:
+    """The blob row of ``digest``, locked against deletion until the transaction ends.
+
+    The collector takes ``FOR UPDATE`` on a row before deleting it; ``FOR KEY SHARE``
+    (PostgreSQL) conflicts with that but not with other posts reusing the same file.
+    Elsewhere ``select_for_update`` (SQLite serializes write transactions anyway).
+    """
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Blob._meta.db_table)
+        query = f"SELECT * FROM {table} WHERE sha256 = %s FOR KEY SHARE"
+        return next(iter(Blob.objects.raw(query, [digest])), None)
+    return Blob.objects.select_for_update().filter(sha256=digest).first()
+
+
+def ensure_blob_file(blob: Blob, content: bytes) -> None:
+    """Write the blob's file if it is not in storage (new, or deleted by a collector
+    pass whose transaction then failed)."""
+    storage = blob.file.storage
+    name = blob.file.name
+    if storage.exists(name):  # ours, or left by a rolled-back upload of these bytes
+        return
+    saved = storage.save(name, ContentFile(content))
+    if saved != name:  # a concurrent post wrote the same bytes first
+        storage.delete(saved)
 
 
 def store_attachments(

@@ -45,4 +45,9 @@ app.conf.beat_schedule = {
         "task": "dnscheck.tasks.recheck_all_domains",
         "schedule": crontab(hour=3, minute=0),
     },
+    # Delete attachment files no attachment references (older than a day).
+    "gc-blobs": {
+        "task": "feed.tasks.collect_unused_blobs",
+        "schedule": crontab(hour=2, minute=30),
+    },
 }
