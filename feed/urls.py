@@ -40,6 +40,7 @@ urlpatterns = [
         name="attachment",
     ),
     path("inbox/", views.inbox, name="inbox"),
+    path("inbox/unread-count/", views.unread_count, name="unread-count"),
     path("inbox/read-all/", views.inbox_read_all, name="inbox-read-all"),
     path(
         "inbox/<int:notification_id>/read/",

@@ -10,11 +10,12 @@ from __future__ import annotations
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from feed import selectors, services
@@ -247,6 +248,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "unread": selectors.unread_count(request.user),
     }
     return render(request, "feed/inbox.html", context)
+
+
+@login_required
+@require_GET
+@never_cache
+def unread_count(request: HttpRequest) -> JsonResponse:
+    """The top bar's badge: ``{"unread": n}``, polled by ``static/js/unread.js``."""
+    return JsonResponse({"unread": selectors.unread_count(request.user)})
 
 
 @login_required
