@@ -155,9 +155,13 @@ def rss_at(samples: list[tuple[int, float]], fraction: float) -> float:
 
 def main() -> None:
     from feed.services import ensure_default_data
+    from knowlix.runtime import freeze_startup_heap
     from knowlix.setup import ensure_default_groups
 
     settings.DEBUG = False  # no query log growing with the mailbox
+    # As the Celery worker and fetch_mail do once started (knowlix.runtime); the
+    # bare loop runs in the same process after it.
+    freeze_startup_heap()
     work = Path(os.environ["KNOWLIX_VAR_DIR"])
     work.chmod(0o755)  # Dovecot's auth and mail processes run as other users
     dovecot = DovecotServer(make_test_ca(work / "ca"), directory=work / "dovecot")

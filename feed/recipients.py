@@ -64,6 +64,7 @@ class Lookups:
         self._users: dict[int, AbstractBaseUser | None] = {}
         self._contacts: dict[int, Contact | None] = {}
         self._by_address: dict[str, Contact | None] = {}
+        self._by_username: dict[str, AbstractBaseUser | None] = {}
 
     def users(self, ids: Iterable[int]) -> dict[int, AbstractBaseUser]:
         """Users by pk (with their profile), in the order of ``ids``."""
@@ -74,6 +75,17 @@ class Lookups:
             by_pk = {u.pk: u for u in found.select_related("profile")}
             self._users.update({pk: by_pk.get(pk) for pk in missing})
         return {pk: u for pk in ids if (u := self._users[pk]) is not None}
+
+    def users_named(self, names: Iterable[str]) -> list[AbstractBaseUser]:
+        """The users with these usernames (``@mentions``), with their profile."""
+        names = set(names)
+        missing = names - self._by_username.keys()
+        if missing:
+            found = get_user_model().objects.filter(username__in=missing)
+            by_name = {u.get_username(): u for u in found.select_related("profile")}
+            self._by_username.update({n: by_name.get(n) for n in missing})
+        users = (self._by_username[n] for n in sorted(names))
+        return [u for u in users if u is not None]
 
     def contacts(self, ids: Iterable[int]) -> dict[int, Contact]:
         ids = list(ids)
@@ -170,11 +182,9 @@ def plan_delivery(
     ]
     users = lookups.users(user_ids)
     if message.kind != Message.Kind.NOTIFICATION:
-        names = mentioned_usernames(message.body_text)
-        if names:
-            for user in get_user_model().objects.filter(username__in=names):
-                if user.pk != message.author_user_id:
-                    users.setdefault(user.pk, user)
+        for user in lookups.users_named(mentioned_usernames(message.body_text)):
+            if user.pk != message.author_user_id:
+                users.setdefault(user.pk, user)
     plan.notified_users = [
         u for u in users.values() if u.is_active and can_view_record(u, record)
     ]

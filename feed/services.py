@@ -377,6 +377,12 @@ def post_messages(posts: Sequence[NewPost]) -> list[Message]:
     with transaction.atomic(savepoint=False):
         messages = Message.objects.bulk_create([message for message, _f in prepared])
         lookups = rcpt.Lookups()
+        lookups.users_named(  # the @mentions of all posts, read once
+            name
+            for message, _f in prepared
+            if message.kind != Message.Kind.NOTIFICATION
+            for name in rcpt.mentioned_usernames(message.body_text)
+        )
         lookups.known_contacts(  # the To/Cc of received mail, read once for all
             [
                 address

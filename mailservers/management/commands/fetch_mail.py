@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from knowlix.runtime import freeze_startup_heap
 from mailservers.errors import MailServerError
 from mailservers.models import IncomingServer
 from mailservers.services.incoming import due_servers, poll_incoming_server
@@ -28,6 +29,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        freeze_startup_heap()  # a long poll allocates a lot: see knowlix.runtime
         if options["server"]:
             servers = list(IncomingServer.objects.filter(pk=options["server"]))
             if not servers:
