@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "knowlix.settings")
@@ -51,3 +51,12 @@ app.conf.beat_schedule = {
         "schedule": crontab(hour=2, minute=30),
     },
 }
+
+
+@signals.worker_process_init.connect  # each prefork child, once started
+@signals.worker_ready.connect  # the main process (solo and threads pools run tasks here)
+def _freeze_startup_heap(**_kwargs: object) -> None:
+    """See knowlix.runtime: start-up objects are never walked by the collector."""
+    from knowlix.runtime import freeze_startup_heap
+
+    freeze_startup_heap()
