@@ -108,16 +108,23 @@ def route_incoming_messages(
     assert len(prepared.raws) == len(raws)
     results: list[RoutingResult | None] = [None] * len(raws)
     run: list[_NewRecordMail] = []
-    run_keys: set[str] = set()
+    run_keys: set[str] = set()  # its sha256s and Message-IDs
+    named: set[str] = set()  # the addresses in its To/Cc
     for index, (raw, mail) in enumerate(
         zip(raws, prepared.new_record_mail, strict=True)
     ):
+        if mail is not None and mail.parsed.from_address in named:
+            # One by one, the earlier mail was posted before this sender's contact
+            # could exist; a run creates its contacts first: start a new run.
+            _write_run(run, results, source=source, server=server)
+            run, run_keys, named = [], set(), set()
         if mail is not None and not (mail.keys & run_keys):
             run.append(mail)
             run_keys |= mail.keys
+            named |= {normalize_email(a) for _n, a in mail.parsed.to + mail.parsed.cc}
             continue
         _write_run(run, results, source=source, server=server)
-        run, run_keys = [], set()
+        run, run_keys, named = [], set(), set()
         results[index] = route_incoming_message(raw=raw, source=source, server=server)
     _write_run(run, results, source=source, server=server)
     assert all(r is not None for r in results)

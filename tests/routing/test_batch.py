@@ -36,11 +36,17 @@ class Server:
         return "Support mailbox"
 
 
-def request(n: int, *, sender: str = "", to: str = "support@mailbox.example") -> bytes:
+def request(
+    n: int,
+    *,
+    sender: str = "",
+    to: str = "support@mailbox.example",
+    cc: str = "Gina <gina@partner.example>",
+) -> bytes:
     """A new customer request (multipart), as the pollers fetch them."""
     sender = sender or f"customer{n % 3}@client.example"
     return (
-        f"From: Customer {n} <{sender}>\r\nTo: {to}\r\nCc: Gina <gina@partner.example>\r\n"
+        f"From: Customer {n} <{sender}>\r\nTo: {to}\r\nCc: {cc}\r\n"
         f"Subject: Request {n}\r\nMessage-ID: <req-{n}@client.example>\r\n"
         "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
         f"--b\r\nContent-Type: text/plain\r\n\r\nRequest {n}, thanks @bob\r\n"
@@ -56,6 +62,10 @@ def mixed_mailbox(ticket: Ticket, bob) -> list[bytes]:
     only), malformed mail."""
     first_reply = eml("reply_in_reply_to.eml", parent="<req-1@client.example>")
     raws = [request(n) for n in range(6)]
+    # Names a newcomer in Cc: one by one, the newcomer's own mail comes after.
+    raws += [request(40, sender="carl@client.example", cc="newbie@client.example")]
+    raws += [request(41, sender="newbie@client.example")]
+    raws += [request(42, sender="dora@client.example", cc="newbie@client.example")]
     raws += [first_reply, request(3), request(7, sender=bob.email)]
     raws += [eml("new_ticket.eml"), eml("reply_token.eml", token=ticket.reply_token)]
     raws += [request(8, to="sales@example.com"), request(9, to="jobs@example.com")]
