@@ -169,57 +169,84 @@ def parse_message(raw: bytes) -> ParsedMessage:
     return parsed
 
 
-def _header(msg: EmailMessage, name: str) -> str:
-    raw_values = _raw_values(msg, name)
-    return decode_header_text(name, raw_values[0]) if raw_values else ""
+class _RawHeaders:
+    """A message's raw header values by lower-cased name, indexed once (a message
+    has ~20 headers and parsing reads ~25 names)."""
+
+    def __init__(self, msg: EmailMessage) -> None:
+        self._values: dict[str, list[str]] = {}
+        for key, value in msg.raw_items():
+            self._values.setdefault(key.lower(), []).append(value)
+
+    def values(self, name: str) -> list[str]:
+        return self._values.get(name.lower(), [])
+
+    def text(self, name: str) -> str:
+        """The first value, decoded (RFC 2047, raw 8-bit), or ""."""
+        values = self.values(name)
+        return decode_header_text(name, values[0]) if values else ""
+
+    def addresses(self, name: str, *, keep_case: bool = False) -> list[tuple[str, str]]:
+        """(display name, normalized address) pairs; malformed entries are skipped."""
+        found: list[tuple[str, str]] = []
+        for raw_value in self.values(name):
+            if len(raw_value) <= _CACHED_VALUE_CHARS:
+                pairs = _cached_address_pairs(name, raw_value)
+            else:
+                pairs = _address_pairs(name, raw_value)
+            for name_part, addr in pairs:
+                address = clean_address(addr) if keep_case else normalize_address(addr)
+                if address:
+                    found.append((clean_text(name_part).strip(), address))
+        return found
 
 
-def _raw_values(msg: EmailMessage, name: str) -> list[str]:
-    lname = name.lower()
-    return [value for key, value in msg.raw_items() if key.lower() == lname]
+# The standard library builds a new header class on every lookup of a name.
+_header_class = functools.lru_cache(maxsize=64)(
+    email.policy.default.header_factory.__getitem__
+)
 
 
-def _addresses(
-    msg: EmailMessage, name: str, *, keep_case: bool = False
-) -> list[tuple[str, str]]:
-    """(display name, normalized address) pairs; malformed entries are skipped."""
-    found: list[tuple[str, str]] = []
-    for raw_value in _raw_values(msg, name):
-        pairs: list[tuple[str, str]] = []
-        try:
-            header = email.policy.default.header_factory(name, raw_value)
-            pairs = [(a.display_name, a.addr_spec) for a in header.addresses]
-        except Exception:  # the modern parser gave up: fall back to the old one
-            pairs = getaddresses([raw_value])
-        if not any(normalize_address(a) for _, a in pairs):
-            pairs = getaddresses([clean_text(raw_value)])
-        for name_part, addr in pairs:
-            address = clean_address(addr) if keep_case else normalize_address(addr)
-            if address:
-                found.append((clean_text(name_part).strip(), address))
-    return found
+def _address_pairs(name: str, raw_value: str) -> tuple[tuple[str, str], ...]:
+    """The (display name, addr-spec) pairs of one address header value."""
+    pairs: list[tuple[str, str]] = []
+    try:
+        header = _header_class(name.lower())(name, raw_value)
+        pairs = [(a.display_name, a.addr_spec) for a in header.addresses]
+    except Exception:  # the modern parser gave up: fall back to the old one
+        pairs = getaddresses([raw_value])
+    if not any(normalize_address(a) for _, a in pairs):
+        pairs = getaddresses([clean_text(raw_value)])
+    return tuple(pairs)
+
+
+# Address values repeat from one message to the next (our own addresses in To and
+# Delivered-To, a customer's From): parsed once each. Bounded: short values only.
+_CACHED_VALUE_CHARS = 1000
+_cached_address_pairs = functools.lru_cache(maxsize=1024)(_address_pairs)
 
 
 def _parse_headers(msg: EmailMessage, sha256: str) -> ParsedMessage:
-    raw_mid = _header(msg, "Message-ID")
+    headers = _RawHeaders(msg)
+    raw_mid = headers.text("Message-ID")
     message_id = normalize_message_id(raw_mid) if raw_mid else ""
-    senders = _addresses(msg, "From") or _addresses(msg, "Sender")
+    senders = headers.addresses("From") or headers.addresses("Sender")
     from_name, from_address = senders[0] if senders else ("", "")
     if not from_name and not from_address:
-        from_name = _header(msg, "From")[:200]
+        from_name = headers.text("From")[:200]
     return_path = None
-    if _raw_values(msg, "Return-Path"):
-        rp = _header(msg, "Return-Path").strip()
+    if headers.values("Return-Path"):
+        rp = headers.text("Return-Path").strip()
         return_path = "" if rp in ("<>", "") else normalize_address(rp)
         if not from_address and return_path:
             from_address = return_path
-    reply_to = _addresses(msg, "Reply-To")
-    subject = " ".join(_header(msg, "Subject").split())
-    in_reply_to = extract_message_ids(_header(msg, "In-Reply-To"))
-    references = extract_message_ids(" ".join(_raw_values(msg, "References")))
+    reply_to = headers.addresses("Reply-To")
+    subject = " ".join(headers.text("Subject").split())
+    in_reply_to = extract_message_ids(headers.text("In-Reply-To"))
+    references = extract_message_ids(" ".join(headers.values("References")))
     cased: dict[str, None] = {}
     for name in RECIPIENT_HEADERS:
-        for _, address in _addresses(msg, name, keep_case=True):
+        for _, address in headers.addresses(name, keep_case=True):
             cased.setdefault(address, None)
     recipients = {address.lower(): None for address in cased}
     tags = SUBJECT_TAG_RE.findall(subject)
@@ -227,15 +254,15 @@ def _parse_headers(msg: EmailMessage, sha256: str) -> ParsedMessage:
         sha256=sha256,
         message_id=message_id or f"<{sha256[:40]}@missing-id.knowlix>",
         has_message_id=bool(message_id),
-        knowlix_message_id=normalize_message_id(_header(msg, "X-Knowlix-Message-Id")),
-        date=_parse_date(_header(msg, "Date")),
+        knowlix_message_id=normalize_message_id(headers.text("X-Knowlix-Message-Id")),
+        date=_parse_date(headers.text("Date")),
         subject=subject[:998],
         from_name=from_name[:200],
         from_address=from_address,
         reply_to=reply_to[0][1] if reply_to else "",
         return_path=return_path,
-        to=_addresses(msg, "To"),
-        cc=_addresses(msg, "Cc"),
+        to=headers.addresses("To"),
+        cc=headers.addresses("Cc"),
         recipients=list(recipients),
         recipients_cased=list(cased),
         in_reply_to=in_reply_to[:MAX_REFERENCES],
@@ -243,12 +270,12 @@ def _parse_headers(msg: EmailMessage, sha256: str) -> ParsedMessage:
         auth_verdicts=parse_authentication_results(
             [
                 decode_header_text("x", v)
-                for v in _raw_values(msg, "Authentication-Results")
+                for v in headers.values("Authentication-Results")
             ]
         ),
-        has_dkim_signature=bool(_raw_values(msg, "DKIM-Signature")),
+        has_dkim_signature=bool(headers.values("DKIM-Signature")),
         subject_tags=[(kind, int(pk)) for kind, pk in tags],
-        loop_tags=_loop_tags(msg, subject, in_reply_to + references),
+        loop_tags=_loop_tags(headers, subject, in_reply_to + references),
     )
 
 
@@ -266,6 +293,6 @@ def _parse_date(value: str) -> datetime | None:
     return date
 
 
-def _loop_tags(msg: EmailMessage, subject: str, ids: list[str]) -> list[str]:
-    haystack = " ".join([subject, _header(msg, "X-Knowlix-Loop"), *ids])
+def _loop_tags(headers: _RawHeaders, subject: str, ids: list[str]) -> list[str]:
+    haystack = " ".join([subject, headers.text("X-Knowlix-Loop"), *ids])
     return sorted(set(LOOP_TAG_RE.findall(haystack)))

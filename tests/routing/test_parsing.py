@@ -251,3 +251,23 @@ def test_control_characters_never_reach_text():
     assert "\x00" not in parse("nul_bytes.eml").body_text
     subject = parse("newline_in_encoded_subject.eml").subject
     assert "\n" not in subject and "\r" not in subject
+
+
+def test_long_and_repeated_address_headers_parse_the_same():
+    """Address values are parsed once each (short ones are cached); a long To with
+    300 people is parsed in full, and a repeated value gives the same result."""
+    people = ", ".join(f"Person {n} <p{n}@Example.COM>" for n in range(300))
+    raw = (
+        f"From: A <a@x.example>\r\nTo: {people}\r\nCc: B <B@y.example>\r\n"
+        "Subject: s\r\n\r\nbody\r\n"
+    ).encode()
+    first, again = parse_message(raw), parse_message(raw)
+    assert len(first.to) == 300
+    assert first.to[299] == ("Person 299", "p299@example.com")
+    assert first.recipients_cased[0] == "p0@Example.COM"
+    assert (again.to, again.cc, again.recipients) == (
+        first.to,
+        first.cc,
+        first.recipients,
+    )
+    assert again.cc == [("B", "b@y.example")]
