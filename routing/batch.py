@@ -87,7 +87,7 @@ def prepare_messages(
     return PreparedMessages(
         raws=raws,
         new_record_mail=[
-            _new_record_mail(index, raw, message, server, aliases)
+            _new_record_mail_or_none(index, raw, message, server, aliases)
             for index, (raw, message) in enumerate(zip(raws, parsed, strict=True))
         ],
     )
@@ -145,6 +145,20 @@ def _aliases_for(messages: list[ParsedMessage]) -> dict[str, Alias]:
         return {}
     rows = Alias.objects.filter(name__in=names).select_related("content_type")
     return {alias.name: alias for alias in rows}
+
+
+def _new_record_mail_or_none(
+    index: int,
+    raw: bytes,
+    parsed: ParsedMessage | None,
+    server: IncomingServerLike | None,
+    aliases: dict[str, Alias],
+) -> _NewRecordMail | None:
+    try:
+        return _new_record_mail(index, raw, parsed, server, aliases)
+    except Exception:  # a bug: the message goes one by one, where it is quarantined
+        logger.exception("routing: message %s of a batch is routed alone", index)
+        return None
 
 
 def _new_record_mail(
@@ -209,24 +223,27 @@ def _write_run(
     source: str,
     server: IncomingServerLike | None,
 ) -> None:
-    """Write a run in bulk; its duplicates and loop-limited mail one by one after."""
+    """Write a run in bulk; its duplicates and loop-limited mail one by one after.
+    If anything in the bulk work fails (a bug, a bad configuration, a concurrent
+    insert), its savepoint is rolled back and the whole run goes one by one, where
+    each message is quarantined alone with the reason."""
     if not run:
         return
-    later = _duplicates(run)
-    bulk = [mail for mail in run if mail.index not in later]
-    later |= _read_senders(bulk)
-    bulk = [mail for mail in bulk if mail.index not in later]
+    written: list[tuple[_NewRecordMail, RoutingResult]] = []
     try:
         with transaction.atomic():
-            for mail, result in zip(
-                bulk, _create_records(bulk, source, server), strict=True
-            ):
-                results[mail.index] = result
+            later = _duplicates(run)
+            bulk = [mail for mail in run if mail.index not in later]
+            later |= _read_senders(bulk)
+            bulk = [mail for mail in bulk if mail.index not in later]
+            written = list(
+                zip(bulk, _create_records(bulk, source, server), strict=True)
+            )
     except Exception:
-        logger.exception(
-            "routing: a run of %s messages is routed one by one", len(bulk)
-        )
-        later |= {mail.index for mail in bulk}
+        logger.exception("routing: a run of %s messages is routed one by one", len(run))
+        later, written = {mail.index for mail in run}, []
+    for mail, result in written:
+        results[mail.index] = result
     for mail in run:
         if mail.index in later:
             results[mail.index] = route_incoming_message(

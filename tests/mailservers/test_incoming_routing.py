@@ -56,3 +56,51 @@ def test_uidvalidity_change_with_real_routing(
     result = service.poll_incoming_server(server=server)
     assert (result.stored, result.known) == (0, 1)
     assert Ticket.objects.count() == 1 and InboundMail.objects.count() == 1
+
+
+def test_a_mixed_mailbox_through_real_routing(
+    dovecot_user, make_incoming_server, groups, monkeypatch
+):
+    """New requests, a reply to one of them, a copy of one, a bounce-like noise and
+    bytes that are no mail, in one group: every message gets its outcome, the good
+    ones become records, the bad one is quarantined, all are flagged once."""
+    from pathlib import Path
+
+    noise = (
+        Path(__file__).resolve().parent.parent
+        / "data"
+        / "corpus"
+        / "gen_binary_noise.eml"
+    ).read_bytes()
+    requests = [
+        NEW_REQUEST.replace(b"fire-1", b"fire-%d" % n).replace(
+            b"is on fire", b"is on fire %d" % n
+        )
+        for n in range(4)
+    ]
+    reply = (
+        b"From: Dana Customer <dana@customer.example>\r\n"
+        b"To: support@acme-mailbox.example\r\nSubject: Re: fire\r\n"
+        b"Message-ID: <fire-reply@customer.example>\r\n"
+        b"In-Reply-To: <fire-2@customer.example>\r\n\r\nStill burning.\r\n"
+    )
+    dovecot_user.append_many([*requests[:3], reply, noise, requests[0], requests[3]])
+    server = make_incoming_server(dovecot_user, after_store="seen")
+    result = service.poll_incoming_server(server=server)
+    assert (result.stored, result.known) == (7, 0)
+    assert sorted(Ticket.objects.values_list("subject", flat=True)) == [
+        f"The printer is on fire {n}" for n in range(4)
+    ]
+    outcomes = dict(InboundMail.objects.values_list("subject", "outcome"))
+    assert outcomes["Re: fire"] == "routed"
+    burning = Ticket.objects.get(subject="The printer is on fire 2")
+    from feed.models import Message
+
+    assert Message.objects.get(subject="Re: fire").content_object == burning
+    quarantined = InboundMail.objects.get(outcome="quarantined")
+    assert "no mail headers" in quarantined.reason
+    assert quarantined.unprocessed.reason == quarantined.reason
+    assert InboundMail.objects.count() == 6  # the copy is recognised, not stored
+    assert dovecot_user.seen_uids() == [1, 2, 3, 4, 5, 6, 7]
+    assert service.poll_incoming_server(server=server).stored == 0
+    assert Ticket.objects.count() == 4
