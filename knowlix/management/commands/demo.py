@@ -1,11 +1,16 @@
-"""Load demo data idempotently: users, contacts, a few records of each kind, aliases."""
+"""Load demo data idempotently: users, contacts, a few records of each kind, aliases.
+
+Users' addresses are never at the catch-all domain: the local mail catcher routes
+mail to that domain back into Knowlix, so a colleague's notification mail would come
+back as a duplicate. Re-running moves addresses an older demo put there.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -25,6 +30,10 @@ from knowlix.setup import EMPLOYEES, ensure_default_groups
 from knowlix.users import get_profile
 
 DEMO_PASSWORD = "admin"  # noqa: S105 - demo only, printed by `make run`
+# The colleagues' domain; mail to it is only caught locally, never routed.
+USERS_DOMAIN = "yourcompany.example"
+# What older demos gave their users (then the default catch-all domain).
+OLD_USERS_DOMAIN = "example.com"
 
 CONTACTS = [
     ("Azure Interior", "info@azure-interior.example", "Azure Interior"),
@@ -48,26 +57,14 @@ class Command(BaseCommand):
         ensure_default_data()
         if not params.get_param(params.CATCHALL_DOMAIN, default=""):
             params.set_param(params.CATCHALL_DOMAIN, params.catchall_domain())
-        User = get_user_model()
-        admin, created = User.objects.get_or_create(
-            username="admin",
-            defaults={"first_name": "Mitchell", "last_name": "Admin",
-                      "email": "admin@example.com", "is_staff": True, "is_superuser": True},
+        domain = users_domain(catchall=params.catchall_domain())
+        admin = self._ensure_user(
+            "admin", password=DEMO_PASSWORD, domain=domain, first_name="Mitchell",
+            last_name="Admin", is_staff=True, is_superuser=True,
         )  # fmt: skip
-        if created:
-            admin.set_password(DEMO_PASSWORD)
-            admin.save(update_fields=["password"])
-        marc, created = User.objects.get_or_create(
-            username="marc",
-            defaults={
-                "first_name": "Marc",
-                "last_name": "Demo",
-                "email": "marc@example.com",
-            },
+        marc = self._ensure_user(
+            "marc", password="demo", domain=domain, first_name="Marc", last_name="Demo"
         )
-        if created:
-            marc.set_password("demo")  # noqa: S106 - demo only
-            marc.save(update_fields=["password"])
         marc.groups.add(groups[EMPLOYEES])
         get_profile(admin)
         get_profile(marc)
@@ -108,7 +105,39 @@ class Command(BaseCommand):
             services.create_record(record=record, author=admin)
         self.stdout.write(self.style.SUCCESS(f"Loaded {len(records)} demo records."))
 
+    def _ensure_user(
+        self, username: str, *, password: str, domain: str, **defaults: object
+    ) -> User:
+        """The demo user, created with ``password``; its address moved to ``domain``
+        when an older demo left it at the catch-all domain (or left none)."""
+        email = f"{username}@{domain}"
+        user, created = User.objects.get_or_create(
+            username=username, defaults={**defaults, "email": email}
+        )
+        if created:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        elif user.email != email and is_stale_demo_email(
+            user.email, catchall=params.catchall_domain()
+        ):
+            user.email = email
+            user.save(update_fields=["email"])
+        return user
+
     def _routing_defaults(self) -> None:
         from routing.services import ensure_default_aliases
 
         ensure_default_aliases()
+
+
+def users_domain(*, catchall: str) -> str:
+    """The demo users' domain: any but the catch-all, whose mail is routed."""
+    if catchall.lower() == USERS_DOMAIN:
+        return f"staff.{USERS_DOMAIN}"
+    return USERS_DOMAIN
+
+
+def is_stale_demo_email(email: str, *, catchall: str) -> bool:
+    """No address, or one at the catch-all (or older demos') domain."""
+    domain = email.rpartition("@")[2].strip().lower()
+    return not email or domain in {catchall.lower(), OLD_USERS_DOMAIN}
