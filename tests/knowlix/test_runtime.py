@@ -32,5 +32,6 @@ def test_freezing_happens_once(unfrozen):
     frozen = gc.get_freeze_count()
     later = [[] for _ in range(1000)]
     runtime.freeze_startup_heap()
-    assert gc.get_freeze_count() == frozen
-    assert later
+    # Frozen objects may still be freed (by reference counting), never added.
+    assert gc.get_freeze_count() <= frozen
+    assert len(later) == 1000
