@@ -40,8 +40,7 @@ def absolute_url(path: str) -> str:
 
 def _sender(message: Message) -> tuple[str, str]:
     """(name, address) of the From header: the author, never a spoofed customer."""
-    if message.author_user_id:
-        user = message.author_user
+    if message.author_user_id and (user := message.author_user) is not None:
         name = user.get_full_name() or user.get_username()
         return name, user.email or params.default_from_address()
     if message.author_contact_id:
@@ -102,6 +101,7 @@ def queue_message_mail(
     from mailservers.services.outgoing import MailRecipient, queue_mail
 
     record = message.content_object
+    assert record is not None  # the message was just posted on it
     rows = {
         r.address.lower(): r
         for r in MessageRecipient.objects.filter(message=message)

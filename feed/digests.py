@@ -35,7 +35,11 @@ def send_activity_digests(*, today: dt.date) -> int:
         user = users[user_id]
         if not (user.email and get_profile(user).prefers_email):
             continue
-        activities = [a for a in activities if can_view_record(user, a.linked_record)]
+        activities = [
+            a
+            for a in activities
+            if a.linked_record is not None and can_view_record(user, a.linked_record)
+        ]
         if not activities:
             continue
         context = {

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Callable
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -18,6 +20,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from feed.models import Attachment, Blob, Message, MessageRecipient
+from knowlix.models import Contact
 from mailservers.models import OutgoingMail, OutgoingRecipient
 
 
@@ -32,9 +35,7 @@ def _blob(content: bytes) -> Blob:
 
 
 @transaction.atomic
-def make_messages(
-    *, record: Model, author: AbstractBaseUser, contact: Model, count: int
-) -> None:
+def make_messages(*, record: Model, author: User, contact: Contact, count: int) -> None:
     """``count`` emails and notes on ``record``: every 3rd has a file, every email a
     recipient whose mail was sent (so the feed shows a delivery state)."""
     ct = ContentType.objects.get_for_model(record)
@@ -116,6 +117,13 @@ class QueryCounter:
     def __init__(self) -> None:
         self.count = 0
 
-    def __call__(self, execute, sql, params, many, context):  # noqa: ANN001, ANN204
+    def __call__(
+        self,
+        execute: Callable[[str, Any, bool, dict[str, Any]], object],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> object:
         self.count += 1
         return execute(sql, params, many, context)

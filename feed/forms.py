@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from email.utils import getaddresses
+from typing import Any, TypedDict
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import urlize
@@ -28,6 +31,27 @@ def text_as_html(text: str) -> str:
     )
 
 
+class MessageArgs(TypedDict):
+    """The composer's arguments of ``feed.services.post_message``."""
+
+    kind: str
+    subject: str
+    body_html: str
+    body_text: str
+    recipients: list[str]
+    attachments: list[UploadedFile]
+
+
+class ActivityArgs(TypedDict):
+    """The arguments of ``feed.services.schedule_activity`` the form gives."""
+
+    activity_type: ActivityType
+    summary: str
+    due_date: dt.date | None
+    assignee: User
+    note: str
+
+
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
@@ -38,7 +62,7 @@ class MultipleFileField(forms.FileField):
         kwargs.setdefault("required", False)
         super().__init__(*args, **kwargs)
 
-    def clean(self, data, initial=None):  # noqa: ANN001, ANN201
+    def clean(self, data: object, initial: object = None) -> list[UploadedFile]:
         single = super().clean
         if isinstance(data, list | tuple):
             return [single(item, initial) for item in data if item]
@@ -85,8 +109,9 @@ class MessageForm(forms.Form):
             addresses.append(f"{name} <{address}>" if name else address)
         return addresses
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if not data.get("body") and not data.get("attachments"):
             self.add_error("body", _("Write something or attach a file."))
         if data.get("kind") == Message.Kind.NOTE and data.get("recipients"):
@@ -95,7 +120,7 @@ class MessageForm(forms.Form):
             self._check_mail_size(data)
         return data
 
-    def _check_mail_size(self, data: dict) -> None:
+    def _check_mail_size(self, data: dict[str, Any]) -> None:
         """Refuse now what the outgoing queue would refuse (``KNOWLIX_MAIL_MAX_BYTES``).
 
         Attachments travel base64-encoded (4/3 of their size) beside the text and
@@ -115,7 +140,7 @@ class MessageForm(forms.Form):
                 % {"size": filesizeformat(estimate), "limit": filesizeformat(limit)},
             )
 
-    def service_kwargs(self) -> dict:
+    def service_kwargs(self) -> MessageArgs:
         """Arguments for ``feed.services.post_message`` (the body is plain text)."""
         data = self.cleaned_data
         text = data.get("body", "")
@@ -146,7 +171,7 @@ class ActivityForm(forms.Form):
     )
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
-    def service_kwargs(self, *, user: AbstractBaseUser) -> dict:
+    def service_kwargs(self, *, user: User) -> ActivityArgs:
         data = self.cleaned_data
         return {
             "activity_type": data["activity_type"],
@@ -170,8 +195,9 @@ class AddFollowerForm(forms.Form):
     )
     email = forms.EmailField(required=False, label=_("or a contact's email"))
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if not data.get("user") and not data.get("email"):
             raise ValidationError(_("Choose a user or give an email address."))
         return data

@@ -50,6 +50,9 @@ class RecordLinkMixin(models.Model):
     )
     object_id = models.PositiveBigIntegerField()
     content_object = GenericForeignKey("content_type", "object_id")
+    # Not a field: the linked record (None once deleted), set on rows read by
+    # ``feed.selectors.attach_records``.
+    linked_record: models.Model | None
 
     class Meta:
         abstract = True
@@ -117,8 +120,7 @@ class Message(RecordLinkMixin):
 
     @property
     def author_name(self) -> str:
-        if self.author_user_id:
-            user = self.author_user
+        if self.author_user_id and (user := self.author_user) is not None:
             return user.get_full_name() or user.get_username()
         if self.author_contact_id:
             return str(self.author_contact)

@@ -6,7 +6,7 @@ and re-rendered alone by the feed's htmx views after each post.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 
@@ -19,7 +19,7 @@ from knowlix.access import can_change_model
 def panel_context(
     *,
     record: Model,
-    user: AbstractBaseUser,
+    user: User,
     message_form: MessageForm | None = None,
     note_form: MessageForm | None = None,
     activity_form: ActivityForm | None = None,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from email.utils import getaddresses
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 
@@ -36,7 +36,7 @@ MENTION = re.compile(r"(?<![\w.@])@([\w][\w.+-]*[\w]|[\w])")
 
 @dataclass
 class DeliveryPlan:
-    notified_users: list[AbstractBaseUser] = field(default_factory=list)
+    notified_users: list[User] = field(default_factory=list)
     external: list[Addressee] = field(default_factory=list)
     users_by_email: list[Addressee] = field(default_factory=list)
     recipient_rows: list[MessageRecipient] = field(default_factory=list)
@@ -61,12 +61,12 @@ class Lookups:
     the plans only read people that no post of the call changes."""
 
     def __init__(self) -> None:
-        self._users: dict[int, AbstractBaseUser | None] = {}
+        self._users: dict[int, User | None] = {}
         self._contacts: dict[int, Contact | None] = {}
         self._by_address: dict[str, Contact | None] = {}
-        self._by_username: dict[str, AbstractBaseUser | None] = {}
+        self._by_username: dict[str, User | None] = {}
 
-    def users(self, ids: Iterable[int]) -> dict[int, AbstractBaseUser]:
+    def users(self, ids: Iterable[int]) -> dict[int, User]:
         """Users by pk (with their profile), in the order of ``ids``."""
         ids = list(ids)
         missing = {pk for pk in ids if pk not in self._users}
@@ -76,7 +76,7 @@ class Lookups:
             self._users.update({pk: by_pk.get(pk) for pk in missing})
         return {pk: u for pk in ids if (u := self._users[pk]) is not None}
 
-    def users_named(self, names: Iterable[str]) -> list[AbstractBaseUser]:
+    def users_named(self, names: Iterable[str]) -> list[User]:
         """The users with these usernames (``@mentions``), with their profile."""
         names = set(names)
         missing = names - self._by_username.keys()
@@ -173,8 +173,10 @@ def plan_delivery(
 
     plan = DeliveryPlan()
     lookups = lookups or Lookups()
+    subtype = message.subtype
+    assert subtype is not None  # only system notices have none (plan_notice)
     if following is None:
-        following = read_following(record=record, subtype=message.subtype)
+        following = read_following(record=record, subtype=subtype)
     user_ids = [
         user_id
         for user_id, _contact_id in following.subscribed
@@ -200,7 +202,7 @@ def plan_delivery(
     parsed = [(n, a) for n, a in getaddresses(list(extra_addresses)) if "@" in a]
     if incoming:  # the mail's own To/Cc: recorded, and they already have it
         known = lookups.known_contacts([a for _n, a in parsed])
-        public = not (message.is_internal or message.subtype.internal)
+        public = not (message.is_internal or subtype.internal)
         for name, address in parsed:
             contact = known.get(normalize_email(address))
             taken.add(normalize_email(address))
@@ -217,12 +219,13 @@ def plan_delivery(
             ):
                 follow(record=record, contact=contact)  # known Cc'd people follow
                 following.contacts.add(contact.pk)
-    if message.is_internal or message.subtype.internal:
+    if message.is_internal or subtype.internal:
         return plan
     if incoming and message.is_unverified_sender:
         return plan  # do not relay mail whose sender we could not verify
-    if message.author_contact_id and message.author_contact.email:
-        taken.add(normalize_email(message.author_contact.email))
+    author_contact = message.author_contact if message.author_contact_id else None
+    if author_contact is not None and author_contact.email:
+        taken.add(normalize_email(author_contact.email))
     contacts = _subscribed_contacts(
         following, author_contact_id=message.author_contact_id, lookups=lookups
     )
@@ -264,7 +267,7 @@ def _subscribed_contacts(
     return list(lookups.contacts(ids).values())
 
 
-def plan_notice(*, message: Message, users: Iterable[AbstractBaseUser]) -> DeliveryPlan:
+def plan_notice(*, message: Message, users: Iterable[User]) -> DeliveryPlan:
     """The plan of a system notice: exactly ``users`` (active, not its author).
 
     No followers, mentions or contacts, and no permission check: the caller of
@@ -273,7 +276,8 @@ def plan_notice(*, message: Message, users: Iterable[AbstractBaseUser]) -> Deliv
     """
     plan = DeliveryPlan()
     chosen = {u.pk: u for u in users if u.is_active}
-    chosen.pop(message.author_user_id, None)
+    if message.author_user_id is not None:
+        chosen.pop(message.author_user_id, None)
     plan.notified_users = list(chosen.values())
     for user in plan.notified_users:
         if get_profile(user).prefers_email and user.email:
@@ -284,14 +288,12 @@ def plan_notice(*, message: Message, users: Iterable[AbstractBaseUser]) -> Deliv
     return plan
 
 
-def create_notifications(
-    *, message: Message, users: Sequence[AbstractBaseUser]
-) -> None:
+def create_notifications(*, message: Message, users: Sequence[User]) -> None:
     create_notifications_for([(message, users)])
 
 
 def create_notifications_for(
-    entries: Iterable[tuple[Message, Sequence[AbstractBaseUser]]],
+    entries: Iterable[tuple[Message, Sequence[User]]],
 ) -> None:
     """The inbox notifications of several messages, in one statement."""
     rows = [

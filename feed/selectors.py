@@ -8,9 +8,11 @@ then one query each for attachments (with blobs) and recipients (with delivery).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model, Prefetch, QuerySet
 from django.utils import timezone
@@ -23,15 +25,19 @@ from feed.models import (
     Message,
     MessageRecipient,
     Notification,
+    RecordLinkMixin,
     Subtype,
 )
 from knowlix.access import can_view_record
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 FEED_PAGE_SIZE = 30
 MAX_FOCUS = 500
 
 
-def unread_count(user: AbstractBaseUser | AnonymousUser) -> int:
+def unread_count(user: User | AnonymousUser) -> int:
     """Unread inbox notifications of ``user`` (0 when anonymous)."""
     if not user.is_authenticated:
         return 0
@@ -144,9 +150,7 @@ def activity_types() -> list[ActivityType]:
     return list(ActivityType.objects.all())
 
 
-def inbox(
-    *, user: AbstractBaseUser, unread_only: bool = False
-) -> QuerySet[Notification]:
+def inbox(*, user: User, unread_only: bool = False) -> QuerySet[Notification]:
     qs = Notification.objects.filter(user=user).select_related(
         "message__author_user",
         "message__author_contact",
@@ -160,14 +164,12 @@ def inbox(
 
 @dataclass
 class ActivityGroup:
-    state: Activity.State
-    label: str
+    state: str  # an Activity.State value
+    label: StrOrPromise
     activities: list[Activity]
 
 
-def my_activities(
-    *, user: AbstractBaseUser, today: dt.date | None = None
-) -> list[ActivityGroup]:
+def my_activities(*, user: User, today: dt.date | None = None) -> list[ActivityGroup]:
     """The user's activities across every record kind, grouped overdue/today/planned.
 
     Activities on records the user may no longer see are left out.
@@ -189,7 +191,7 @@ def my_activities(
     return list(groups.values())
 
 
-def attach_records(rows: list) -> None:
+def attach_records(rows: Sequence[RecordLinkMixin]) -> None:
     """Set ``linked_record`` on rows with a generic link: one query per record kind."""
     wanted: dict[int, set[int]] = {}
     for row in rows:

@@ -15,8 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import formataddr, getaddresses
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.db.models import Model
@@ -44,6 +43,7 @@ from feed.models import (
     Subtype,
 )
 from knowlix import params
+from knowlix.models import Contact
 from mailservers.mime import make_message_id
 
 __all__ = [
@@ -65,8 +65,6 @@ __all__ = [
     "schedule_activity",
     "unfollow",
 ]
-
-User = get_user_model()
 
 DEFAULT_SUBTYPE = {
     Message.Kind.EMAIL: Subtype.DISCUSSION,
@@ -94,8 +92,8 @@ def get_subtype(code: str) -> Subtype:
 def follow(
     *,
     record: Model,
-    user: AbstractBaseUser | None = None,
-    contact: Model | None = None,
+    user: User | None = None,
+    contact: Contact | None = None,
     subtypes: Sequence[Subtype] | None = None,
 ) -> Follower:
     """Make a user or a contact follow ``record`` (idempotent).
@@ -106,8 +104,11 @@ def follow(
     if (user is None) == (contact is None):
         raise ValueError("follow() needs exactly one of user or contact")
     ct = ContentType.objects.get_for_model(record)
-    lookup = {"content_type": ct, "object_id": record.pk}
-    lookup.update({"user": user} if user is not None else {"contact": contact})
+    lookup: dict[str, object] = {"content_type": ct, "object_id": record.pk}
+    if user is not None:
+        lookup["user"] = user
+    else:
+        lookup["contact"] = contact
     follower = Follower.objects.filter(**lookup).first()
     created = False
     if follower is None:
@@ -135,7 +136,7 @@ def _default_subtypes(*, for_contact: bool) -> list[Subtype]:
 
 
 def unfollow(
-    *, record: Model, user: AbstractBaseUser | None = None, contact: Model | None = None
+    *, record: Model, user: User | None = None, contact: Contact | None = None
 ) -> None:
     ct = ContentType.objects.get_for_model(record)
     qs = Follower.objects.filter(content_type=ct, object_id=record.pk)
@@ -147,7 +148,7 @@ def unfollow(
 
 def _follow_defaults(
     record: Model,
-    author: AbstractBaseUser | None,
+    author: User | None,
     *,
     is_new: bool = False,
     has_followers: bool = True,
@@ -167,8 +168,8 @@ def _follow_defaults(
 
 
 def _default_people(
-    record: Model, author: AbstractBaseUser | None
-) -> tuple[list[AbstractBaseUser], Model | None]:
+    record: Model, author: User | None
+) -> tuple[list[User], Contact | None]:
     """Who follows a record by default: its users and the author, its contact."""
     people = list(getattr(record, "feed_users", []) or [])
     if author is not None and getattr(author, "pk", None):
@@ -178,7 +179,7 @@ def _default_people(
 
 
 def new_record_followers(
-    *, record: Model, author: AbstractBaseUser | None
+    *, record: Model, author: User | None
 ) -> list[rcpt.FollowerRow]:
     """The followers ``notify_record_created(is_new=True)`` gave ``record``, as
     ``post_message(followers=...)`` rows, without reading them back.
@@ -201,8 +202,8 @@ def new_record_followers(
 def _follow_new_record(
     record: Model,
     *,
-    users: list[AbstractBaseUser],
-    contact: Model | None,
+    users: list[User],
+    contact: Contact | None,
     has_followers: bool = True,
 ) -> list[rcpt.FollowerRow]:
     """``follow()`` for each of them, at once, on a record created in the current
@@ -213,7 +214,7 @@ def _follow_new_record(
     return _follow_new_records([(record, users, contact, has_followers)])[0]
 
 
-NewFollowers = tuple[Model, list[AbstractBaseUser], Model | None, bool]
+NewFollowers = tuple[Model, list[User], Contact | None, bool]
 
 
 def _follow_new_records(
@@ -269,11 +270,11 @@ def _follow_new_records(
 # --- Posting ------------------------------------------------------------------------
 
 
-def _sender_address(user: AbstractBaseUser | None, contact: Model | None) -> str:
+def _sender_address(user: User | None, contact: Contact | None) -> str:
     """``Name <address>`` of the author, for messages that do not give their From."""
-    if user is not None and getattr(user, "email", ""):
+    if user is not None and user.email:
         return formataddr((user.get_full_name() or user.get_username(), user.email))
-    if contact is not None and getattr(contact, "email", ""):
+    if contact is not None and contact.email:
         return formataddr((str(contact), contact.email))
     return ""
 
@@ -284,8 +285,8 @@ class NewPost:
 
     record: Model
     kind: str
-    author: AbstractBaseUser | None = None
-    author_contact: Model | None = None
+    author: User | None = None
+    author_contact: Contact | None = None
     body_html: str = ""
     body_text: str = ""
     subject: str = ""
@@ -306,8 +307,8 @@ def post_message(
     *,
     record: Model,
     kind: str,
-    author: AbstractBaseUser | None = None,
-    author_contact: Model | None = None,
+    author: User | None = None,
+    author_contact: Contact | None = None,
     body_html: str = "",
     body_text: str = "",
     subject: str = "",
@@ -494,10 +495,10 @@ def _has_text(clean_html: str) -> bool:
 def notify_users(
     *,
     target: Model,
-    users: Iterable[AbstractBaseUser],
+    users: Iterable[User],
     subject: str,
     body_html: str,
-    author: AbstractBaseUser | None = None,
+    author: User | None = None,
 ) -> Message:
     """Post a system notice on ``target``'s feed and put it in each user's inbox.
 
@@ -532,7 +533,7 @@ def notify_users(
 
 
 def notify_record_created(
-    *, record: Model, author: AbstractBaseUser | None, is_new: bool = False
+    *, record: Model, author: User | None, is_new: bool = False
 ) -> Message:
     """Author, owner, record users and contact follow; post "<kind> created".
 
@@ -542,7 +543,7 @@ def notify_record_created(
 
 
 def notify_records_created(
-    entries: Sequence[tuple[Model, AbstractBaseUser | None, bool]],
+    entries: Sequence[tuple[Model, User | None, bool]],
 ) -> list[Message]:
     """:func:`notify_record_created` for several records (``(record, author,
     is_new)``), their followers and notices written together."""
@@ -573,7 +574,7 @@ def notify_records_created(
 def post_tracking(
     *,
     record: Model,
-    author: AbstractBaseUser | None,
+    author: User | None,
     changes: list[tuple[str, str, str]],
 ) -> Message:
     """Post a "stage changed" notification listing ``(field, before, after)``."""
@@ -604,8 +605,8 @@ def schedule_activity(
     *,
     record: Model,
     activity_type: ActivityType,
-    assignee: AbstractBaseUser,
-    created_by: AbstractBaseUser | None,
+    assignee: User,
+    created_by: User | None,
     summary: str = "",
     note: str = "",
     due_date: dt.date | None = None,
@@ -626,10 +627,11 @@ def schedule_activity(
 
 @transaction.atomic
 def mark_activity_done(
-    *, activity: Activity, user: AbstractBaseUser, feedback: str = ""
+    *, activity: Activity, user: User, feedback: str = ""
 ) -> Message:
     """Post "<type> done" (with the feedback) in the feed and delete the activity."""
     record = activity.content_object
+    assert record is not None  # its view found the record (a deleted one is a 404)
     title = activity.summary or activity.activity_type.name
     parts = [
         "<p><strong>"
@@ -664,7 +666,7 @@ def cancel_activity(*, activity: Activity) -> None:
 
 
 def mark_notifications_read(
-    *, user: AbstractBaseUser, notification_ids: Sequence[int] | None = None
+    *, user: User, notification_ids: Sequence[int] | None = None
 ) -> int:
     """Mark some (or, with ``None``, all) of the user's notifications read."""
     qs = Notification.objects.filter(user=user, is_read=False)
@@ -673,7 +675,7 @@ def mark_notifications_read(
     return qs.update(is_read=True, read_at=timezone.now())
 
 
-def mark_message_read(*, user: AbstractBaseUser, message: Message) -> None:
+def mark_message_read(*, user: User, message: Message) -> None:
     Notification.objects.filter(user=user, message=message, is_read=False).update(
         is_read=True, read_at=timezone.now()
     )

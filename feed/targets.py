@@ -9,7 +9,7 @@ own page. Anything that declares neither is a 404, as before.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 from django.http import Http404
@@ -18,7 +18,7 @@ from knowlix.access import can_view_record, get_record_for_user
 from knowlix.models import Record
 
 
-def can_open_target(user: AbstractBaseUser | AnonymousUser, target: Model) -> bool:
+def can_open_target(user: User | AnonymousUser, target: Model) -> bool:
     """May ``user`` open ``target``'s page (and so read notices about it)?"""
     if not user.is_active:
         return False
@@ -31,7 +31,7 @@ def can_open_target(user: AbstractBaseUser | AnonymousUser, target: Model) -> bo
 
 
 def get_target_for_user(
-    user: AbstractBaseUser | AnonymousUser, ct_id: int, object_id: int
+    user: User | AnonymousUser, ct_id: int, object_id: int
 ) -> Model:
     """The record or object a message hangs off, or 404 when the user may not open it."""
     try:
@@ -53,4 +53,5 @@ def target_url(target: Model, message_id: int) -> str:
     if isinstance(target, Record):
         url = target.get_absolute_url()
         return f"{url}?message={message_id}#message-{message_id}"
+    assert hasattr(target, "get_absolute_url")  # can_open_target checked it
     return target.get_absolute_url()

@@ -7,16 +7,19 @@ with the re-rendered panel and plain browsers with a redirect to the record.
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from feed import selectors, services
 from feed.errors import FeedError
@@ -27,12 +30,32 @@ from feed.recipients import find_or_create_contact
 from feed.targets import can_open_target, get_target_for_user, target_url
 from feed.templatetags.feed_tags import INLINE_TYPES
 from knowlix.access import get_record_for_user
-from knowlix.decorators import technical_required
+from knowlix.decorators import AuthenticatedHttpRequest, technical_required
 from knowlix.models import Record
 
 
+class FeedRequest(AuthenticatedHttpRequest):
+    """What the feed's views get: a signed-in user, and django-htmx's details."""
+
+    htmx: HtmxDetails
+
+
+class PanelForms(TypedDict, total=False):
+    """The forms (with their errors) a re-rendered panel shows."""
+
+    message_form: MessageForm
+    note_form: MessageForm
+    activity_form: ActivityForm
+    follower_form: AddFollowerForm
+
+
 def _panel_response(
-    request: HttpRequest, record: Record, *, status: int = 200, **forms: object
+    request: FeedRequest,
+    record: Record,
+    *,
+    status: int = 200,
+    open_composer: str = "",
+    **forms: Unpack[PanelForms],
 ) -> HttpResponse:
     """htmx: the re-rendered panel. Plain browsers: back to the record (with the
     form's errors as a flash message)."""
@@ -41,13 +64,15 @@ def _panel_response(
             for errors in getattr(form, "errors", {}).values():
                 flash.error(request, " ".join(errors))
         return redirect(record.get_absolute_url() + "#feed")
-    context = panel_context(record=record, user=request.user, **forms)
+    context = panel_context(
+        record=record, user=request.user, open_composer=open_composer, **forms
+    )
     return render(request, "feed/_feed.html", context, status=status)
 
 
 @login_required
 @require_GET
-def panel(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+def panel(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
     record = get_record_for_user(request.user, ct_id, object_id)
     context = panel_context(record=record, user=request.user)
     return render(request, "feed/_feed.html", context)
@@ -55,7 +80,7 @@ def panel(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def older_messages(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+def older_messages(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
     record = get_record_for_user(request.user, ct_id, object_id)
     before = request.GET.get("before", "")
     page = selectors.feed_page(
@@ -68,7 +93,7 @@ def older_messages(request: HttpRequest, ct_id: int, object_id: int) -> HttpResp
 
 @login_required
 @require_POST
-def post_message_view(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+def post_message_view(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
     record = get_record_for_user(request.user, ct_id, object_id, write=True)
     form = MessageForm(request.POST, request.FILES)
     is_note = request.POST.get("kind") == Message.Kind.NOTE
@@ -83,13 +108,13 @@ def post_message_view(request: HttpRequest, ct_id: int, object_id: int) -> HttpR
         else:
             return _panel_response(request, record)
     composer = "note" if is_note else "message"
-    forms = {"note_form" if is_note else "message_form": form}
+    forms: PanelForms = {"note_form": form} if is_note else {"message_form": form}
     return _panel_response(request, record, status=422, open_composer=composer, **forms)
 
 
 @login_required
 @require_POST
-def follow_view(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+def follow_view(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
     record = get_record_for_user(request.user, ct_id, object_id)
     if request.POST.get("action") == "unfollow":
         services.unfollow(record=record, user=request.user)
@@ -100,7 +125,7 @@ def follow_view(request: HttpRequest, ct_id: int, object_id: int) -> HttpRespons
 
 @login_required
 @require_POST
-def add_follower(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+def add_follower(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
     record = get_record_for_user(request.user, ct_id, object_id, write=True)
     form = AddFollowerForm(request.POST, auto_id="fol_%s")
     if not form.is_valid():
@@ -115,7 +140,9 @@ def add_follower(request: HttpRequest, ct_id: int, object_id: int) -> HttpRespon
     return _panel_response(request, record)
 
 
-def _follower_for_write(request: HttpRequest, follower_id: int) -> tuple:
+def _follower_for_write(
+    request: FeedRequest, follower_id: int
+) -> tuple[Follower, Record]:
     """The follower and its record; one's own subscription needs only read access."""
     follower = get_object_or_404(Follower, pk=follower_id)
     record = get_record_for_user(
@@ -129,7 +156,7 @@ def _follower_for_write(request: HttpRequest, follower_id: int) -> tuple:
 
 @login_required
 @require_POST
-def remove_follower(request: HttpRequest, follower_id: int) -> HttpResponse:
+def remove_follower(request: FeedRequest, follower_id: int) -> HttpResponse:
     follower, record = _follower_for_write(request, follower_id)
     follower.delete()
     return _panel_response(request, record)
@@ -137,7 +164,7 @@ def remove_follower(request: HttpRequest, follower_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def edit_subscription(request: HttpRequest, follower_id: int) -> HttpResponse:
+def edit_subscription(request: FeedRequest, follower_id: int) -> HttpResponse:
     follower, record = _follower_for_write(request, follower_id)
     chosen = [int(i) for i in request.POST.getlist("subtypes") if i.isdigit()]
     subtypes = [s for s in selectors.subtypes() if s.pk in chosen]
@@ -154,7 +181,7 @@ def edit_subscription(request: HttpRequest, follower_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def schedule_activity(request: HttpRequest, ct_id: int, object_id: int) -> HttpResponse:
+def schedule_activity(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
     record = get_record_for_user(request.user, ct_id, object_id, write=True)
     form = ActivityForm(request.POST, auto_id="act_%s")
     if not form.is_valid():
@@ -169,7 +196,9 @@ def schedule_activity(request: HttpRequest, ct_id: int, object_id: int) -> HttpR
     return _panel_response(request, record)
 
 
-def _activity_for_write(request: HttpRequest, activity_id: int) -> tuple:
+def _activity_for_write(
+    request: FeedRequest, activity_id: int
+) -> tuple[Activity, Record]:
     """The activity and its record; its assignee needs only read access."""
     activity = get_object_or_404(Activity, pk=activity_id)
     record = get_record_for_user(
@@ -183,7 +212,7 @@ def _activity_for_write(request: HttpRequest, activity_id: int) -> tuple:
 
 @login_required
 @require_POST
-def activity_done(request: HttpRequest, activity_id: int) -> HttpResponse:
+def activity_done(request: FeedRequest, activity_id: int) -> HttpResponse:
     activity, record = _activity_for_write(request, activity_id)
     form = DoneForm(request.POST)
     feedback = form.cleaned_data["feedback"] if form.is_valid() else ""
@@ -195,7 +224,7 @@ def activity_done(request: HttpRequest, activity_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def activity_cancel(request: HttpRequest, activity_id: int) -> HttpResponse:
+def activity_cancel(request: FeedRequest, activity_id: int) -> HttpResponse:
     activity, record = _activity_for_write(request, activity_id)
     services.cancel_activity(activity=activity)
     return _panel_response(request, record)
@@ -203,7 +232,7 @@ def activity_cancel(request: HttpRequest, activity_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def attachment(request: HttpRequest, attachment_id: int, filename: str) -> HttpResponse:
+def attachment(request: FeedRequest, attachment_id: int, filename: str) -> FileResponse:
     """Serve a file to users who may see its record; only safe types inline."""
     row = selectors.get_attachment(attachment_id=attachment_id)
     if row is None or row.message is None:
@@ -226,7 +255,7 @@ def attachment(request: HttpRequest, attachment_id: int, filename: str) -> HttpR
 
 @login_required
 @require_GET
-def inbox(request: HttpRequest) -> HttpResponse:
+def inbox(request: FeedRequest) -> HttpResponse:
     unread_only = request.GET.get("filter") == "unread"
     qs = selectors.inbox(user=request.user, unread_only=unread_only)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
@@ -253,14 +282,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 @never_cache
-def unread_count(request: HttpRequest) -> JsonResponse:
+def unread_count(request: FeedRequest) -> JsonResponse:
     """The top bar's badge: ``{"unread": n}``, polled by ``static/js/unread.js``."""
     return JsonResponse({"unread": selectors.unread_count(request.user)})
 
 
 @login_required
 @require_POST
-def inbox_read_all(request: HttpRequest) -> HttpResponse:
+def inbox_read_all(request: FeedRequest) -> HttpResponse:
     count = services.mark_notifications_read(user=request.user)
     flash.success(request, _("%(n)d notification(s) marked read.") % {"n": count})
     return redirect("feed:inbox")
@@ -268,7 +297,7 @@ def inbox_read_all(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def notification_read(request: HttpRequest, notification_id: int) -> HttpResponse:
+def notification_read(request: FeedRequest, notification_id: int) -> HttpResponse:
     services.mark_notifications_read(
         user=request.user, notification_ids=[notification_id]
     )
@@ -280,7 +309,7 @@ def notification_read(request: HttpRequest, notification_id: int) -> HttpRespons
 
 @login_required
 @require_GET
-def notification_open(request: HttpRequest, notification_id: int) -> HttpResponse:
+def notification_open(request: FeedRequest, notification_id: int) -> HttpResponse:
     """Mark the notification read and open its record at the message.
 
     A notice about something that is not a record (a domain, a server) opens that
@@ -300,7 +329,7 @@ def notification_open(request: HttpRequest, notification_id: int) -> HttpRespons
 
 @login_required
 @require_GET
-def my_activities(request: HttpRequest) -> HttpResponse:
+def my_activities(request: FeedRequest) -> HttpResponse:
     groups = selectors.my_activities(user=request.user)
     return render(
         request, "feed/my_activities.html", {"groups": groups, "done_form": DoneForm()}
@@ -309,7 +338,7 @@ def my_activities(request: HttpRequest) -> HttpResponse:
 
 @technical_required
 @require_GET
-def message_list(request: HttpRequest) -> HttpResponse:
+def message_list(request: FeedRequest) -> HttpResponse:
     """Technical: every message, newest first (admins in developer mode)."""
     qs = Message.objects.select_related(
         "author_user", "author_contact", "content_type"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django import template
+from django.db.models import Model
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
@@ -30,7 +31,7 @@ INLINE_TYPES = {
 
 
 @register.inclusion_tag("feed/_feed.html", takes_context=True)
-def feed_panel(context: template.Context, record: object) -> dict:
+def feed_panel(context: template.Context, record: Model) -> dict[str, object]:
     """The whole feed of ``record`` for the current user (the record page's panel)."""
     request = context["request"]
     focus = request.GET.get("message", "")
