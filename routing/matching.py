@@ -130,6 +130,8 @@ def find_thread(parsed: ParsedMessage) -> Target | None:
 
     Matched against feed messages (sent or received) and against the Message-IDs of
     outgoing mail (one feed message may go out as several mails, each with its id).
+    Only business records: a system notice's message hangs off something else (a
+    sending domain, a server), which has no feed to post a reply on.
     """
     ids = parsed.thread_ids
     if not ids:
@@ -151,7 +153,9 @@ def find_thread(parsed: ParsedMessage) -> Target | None:
         if mid in found:
             message, content_type, object_id = found[mid]
             model = content_type.model_class()
-            record = model.objects.filter(pk=object_id).first() if model else None
+            if model is None or not issubclass(model, Record):
+                continue
+            record = model.objects.filter(pk=object_id).first()
             if record is not None:
                 return Target(record=record, parent=message, found_by="headers")
     return None

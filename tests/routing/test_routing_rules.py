@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from django.contrib.contenttypes.models import ContentType
+
+from dnscheck.models import SendingDomain
 from feed.models import Message
-from feed.services import post_message
+from feed.services import notify_users, post_message
 from knowlix.models import Contact, Opportunity, Ticket
 from mailservers.models import OutgoingMail, OutgoingRecipient
 from mailservers.services.outgoing import MailRecipient, queue_mail
@@ -139,6 +142,21 @@ def test_reply_to_internal_note_stays_internal(aliases, route, ticket, alice):
     result = route(eml("reply_in_reply_to.eml", parent=note.message_id))
     reply = Message.objects.get(pk=result.routes[0].message)
     assert reply.is_internal
+
+
+def test_reply_to_a_system_notice_is_not_posted_on_its_object(aliases, route, alice):
+    """A reply naming a notice about a non-record (a sending domain) is not threaded
+    onto that object, whose messages no feed shows: it is routed as new mail."""
+    domain = SendingDomain.objects.create(name="customer.example")
+    notice = notify_users(
+        target=domain, users=[alice], subject="DNS broke", body_html="<p>SPF</p>"
+    )
+    result = route(eml("reply_in_reply_to.eml", parent=notice.message_id))
+    assert result.routes == []
+    on_domain = Message.objects.filter(
+        content_type=ContentType.objects.get_for_model(domain), object_id=domain.pk
+    )
+    assert list(on_domain) == [notice]
 
 
 def test_subject_tag_from_a_participant_posts_there(aliases, route, ticket, contact):
