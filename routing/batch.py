@@ -15,13 +15,14 @@ its messages are routed one by one, so that one bad message is quarantined alone
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -321,14 +322,14 @@ def _verified(mail: _NewRecordMail) -> bool:
     return not mail.verdict.is_unverified
 
 
-def _users_by_address(addresses: set[str]) -> dict[str, AbstractBaseUser]:
+def _users_by_address(addresses: set[str]) -> dict[str, User]:
     """The first active user (by pk) whose email matches each address, any case."""
     if not addresses:
         return {}
     match = Q()
     for address in addresses:
         match |= Q(email__iexact=address)
-    users: dict[str, AbstractBaseUser] = {}
+    users: dict[str, User] = {}
     for user in get_user_model().objects.filter(match, is_active=True).order_by("pk"):
         users.setdefault(normalize_email(user.email), user)
     return users
@@ -380,8 +381,8 @@ def _create_records(
                 first_route=True,
                 # Just created: its followers are the defaults, not read back.
                 followers=new_record_followers(record=record, author=mail.author.user),
-                is_system_address=lambda a, names=names: matching.is_system_address(
-                    a, alias_names=names
+                is_system_address=functools.partial(
+                    matching.is_system_address, alias_names=names
                 ),
             )
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.policy
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 
 from routing.text import clean_text, decode_header_text, decode_part, safe_filename
 
@@ -46,7 +46,7 @@ class _BodyWalker:
         self.count = 0
         self.truncated = False
 
-    def visit(self, part: EmailMessage, *, depth: int, in_related: bool) -> None:
+    def visit(self, part: MIMEPart, *, depth: int, in_related: bool) -> None:
         self.count += 1
         if self.count > MAX_PARTS:
             self.truncated = True
@@ -69,7 +69,7 @@ class _BodyWalker:
         else:
             self.add_attachment(part, fallback_name="attachment", inline=in_related)
 
-    def visit_multipart(self, part: EmailMessage, ctype: str, depth: int) -> None:
+    def visit_multipart(self, part: MIMEPart, ctype: str, depth: int) -> None:
         children = [c for c in part.iter_parts()]
         if ctype == "multipart/alternative":
             self.visit_alternative(children, depth)
@@ -81,7 +81,7 @@ class _BodyWalker:
             for child in children:
                 self.visit(child, depth=depth + 1, in_related=False)
 
-    def visit_alternative(self, children: list[EmailMessage], depth: int) -> None:
+    def visit_alternative(self, children: list[MIMEPart], depth: int) -> None:
         """Keep the last plain text and the last HTML (or richer) alternative."""
         text = next(
             (c for c in reversed(children) if c.get_content_type() == "text/plain"),
@@ -99,7 +99,7 @@ class _BodyWalker:
             if text is not None:  # a nested alternative must not repeat the text
                 del self.texts[before:]
 
-    def is_body_text(self, part: EmailMessage, ctype: str) -> bool:
+    def is_body_text(self, part: MIMEPart, ctype: str) -> bool:
         if ctype not in ("text/plain", "text/html"):
             return False
         disposition = part.get_content_disposition()
@@ -107,7 +107,7 @@ class _BodyWalker:
             return False
         return not (disposition == "inline" and _filename(part))
 
-    def add_attached_message(self, part: EmailMessage) -> None:
+    def add_attached_message(self, part: MIMEPart) -> None:
         inner = part.get_payload()
         inner = inner[0] if isinstance(inner, list) and inner else inner
         if isinstance(inner, EmailMessage):
@@ -123,7 +123,7 @@ class _BodyWalker:
         self.append(ParsedAttachment(name, "message/rfc822", content))
 
     def add_attachment(
-        self, part: EmailMessage, *, fallback_name: str, inline: bool = False
+        self, part: MIMEPart, *, fallback_name: str, inline: bool = False
     ) -> None:
         ctype = part.get_content_type()
         name = _filename(part)
@@ -159,16 +159,16 @@ _EXTENSIONS = {
 }
 
 
-def _filename(part: EmailMessage) -> str:
+def _filename(part: MIMEPart) -> str:
     try:
         name = part.get_filename()
     except Exception:  # a broken RFC 2231 parameter
-        name = part.get_param("name", header="content-type")
-        name = name if isinstance(name, str) else None
+        param = part.get_param("name", header="content-type")
+        name = param if isinstance(param, str) else None
     return safe_filename(name) if name else ""
 
 
-def _payload_bytes(part: EmailMessage) -> bytes:
+def _payload_bytes(part: MIMEPart) -> bytes:
     try:
         payload = part.get_payload(decode=True)
     except Exception:

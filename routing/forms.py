@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django import forms
 from django.contrib.contenttypes.models import ContentType
@@ -14,6 +15,15 @@ from routing.matching import REPLY_PREFIX
 from routing.models import Alias
 
 LOCAL_PART = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class RecordKindField(forms.ModelChoiceField):
+    """Content types of record kinds, each named by its kind ("Ticket")."""
+
+    def label_from_instance(self, obj: ContentType) -> str:
+        model = obj.model_class()
+        assert model is not None  # only record kinds are offered
+        return str(model._meta.verbose_name).capitalize()
 
 
 class AliasForm(forms.ModelForm):
@@ -28,6 +38,7 @@ class AliasForm(forms.ModelForm):
             "bounce_message",
             "is_active",
         ]
+        field_classes = {"content_type": RecordKindField}
         widgets = {"bounce_message": forms.Textarea(attrs={"rows": 3})}
         help_texts = {
             "object_id": "Leave empty to create a record per mail; set to post every "
@@ -35,13 +46,12 @@ class AliasForm(forms.ModelForm):
             "defaults": 'Field values of created records, e.g. {"priority": "high"}.',
         }
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         ids = [ct.pk for ct in record_content_types()]
-        self.fields["content_type"].queryset = ContentType.objects.filter(pk__in=ids)
-        self.fields["content_type"].label_from_instance = lambda ct: str(
-            ct.model_class()._meta.verbose_name
-        ).capitalize()
+        kinds = self.fields["content_type"]
+        assert isinstance(kinds, RecordKindField)  # Meta.field_classes
+        kinds.queryset = ContentType.objects.filter(pk__in=ids)
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip().lower()
@@ -56,14 +66,18 @@ class AliasForm(forms.ModelForm):
             )
         return name
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         content_type = data.get("content_type")
         model = content_type.model_class() if content_type else None
         if model is None:
             return data
         object_id = data.get("object_id")
-        if object_id is not None and not model.objects.filter(pk=object_id).exists():
+        if (
+            object_id is not None
+            and not model._default_manager.filter(pk=object_id).exists()
+        ):
             self.add_error(
                 "object_id", f"There is no {model._meta.verbose_name} #{object_id}."
             )

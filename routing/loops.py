@@ -96,7 +96,7 @@ def count_messages(*, keys: Sequence[tuple[str, str, str]]) -> None:
     table = qn(SenderRateCounter._meta.db_table)
     # A row may be named once per statement (PostgreSQL): keys are summed above.
     values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(counts))
-    params_: list[object] = []
+    params_: list[str | int | None] = []
     adapted = connection.ops.adapt_datetimefield_value(bucket)
     for (address, scope, record), n in counts.items():
         params_ += [address, scope, record, adapted, n]

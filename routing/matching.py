@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 
@@ -37,7 +37,7 @@ class Target:
 
 @dataclass
 class Author:
-    user: AbstractBaseUser | None = None
+    user: User | None = None
     contact: Contact | None = None
 
     @property
@@ -113,13 +113,13 @@ def find_token_target(parsed: ParsedMessage) -> Target | None:
     if not tokens:
         return None
     for model in RECORD_MODELS:
-        record = model.objects.filter(reply_token__in=tokens).first()
+        record = model._default_manager.filter(reply_token__in=tokens).first()
         if record is not None:
             return Target(record=record, parent=None, found_by="token")
     # Some MTAs lower-case the address they deliver to (Delivered-To): slower, rare.
     for model in RECORD_MODELS:
         for token in tokens:
-            record = model.objects.filter(reply_token__iexact=token).first()
+            record = model._default_manager.filter(reply_token__iexact=token).first()
             if record is not None:
                 return Target(record=record, parent=None, found_by="token")
     return None
@@ -136,7 +136,7 @@ def find_thread(parsed: ParsedMessage) -> Target | None:
     ids = parsed.thread_ids
     if not ids:
         return None
-    found: dict[str, tuple[Message | None, ContentType, int]] = {
+    found: dict[str, tuple[Message | None, ContentType | None, int | None]] = {
         m.message_id: (m, m.content_type, m.object_id)
         for m in Message.objects.filter(message_id__in=ids).select_related(
             "content_type"
@@ -152,10 +152,10 @@ def find_thread(parsed: ParsedMessage) -> Target | None:
     for mid in ids:
         if mid in found:
             message, content_type, object_id = found[mid]
-            model = content_type.model_class()
+            model = content_type.model_class() if content_type is not None else None
             if model is None or not issubclass(model, Record):
                 continue
-            record = model.objects.filter(pk=object_id).first()
+            record = model._default_manager.filter(pk=object_id).first()
             if record is not None:
                 return Target(record=record, parent=message, found_by="headers")
     return None
@@ -168,7 +168,7 @@ def find_tag_target(parsed: ParsedMessage, *, verified: bool) -> Target | None:
     by_tag = {model.TAG: model for model in RECORD_MODELS}
     for tag, pk in parsed.subject_tags:
         model = by_tag.get(tag)
-        record = model.objects.filter(pk=pk).first() if model else None
+        record = model._default_manager.filter(pk=pk).first() if model else None
         if record is not None and took_part(record, parsed.from_address):
             return Target(record=record, parent=None, found_by="subject tag")
     return None

@@ -7,10 +7,14 @@ keeps the raw bytes and an ``UnprocessedMail`` row puts it in quarantine.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from knowlix.models import Record
 
 
 class Alias(models.Model):
@@ -53,13 +57,16 @@ class Alias(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.name = self.name.strip().lower()
         super().save(*args, **kwargs)
 
     @property
-    def model(self) -> type[models.Model]:
-        return self.content_type.model_class()
+    def model(self) -> type[Record] | None:
+        """The record kind, or None if its content type is gone or no record kind
+        (the form offers only record kinds)."""
+        model = self.content_type.model_class()
+        return model if model is not None and issubclass(model, Record) else None
 
     @property
     def creates_records(self) -> bool:

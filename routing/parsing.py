@@ -15,8 +15,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.headerregistry import AddressHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import TYPE_CHECKING, cast
 
 from routing.bodies import ParsedAttachment, walk_body
 from routing.errors import ParseError
@@ -55,7 +57,13 @@ _fetch_parsed_header = functools.lru_cache(maxsize=128)(
 )
 
 
-class _ReadOncePolicy(email.policy.EmailPolicy):
+if TYPE_CHECKING:  # the policy makes EmailMessage objects (typeshed needs telling)
+    _EmailPolicy = email.policy.EmailPolicy[EmailMessage]
+else:
+    _EmailPolicy = email.policy.EmailPolicy
+
+
+class _ReadOncePolicy(_EmailPolicy):
     """The modern policy (``email.policy.default``), parsing each header value once."""
 
     def header_fetch_parse(self, name: str, value: str) -> str:
@@ -202,8 +210,9 @@ class _RawHeaders:
 
 
 # The standard library builds a new header class on every lookup of a name.
+# (typeshed calls the policy's header_factory a plain callable: it is a registry.)
 _header_class = functools.lru_cache(maxsize=64)(
-    email.policy.default.header_factory.__getitem__
+    cast(HeaderRegistry, email.policy.default.header_factory).__getitem__
 )
 
 
@@ -212,7 +221,10 @@ def _address_pairs(name: str, raw_value: str) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
     try:
         header = _header_class(name.lower())(name, raw_value)
-        pairs = [(a.display_name, a.addr_spec) for a in header.addresses]
+        if isinstance(header, AddressHeader):
+            pairs = [(a.display_name, a.addr_spec) for a in header.addresses]
+        else:  # no address header to the registry (Delivered-To, Envelope-To...)
+            pairs = getaddresses([raw_value])
     except Exception:  # the modern parser gave up: fall back to the old one
         pairs = getaddresses([raw_value])
     if not any(normalize_address(a) for _, a in pairs):

@@ -9,6 +9,7 @@ Authentication-Results are parsed per RFC 8601; trusting them is the caller's ch
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import HeaderParser
@@ -131,7 +132,7 @@ def detect_bounce(msg: Message, *, from_address: str) -> BounceInfo:
     return info
 
 
-def _walk(part: Message, *, depth: int):
+def _walk(part: Message, *, depth: int) -> Iterator[Message]:
     """Parts of interest to bounce reading, not descending into delivery-status."""
     yield part
     if depth > 10 or part.get_content_type() in (
@@ -145,7 +146,9 @@ def _walk(part: Message, *, depth: int):
                 yield from _walk(child, depth=depth + 1)
 
 
-def _read_delivery_status(part: Message, info: BounceInfo, failed: dict) -> bool:
+def _read_delivery_status(
+    part: Message, info: BounceInfo, failed: dict[str, None]
+) -> bool:
     """Collect failed recipients from an RFC 3464 report; True if one was delayed."""
     blocks = part.get_payload()
     delayed = False

@@ -8,9 +8,8 @@ creating records, and refusing politely. Call inside ``transaction.atomic()``.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-from django.db.models import Model
 from django.utils.translation import gettext as _
 
 from feed.models import Message
@@ -73,8 +72,8 @@ class Router:
         elif aliases:
             for alias in aliases:
                 self.apply_alias(alias, thread_record=None)
-        elif self.default_model() is not None:
-            self.create(self.default_model(), {})
+        elif (model := self.default_model()) is not None:
+            self.create(model, {})
         elif matching.addressed_to_us(self.parsed):
             self.refuse(_("No mailbox or alias of ours has this address."))
 
@@ -102,7 +101,7 @@ class Router:
             )
         fixed = None
         if not alias.creates_records:
-            fixed = model.objects.filter(pk=alias.object_id).first()
+            fixed = model._default_manager.filter(pk=alias.object_id).first()
             if fixed is None:
                 raise RoutingConfigError(
                     _("The fixed record of alias %(name)s no longer exists.")
@@ -181,7 +180,7 @@ class Router:
         loops.count_message(address=self.address, scope=Scope.POST, record=label)
         self.routes.append(("posted", record, message))
 
-    def create(self, model: type[Model], defaults: dict) -> None:
+    def create(self, model: type[Record], defaults: dict[str, Any]) -> None:
         author = self.author_for(None)
         if self.is_limited(author, Scope.CREATE):
             self.refuse_loop()

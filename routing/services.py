@@ -13,9 +13,10 @@ import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Value
+from django.db.models import Q, QuerySet, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
@@ -93,7 +94,7 @@ def _duplicate_reason(parsed: ParsedMessage, sha256: str) -> str:
     seen = Q(sha256=sha256)
     if parsed.has_message_id:
         seen |= Q(message_id=parsed.message_id)
-    lookups = [
+    lookups: list[QuerySet[Any, tuple[str, str]]] = [
         InboundMail.objects.filter(seen)
         .order_by()
         .annotate(found_in=Value("inbound"))

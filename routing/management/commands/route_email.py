@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -24,8 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--source", default="", help="label stored with the mail")
 
     def handle(
-        self, *args, file: str | None = None, source: str = "", **options
-    ) -> None:  # noqa: ANN002, ANN003
+        self, *args: Any, file: str | None = None, source: str = "", **options: Any
+    ) -> None:
         try:
             if file and file != "-":
                 with open(file, "rb") as handle:
