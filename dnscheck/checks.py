@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import dns.resolver
 
-from dnscheck.dkim_records import check_dkim
-from dnscheck.dmarc import check_dmarc, proposal
-from dnscheck.lookup import DnsLookup, fqdn
-from dnscheck.report import DomainReport, MechanismResult, Status
-from dnscheck.spf import check_spf
+from dnscheck.dkim_records import check_dkim, new_dkim_result
+from dnscheck.dmarc import check_dmarc, new_dmarc_result
+from dnscheck.lookup import DnsLookup
+from dnscheck.report import DomainReport, Status
+from dnscheck.spf import check_spf, new_spf_result
 
 __all__ = [
     "CheckConfig",
@@ -78,20 +78,16 @@ def _nonexistent(domain: str, config: CheckConfig) -> DomainReport:
         f"Could not check: {domain} does not exist in DNS (NXDOMAIN). Check the "
         "spelling, or wait until the domain is registered and its zone published."
     )
-    selector = f"{config.dkim_selector}._domainkey"
-    results = [
-        (fqdn(domain), "TXT", f"v=spf1 include:{config.spf_include} ~all"),
-        (
-            fqdn(f"{selector}.{domain}"),
-            "CNAME",
-            fqdn(f"{selector}.{config.dkim_target_domain}"),
-        ),
-        (fqdn(f"_dmarc.{domain}"), "TXT", proposal(domain)),
-    ]
-    spf, dkim, dmarc = (
-        MechanismResult(Status.UNKNOWN, name, rtype, expected, problems=[problem])
-        for name, rtype, expected in results
+    spf = new_spf_result(domain, config.spf_include)
+    dkim = new_dkim_result(
+        domain,
+        selector=config.dkim_selector,
+        target_domain=config.dkim_target_domain,
     )
+    dmarc = new_dmarc_result(domain)
+    for result in (spf, dkim, dmarc):
+        result.status = Status.UNKNOWN
+        result.problems.append(problem)
     return DomainReport(domain=domain, spf=spf, dkim=dkim, dmarc=dmarc)
 
 

@@ -2,7 +2,8 @@
 
 Pure: DNS goes through ``DnsLookup``. The customer publishes a CNAME, so Knowlix can
 rotate its key without asking them again; the key the CNAME reaches must be a valid
-``v=DKIM1`` public key (RFC 6376 §3.6.1) equal to the one Knowlix signs with.
+``v=DKIM1`` public key (RFC 6376 §3.6.1) equal to the one Knowlix signs with. A
+chain of CNAMEs is followed (at most ``MAX_CNAME_HOPS``, loops stopped) as resolvers do.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from cryptography.hazmat.primitives.serialization import (
     load_der_public_key,
 )
 
+from dnscheck.domains import organizational_domain
 from dnscheck.lookup import DnsLookup, fqdn
 from dnscheck.report import MechanismResult, Status
 
 MIN_RSA_BITS = 1024
+MAX_CNAME_HOPS = 8
 
 
 def parse_tags(record: str) -> dict[str, str]:
@@ -90,6 +93,20 @@ def _spki(p_value: str) -> bytes:
     )
 
 
+def new_dkim_result(
+    domain: str, *, selector: str, target_domain: str
+) -> MechanismResult:
+    """The result before any finding: the CNAME to publish, no chain followed."""
+    result = MechanismResult(
+        Status.VALID,
+        fqdn(f"{selector}._domainkey.{domain}"),
+        "CNAME",
+        fqdn(f"{selector}._domainkey.{target_domain}"),
+    )
+    result.extra = {"cname_chain": []}  # the names the CNAMEs lead through, in order
+    return result
+
+
 def check_dkim(
     domain: str,
     lookup: DnsLookup,
@@ -100,9 +117,8 @@ def check_dkim(
 ) -> MechanismResult:
     """Check the selector CNAME of ``domain`` and the key it leads to."""
     domain = fqdn(domain).rstrip(".")
-    name = fqdn(f"{selector}._domainkey.{domain}")
-    target = fqdn(f"{selector}._domainkey.{target_domain}")
-    result = MechanismResult(Status.VALID, name, "CNAME", target)
+    result = new_dkim_result(domain, selector=selector, target_domain=target_domain)
+    name, target = result.record_name, result.expected
     answer = lookup.cname(name)
     if not answer.ok:
         return _unknown(result, answer.error)
@@ -136,11 +152,12 @@ def check_dkim(
         f"No DKIM record at {name}: publish a CNAME to {target} so mail Knowlix "
         f"sends for {domain} is signed."
     )
-    if domain.count(".") >= 2:
-        parent = domain.split(".", 1)[1]
+    organizational = organizational_domain(domain)
+    if organizational != domain:
         result.problems.append(
-            f"{domain} is a subdomain and needs its own record: in the {parent} zone "
-            f"the host is {selector}._domainkey.{domain.split('.', 1)[0]}."
+            f"{domain} is a subdomain and needs its own record: in the "
+            f"{organizational} zone the host is {selector}._domainkey."
+            f"{_host_part(domain + '.', organizational)}."
         )
     return result
 
@@ -170,15 +187,69 @@ def _check_target(
             f"target. Enter the target with a trailing dot: {target}"
         )
         return result
-    if value != target:
+    chain = [value]
+    result.extra["cname_chain"] = chain
+    while chain[-1] != target:
+        if chain[-1] in (result.record_name, *chain[:-1]):
+            return _wrong_chain(result, chain, "loops", "receivers never reach a key")
+        if len(chain) > MAX_CNAME_HOPS:
+            return _wrong_chain(
+                result,
+                chain,
+                f"has more than {MAX_CNAME_HOPS} aliases",
+                "resolvers give up",
+            )
+        hop = lookup.cname(chain[-1])
+        if not hop.ok:
+            return _unknown(result, hop.error)
+        if not hop.records:
+            break
+        result.found.append(f"{chain[-1]} CNAME {hop.records[0]}")
+        chain.append(hop.records[0])
+    if chain[-1] != target and len(chain) == 1:
         result.status = Status.WRONG
         result.problems.append(
             f"The CNAME points elsewhere ({value}); it must point to {target}."
         )
         return result
+    if chain[-1] != target:
+        return _wrong_chain(
+            result, chain, f"ends at {chain[-1]}", f"it must reach {target}"
+        )
+    _check_key(result, lookup, public_key)
+    if len(chain) > 1:
+        through = ", ".join(chain[:-1])
+        result.problems.append(
+            f"The CNAME reaches {target} through {through}: receivers follow the "
+            "chain, so it works while "
+            f"{'that alias keeps' if len(chain) == 2 else 'those aliases keep'} "
+            f"pointing there; a CNAME straight to {target} does not depend on "
+            f"{'it' if len(chain) == 2 else 'them'}."
+        )
+    return result
+
+
+def _wrong_chain(
+    result: MechanismResult, chain: list[str], what: str, why: str
+) -> MechanismResult:
+    names = " → ".join([result.record_name, *chain])
+    result.status = Status.WRONG
+    result.problems.append(
+        f"The CNAME chain {what} ({names}): {why}. Point {result.record_name} "
+        f"straight to {result.expected}."
+    )
+    return result
+
+
+def _check_key(
+    result: MechanismResult, lookup: DnsLookup, public_key: str | None
+) -> None:
+    """Judge the key published at the target (Knowlix's side)."""
+    target = result.expected
     key = lookup.txt(target)
     if not key.ok:
-        return _unknown(result, key.error)
+        _unknown(result, key.error)
+        return
     keys = [r for r in key.records if "p=" in r.replace(" ", "")]
     result.found.extend(f'{target} TXT "{r}"' for r in keys)
     if len(keys) != 1:
@@ -188,7 +259,7 @@ def _check_target(
             f"The CNAME is right, but {target} publishes {count} DKIM key records "
             "(Knowlix's side): contact Knowlix support."
         )
-        return result
+        return
     problem, p_value = validate_key_record(keys[0])
     if problem:
         result.status = Status.WRONG
@@ -205,4 +276,3 @@ def _check_target(
             f"The key published at {target} does not match Knowlix's signing key "
             "(a key rotation not yet published?): signatures would not verify."
         )
-    return result

@@ -1,14 +1,16 @@
 """DMARC (RFC 7489): the policy record at ``_dmarc.<domain>`` or inherited from above.
 
 Pure: DNS goes through ``DnsLookup``. A subdomain without its own record gets the
-policy of the organizational domain (its ``sp=``, else ``p=``); the parent is found by
-walking up the name (as DMARCbis does) instead of a public-suffix list.
+policy of its organizational domain (its ``sp=``, else ``p=``), found from the Public
+Suffix List as RFC 7489 §6.6.3 says: ``shop.example.co.uk`` inherits from
+``example.co.uk``, never from ``co.uk``, and names in between are not consulted.
 """
 
 from __future__ import annotations
 
 import re
 
+from dnscheck.domains import organizational_domain
 from dnscheck.lookup import DnsLookup, fqdn
 from dnscheck.report import MechanismResult, Status
 
@@ -18,7 +20,6 @@ KNOWN_TAGS |= {"ri", "psd", "t"}
 _MAILTO = re.compile(
     r"^mailto:[^@\s,;!]+@[a-z0-9-]+(\.[a-z0-9-]+)+(![0-9]+[kmgt]?)?$", re.I
 )
-MAX_WALK = 8
 
 
 def is_dmarc(txt: str) -> bool:
@@ -76,11 +77,6 @@ def _check_values(tags: dict[str, str]) -> list[str]:
     return problems
 
 
-def _parents(domain: str) -> list[str]:
-    labels = domain.split(".")
-    return [".".join(labels[i:]) for i in range(1, len(labels) - 1)][:MAX_WALK]
-
-
 def proposal(domain: str, tags: dict[str, str] | None = None) -> str:
     """The record to publish: the default, keeping a valid policy and rua."""
     tags = tags or {}
@@ -92,32 +88,49 @@ def proposal(domain: str, tags: dict[str, str] | None = None) -> str:
     return f"v=DMARC1; p={policy}; rua={rua}"
 
 
+def new_dmarc_result(domain: str) -> MechanismResult:
+    """The result before any finding: the default record to publish."""
+    result = MechanismResult(
+        Status.VALID, fqdn(f"_dmarc.{domain}"), "TXT", proposal(domain)
+    )
+    # policy_domain: whose _dmarc record applies (None when none does).
+    result.extra = {
+        "organizational_domain": organizational_domain(domain),
+        "policy_domain": None,
+    }
+    return result
+
+
 def check_dmarc(domain: str, lookup: DnsLookup, *, dkim_valid: bool) -> MechanismResult:
     """Check the policy that applies to mail from ``domain``."""
     domain = fqdn(domain).rstrip(".")
-    name = fqdn(f"_dmarc.{domain}")
-    result = MechanismResult(Status.VALID, name, "TXT", proposal(domain))
+    result = new_dmarc_result(domain)
+    name, organizational = result.record_name, organizational_domain(domain)
     answer = lookup.txt(name)
     if not answer.ok:
         return _unknown(result, answer.error)
     records = [r for r in answer.records if is_dmarc(r)]
     applies_from = domain
+    if not records and organizational != domain:
+        inherited = lookup.txt(f"_dmarc.{organizational}")
+        if not inherited.ok:
+            return _unknown(result, inherited.error)
+        records = [r for r in inherited.records if is_dmarc(r)]
+        applies_from = organizational
     if not records:
-        for parent in _parents(domain):
-            inherited = lookup.txt(f"_dmarc.{parent}")
-            if not inherited.ok:
-                return _unknown(result, inherited.error)
-            records = [r for r in inherited.records if is_dmarc(r)]
-            if records:
-                applies_from = parent
-                break
-    if not records:
+        above = (
+            ""
+            if organizational == domain
+            else f", nor at _dmarc.{organizational} (the organizational domain, "
+            "whose policy would apply)"
+        )
         result.status = Status.MISSING
         result.problems.append(
-            f"No DMARC record at {name}: publish this one to start receiving reports. "
-            "It only monitors (p=none) until you tighten it."
+            f"No DMARC record at {name}{above}: publish this one to start receiving "
+            "reports. It only monitors (p=none) until you tighten it."
         )
         return result
+    result.extra["policy_domain"] = applies_from
     prefix = "" if applies_from == domain else f"_dmarc.{applies_from}: "
     result.found = [prefix + r for r in records]
     if len(records) > 1:

@@ -55,7 +55,9 @@ def make_resolver(nameservers: list[str], timeout: float) -> dns.resolver.Resolv
 
 @dataclass
 class Answer:
-    """Records at a name: TXT strings joined, or CNAME targets as absolute names."""
+    """Records at a name: TXT strings joined, CNAME and MX targets as absolute
+    names, addresses as text. ``is_void`` is RFC 7208's "void lookup": NXDOMAIN, or
+    an answer without records of the type asked."""
 
     name: str
     records: list[str] = field(default_factory=list)
@@ -66,9 +68,14 @@ class Answer:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def is_void(self) -> bool:
+        return self.ok and not self.records
+
 
 class DnsLookup:
-    """TXT and CNAME queries against one resolver, within one time budget."""
+    """TXT, CNAME, MX and address queries against one resolver, within one time
+    budget."""
 
     def __init__(
         self,
@@ -88,6 +95,10 @@ class DnsLookup:
 
     def cname(self, name: str) -> Answer:
         return self._query(name, "CNAME")
+
+    def query(self, name: str, rdtype: str) -> Answer:
+        """Any of TXT, CNAME, MX, A, AAAA."""
+        return self._query(name, rdtype)
 
     def _query(self, name: str, rdtype: str) -> Answer:
         name = fqdn(name)
@@ -124,6 +135,7 @@ class DnsLookup:
             )
         except (dns.exception.DNSException, ValueError) as exc:
             return Answer(name, error=f"DNS error for {name} {rdtype}: {exc}")
+        self._prefer(answer.nameserver, answer.port)
         records: list[str] = []
         wanted = dns.rdatatype.from_text(rdtype)
         for rrset in answer.response.answer:
@@ -132,6 +144,28 @@ class DnsLookup:
             for rdata in rrset:
                 if rdtype == "TXT":
                     records.append(b"".join(rdata.strings).decode("utf-8", "replace"))
+                elif rdtype == "MX":
+                    records.append(fqdn(rdata.exchange.to_text()))
+                elif rdtype in {"A", "AAAA"}:
+                    records.append(rdata.address)
                 else:
                     records.append(fqdn(rdata.target.to_text()))
         return Answer(name, records=records)
+
+    def _prefer(self, address: str | None, port: int | None) -> None:
+        """Ask the nameserver that just answered first from now on.
+
+        dnspython tries the nameservers in order for every query, so a dead first
+        one would cost its share of the time-out on each query and exhaust the
+        check's budget; this way it costs that once.
+        """
+        servers = list(self.resolver.nameservers)
+        for index, server in enumerate(servers[1:], start=1):
+            if (
+                isinstance(server, dns.nameserver.Do53Nameserver)
+                and server.address == address
+                and server.port == port
+            ):
+                del servers[index]
+                self.resolver.nameservers = [server, *servers]
+                return

@@ -40,7 +40,9 @@ class MechanismResult:
     """What was found for one mechanism and what to publish instead.
 
     ``record_name``/``record_type`` say where ``expected`` goes; ``problems`` are full
-    sentences for the admin (for a valid record they are advice).
+    sentences for the admin (for a valid record they are advice). ``extra`` holds the
+    mechanism's own figures (SPF lookup counts, the DKIM CNAME chain, the DMARC
+    organizational domain): added keys of the JSON, never renamed ones.
     """
 
     status: Status
@@ -49,15 +51,18 @@ class MechanismResult:
     expected: str
     found: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    extra: dict[str, object] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
-        """The shape ``check_dns --json`` prints."""
-        return {
+        """The shape ``check_dns --json`` prints: the four base keys, then ``extra``."""
+        base: dict[str, object] = {
             "status": self.status.value,
             "found": list(self.found),
             "expected": self.expected,
             "problems": list(self.problems),
         }
+        extra = {k: v for k, v in self.extra.items() if k not in _STORED_KEYS}
+        return base | extra
 
     def to_dict(self) -> dict[str, object]:
         """Everything, for storage on a history row."""
@@ -76,7 +81,11 @@ class MechanismResult:
             expected=data.get("expected", ""),
             found=list(data.get("found", [])),
             problems=list(data.get("problems", [])),
+            extra={k: v for k, v in data.items() if k not in _STORED_KEYS},
         )
+
+
+_STORED_KEYS = {"status", "found", "expected", "problems", "record_name", "record_type"}
 
 
 MECHANISMS = ("spf", "dkim", "dmarc")

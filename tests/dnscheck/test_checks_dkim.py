@@ -104,3 +104,111 @@ def test_subdomain_needs_its_own_record(run_check, dns_server):
     assert any("knowlix._domainkey.marketing." in p for p in dkim.problems)
     dns_server.set_cname("knowlix._domainkey.marketing.company.com", DKIM_TARGET)
     assert run_check("marketing.company.com").dkim.status == Status.VALID
+
+
+def test_cname_chain_through_two_aliases_is_valid(run_check, dns_server):
+    """A CNAME that reaches Knowlix's key through two aliases is valid; the aliases
+    are named in what was found and in the advice."""
+    publish_domain(dns_server, "company.com")
+    dns_server.set_cname(NAME, "dkim.company.com.")
+    dns_server.set_cname("dkim.company.com", "knowlix.dkim.dnshost.net.")
+    dns_server.set_cname("knowlix.dkim.dnshost.net", DKIM_TARGET)
+    dkim = run_check("company.com").dkim
+    assert dkim.status == Status.VALID
+    assert dkim.extra["cname_chain"] == [
+        "dkim.company.com.",
+        "knowlix.dkim.dnshost.net.",
+        DKIM_TARGET,
+    ]
+    assert dkim.found[:3] == [
+        "CNAME dkim.company.com.",
+        "dkim.company.com. CNAME knowlix.dkim.dnshost.net.",
+        f"knowlix.dkim.dnshost.net. CNAME {DKIM_TARGET}",
+    ]
+    assert dkim.problems == [
+        f"The CNAME reaches {DKIM_TARGET} through dkim.company.com., "
+        "knowlix.dkim.dnshost.net.: receivers follow the chain, so it works while "
+        f"those aliases keep pointing there; a CNAME straight to {DKIM_TARGET} "
+        "does not depend on them."
+    ]
+
+
+def test_cname_chain_of_one_alias_still_checks_the_key(run_check, dns_server):
+    """Through one alias the key at the target is still compared with ours."""
+    publish_domain(dns_server, "company.com")
+    dns_server.set_cname(NAME, "dkim.company.com.")
+    dns_server.set_cname("dkim.company.com", DKIM_TARGET)
+    dkim = run_check("company.com", public_key=make_test_key(1024).public_b64).dkim
+    assert dkim.status == Status.WRONG
+    assert "does not match" in dkim.problems[0]
+    assert "through dkim.company.com.: " in dkim.problems[1]
+
+
+def test_cname_chain_loop_is_wrong(run_check, dns_server):
+    """Aliases that point at each other are a loop, reported with the chain."""
+    dns_server.set_txt("company.com", "v=spf1 -all")
+    dns_server.set_cname(NAME, "a.company.com.")
+    dns_server.set_cname("a.company.com", "b.company.com.")
+    dns_server.set_cname("b.company.com", "a.company.com.")
+    dkim = run_check("company.com").dkim
+    assert dkim.status == Status.WRONG
+    assert dkim.problems == [
+        f"The CNAME chain loops ({NAME}. → a.company.com. → b.company.com. → "
+        "a.company.com.): receivers never reach a key. Point "
+        f"{NAME}. straight to {DKIM_TARGET}."
+    ]
+    assert dns_server.queries.count(("a.company.com.", "CNAME")) == 1
+
+
+def test_cname_back_to_itself_is_a_loop(run_check, dns_server):
+    """An alias that leads back to the selector name is a loop too."""
+    dns_server.set_txt("company.com", "v=spf1 -all")
+    dns_server.set_cname(NAME, "a.company.com.")
+    dns_server.set_cname("a.company.com", f"{NAME}.")
+    dkim = run_check("company.com").dkim
+    assert dkim.status == Status.WRONG
+    assert "loops" in dkim.problems[0]
+
+
+def test_cname_chain_that_ends_elsewhere_is_wrong(run_check, dns_server):
+    """A chain whose last name is not Knowlix's key names where it ends."""
+    dns_server.set_cname(NAME, "dkim.company.com.")
+    dns_server.set_cname("dkim.company.com", "s1._domainkey.othermailer.net.")
+    dkim = run_check("company.com").dkim
+    assert dkim.status == Status.WRONG
+    assert dkim.problems[0].startswith(
+        "The CNAME chain ends at s1._domainkey.othermailer.net. ("
+    )
+
+
+def test_too_long_cname_chain_is_wrong(run_check, dns_server):
+    """More aliases than resolvers follow: wrong, and the walk stops."""
+    dns_server.set_cname(NAME, "hop0.company.com.")
+    for i in range(12):
+        dns_server.set_cname(f"hop{i}.company.com", f"hop{i + 1}.company.com.")
+    dkim = run_check("company.com").dkim
+    assert dkim.status == Status.WRONG
+    assert "has more than 8 aliases" in dkim.problems[0]
+    assert ("hop9.company.com.", "CNAME") not in dns_server.queries
+
+
+def test_cname_chain_hop_that_times_out_is_could_not_check(run_check, dns_server):
+    """An alias whose lookup gets no answer leaves DKIM unknown, not wrong."""
+    dns_server.set_cname(NAME, "dkim.slow.net.")
+    dns_server.silence("dkim.slow.net")
+    dkim = run_check("company.com").dkim
+    assert dkim.status == Status.UNKNOWN
+    assert "time-out" in dkim.problems[0]
+
+
+def test_subdomain_under_two_label_suffix(run_check, dns_server):
+    """shop.example.co.uk is a subdomain of example.co.uk (the Public Suffix List),
+    while example.co.uk itself is not a subdomain of co.uk."""
+    dns_server.set_txt("shop.example.co.uk", "v=spf1 -all")
+    dkim = run_check("shop.example.co.uk").dkim
+    assert dkim.problems[1] == (
+        "shop.example.co.uk is a subdomain and needs its own record: in the "
+        "example.co.uk zone the host is knowlix._domainkey.shop."
+    )
+    dns_server.set_txt("example.co.uk", "v=spf1 -all")
+    assert len(run_check("example.co.uk").dkim.problems) == 1

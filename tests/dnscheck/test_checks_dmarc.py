@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dnscheck.dmarc import parse_dmarc
+from dnscheck.domains import organizational_domain
 from dnscheck.report import Status
 from tests.servers.dns_fixtures import publish_domain
 
@@ -98,3 +99,74 @@ def test_parse_requires_v_first_and_p():
     assert any("start with" in p for p in problems)
     _, problems = parse_dmarc("v=DMARC1; rua=mailto:a@x.com")
     assert any("p= is missing" in p for p in problems)
+
+
+def test_subdomain_under_two_label_suffix_inherits_from_registered_domain(
+    run_check, dns_server
+):
+    """shop.example.co.uk inherits example.co.uk's policy; co.uk, a public suffix,
+    is never asked even when it publishes a record."""
+    publish_domain(dns_server, "example.co.uk", dmarc="v=DMARC1; p=quarantine")
+    dns_server.set_txt("_dmarc.co.uk", "v=DMARC1; p=reject")
+    dns_server.set_txt("shop.example.co.uk", "v=spf1 include:_spf.knowlix.com -all")
+    dmarc = run_check("shop.example.co.uk").dmarc
+    assert dmarc.status == Status.VALID
+    assert dmarc.found == ["_dmarc.example.co.uk: v=DMARC1; p=quarantine"]
+    assert dmarc.extra == {
+        "organizational_domain": "example.co.uk",
+        "policy_domain": "example.co.uk",
+    }
+    assert any(
+        "organizational domain example.co.uk applies (p=quarantine)" in p
+        for p in dmarc.problems
+    )
+    assert ("_dmarc.co.uk.", "TXT") not in dns_server.queries
+
+
+def test_registered_domain_under_two_label_suffix_does_not_inherit(
+    run_check, dns_server
+):
+    """example.co.uk is its own organizational domain: without a record it is
+    missing, whatever _dmarc.co.uk says."""
+    dns_server.set_txt("example.co.uk", "v=spf1 include:_spf.knowlix.com -all")
+    dns_server.set_txt("_dmarc.co.uk", "v=DMARC1; p=reject")
+    dmarc = run_check("example.co.uk").dmarc
+    assert dmarc.status == Status.MISSING
+    assert dmarc.extra["organizational_domain"] == "example.co.uk"
+    assert dmarc.extra["policy_domain"] is None
+    assert dmarc.problems[0].startswith("No DMARC record at _dmarc.example.co.uk.:")
+    assert ("_dmarc.co.uk.", "TXT") not in dns_server.queries
+
+
+def test_deep_subdomain_asks_only_the_organizational_domain(run_check, dns_server):
+    """a.b.company.com falls back to company.com directly (RFC 7489 §6.6.3): the
+    names in between are not asked."""
+    publish_domain(dns_server, "company.com", dmarc="v=DMARC1; p=reject")
+    dns_server.set_txt("_dmarc.b.company.com", "v=DMARC1; p=none")
+    dns_server.set_txt("a.b.company.com", "v=spf1 include:_spf.knowlix.com -all")
+    dmarc = run_check("a.b.company.com").dmarc
+    assert dmarc.found == ["_dmarc.company.com: v=DMARC1; p=reject"]
+    assert ("_dmarc.b.company.com.", "TXT") not in dns_server.queries
+
+
+def test_missing_everywhere_names_the_organizational_domain(run_check, dns_server):
+    """A subdomain with no record, nor one at its organizational domain, is missing
+    and the problem says where the inherited record would be."""
+    dns_server.set_txt("shop.example.co.uk", "v=spf1 include:_spf.knowlix.com -all")
+    dmarc = run_check("shop.example.co.uk").dmarc
+    assert dmarc.status == Status.MISSING
+    assert dmarc.problems[0].startswith(
+        "No DMARC record at _dmarc.shop.example.co.uk., nor at _dmarc.example.co.uk "
+        "(the organizational domain, whose policy would apply): publish this one"
+    )
+
+
+def test_organizational_domain_from_the_public_suffix_list():
+    """The bundled list: multi-label and private suffixes, unknown TLDs, a suffix
+    alone, any case and trailing dot."""
+    assert organizational_domain("Shop.Example.CO.UK.") == "example.co.uk"
+    assert organizational_domain("a.b.company.com") == "company.com"
+    assert organizational_domain("www.city.kawasaki.jp") == "city.kawasaki.jp"
+    assert organizational_domain("docs.customer.github.io") == "customer.github.io"
+    assert organizational_domain("mail.company.test") == "company.test"
+    assert organizational_domain("co.uk") == "co.uk"

@@ -78,6 +78,19 @@ def test_second_nameserver_answers_when_first_is_dead(
     assert report.is_valid
 
 
+def test_dead_first_nameserver_costs_one_time_out(
+    silent_dns_server, dns_server, knowlix_dns
+):
+    """Once the second nameserver has answered it is asked first: the dead one gets
+    a single query per check, not one per query."""
+    publish_domain(dns_server, "company.com")
+    resolver = make_resolver([silent_dns_server.nameserver, dns_server.nameserver], 1.0)
+    before = len(silent_dns_server.queries)
+    check_domain("company.com", resolver, CheckConfig())
+    assert len(silent_dns_server.queries) - before == 1
+    assert len(dns_server.queries) >= 6
+
+
 def test_nameserver_entries_are_parsed():
     """host:port, bare IPv4, bare IPv6 and [IPv6]:port are all understood."""
     resolver = make_resolver(["127.0.0.1:10053", "192.0.2.1", "::1", "[::1]:5353"], 2)

@@ -16,14 +16,15 @@ pytestmark = pytest.mark.django_db
 
 
 def test_json_output_shape(capsys, dns_server, dkim_key):
-    """The JSON has domain plus spf/dkim/dmarc with status, found, expected, problems."""
+    """The JSON has domain plus spf/dkim/dmarc with status, found, expected,
+    problems first, then each mechanism's added figures."""
     dns_server.set_txt("company.com", "v=spf1 mx -all")
     call_command("check_dns", "company.com", "--json")
     data = json.loads(capsys.readouterr().out)
     assert list(data) == ["domain", "spf", "dkim", "dmarc"]
     assert data["domain"] == "company.com"
     for name in ("spf", "dkim", "dmarc"):
-        assert set(data[name]) == {"status", "found", "expected", "problems"}
+        assert list(data[name])[:4] == ["status", "found", "expected", "problems"]
     assert data["spf"] == {
         "status": "wrong",
         "found": ["v=spf1 mx -all"],
@@ -33,10 +34,29 @@ def test_json_output_shape(capsys, dns_server, dkim_key):
             "(include:_spf.knowlix.com): publish the merged record below, which "
             "keeps everything else."
         ],
+        "dns_lookups": 1,
+        "void_lookups": 1,  # company.com has no MX record
+        "macro_terms": [],
     }
     assert data["dkim"]["status"] == "missing"
     assert data["dkim"]["expected"] == "knowlix._domainkey.knowlix.com."
+    assert data["dkim"]["cname_chain"] == []
     assert data["dmarc"]["status"] == "missing"
+    assert data["dmarc"]["organizational_domain"] == "company.com"
+    assert data["dmarc"]["policy_domain"] is None
+
+
+def test_json_of_a_nonexistent_domain_has_the_added_fields(capsys, dns_server):
+    """Every added field is there (null or empty) when nothing could be checked."""
+    call_command("check_dns", "shop.no-such.co.uk", "--json")
+    data = json.loads(capsys.readouterr().out)
+    assert data["spf"]["status"] == "unknown"
+    assert data["spf"]["dns_lookups"] is None
+    assert data["spf"]["void_lookups"] is None
+    assert data["spf"]["macro_terms"] == []
+    assert data["dkim"]["cname_chain"] == []
+    assert data["dmarc"]["organizational_domain"] == "no-such.co.uk"
+    assert data["dmarc"]["policy_domain"] is None
 
 
 def test_unknown_status_for_unreachable_dns(capsys, dns_server, dkim_key):

@@ -119,3 +119,18 @@ def test_recheck_task_runs_the_service(dns_server, dkim_key):
     SendingDomain.objects.create(name="company.com")
     assert recheck_all_domains.apply().get() == 1
     assert SendingDomain.objects.get().is_valid
+
+
+def test_stored_report_keeps_the_added_fields(dns_server, dkim_key):
+    """The history row and last_report keep each mechanism's added figures, and
+    the stored report reads back with them."""
+    publish_domain(dns_server, "company.com")
+    domain = services.add_sending_domain(name="company.com")
+    assert domain.last_report["spf"]["dns_lookups"] == 2
+    assert domain.checks.get().report["dmarc"]["organizational_domain"] == (
+        "company.com"
+    )
+    domain.refresh_from_db()
+    report = domain.report
+    assert report.dkim.extra == {"cname_chain": ["knowlix._domainkey.knowlix.com."]}
+    assert report.to_dict() == domain.last_report

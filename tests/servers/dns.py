@@ -12,7 +12,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
-from dnslib import CNAME, QTYPE, RCODE, RR, TXT, DNSError, DNSRecord
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSError, DNSRecord
 from dnslib.server import DNSHandler, DNSLogger, DNSServer
 
 MAX_CNAME_HOPS = 8
@@ -26,6 +26,16 @@ def _txt_chunks(value: str) -> list[bytes]:
     """Split a TXT value into the 255-byte character-strings DNS requires."""
     raw = value.encode()
     return [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
+
+
+# The record types the server holds, each built from its text value.
+RDATA = {
+    "TXT": lambda value: TXT(_txt_chunks(value)),
+    "CNAME": CNAME,
+    "MX": lambda value: MX(value, 10),
+    "A": A,
+    "AAAA": AAAA,
+}
 
 
 class _Drop(DNSError):
@@ -87,9 +97,13 @@ class ZoneResolver:
                 for rtype, value in rrs:
                     if rtype != qtype:
                         continue
-                    rdata = TXT(_txt_chunks(value)) if rtype == "TXT" else CNAME(value)
                     reply.add_answer(
-                        RR(name, getattr(QTYPE, rtype), rdata=rdata, ttl=60)
+                        RR(
+                            name,
+                            getattr(QTYPE, rtype),
+                            rdata=RDATA[rtype](value),
+                            ttl=60,
+                        )
                     )
                 if not rrs and not self._exists(name):
                     reply.header.rcode = RCODE.NXDOMAIN
@@ -167,14 +181,19 @@ class LoopbackDnsServer:
             self.zone.queries.clear()
 
     def add_txt(self, name: str, *values: str) -> None:
-        with self.zone.lock:
-            rrs = self.zone.records.setdefault(_fqdn(name), [])
-            rrs.extend(("TXT", value) for value in values)
+        self.add(name, "TXT", *values)
 
     def set_txt(self, name: str, *values: str) -> None:
         """Replace the TXT records at ``name``."""
         self.remove(name, "TXT")
         self.add_txt(name, *values)
+
+    def add(self, name: str, rtype: str, *values: str) -> None:
+        """Add records of any type in ``RDATA`` (A, AAAA, MX exchange, TXT)."""
+        assert rtype in RDATA, rtype
+        with self.zone.lock:
+            rrs = self.zone.records.setdefault(_fqdn(name), [])
+            rrs.extend((rtype, value) for value in values)
 
     def set_cname(self, name: str, target: str) -> None:
         """Make ``name`` an alias of ``target`` (replaces everything at ``name``)."""

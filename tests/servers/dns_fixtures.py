@@ -50,8 +50,10 @@ def make_test_key(bits: int = 2048) -> TestKey:
 
 
 def publish_domain(server: LoopbackDnsServer, domain: str, *, dmarc: str = "") -> None:
-    """Publish a domain whose three records are right."""
+    """Publish a domain whose three records are right (and its MX, which mx names)."""
     server.set_txt(domain, f"v=spf1 mx include:{SPF_INCLUDE} -all")
+    server.remove(domain, "MX")
+    server.add(domain, "MX", f"mx.{domain}")
     server.set_cname(f"{DKIM_SELECTOR}._domainkey.{domain}", DKIM_TARGET)
     server.set_txt(
         f"_dmarc.{domain}", dmarc or f"v=DMARC1; p=reject; rua=mailto:dmarc@{domain}"

@@ -2,7 +2,10 @@
 
 The JSON is ``{"domain": …, "spf": {…}, "dkim": {…}, "dmarc": {…}}``, each mechanism
 with ``status`` (valid, missing, wrong, unknown), ``found``, ``expected`` and
-``problems``. A saved sending domain also gets the result in its history.
+``problems``, then its own figures: SPF ``dns_lookups``, ``void_lookups`` (null when
+the record could not be read) and ``macro_terms``; DKIM ``cname_chain``; DMARC
+``organizational_domain`` and ``policy_domain`` (null when no record applies). A
+saved sending domain also gets the result in its history.
 """
 
 from __future__ import annotations
