@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Field
 
 from feed import services as feed_services
 from knowlix.models import Record
@@ -27,14 +28,14 @@ def _field_display(record: Record, field_name: str) -> str:
 # Its own transaction, or the caller's without a savepoint (routing of incoming mail
 # creates records inside its own savepoint, which already rolls all of it back).
 @transaction.atomic(savepoint=False)
-def create_record(*, record: Record, author: AbstractBaseUser | None) -> Record:
+def create_record(*, record: Record, author: User | None) -> Record:
     """Save a new record, make its people follow it and post "created" in its feed."""
     return create_records([(record, author)])[0]
 
 
 @transaction.atomic(savepoint=False)
 def create_records(
-    entries: Sequence[tuple[Record, AbstractBaseUser | None]],
+    entries: Sequence[tuple[Record, User | None]],
 ) -> list[Record]:
     """:func:`create_record` for several ``(record, author)``: one insert per record
     kind, then their followers and "created" notices together."""
@@ -52,22 +53,25 @@ def create_records(
             record.save()
         notices.append((record, author, is_new))
     for model, records in fresh.items():
-        model.objects.bulk_create(records)  # sets their ids (PostgreSQL, SQLite)
+        # Sets their ids (PostgreSQL, SQLite).
+        model._default_manager.bulk_create(records)
     feed_services.notify_records_created(notices)
     return [record for record, _author in entries]
 
 
 @transaction.atomic
 def update_record(
-    *, record: Record, author: AbstractBaseUser | None, changed_fields: list[str]
+    *, record: Record, author: User | None, changed_fields: list[str]
 ) -> Record:
     """Save changed fields; tracked ones (stage, assignee...) are posted in the feed."""
-    old = type(record).objects.select_for_update().get(pk=record.pk)
+    old = type(record)._default_manager.select_for_update().get(pk=record.pk)
     changes = []
     for name in record.TRACKED_FIELDS:
         before, after = _field_display(old, name), _field_display(record, name)
         if name in changed_fields and before != after:
-            label = str(record._meta.get_field(name).verbose_name).capitalize()
+            field = record._meta.get_field(name)
+            assert isinstance(field, Field)  # tracked fields are the record's own
+            label = str(field.verbose_name).capitalize()
             changes.append((label, before, after))
     record.save()
     if changes:

@@ -200,13 +200,14 @@ def _poll_imap(
     done = 0
     _renew(server, token, poll_total=total, poll_done=0)
     for batch in fetcher.iter_batches(after_uid=server.last_uid):
-        keys = [m.key for m in batch]
+        keys = [m.key for m in batch if isinstance(m.key, int)]  # IMAP keys: UIDs
         # Recorded by a poll that died before flagging (or before moving last_uid).
-        states: dict[int | str, str] = dict(
-            FetchedMessage.objects.filter(
-                server=server, uidvalidity=state.uidvalidity, uid__in=keys
-            ).values_list("uid", "state")
-        )
+        recorded = FetchedMessage.objects.filter(
+            server=server, uidvalidity=state.uidvalidity, uid__in=keys
+        ).values_list("uid", "state")
+        states: dict[int | str, str] = {
+            uid: row_state for uid, row_state in recorded if uid is not None
+        }
         result.known += len(states)
         fresh = [m for m in batch if m.key not in states]
         states.update(_store_all(server, fresh, result, resync=resync))
@@ -229,7 +230,9 @@ def _finish_pending_imap(server: IncomingServer, fetcher: ImapFetcher) -> None:
     pending = FetchedMessage.objects.filter(
         server=server, uidvalidity=server.uidvalidity, action_pending=True
     )
-    uids = list(pending.values_list("uid", flat=True)[:5000])
+    uids = [
+        uid for uid in pending.values_list("uid", flat=True)[:5000] if uid is not None
+    ]
     for start in range(0, len(uids), 500):
         chunk = uids[start : start + 500]
         fetcher.apply_after_store(
@@ -254,8 +257,10 @@ def _poll_pop3(
     done = 0
     for batch in fetcher.iter_batches(new):
         states = _store_all(server, batch, result, resync=True)
-        stored = [
-            k for k, state in states.items() if state != FetchedMessage.State.OVERSIZE
+        stored = [  # POP3 keys: UIDLs
+            k
+            for k, state in states.items()
+            if isinstance(k, str) and state != FetchedMessage.State.OVERSIZE
         ]
         done += len(batch)
         _renew(server, token, poll_done=done, poll_total=len(new))
@@ -351,6 +356,7 @@ def _store_group(
 
 def _ledger_row(server: IncomingServer, message: RemoteMessage) -> FetchedMessage:
     """The unsaved ``FetchedMessage`` of a fetched message."""
+    where: dict[str, int | str | None]
     if isinstance(message.key, int):
         where = {"uidvalidity": server.uidvalidity, "uid": message.key}
     else:
@@ -380,6 +386,7 @@ def _store(
     server: IncomingServer, message: RemoteMessage, result: PollResult, *, resync: bool
 ) -> str:
     """Route one message and record it, in one transaction. Returns the row state."""
+    where: dict[str, int | str | None]
     if isinstance(message.key, int):
         where = {"uidvalidity": server.uidvalidity, "uid": message.key}
     else:
@@ -396,7 +403,7 @@ def _store(
             row.state = FetchedMessage.State.KNOWN
     try:
         with transaction.atomic():
-            if row.state == FetchedMessage.State.STORED:
+            if row.state == FetchedMessage.State.STORED and message.raw is not None:
                 route_message(raw=message.raw, server=server)
             row.save(force_insert=True)
             if row.state == FetchedMessage.State.OVERSIZE:
