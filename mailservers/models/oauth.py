@@ -43,7 +43,8 @@ class OAuthGrant(models.Model):
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
-    # Who connected the account: notified (with the admins) when it needs reconnecting.
+    # Who connected the account: notified (with the admins) when it needs
+    # reconnecting, and may open the grant's page and reconnect it as the same mailbox.
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -65,8 +66,17 @@ class OAuthGrant(models.Model):
         return reverse("mailservers:oauth-grant", args=[self.pk])
 
     def can_be_opened_by(self, user: User | AnonymousUser) -> bool:
-        """Its page (Settings › OAuth) is for admins; feed notices open it."""
-        return is_admin(user)
+        """Its page, where a needs-reconnect notice leads: admins and its owner."""
+        return is_admin(user) or self.is_owned_by(user)
+
+    def is_owned_by(self, user: User | AnonymousUser) -> bool:
+        """``user`` connected this account (and is still active)."""
+        return bool(
+            user.is_authenticated
+            and user.is_active
+            and self.owner_id is not None
+            and self.owner_id == user.pk
+        )
 
     @property
     def is_valid(self) -> bool:

@@ -3,7 +3,9 @@
 Invariant: ``state`` is signed, expires, and names a pending ``OAuthAuthorization``
 row bound to the user and their session; the row is claimed exactly once (an UPDATE
 only one request can win), so a forged, foreign or replayed ``state`` is refused
-before any code is exchanged.
+before any code is exchanged. Admins connect any server to any account; anyone else
+only reconnects a grant they own, as the same mailbox (:func:`may_reconnect`, checked
+again under the row locks when the provider answers).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from dataclasses import dataclass
 from typing import cast
 
 from django.apps import apps
@@ -20,8 +23,10 @@ from django.db import models, transaction
 from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from knowlix.users import has_technical_access, is_admin
 from mailservers.errors import MailServerError, OAuthConfigError
 from mailservers.models.incoming import IncomingServer
 from mailservers.models.oauth import OAuthAuthorization, OAuthGrant
@@ -43,6 +48,25 @@ class OAuthStateRejected(MailServerError):
         "This sign-in link is invalid, expired or was already used. "
         "Start again with “Connect your account” on the server."
     )
+
+
+class OAuthReconnectRefused(MailServerError):
+    """Someone who is not an admin tried more than reconnecting their own account."""
+
+    default_message = _(
+        "Only an administrator may connect this server to an account; you may "
+        "reconnect only an account you connected yourself."
+    )
+
+
+@dataclass(frozen=True)
+class GrantServer:
+    """A server using a grant, as its page lists it for one user."""
+
+    kind: str
+    server: MailServer
+    url: str  # the server's settings page; "" when the user may not open it
+    can_reconnect: bool
 
 
 # --- Servers ---------------------------------------------------------
@@ -75,20 +99,51 @@ def server_url(server: MailServer, *, fallback: str = "home") -> str:
         return resolve_url(fallback)
 
 
-def servers_of_grant(grant: OAuthGrant) -> list[tuple[str, MailServer, str]]:
-    """``(kind, server, url)`` for the outgoing and incoming servers using ``grant``."""
-    servers: list[tuple[str, MailServer, str]] = []
+def may_reconnect(*, user: User, grant: OAuthGrant | None, server: MailServer) -> bool:
+    """May ``user`` (re)connect ``server``, whose grant is ``grant``?
+
+    Admins: any server. Its grant's owner: only with the grant's provider (they
+    then have to sign in as the grant's mailbox, see :func:`connect_server`).
+    """
+    if is_admin(user):
+        return True
+    return (
+        grant is not None
+        and grant.is_owned_by(user)
+        and provider_for(server) == grant.provider
+    )
+
+
+def servers_of_grant(grant: OAuthGrant, *, user: User) -> list[GrantServer]:
+    """The outgoing and incoming servers using ``grant``, and what ``user`` may do."""
+    opens_servers = has_technical_access(user)
+    servers: list[GrantServer] = []
     for kind, related_name in (
         ("outgoing", "outgoing_servers"),
         ("incoming", "incoming_servers"),
     ):
         manager = getattr(grant, related_name, None)
-        if manager is not None:
-            servers.extend(
-                (kind, server, server_url(server, fallback=grant.get_absolute_url()))
-                for server in manager.all()
+        if manager is None:
+            continue
+        for server in manager.all():
+            url = server_url(server, fallback=grant.get_absolute_url())
+            servers.append(
+                GrantServer(
+                    kind=kind,
+                    server=server,
+                    url=url if opens_servers else "",
+                    can_reconnect=may_reconnect(user=user, grant=grant, server=server),
+                )
             )
     return servers
+
+
+def landing_url(*, user: User, grant: OAuthGrant, server: MailServer) -> str:
+    """Where a connected account lands: the server's page for those who may open
+    it (admins in developer mode), else the grant's page."""
+    if has_technical_access(user):
+        return server_url(server, fallback=grant.get_absolute_url())
+    return grant.get_absolute_url()
 
 
 def start_authorization(
@@ -194,12 +249,20 @@ def connect_server(
     server_id: int,
     result: TokenResult,
 ) -> tuple[OAuthGrant, MailServer]:
-    """Store fresh tokens on the server's grant (reused on reconnect) and link it."""
+    """Store fresh tokens on the server's grant (reused on reconnect) and link it.
+
+    Raises OAuthReconnectRefused when ``user`` is not an admin and this is more than
+    reconnecting their own grant as the same mailbox (nothing is stored then).
+    """
     model = server_model(server_kind)
     server = model.objects.select_for_update().get(pk=server_id)
     grant = None
     if server.oauth_grant_id:
         grant = OAuthGrant.objects.select_for_update().get(pk=server.oauth_grant_id)
+    if not is_admin(user):
+        _check_owner_reconnect(
+            user=user, grant=grant, server=server, provider=provider, result=result
+        )
     if grant is None or grant.provider != provider:
         grant = OAuthGrant(provider=provider)
     now = timezone.now()
@@ -223,6 +286,33 @@ def connect_server(
                 fields.append(name)
     server.save(update_fields=fields)
     return grant, server
+
+
+def _check_owner_reconnect(
+    *,
+    user: User,
+    grant: OAuthGrant | None,
+    server: MailServer,
+    provider: str,
+    result: TokenResult,
+) -> None:
+    """A user who is not an admin reconnects their own grant, as its mailbox only:
+    another address would repoint the server (its From Filter, its mailbox)."""
+    if (
+        grant is None
+        or grant.provider != provider
+        or not may_reconnect(user=user, grant=grant, server=server)
+    ):
+        raise OAuthReconnectRefused(detail="not the owner of the server's grant")
+    if not result.account or result.account.lower() != grant.account_address.lower():
+        raise OAuthReconnectRefused(
+            gettext(
+                "You signed in with another account. To reconnect, sign in as "
+                "%(address)s; connecting another mailbox is for administrators."
+            )
+            % {"address": grant.account_address or "the account's mailbox"},
+            detail="signed in as another account than the grant's",
+        )
 
 
 def prune_authorizations(*, older_than: dt.timedelta = dt.timedelta(days=1)) -> int:

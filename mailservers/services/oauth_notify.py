@@ -3,7 +3,9 @@
 Called inside the transaction that flags the grant (only when it flips from valid),
 so the notice exists exactly when the flag does. It goes through
 ``feed.services.notify_users``: a notice on the grant, whose inbox link opens the
-grant page with the one-click *Reconnect* button.
+grant page with the one-click *Reconnect* button. The recipients are exactly the
+users who may open that page and reconnect (``OAuthGrant.can_be_opened_by``):
+active admins and the grant's active owner.
 """
 
 from __future__ import annotations

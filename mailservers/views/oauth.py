@@ -3,7 +3,8 @@
 The confirm endpoints live at the site root (``root_urlpatterns``) because their URLs
 are registered at Microsoft and Google: ``/microsoft_outlook/confirm`` and
 ``/google_gmail/confirm``. They never raise a server error: every failure renders a
-page saying what to do.
+page saying what to do. Client registrations and server pages are for admins; a
+grant's page and *Reconnect* also for its owner (``mailservers.oauth.access``).
 """
 
 from __future__ import annotations
@@ -11,20 +12,22 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
-from django.core.exceptions import ObjectDoesNotExist
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import path
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from knowlix.decorators import AuthenticatedHttpRequest, admin_required
+from knowlix.users import is_admin
 from mailservers.errors import (
     MailServerError,
     OAuthConfigError,
     OAuthProviderUnavailable,
 )
-from mailservers.models import OAuthGrant
 from mailservers.oauth import config
+from mailservers.oauth.access import get_grant_for_user, get_server_for_user
 from mailservers.oauth.forms import OAuthClientsForm
 from mailservers.services import oauth_connect as services
 
@@ -68,19 +71,18 @@ def oauth_settings(request: HttpRequest) -> HttpResponse:
     )
 
 
-@admin_required
+@login_required
 @require_http_methods(["GET", "POST"])
 def connect_account(
     request: AuthenticatedHttpRequest, kind: str, server_id: int
 ) -> HttpResponse:
-    """GET: the server's account status; POST: go sign in at Microsoft/Google."""
-    if kind not in services.SERVER_MODELS:
-        raise Http404
-    try:
-        server = services.get_server(kind=kind, server_id=server_id)
-    except ObjectDoesNotExist as exc:
-        raise Http404 from exc
-    if request.method == "GET":
+    """GET: the server's account status (admins); POST: go sign in at
+    Microsoft/Google (admins, or the owner of the server's grant to reconnect it)."""
+    write = request.method == "POST"
+    server = get_server_for_user(request.user, kind, server_id, write=write)
+    if not write:
+        if not is_admin(request.user):
+            raise PermissionDenied("Only administrators may open server settings.")
         return render(
             request,
             "mailservers/oauth/connect.html",
@@ -91,7 +93,7 @@ def connect_account(
         messages.error(
             request, "Choose Outlook OAuth or Gmail OAuth as authentication first."
         )
-        return redirect(services.server_url(server))
+        return redirect(_back_url(request, server))
     if not request.session.session_key:
         request.session.save()
     assert request.session.session_key is not None  # save() assigned one
@@ -108,8 +110,16 @@ def connect_account(
             "OAuth connect for %s #%s failed: %s", kind, server_id, exc.detail
         )
         messages.error(request, exc.user_message)
-        return redirect(services.server_url(server))
+        return redirect(_back_url(request, server))
     return redirect(url)
+
+
+def _back_url(request: AuthenticatedHttpRequest, server: services.MailServer) -> str:
+    """Where a connect that could not start sends the user back to."""
+    grant = server.oauth_grant
+    if grant is None:
+        return services.server_url(server)
+    return services.landing_url(user=request.user, grant=grant, server=server)
 
 
 def confirm(request: AuthenticatedHttpRequest, provider: str) -> HttpResponse:
@@ -124,27 +134,41 @@ def confirm(request: AuthenticatedHttpRequest, provider: str) -> HttpResponse:
         )
     except MailServerError as exc:
         logger.warning("OAuth confirm (%s) refused: %s", provider, exc.detail)
-        status = 502 if isinstance(exc, OAuthProviderUnavailable) else 400
+        status = 400
+        if isinstance(exc, OAuthProviderUnavailable):
+            status = 502
+        elif isinstance(exc, services.OAuthReconnectRefused):
+            status = 403
         return render(
             request,
             "mailservers/oauth/confirm_error.html",
-            {"message": exc.user_message, "provider": provider},
+            {
+                "message": exc.user_message,
+                "provider": provider,
+                "is_admin": is_admin(request.user),
+            },
             status=status,
         )
     messages.success(
         request,
         f"{grant.get_provider_display()} account {grant.account_address} connected.",
     )
-    return redirect(services.server_url(server, fallback=grant.get_absolute_url()))
+    return redirect(services.landing_url(user=request.user, grant=grant, server=server))
 
 
-@admin_required
-def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    grant = get_object_or_404(OAuthGrant, pk=pk)
+@login_required
+@require_GET
+def grant_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """The account's status and *Reconnect* per server: admins and its owner."""
+    grant = get_grant_for_user(request.user, pk)
     return render(
         request,
         "mailservers/oauth/grant_detail.html",
-        {"grant": grant, "servers": services.servers_of_grant(grant)},
+        {
+            "grant": grant,
+            "servers": services.servers_of_grant(grant, user=request.user),
+            "is_owner_only": not is_admin(request.user),
+        },
     )
 
 

@@ -118,10 +118,10 @@ def test_notify_users_emails_those_who_prefer_email(
 
 
 def test_inbox_opens_oauth_reconnect_notice_for_staff_admin(
-    client, oauth_server, staff, alice
+    client, oauth_server, staff, alice, carol
 ):
-    """A staff admin lands on the grant page and the notice is read; the non-admin
-    owner, also notified, gets a 404 and the notice stays unread."""
+    """A staff admin and the non-admin owner both land on the grant page (where they
+    may reconnect) and the notice is read; anyone else gets a 404, unread."""
     grant = revoke_grant(oauth_server, owner=alice)
     inbox = client_inbox(client, staff)
     assert f"Reconnect Gmail account {grant.account_address}" in inbox
@@ -133,6 +133,12 @@ def test_inbox_opens_oauth_reconnect_notice_for_staff_admin(
     note.refresh_from_db()
     assert note.is_read
     note, response = open_notice(client, alice, grant)
+    assert response["Location"] == grant.get_absolute_url()
+    assert client.get(response["Location"]).status_code == 200
+    note.refresh_from_db()
+    assert note.is_read
+    services.notify_users(target=grant, users=[carol], subject="x", body_html="x")
+    note, response = open_notice(client, carol, grant)
     assert response.status_code == 404
     note.refresh_from_db()
     assert not note.is_read

@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 
@@ -22,14 +23,19 @@ from tests.mailservers.oauth_helpers import register_clients
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin(django_user_model):
+def make_technical_admin(user_model: type[User], username: str = "root") -> User:
     """An admin in developer mode: server pages are Technical pages."""
-    user = django_user_model.objects.create_user("root", is_staff=True)
+    user = user_model.objects.create_user(username, is_staff=True)
     profile = get_profile(user)
     profile.developer_mode = True
     profile.save(update_fields=["developer_mode"])
     return user
+
+
+@pytest.fixture
+def admin(django_user_model):
+    """An admin in developer mode: server pages are Technical pages."""
+    return make_technical_admin(django_user_model)
 
 
 @pytest.fixture
