@@ -1,5 +1,8 @@
 """`manage.py demo` loads everything a first visit needs, once."""
 
+import io
+from collections.abc import Iterator
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -16,6 +19,14 @@ from tests.mailservers.test_localmailbox_routing import (  # the same fixtures
     eager_celery,  # noqa: F401
     mailcatcher,  # noqa: F401
 )
+
+
+@pytest.fixture(autouse=True)
+def fresh_params() -> Iterator[None]:
+    """System parameters cached by an earlier test were rolled back with it."""
+    params.clear_cache()
+    yield
+    params.clear_cache()
 
 
 def quiet_demo() -> None:
@@ -59,7 +70,11 @@ def test_demo_moves_the_old_catchall_addresses(db):
     """A database loaded by an older demo converges; an address a user chose stays."""
     User.objects.create_user("admin", email="admin@example.com", is_staff=True)
     User.objects.create_user("marc", email="Marc@Example.com")
-    quiet_demo()
+    out = io.StringIO()
+    call_command("demo", stdout=out)
+    assert "Moved marc's address Marc@example.com to marc@yourcompany.example" in (
+        out.getvalue()
+    )
     assert User.objects.get(username="admin").email == "admin@yourcompany.example"
     assert User.objects.get(username="marc").email == "marc@yourcompany.example"
     User.objects.filter(username="marc").update(email="marc@elsewhere.example")
@@ -70,11 +85,8 @@ def test_demo_moves_the_old_catchall_addresses(db):
 def test_demo_avoids_a_catchall_set_to_its_users_domain(db):
     """If the catch-all is the users' usual domain, the users go to a subdomain."""
     params.set_param(params.CATCHALL_DOMAIN, "yourcompany.example")
-    try:
-        quiet_demo()
-        emails = set(User.objects.values_list("email", flat=True))
-    finally:
-        params.clear_cache()
+    quiet_demo()
+    emails = set(User.objects.values_list("email", flat=True))
     assert emails == {
         "admin@staff.yourcompany.example",
         "marc@staff.yourcompany.example",
@@ -85,7 +97,6 @@ def test_demo_avoids_a_catchall_set_to_its_users_domain(db):
 @pytest.mark.usefixtures("mailcatcher", "eager_celery")
 def test_demo_notification_to_a_colleague_is_caught_not_routed_back():
     """marc's notification mail is caught locally and not posted again on the ticket."""
-    params.clear_cache()  # the catch-all of an earlier test was rolled back
     quiet_demo()
     admin = User.objects.get(username="admin")
     marc = User.objects.get(username="marc")

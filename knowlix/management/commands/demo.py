@@ -120,6 +120,7 @@ class Command(BaseCommand):
         elif user.email != email and is_stale_demo_email(
             user.email, catchall=params.catchall_domain()
         ):
+            self.stdout.write(f"Moved {username}'s address {user.email} to {email}.")
             user.email = email
             user.save(update_fields=["email"])
         return user
