@@ -58,7 +58,8 @@ class Lookups:
     """Read-through caches of the delivery plans' reads, shared by the posts of one
     ``post_messages`` call: what one plan read, the next one does not read again,
     and a caller may fill them for all posts at once. Never stale within a call:
-    the plans only read people that no post of the call changes."""
+    the only people a plan writes are the contacts an outgoing email creates for
+    new addresses, and the plan remembers them here (:meth:`remember`)."""
 
     def __init__(self) -> None:
         self._users: dict[int, User | None] = {}
@@ -94,6 +95,12 @@ class Lookups:
             by_pk = Contact.objects.in_bulk(missing)
             self._contacts.update({pk: by_pk.get(pk) for pk in missing})
         return {pk: c for pk in ids if (c := self._contacts[pk]) is not None}
+
+    def remember(self, contact: Contact) -> None:
+        """A contact just found or created for an address (an outgoing email's)."""
+        self._contacts[contact.pk] = contact
+        if self._by_address.get(contact.email_normalized) is None:
+            self._by_address[contact.email_normalized] = contact
 
     def known_contacts(self, addresses: Iterable[str]) -> dict[str, Contact]:
         """Existing contacts with these addresses (never ours), by normalized
@@ -234,6 +241,7 @@ def plan_delivery(
             if _is_ours(address):
                 continue
             contact = find_or_create_contact(address, name)
+            lookups.remember(contact)
             if contact.pk not in following.contacts:
                 follow(record=record, contact=contact)
                 following.contacts.add(contact.pk)

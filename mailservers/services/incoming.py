@@ -354,14 +354,20 @@ def _store_group(
     return {row.uid if row.uid is not None else row.uidl: row.state for row in rows}
 
 
+def _ledger_key(
+    server: IncomingServer, message: RemoteMessage
+) -> dict[str, int | str | None]:
+    """What identifies a fetched message in the ledger: UIDVALIDITY + UID, or UIDL."""
+    if isinstance(message.key, int):
+        return {"uidvalidity": server.uidvalidity, "uid": message.key}
+    return {"uidl": message.key}
+
+
 def _ledger_row(server: IncomingServer, message: RemoteMessage) -> FetchedMessage:
     """The unsaved ``FetchedMessage`` of a fetched message."""
-    where: dict[str, int | str | None]
-    if isinstance(message.key, int):
-        where = {"uidvalidity": server.uidvalidity, "uid": message.key}
-    else:
-        where = {"uidl": message.key}
-    row = FetchedMessage(server=server, size=message.size, **where)
+    row = FetchedMessage(
+        server=server, size=message.size, **_ledger_key(server, message)
+    )
     if message.raw is None:
         row.state = FetchedMessage.State.OVERSIZE
         row.summary = incoming_notify.summarize_headers(message.headers)
@@ -386,21 +392,10 @@ def _store(
     server: IncomingServer, message: RemoteMessage, result: PollResult, *, resync: bool
 ) -> str:
     """Route one message and record it, in one transaction. Returns the row state."""
-    where: dict[str, int | str | None]
-    if isinstance(message.key, int):
-        where = {"uidvalidity": server.uidvalidity, "uid": message.key}
-    else:
-        where = {"uidl": message.key}
-    row = FetchedMessage(server=server, size=message.size, **where)
-    if message.raw is None:
-        row.state = FetchedMessage.State.OVERSIZE
-        row.summary = incoming_notify.summarize_headers(message.headers)
-    else:
-        row.sha256 = hashlib.sha256(message.raw).hexdigest()
-        row.message_id = extract_message_id(message.raw)
-        row.action_pending = after_store_action(server) != Server.AfterStore.KEEP
-        if resync and _seen_before(server, row.sha256, row.message_id):
-            row.state = FetchedMessage.State.KNOWN
+    where = _ledger_key(server, message)
+    row = _ledger_row(server, message)
+    if resync and row.sha256 and _seen_before(server, row.sha256, row.message_id):
+        row.state = FetchedMessage.State.KNOWN
     try:
         with transaction.atomic():
             if row.state == FetchedMessage.State.STORED and message.raw is not None:
