@@ -125,6 +125,8 @@ class IncomingServer(models.Model):
     # The poll lease (one poll per server at a time) and its progress.
     poll_token = models.CharField(max_length=40, blank=True)
     poll_lease_until = models.DateTimeField(null=True, blank=True)
+    # The process holding the lease (mailservers.services.lease_owner).
+    poll_owner = models.CharField(max_length=300, blank=True)
     poll_started_at = models.DateTimeField(null=True, blank=True)
     poll_done = models.PositiveIntegerField(default=0)
     poll_total = models.PositiveIntegerField(default=0)

@@ -34,7 +34,7 @@ from mailservers.incoming import RemoteMessage, extract_message_id
 from mailservers.incoming.imap import ImapFetcher
 from mailservers.incoming.pop3 import Pop3Fetcher
 from mailservers.models import FetchedMessage, IncomingServer
-from mailservers.services import incoming_notify
+from mailservers.services import incoming_notify, lease_owner
 from mailservers.services.incoming_connect import (
     FAILURES_BEFORE_ATTENTION,
     open_fetcher,
@@ -104,20 +104,38 @@ def after_store_action(server: IncomingServer) -> str:
 
 
 def claim_poll(*, server: IncomingServer) -> str | None:
-    """The lease token if this caller won the server, None if a poll is running."""
+    """The lease token if this caller won the server, None if a poll is running.
+
+    A lease still running is taken over when the process holding it ran on this
+    machine and is gone (a worker killed mid-poll): no need to wait for it to
+    expire. The conditional UPDATEs make two callers never both win."""
     token, now = secrets.token_hex(16), timezone.now()
-    won = (
-        Server.objects.filter(pk=server.pk)
-        .filter(Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now))
-        .update(
-            poll_token=token,
-            poll_lease_until=now + LEASE,
-            poll_started_at=now,
-            poll_done=0,
-            poll_total=0,
-        )
+    claim = {
+        "poll_token": token,
+        "poll_owner": lease_owner.current_owner(),
+        "poll_lease_until": now + LEASE,
+        "poll_started_at": now,
+        "poll_done": 0,
+        "poll_total": 0,
+    }
+    free = Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now)
+    if Server.objects.filter(free, pk=server.pk).update(**claim) == 1:
+        return token
+    held = Server.objects.filter(pk=server.pk).values("poll_token", "poll_owner")
+    row = held.first()
+    if row is None or not lease_owner.is_dead(row["poll_owner"]):
+        return None
+    taken = Server.objects.filter(
+        pk=server.pk, poll_token=row["poll_token"], poll_owner=row["poll_owner"]
+    ).update(**claim)
+    if taken != 1:
+        return None
+    logger.warning(
+        "Incoming server %s: took over the lease of a dead poll (%s)",
+        server.pk,
+        row["poll_owner"],
     )
-    return token if won == 1 else None
+    return token
 
 
 def _renew(server: IncomingServer, token: str, **progress: int) -> None:
@@ -130,7 +148,10 @@ def _renew(server: IncomingServer, token: str, **progress: int) -> None:
 
 def _release(server: IncomingServer, token: str) -> None:
     Server.objects.filter(pk=server.pk, poll_token=token).update(
-        poll_token="", poll_lease_until=None, last_poll_at=timezone.now()
+        poll_token="",
+        poll_owner="",
+        poll_lease_until=None,
+        last_poll_at=timezone.now(),
     )
 
 
@@ -436,8 +457,15 @@ def due_servers() -> Iterable[IncomingServer]:
     now = timezone.now()
     servers = Server.objects.filter(
         state__in=[Server.State.CONFIRMED, Server.State.NEEDS_ATTENTION]
-    ).filter(Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now))
-    return [s for s in servers if s.is_due]
+    )
+    free = Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now)
+    # A lease held by a dead process of this machine does not wait to expire.
+    abandoned = [
+        s.pk
+        for s in servers.exclude(free).only("pk", "poll_owner")
+        if lease_owner.is_dead(s.poll_owner)
+    ]
+    return [s for s in servers.filter(free | Q(pk__in=abandoned)) if s.is_due]
 
 
 def reset_position(*, server: IncomingServer) -> None:

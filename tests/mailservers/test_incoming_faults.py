@@ -7,6 +7,7 @@ Each test asserts rows (records, ledger, server state) and what the server holds
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
 import subprocess
 import sys
@@ -90,8 +91,9 @@ KILLED_POLL = textwrap.dedent(
 def test_poll_process_killed_between_store_and_delete(
     dovecot_user, make_incoming_server, stub_routing, settings
 ):
-    """A worker SIGKILLed after its commit: once its lease expires, the next poll
-    deletes the stored messages from the server and creates nothing twice."""
+    """A worker SIGKILLed after its commit: the next poll on this machine sees the
+    lease's process is gone, takes over at once, deletes the stored messages from
+    the server and creates nothing twice."""
     dovecot_user.append_many([make_mail(i) for i in range(3)])
     server = make_incoming_server(dovecot_user, after_store="delete")
     script = KILLED_POLL.replace("{pk}", str(server.pk)).replace(
@@ -110,13 +112,55 @@ def test_poll_process_killed_between_store_and_delete(
     assert dovecot_user.status()["MESSAGES"] == 3
     server.refresh_from_db()
     assert server.is_polling  # the dead worker's lease is still there
-    assert service.poll_incoming_server(server=server).skipped
+    assert server.poll_owner.split("|")[2] != str(os.getpid())
+    assert server in service.due_servers()  # beat would poll it at once too
+    result = service.poll_incoming_server(server=server)
+    assert not result.skipped
+    assert stub_routing.count() == 3
+    assert dovecot_user.status()["MESSAGES"] == 0
+    server.refresh_from_db()
+    assert (server.poll_token, server.poll_owner) == ("", "")
+
+
+def test_a_live_or_remote_lease_is_respected(dovecot_user, make_incoming_server):
+    """A lease held by a running process, or by a process of another machine, is
+    only taken over once it expires."""
+    server = make_incoming_server(dovecot_user)
+    assert service.claim_poll(server=server) is not None  # this process: alive
+    assert service.claim_poll(server=server) is None
+    IncomingServer.objects.filter(pk=server.pk).update(
+        poll_owner="elsewhere|pid:[1]|4242|1"
+    )
+    assert service.claim_poll(server=server) is None
+    assert server not in service.due_servers()
     IncomingServer.objects.filter(pk=server.pk).update(
         poll_lease_until=timezone.now() - dt.timedelta(seconds=1)
     )
-    service.poll_incoming_server(server=server)
-    assert stub_routing.count() == 3
-    assert dovecot_user.status()["MESSAGES"] == 0
+    assert service.claim_poll(server=server) is not None
+
+
+def test_a_lease_of_a_finished_process_is_taken_over(
+    dovecot_user, make_incoming_server
+):
+    """A process of this machine that is gone (its pid free, or reused by another
+    process started later) no longer holds its lease."""
+    from mailservers.services import lease_owner
+
+    server = make_incoming_server(dovecot_user)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    me = lease_owner.current_owner().split("|")
+    gone = "|".join([me[0], me[1], done.stdout.strip(), "1"])
+    reused = "|".join([*me[:3], str(int(me[3]) + 1)])  # our pid, another start
+    for owner in (gone, reused):
+        assert service.claim_poll(server=server) is not None
+        IncomingServer.objects.filter(pk=server.pk).update(poll_owner=owner)
+        assert service.claim_poll(server=server) is not None
+        IncomingServer.objects.filter(pk=server.pk).update(
+            poll_token="", poll_lease_until=None
+        )
 
 
 def test_connection_dropped_mid_batch_resumes_exactly(
