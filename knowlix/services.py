@@ -10,8 +10,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from django.contrib.auth.models import User
-from django.db import transaction
-from django.db.models import Field
+from django.db import models, transaction
+from django.db.models import Field, signals
 
 from feed import services as feed_services
 from knowlix.models import Record
@@ -53,10 +53,23 @@ def create_records(
             record.save()
         notices.append((record, author, is_new))
     for model, records in fresh.items():
-        # Sets their ids (PostgreSQL, SQLite).
-        model._default_manager.bulk_create(records)
+        if _saves_plainly(model):
+            model._default_manager.bulk_create(records)  # sets their ids
+        else:
+            for record in records:
+                record.save()
     feed_services.notify_records_created(notices)
     return [record for record, _author in entries]
+
+
+def _saves_plainly(model: type[Record]) -> bool:
+    """True if saving a new ``model`` row is a plain INSERT: no ``save()`` override
+    and no save signal receivers, which an insert of many rows would skip."""
+    return (
+        model.save is models.Model.save
+        and not signals.pre_save.has_listeners(model)
+        and not signals.post_save.has_listeners(model)
+    )
 
 
 @transaction.atomic
