@@ -74,7 +74,7 @@ def mixed_mailbox(ticket: Ticket, bob) -> list[bytes]:
         eml("dsn_for_our_mail.eml", original="<req-2@client.example>"),
         eml("not_for_us.eml"),
     ]
-    raws += [path.read_bytes() for path in CORPUS[:20]]
+    raws += [path.read_bytes() for path in CORPUS]
     raws += [request(n) for n in range(30, 36)]
     return raws
 
