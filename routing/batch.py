@@ -85,13 +85,14 @@ def prepare_messages(
     call outside the transaction that routes them, so that it stays short."""
     parsed = [_parse(raw) for raw in raws]
     aliases = _aliases_for([p for p in parsed if p is not None])
-    return PreparedMessages(
-        raws=raws,
-        new_record_mail=[
-            _new_record_mail_or_none(index, raw, message, server, aliases)
-            for index, (raw, message) in enumerate(zip(raws, parsed, strict=True))
-        ],
-    )
+    mails: list[_NewRecordMail | None] = []
+    for index, (raw, message) in enumerate(zip(raws, parsed, strict=True)):
+        try:
+            mails.append(_new_record_mail(index, raw, message, server, aliases))
+        except Exception:  # a bug: the message goes alone, where it is quarantined
+            logger.exception("routing: message %s of a batch is routed alone", index)
+            mails.append(None)
+    return PreparedMessages(raws=raws, new_record_mail=mails)
 
 
 def route_incoming_messages(
@@ -147,20 +148,6 @@ def _aliases_for(messages: list[ParsedMessage]) -> dict[str, Alias]:
         return {}
     rows = Alias.objects.filter(name__in=names).select_related("content_type")
     return {alias.name: alias for alias in rows}
-
-
-def _new_record_mail_or_none(
-    index: int,
-    raw: bytes,
-    parsed: ParsedMessage | None,
-    server: IncomingServerLike | None,
-    aliases: dict[str, Alias],
-) -> _NewRecordMail | None:
-    try:
-        return _new_record_mail(index, raw, parsed, server, aliases)
-    except Exception:  # a bug: the message goes one by one, where it is quarantined
-        logger.exception("routing: message %s of a batch is routed alone", index)
-        return None
 
 
 def _new_record_mail(

@@ -366,13 +366,17 @@ def _store_group(
         with transaction.atomic():
             return {m.key: _store(server, m, result, resync=resync) for m in messages}
     for row in rows:
-        if row.state == FetchedMessage.State.OVERSIZE:
-            result.oversize += 1
-        elif row.state == FetchedMessage.State.KNOWN:
-            result.known += 1
-        else:
-            result.stored += 1
+        _tally(result, row.state)
     return {row.uid if row.uid is not None else row.uidl: row.state for row in rows}
+
+
+def _tally(result: PollResult, state: str) -> None:
+    if state == FetchedMessage.State.OVERSIZE:
+        result.oversize += 1
+    elif state == FetchedMessage.State.KNOWN:
+        result.known += 1
+    else:
+        result.stored += 1
 
 
 def _ledger_key(
@@ -433,12 +437,7 @@ def _store(
             raise
         result.known += 1
         return FetchedMessage.State.KNOWN
-    if row.state == FetchedMessage.State.OVERSIZE:
-        result.oversize += 1
-    elif row.state == FetchedMessage.State.KNOWN:
-        result.known += 1
-    else:
-        result.stored += 1
+    _tally(result, row.state)
     return row.state
 
 
