@@ -40,7 +40,12 @@ from routing.matching import Author
 from routing.models import Alias, InboundMail, SenderRateCounter
 from routing.parsing import ParsedMessage, parse_message
 from routing.routes import IncomingServerLike, model_for_action
-from routing.services import Route, RoutingResult, route_incoming_message
+from routing.services import (
+    Route,
+    RoutingResult,
+    new_inbound_mail,
+    route_incoming_message,
+)
 
 logger = logging.getLogger(__name__)
 Outcome = InboundMail.Outcome
@@ -387,23 +392,19 @@ def _create_records(
     inbound, results = [], []
     for mail, record, message in zip(run, records, messages, strict=True):
         route = Route("created", record_label(record), message.pk)
-        parsed = mail.parsed
-        inbound.append(
-            InboundMail(
-                raw=mail.raw,
-                size=len(mail.raw),
-                sha256=parsed.sha256,
-                source=source[:60],
-                server_name=str(server or "")[:200],
-                message_id=parsed.message_id if parsed.has_message_id else "",
-                knowlix_message_id=parsed.knowlix_message_id,
-                from_address=parsed.from_address[:320],
-                subject=parsed.subject[:998],
-                outcome=Outcome.ROUTED,
-                routes=[route.as_dict()],
-                processed_at=now,
-            )
+        row = new_inbound_mail(
+            mail.raw,
+            mail.parsed.sha256,
+            source=source,
+            server=server,
+            parsed=mail.parsed,
         )
+        row.outcome, row.routes, row.processed_at = (
+            Outcome.ROUTED,
+            [route.as_dict()],
+            now,
+        )
+        inbound.append(row)
         results.append(RoutingResult(Outcome.ROUTED, routes=[route]))
     for row, result in zip(
         InboundMail.objects.bulk_create(inbound), results, strict=True

@@ -144,15 +144,15 @@ def _seen_before(sha256: str, reason: str) -> RoutingResult:
     return RoutingResult(Outcome.DUPLICATE, reason=reason)
 
 
-def _store(
+def new_inbound_mail(
     raw: bytes,
     sha256: str,
     *,
     source: str,
     server: IncomingServerLike | None,
     parsed: ParsedMessage | None,
-) -> InboundMail | None:
-    """Commit the raw bytes before routing; None if the same bytes won a race."""
+) -> InboundMail:
+    """The unsaved ``InboundMail`` of received bytes (what parsing told of them)."""
     inbound = InboundMail(
         raw=raw,
         size=len(raw),
@@ -165,6 +165,19 @@ def _store(
         inbound.knowlix_message_id = parsed.knowlix_message_id
         inbound.from_address = parsed.from_address[:320]
         inbound.subject = parsed.subject[:998]
+    return inbound
+
+
+def _store(
+    raw: bytes,
+    sha256: str,
+    *,
+    source: str,
+    server: IncomingServerLike | None,
+    parsed: ParsedMessage | None,
+) -> InboundMail | None:
+    """Commit the raw bytes before routing; None if the same bytes won a race."""
+    inbound = new_inbound_mail(raw, sha256, source=source, server=server, parsed=parsed)
     try:
         with transaction.atomic():
             inbound.save()
