@@ -289,11 +289,9 @@ def _read_senders(run: list[_NewRecordMail]) -> set[int]:
     if bounced:  # a normal mail proves the address works again
         Contact.objects.filter(pk__in=bounced).update(bounce_count=0)
     users = _users_by_address({m.parsed.from_address for m in run if _verified(m)})
-    limited = {
-        address
-        for address in addresses
-        if address not in users and not loops.is_allowed_sender(address)
-    }
+    # A user's address too: its unverified mail is no user's, and is limited by
+    # what the address created, the user's mail included (every creation counts).
+    limited = {a for a in addresses if not loops.is_allowed_sender(a)}
     totals = Counter(loops.window_totals(addresses=list(limited), scope=Scope.CREATE))
     limit = loops.loop_limit()
     over: set[int] = set()
@@ -303,11 +301,12 @@ def _read_senders(run: list[_NewRecordMail]) -> set[int]:
         mail.author = (
             Author(user=user) if user else Author(contact=contacts.get(address))
         )
-        if user is None and address in limited:
-            if totals[address] >= limit:
-                over.add(mail.index)
-                continue
-            totals[address] += 1
+        if address not in limited:
+            continue
+        if user is None and totals[address] >= limit:
+            over.add(mail.index)
+            continue
+        totals[address] += 1
     return over
 
 
