@@ -9,11 +9,15 @@ for a token.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 PREFIX = "fernet:"
 
@@ -75,15 +79,17 @@ class EncryptedTextField(models.TextField):
 
     description = "Text encrypted at rest with KNOWLIX_ENCRYPTION_KEY"
 
-    def from_db_value(self, value, expression, connection):  # noqa: ANN001, ANN201
+    def from_db_value(
+        self, value: str | None, expression: object, connection: BaseDatabaseWrapper
+    ) -> str | None:
         if value is None:
             return value
         return decrypt(value)
 
-    def to_python(self, value):  # noqa: ANN001, ANN201
+    def to_python(self, value: Any) -> Any:
         return value
 
-    def get_prep_value(self, value):  # noqa: ANN001, ANN201
+    def get_prep_value(self, value: Any) -> str | None:
         value = super().get_prep_value(value)
         if value is None:
             return None

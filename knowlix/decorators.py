@@ -26,7 +26,7 @@ def admin_required(view: View) -> View:
     """Login, then 403 for anyone but an admin."""
 
     @functools.wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         if not is_admin(request.user):
             raise PermissionDenied("Only administrators may open Settings.")
         return view(request, *args, **kwargs)
@@ -38,7 +38,7 @@ def technical_required(view: View) -> View:
     """Login, then 403 unless an admin with developer mode on."""
 
     @functools.wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         if not has_technical_access(request.user):
             raise PermissionDenied(
                 "Technical pages need an administrator in developer mode."

@@ -8,7 +8,7 @@ address ``reply+<token>@<catch-all domain>``) and a short ``TAG`` used in subjec
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from django.conf import settings
 from django.db import models
@@ -83,7 +83,7 @@ class Record(models.Model):
     @classmethod
     def new_from_mail(
         cls, *, subject: str, contact: Contact | None, defaults: dict | None = None
-    ) -> Record:
+    ) -> Self:
         """An unsaved record built from an incoming mail (alias or default action)."""
         values = dict(defaults or {})
         values.setdefault(cls.TITLE_FIELD, (subject or "(no subject)")[:200])

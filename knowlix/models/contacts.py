@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.urls import reverse
 
@@ -29,7 +31,7 @@ class Contact(models.Model):
     def __str__(self) -> str:
         return self.name or self.email
 
-    def save(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.email_normalized = normalize_email(self.email)
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "email" in update_fields:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -11,6 +11,9 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from knowlix.models.base import Record
+
+if TYPE_CHECKING:
+    from knowlix.models.contacts import Contact
 
 
 def contact_link() -> models.ForeignKey:
@@ -216,7 +219,9 @@ class JobApplication(Record):
         verbose_name = _("job application")
 
     @classmethod
-    def new_from_mail(cls, *, subject, contact, defaults=None):  # noqa: ANN001, ANN206
+    def new_from_mail(
+        cls, *, subject: str, contact: Contact | None, defaults: dict | None = None
+    ) -> Self:
         record = super().new_from_mail(
             subject=subject, contact=contact, defaults=defaults
         )

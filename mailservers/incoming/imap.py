@@ -11,8 +11,9 @@ longer than imaplib's line limit.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 from django.utils.translation import gettext as _
 from imapclient import IMAPClient
@@ -30,6 +31,10 @@ from mailservers.incoming import (
 
 KEEP, MARK_SEEN, MOVE, DELETE = "keep", "seen", "move", "delete"
 SEEN, DELETED = b"\\Seen", b"\\Deleted"
+
+# The arguments and the result of a call passed through _call.
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,9 @@ class ImapFetcher:
                 client.shutdown()
 
     # -- reading -----------------------------------------------------------------------
-    def _call(self, what: str, func, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def _call(
+        self, what: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run one imapclient call, translating failures into our errors."""
         try:
             return func(*args, **kwargs)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import poplib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, ParamSpec, TypeVar
 
 from django.utils.translation import gettext as _
 
@@ -30,6 +30,10 @@ from mailservers.incoming import (
 )
 
 KEEP, DELETE = "keep", "delete"
+
+# The arguments and the result of a call passed through _call.
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class _LongLines:
@@ -150,7 +154,9 @@ class Pop3Fetcher:
         finally:
             conn.close()
 
-    def _call(self, what: str, func, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def _call(
+        self, what: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         try:
             return func(*args, **kwargs)
         except MailServerError:
@@ -176,8 +182,10 @@ class Pop3Fetcher:
             sizes[int(number)] = int(size)
         entries = []
         for line in uidl_lines:
-            number, uidl = line.decode("ascii", errors="replace").split()[:2]
-            entries.append(Pop3Entry(int(number), uidl, sizes.get(int(number), 0)))
+            number_text, uidl = line.decode("ascii", errors="replace").split()[:2]
+            entries.append(
+                Pop3Entry(int(number_text), uidl, sizes.get(int(number_text), 0))
+            )
         self._by_uidl = {entry.uidl: entry for entry in entries}
         return entries
 

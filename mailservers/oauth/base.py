@@ -11,7 +11,7 @@ import binascii
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 from django.utils.translation import gettext_lazy as _
@@ -65,13 +65,22 @@ class PinnedCASession(requests.Session):
         if ca_bundle:
             self.verify = ca_bundle
 
-    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # noqa: ANN001, ANN201
+    def merge_environment_settings(
+        self,
+        url: str,
+        proxies: dict[str, str] | None,
+        stream: bool | None,
+        verify: bool | str | None,
+        cert: str | tuple[str, str] | None,
+    ) -> dict[str, Any]:
         merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if isinstance(self.verify, str) and verify in (None, True):
             merged["verify"] = self.verify
         return merged
 
-    def request(self, method, url, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+    def request(
+        self, method: str, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         kwargs.setdefault("timeout", HTTP_TIMEOUT)
         return super().request(method, url, *args, **kwargs)
 

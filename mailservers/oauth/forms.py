@@ -6,6 +6,8 @@ keeps the stored secret, and only a ``••••cdef`` hint is ever shown back
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from mailservers.oauth import config
@@ -43,7 +45,7 @@ class OAuthClientsForm(forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
     )
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.stored = {
             p: config.get_client_config(p) for p in (config.OUTLOOK, config.GMAIL)
         }

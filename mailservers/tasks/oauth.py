@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db.models import Q
 from django.utils import timezone
 
@@ -25,7 +25,7 @@ KEEPALIVE_DAYS = 7
 
 
 @shared_task(bind=True, max_retries=5, name="mailservers.tasks.refresh_oauth_grant")
-def refresh_oauth_grant(self, grant_id: int) -> None:  # noqa: ANN001
+def refresh_oauth_grant(self: Task, grant_id: int) -> None:
     try:
         services.keep_grant_alive(grant_id=grant_id)
     except OAuthProviderUnavailable as exc:

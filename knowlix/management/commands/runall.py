@@ -13,7 +13,7 @@ import sys
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.urls import reverse
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         "Start the web server, a Celery worker (with beat) and the local mail catcher."
     )
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-mailcatcher", action="store_true")
 
     def handle(self, *args: object, **options: object) -> None:

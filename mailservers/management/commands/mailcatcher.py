@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from mailservers.mailcatcher import parse_address, start_mailcatcher
 
@@ -13,7 +13,7 @@ from mailservers.mailcatcher import parse_address, start_mailcatcher
 class Command(BaseCommand):
     help = "Catch every mail sent to KNOWLIX_MAILCATCHER and show it on Local mailbox."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--addr",
             default=None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from mailservers.services import outbox
 
@@ -10,7 +10,7 @@ from mailservers.services import outbox
 class Command(BaseCommand):
     help = "Send every due outgoing mail once (what the beat task does every minute)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--recover",
             action="store_true",
