@@ -229,6 +229,9 @@ def _write_run(
             later = _duplicates(run)
             bulk = [mail for mail in run if mail.index not in later]
             later |= _read_senders(bulk)
+            # Mail refused for its sender's loop limit (one by one, after the run)
+            # created its unknown sender's contact first: a later mail sees it.
+            _create_contacts(bulk)
             bulk = [mail for mail in bulk if mail.index not in later]
             written = list(
                 zip(bulk, _create_records(bulk, source, server), strict=True)
@@ -327,10 +330,9 @@ def _users_by_address(addresses: set[str]) -> dict[str, User]:
     return users
 
 
-def _create_records(
-    run: list[_NewRecordMail], source: str, server: IncomingServerLike | None
-) -> list[RoutingResult]:
-    """The writes of ``Router.create`` and ``_store``/``_finish`` for the whole run."""
+def _create_contacts(run: list[_NewRecordMail]) -> None:
+    """The contacts ``Router.author_for`` creates for unknown senders, in one insert
+    (named after the first mail of each), set as the mail's authors."""
     new_contacts: dict[str, Contact] = {}
     for mail in run:
         assert mail.author is not None
@@ -343,6 +345,13 @@ def _create_records(
                 )
             mail.author.contact = new_contacts[address]
     Contact.objects.bulk_create(list(new_contacts.values()))
+
+
+def _create_records(
+    run: list[_NewRecordMail], source: str, server: IncomingServerLike | None
+) -> list[RoutingResult]:
+    """The writes of ``Router.create`` and ``_store``/``_finish`` for the whole run
+    (its senders' contacts are created already: :func:`_create_contacts`)."""
     records = record_services.create_records(
         [
             (
