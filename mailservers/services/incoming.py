@@ -344,6 +344,8 @@ def _store_group(
         for row in rows:
             if row.sha256 in known or (row.message_id and row.message_id in known):
                 row.state = FetchedMessage.State.KNOWN
+            if row.sha256:  # and a copy later in the group, as _store would
+                known |= {row.sha256, row.message_id} - {""}
     stored = [
         message.raw
         for message, row in zip(messages, rows, strict=True)
