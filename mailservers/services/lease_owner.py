@@ -17,12 +17,19 @@ PROC = "/proc"
 
 
 def _start_time(pid: int) -> str | None:
-    """The process's start time, or None if there is no such process."""
+    """The process's start time, or None if there is no such process. Raises
+    ``OSError`` when that cannot be told (no access, out of file descriptors)."""
     try:
         with open(f"{PROC}/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
+            text = stat.read()
+    except (FileNotFoundError, ProcessLookupError):
+        # Gone, or hidden from us (/proc mounted with hidepid): ask the kernel.
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, OverflowError):  # no such pid, or none can be
+            return None
+        raise  # it exists (perhaps another user's): we cannot read it
+    fields = text.rsplit(")", 1)[-1].split()
     # Field 22 of proc(5) (starttime); fields[0] here is field 3 (state).
     return fields[19] if len(fields) > 19 else None
 
@@ -37,7 +44,11 @@ def _namespace() -> str:
 def current_owner() -> str:
     """This process, as a lease owner ("" where it cannot be told apart)."""
     pid = os.getpid()
-    start, namespace = _start_time(pid), _namespace()
+    try:
+        start = _start_time(pid)
+    except OSError:
+        start = None
+    namespace = _namespace()
     if start is None or not namespace:
         return ""
     return "|".join([socket.gethostname(), namespace, str(pid), start])
@@ -46,12 +57,15 @@ def current_owner() -> str:
 def is_dead(owner: str) -> bool:
     """True only if ``owner`` ran where this process can see it, and is gone.
 
-    Another host, another PID namespace, or an unknown owner: False (not ours to
-    judge; the lease expires)."""
+    Another host, another PID namespace, an unknown owner, or one whose /proc
+    entry cannot be read: False (not ours to judge; the lease expires)."""
     parts = owner.split("|")
     if len(parts) != 4 or not parts[2].isdigit():
         return False
     host, namespace, pid, start = parts
     if host != socket.gethostname() or namespace != _namespace():
         return False
-    return _start_time(int(pid)) != start
+    try:
+        return _start_time(int(pid)) != start
+    except OSError:  # it could not be looked at: not ours to judge either
+        return False
