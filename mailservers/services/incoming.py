@@ -22,7 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, Q, Value
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -108,18 +110,18 @@ def claim_poll(*, server: IncomingServer) -> str | None:
 
     A lease still running is taken over when the process holding it ran on this
     machine and is gone (a worker killed mid-poll): no need to wait for it to
-    expire. The conditional UPDATEs make two callers never both win."""
-    token, now = secrets.token_hex(16), timezone.now()
+    expire. The conditional UPDATEs make two callers never both win; times come
+    from the database's clock, so that workers' clocks need not agree."""
+    token = secrets.token_hex(16)
     claim = {
         "poll_token": token,
         "poll_owner": lease_owner.current_owner(),
-        "poll_lease_until": now + LEASE,
-        "poll_started_at": now,
+        "poll_lease_until": _lease_end(),
+        "poll_started_at": Now(),
         "poll_done": 0,
         "poll_total": 0,
     }
-    free = Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now)
-    if Server.objects.filter(free, pk=server.pk).update(**claim) == 1:
+    if Server.objects.filter(_lease_free(), pk=server.pk).update(**claim) == 1:
         return token
     held = Server.objects.filter(pk=server.pk).values("poll_token", "poll_owner")
     row = held.first()
@@ -138,9 +140,18 @@ def claim_poll(*, server: IncomingServer) -> str | None:
     return token
 
 
+def _lease_end() -> CombinedExpression:
+    return CombinedExpression(Now(), "+", Value(LEASE), output_field=DateTimeField())
+
+
+def _lease_free() -> Q:
+    """No lease, or an expired one (by the database's clock)."""
+    return Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=Now())
+
+
 def _renew(server: IncomingServer, token: str, **progress: int) -> None:
     renewed = Server.objects.filter(pk=server.pk, poll_token=token).update(
-        poll_lease_until=timezone.now() + LEASE, **progress
+        poll_lease_until=_lease_end(), **progress
     )
     if renewed != 1:
         raise PollLeaseLost(_("Another poll took this server over."))
@@ -455,11 +466,10 @@ def _seen_before(server: IncomingServer, digest: str, message_id: str) -> bool:
 
 def due_servers() -> Iterable[IncomingServer]:
     """Confirmed (or flagged, so they recover) servers whose interval has passed."""
-    now = timezone.now()
     servers = Server.objects.filter(
         state__in=[Server.State.CONFIRMED, Server.State.NEEDS_ATTENTION]
     )
-    free = Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now)
+    free = _lease_free()
     # A lease held by a dead process of this machine does not wait to expire.
     abandoned = [
         s.pk

@@ -1,17 +1,18 @@
 """Who holds a poll lease, so that a lease left by a dead process on this machine
 is taken over at once instead of after it expires.
 
-The owner is ``host|pid-namespace|pid|start-time``: the host and PID namespace say
-whether we can see the process at all (a container of its own has its own), and
-the start time (``/proc/<pid>/stat``, in clock ticks since boot) tells the process
-apart from a later one that reuses its pid. Where ``/proc`` is missing, the owner
-is "" and leases are only ever taken over once expired.
+The owner is ``boot-id|pid-namespace|pid|start-time``: the kernel's boot id (new
+at every boot of every machine, even of cloned ones with the same host name) and
+the PID namespace say whether we can see the process at all (a container of its
+own has its own namespace), and the start time (``/proc/<pid>/stat``, in clock
+ticks since boot) tells the process apart from a later one that reuses its pid.
+Where ``/proc`` is missing, the owner is "" and leases are only ever taken over
+once expired.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 
 PROC = "/proc"
 
@@ -41,6 +42,14 @@ def _namespace() -> str:
         return ""
 
 
+def _boot_id() -> str:
+    try:
+        with open(f"{PROC}/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            return boot.read().strip()
+    except OSError:
+        return ""
+
+
 def current_owner() -> str:
     """This process, as a lease owner ("" where it cannot be told apart)."""
     pid = os.getpid()
@@ -48,22 +57,23 @@ def current_owner() -> str:
         start = _start_time(pid)
     except OSError:
         start = None
-    namespace = _namespace()
-    if start is None or not namespace:
+    boot, namespace = _boot_id(), _namespace()
+    if start is None or not boot or not namespace:
         return ""
-    return "|".join([socket.gethostname(), namespace, str(pid), start])
+    return "|".join([boot, namespace, str(pid), start])
 
 
 def is_dead(owner: str) -> bool:
     """True only if ``owner`` ran where this process can see it, and is gone.
 
-    Another host, another PID namespace, an unknown owner, or one whose /proc
-    entry cannot be read: False (not ours to judge; the lease expires)."""
+    Another machine (or boot), another PID namespace, an unknown owner, or one
+    whose /proc entry cannot be read: False (not ours to judge; the lease
+    expires)."""
     parts = owner.split("|")
     if len(parts) != 4 or not parts[2].isdigit():
         return False
-    host, namespace, pid, start = parts
-    if host != socket.gethostname() or namespace != _namespace():
+    boot, namespace, pid, start = parts
+    if not boot or boot != _boot_id() or namespace != _namespace():
         return False
     try:
         return _start_time(int(pid)) != start

@@ -123,13 +123,22 @@ def test_poll_process_killed_between_store_and_delete(
 
 
 def test_a_live_or_remote_lease_is_respected(dovecot_user, make_incoming_server):
-    """A lease held by a running process, or by a process of another machine, is
-    only taken over once it expires."""
+    """A lease held by a running process, or by a process of another machine (even
+    one with the same PID namespace id and host name: a clone), is only taken over
+    once it expires."""
+    from mailservers.services import lease_owner
+
     server = make_incoming_server(dovecot_user)
     assert service.claim_poll(server=server) is not None  # this process: alive
     assert service.claim_poll(server=server) is None
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    _boot, namespace, _pid, _start = lease_owner.current_owner().split("|")
+    other_boot = "00000000-0000-4000-8000-000000000000"
     IncomingServer.objects.filter(pk=server.pk).update(
-        poll_owner="elsewhere|pid:[1]|4242|1"
+        poll_owner="|".join([other_boot, namespace, done.stdout.strip(), "1"])
     )
     assert service.claim_poll(server=server) is None
     assert server not in service.due_servers()
@@ -374,3 +383,13 @@ def test_oversize_never_deleted_when_seen_again(
     service.poll_incoming_server(server=server)
     assert dovecot_user.status()["MESSAGES"] == 1
     assert FetchedMessage.objects.filter(state="oversize").count() == 1
+
+
+def test_lease_times_come_from_the_database_clock(dovecot_user, make_incoming_server):
+    """A lease runs LEASE from the database's now (workers' clocks may disagree)."""
+    server = make_incoming_server(dovecot_user)
+    assert service.claim_poll(server=server) is not None
+    server.refresh_from_db()
+    assert server.poll_lease_until - server.poll_started_at == service.LEASE
+    assert abs(server.poll_started_at - timezone.now()) < dt.timedelta(minutes=1)
+    assert server.is_polling
