@@ -84,33 +84,8 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def post_mail(
-    *,
-    record: Model,
-    parsed: ParsedMessage,
-    content: MailContent,
-    author: Author,
-    verdict: Verdict,
-    parent: Message | None,
-    first_route: bool,
-    followers: Sequence[FollowerRow] | None = None,
-) -> Message:
-    """Post the received mail on ``record`` (a child of ``parent`` if given).
-
-    The first route keeps the mail's Message-ID (threads find it); further routes
-    of the same mail get fresh ids, since a Message-ID names one feed message.
-    ``followers``: see ``post_message`` (given for a record the mail just created).
-    """
-    post = mail_post(
-        record=record,
-        parsed=parsed,
-        content=content,
-        author=author,
-        verdict=verdict,
-        parent=parent,
-        first_route=first_route,
-        followers=followers,
-    )
+def post_mail(post: NewPost) -> Message:
+    """Post one received mail (a :func:`mail_post`) on its record."""
     return post_messages([post])[0]
 
 
@@ -126,7 +101,12 @@ def mail_post(
     followers: Sequence[FollowerRow] | None = None,
     is_system_address: Callable[[str], bool] = is_system_address,
 ) -> NewPost:
-    """The post of :func:`post_mail`, for ``post_messages`` (many at once).
+    """The received mail as a post on ``record`` (a child of ``parent`` if given),
+    for :func:`post_mail` or ``post_messages`` (many at once).
+
+    The first route keeps the mail's Message-ID (threads find it); further routes
+    of the same mail get fresh ids, since a Message-ID names one feed message.
+    ``followers``: see ``post_message`` (given for a record the mail just created).
     ``is_system_address``: the check, when the caller knows the aliases already."""
     address = parsed.from_address
     email_from = f"{parsed.from_name} <{address}>" if parsed.from_name else address

@@ -169,13 +169,15 @@ class Router:
             self.refuse_loop()
             return
         message = posting.post_mail(
-            record=record,
-            parsed=self.parsed,
-            content=self.content,
-            author=author,
-            verdict=self.verdict,
-            parent=parent,
-            first_route=not self.routes,
+            posting.mail_post(
+                record=record,
+                parsed=self.parsed,
+                content=self.content,
+                author=author,
+                verdict=self.verdict,
+                parent=parent,
+                first_route=not self.routes,
+            )
         )
         loops.count_message(address=self.address, scope=Scope.POST, record=label)
         self.routes.append(("posted", record, message))
@@ -189,15 +191,17 @@ class Router:
             model=model, defaults=defaults, parsed=self.parsed, author=author
         )
         message = posting.post_mail(
-            record=record,
-            parsed=self.parsed,
-            content=self.content,
-            author=author,
-            verdict=self.verdict,
-            parent=None,
-            first_route=not self.routes,
-            # Just created: its followers are the defaults, not read back.
-            followers=new_record_followers(record=record, author=author.user),
+            posting.mail_post(
+                record=record,
+                parsed=self.parsed,
+                content=self.content,
+                author=author,
+                verdict=self.verdict,
+                parent=None,
+                first_route=not self.routes,
+                # Just created: its followers are the defaults, not read back.
+                followers=new_record_followers(record=record, author=author.user),
+            )
         )
         loops.count_messages(
             keys=[

@@ -293,7 +293,7 @@ def test_database_failure_while_routing_quarantines_the_message(
     """An unexpected error mid-routing rolls back its writes and quarantines the mail."""
     from routing import posting
 
-    def broken(**kwargs):
+    def broken(post):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(posting, "post_mail", broken)
