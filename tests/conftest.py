@@ -11,6 +11,7 @@ from knowlix.setup import EMPLOYEES, READ_ONLY, ensure_default_groups
 pytest_plugins = [
     "tests.servers.tls_fixtures",
     "tests.servers.smtp_fixtures",
+    "tests.servers.mailcatcher_fixtures",
     "tests.servers.dovecot_fixtures",
     "tests.servers.dns_fixtures",
     "tests.servers.oauth_fixtures",

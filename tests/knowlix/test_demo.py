@@ -15,9 +15,8 @@ from knowlix.models import Ticket
 from knowlix.users import get_profile
 from mailservers.models import CaughtMail
 from routing.models import Alias, InboundMail
-from tests.mailservers.test_localmailbox_routing import (  # the same fixtures
+from tests.mailservers.test_localmailbox_routing import (  # the same fixture
     eager_celery,  # noqa: F401
-    mailcatcher,  # noqa: F401
 )
 
 

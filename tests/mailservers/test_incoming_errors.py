@@ -10,7 +10,7 @@ import pytest
 from mailservers.errors import ServerConfigError, TransientError
 from mailservers.models import IncomingServer
 from mailservers.services.incoming_connect import check_incoming_server
-from tests.servers.dovecot import free_port
+from tests.servers.net import free_port
 
 
 def _server(dovecot_user, **fields) -> IncomingServer:

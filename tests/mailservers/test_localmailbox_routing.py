@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -19,18 +18,11 @@ from feed.services import post_message
 from knowlix import params
 from knowlix.celery import app
 from knowlix.models import Ticket
-from mailservers.mailcatcher import start_mailcatcher
 from mailservers.models import CaughtMail
 from mailservers.services.localmailbox import build_reply
 from routing.models import InboundMail
 
 CATCHALL = "catchall.test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -43,16 +35,6 @@ def catchall(groups) -> Iterator[str]:  # noqa: ANN001
     ensure_default_aliases()
     yield CATCHALL
     params.clear_cache()
-
-
-@pytest.fixture
-def mailcatcher(settings) -> Iterator[int]:  # noqa: ANN001
-    """The catcher on a free loopback port, and the default server pointed at it."""
-    port = free_port()
-    controller = start_mailcatcher("127.0.0.1", port)
-    settings.KNOWLIX_SMTP_URL = f"smtp://127.0.0.1:{port}"
-    yield port
-    controller.stop()
 
 
 @pytest.fixture

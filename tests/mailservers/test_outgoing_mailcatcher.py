@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import socket
-from collections.abc import Iterator
 
 import pytest
 from cryptography.fernet import Fernet
@@ -13,26 +11,9 @@ from django.db import connection
 
 from knowlix import params
 from knowlix.crypto import decrypt
-from mailservers.mailcatcher import start_mailcatcher
 from mailservers.models import CaughtMail, OutgoingServer
 from mailservers.services import outbox
 from mailservers.services.outgoing import MailRecipient, queue_mail
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def mailcatcher(settings) -> Iterator[int]:  # noqa: ANN001
-    """The catcher on a free loopback port, and the default server pointed at it."""
-    port = free_port()
-    controller = start_mailcatcher("127.0.0.1", port)
-    settings.KNOWLIX_SMTP_URL = f"smtp://127.0.0.1:{port}"
-    yield port
-    controller.stop()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -14,6 +14,7 @@ from mailservers.errors import (
     ServerQuotaError,
     TransientError,
 )
+from tests.servers.net import free_port
 from tests.servers.smtp_fixtures import SMTP_PASSWORD, SMTP_USER
 
 RAW = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nHello\r\n"
@@ -31,12 +32,6 @@ def params(server, test_ca=None, **kwargs) -> SmtpParams:  # noqa: ANN001
     }
     values.update(kwargs)
     return SmtpParams(**values)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("fixture", ["smtp_server", "starttls_server", "smtps_server"])

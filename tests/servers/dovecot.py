@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from tests.servers.net import free_port
 from tests.servers.tls import TestCA
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -28,12 +29,6 @@ HOST = "127.0.0.1"
 
 class DovecotError(RuntimeError):
     """Dovecot could not be started (missing binary, bad config, port in use)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def _mail_ids() -> tuple[int, int, str]:

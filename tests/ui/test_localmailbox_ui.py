@@ -3,7 +3,6 @@ in the Local mailbox, reply as the customer, see the reply threaded on the ticke
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +11,6 @@ from feed.models import Message
 from knowlix import params
 from knowlix.celery import app
 from knowlix.users import get_profile
-from mailservers.mailcatcher import start_mailcatcher
 from mailservers.models import CaughtMail
 
 pytestmark = pytest.mark.browser
@@ -23,18 +21,6 @@ def eager_celery() -> Iterator[None]:
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = False
-
-
-@pytest.fixture
-def mailcatcher(settings) -> Iterator[int]:  # noqa: ANN001
-    """The local mail catcher as the default server, as on a new installation."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    controller = start_mailcatcher("127.0.0.1", port)
-    settings.KNOWLIX_SMTP_URL = f"smtp://127.0.0.1:{port}"
-    yield port
-    controller.stop()
 
 
 @pytest.fixture
