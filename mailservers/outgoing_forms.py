@@ -13,7 +13,7 @@ from typing import Any
 from django import forms
 
 from mailservers.models import PRESET_FIELDS, PRESETS, OutgoingServer
-from mailservers.oauth.presets import apply_oauth_rules
+from mailservers.oauth.presets import apply_oauth_rules, form_uses_oauth
 
 
 class OutgoingServerForm(forms.ModelForm):
@@ -69,14 +69,7 @@ class OutgoingServerForm(forms.ModelForm):
     @property
     def uses_oauth(self) -> bool:
         """True when the form is for an Outlook or Gmail sign-in server."""
-        if self.is_bound:
-            method = self.data.get(self.add_prefix("auth_method"), "")
-        else:
-            method = self.initial.get("auth_method") or self.instance.auth_method
-        return method in (
-            OutgoingServer.AuthMethod.OUTLOOK,
-            OutgoingServer.AuthMethod.GMAIL,
-        )
+        return form_uses_oauth(self)
 
     def save(self, commit: bool = True) -> OutgoingServer:
         server = super().save(commit=False)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from mailservers.oauth import google, microsoft
 
 if TYPE_CHECKING:
+    from django import forms
+
     from mailservers.models.incoming import IncomingServer
     from mailservers.models.outgoing import OutgoingServer
 
@@ -67,3 +69,15 @@ def apply_oauth_rules(
         if kind == "outgoing":
             put("from_filter", grant.account_address)
     return changed
+
+
+OAUTH_METHODS = ("outlook", "gmail")  # the auth_method of a sign-in server
+
+
+def form_uses_oauth(form: forms.ModelForm) -> bool:
+    """True when a server form (bound or not) is for an Outlook or Gmail sign-in."""
+    if form.is_bound:
+        method = form.data.get(form.add_prefix("auth_method"), "")
+    else:
+        method = form.initial.get("auth_method") or form.instance.auth_method
+    return method in OAUTH_METHODS

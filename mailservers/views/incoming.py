@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from knowlix.decorators import admin_required, technical_required
 from mailservers.errors import MailServerError
 from mailservers.models import FetchedMessage, IncomingServer
+from mailservers.oauth.presets import form_uses_oauth
 from mailservers.services.incoming_connect import (
     check_incoming_server,
     save_incoming_server,
@@ -74,12 +75,8 @@ class IncomingServerForm(forms.ModelForm):
 
     @property
     def uses_oauth(self) -> bool:
-        """True when the form is for an Outlook or Gmail OAuth server."""
-        if self.is_bound:
-            method = self.data.get(self.add_prefix("auth_method"), "")
-        else:
-            method = self.initial.get("auth_method") or self.instance.auth_method
-        return method in (Server.AuthMethod.OUTLOOK, Server.AuthMethod.GMAIL)
+        """True when the form is for an Outlook or Gmail sign-in server."""
+        return form_uses_oauth(self)
 
     def clean_password(self) -> str:
         value = self.cleaned_data.get("password") or ""
