@@ -20,10 +20,16 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # Drain the outgoing queue (also triggered right after each post).
     "process-outbox": {"task": "mailservers.tasks.process_outbox", "schedule": 60.0},
-    # Recover mail left in "sending" by a crashed worker.
+    # Hand back the mail of crashed workers (their 30 s claim lease ended, or
+    # their process is gone) within a minute; expire mail past its lifetime.
     "recover-stuck-mail": {
         "task": "mailservers.tasks.recover_stuck_mail",
-        "schedule": 300.0,
+        "schedule": 20.0,
+    },
+    # Tell admins about outgoing servers down for 15 minutes, and when back.
+    "notify-server-outages": {
+        "task": "mailservers.tasks.notify_server_outages",
+        "schedule": 60.0,
     },
     # Each confirmed incoming server is polled at its own interval; this tick decides.
     "poll-incoming-servers": {

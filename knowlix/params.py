@@ -22,6 +22,9 @@ USE_CUSTOM_SERVERS = "mail.use_custom_servers"
 TRUSTED_AUTHSERV_IDS = "mail.gateway.authserv_ids"  # trusted Authentication-Results
 DKIM_VERIFY = "mail.gateway.dkim_verify"  # local DKIM check of incoming mail
 LOOP_ALLOWLIST = "mail.gateway.loop.allowlist"  # never loop-limited senders
+# Outgoing queue: days a mail may wait before it expires (Postfix's
+# maximal_queue_lifetime).
+QUEUE_LIFETIME_DAYS = "mail.queue.lifetime_days"
 
 DEFAULTS: dict[str, str] = {
     DEFAULT_FROM: "notifications",
@@ -32,6 +35,7 @@ DEFAULTS: dict[str, str] = {
     TRUSTED_AUTHSERV_IDS: "",
     DKIM_VERIFY: "true",
     LOOP_ALLOWLIST: "",
+    QUEUE_LIFETIME_DAYS: "5",
 }
 
 CACHE_SECONDS = 30.0

@@ -90,3 +90,11 @@ class MailTooLargeError(PermanentError):
     """A mail above ``KNOWLIX_MAIL_MAX_BYTES``: refused before it is queued."""
 
     default_message = _("This mail is too large to send.")
+
+
+class UncertainDeliveryError(DeliveryError):
+    """The whole mail was sent but its reply never came: nobody can tell whether the
+    server kept it. Never retried on its own (it could arrive twice)."""
+
+    def __init__(self, user_message: str | None = None, *, detail: str = "") -> None:
+        super().__init__(user_message, permanent=True, detail=detail)

@@ -30,6 +30,7 @@ from mailservers.errors import (
     ServerConfigError,
     ServerQuotaError,
     TransientError,
+    UncertainDeliveryError,
 )
 from mailservers.tls import mail_ssl_context
 
@@ -81,6 +82,10 @@ class SmtpParams:
             password=unquote(parts.password or ""),
             **kwargs,  # type: ignore[arg-type]
         )
+
+
+class SendCancelled(Exception):  # noqa: N818  (not an error: the caller's choice)
+    """``before_data`` said not to send: nothing of the mail's content left."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,7 @@ class SmtpConnection:
         recipients: Sequence[str],
         raw: bytes,
         while_waiting: Callable[[], None] | None = None,
+        before_data: Callable[[], bool] | None = None,
     ) -> dict[str, RecipientResult]:
         """Send ``raw`` to ``recipients``: a result for every recipient.
 
@@ -212,6 +218,10 @@ class SmtpConnection:
         the connection is then closed and must be reopened. Raises ``ServerQuotaError``
         on a sending quota. ``while_waiting`` runs once MAIL FROM is on the wire,
         before its reply is read: the caller's bookkeeping overlaps the round trip.
+        ``before_data`` runs once the first RCPT TO is on the wire (before its reply
+        is read, and surely before the content's final dot): the caller records that
+        the mail may now reach the server. If it returns False the transaction is
+        reset and ``SendCancelled`` raised (the connection stays usable).
         """
         if self.connection is None:
             self.open()
@@ -225,7 +235,7 @@ class SmtpConnection:
                 )
         try:
             return self._transaction(
-                conn, mail_from, list(recipients), raw, while_waiting
+                conn, mail_from, list(recipients), raw, while_waiting, before_data
             )
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
@@ -242,6 +252,7 @@ class SmtpConnection:
         recipients: list[str],
         raw: bytes,
         while_waiting: Callable[[], None] | None,
+        before_data: Callable[[], bool] | None,
     ) -> dict[str, RecipientResult]:
         options = []
         if conn.has_extn("size"):
@@ -261,10 +272,14 @@ class SmtpConnection:
         if code != 250:
             return self._refused(conn, recipients, code, decode_reply(reply))
         results: dict[str, RecipientResult] = {}
-        for address in recipients:
+        for index, address in enumerate(recipients):
             conn.putcmd("rcpt", f"TO:<{address}>")
+            go_on = index > 0 or before_data is None or before_data()
             code, reply = conn.getreply()
             self._check_closing(code, decode_reply(reply))
+            if not go_on:
+                conn.rset()
+                raise SendCancelled
             results[address] = RecipientResult(address, code, decode_reply(reply))
         accepted = [r.address for r in results.values() if r.ok]
         if not accepted:
@@ -298,14 +313,13 @@ class SmtpConnection:
             return conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
-            raise DeliveryError(
+            raise UncertainDeliveryError(
                 _(
                     "The connection to %(host)s was lost after the whole mail was "
                     "sent, before the server confirmed it: Knowlix cannot tell "
                     "whether it left. Check with the recipient, then Retry."
                 )
                 % {"host": self.params.host},
-                permanent=True,
                 detail=repr(exc),
             ) from exc
 

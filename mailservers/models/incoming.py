@@ -130,6 +130,9 @@ class IncomingServer(models.Model):
     poll_started_at = models.DateTimeField(null=True, blank=True)
     poll_done = models.PositiveIntegerField(default=0)
     poll_total = models.PositiveIntegerField(default=0)
+    # What the last finished poll did: stored / duplicate / quarantined / refused /
+    # known (fetched before) / oversize counts (``PollResult.counts``).
+    last_poll_counts = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -8,6 +8,7 @@ each mail is sent by one worker only). ``save()`` has no side effects.
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -17,14 +18,17 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from knowlix.crypto import EncryptedTextField
+from knowlix.users import is_admin
 
 __all__ = [
     "PRESETS",
     "PRESET_FIELDS",
     "CaughtMail",
+    "OutboxClaim",
     "OutgoingMail",
     "OutgoingRecipient",
     "OutgoingServer",
+    "OutgoingServerHealth",
 ]
 
 # Host, port, security, authentication and default sending limits for the well-known
@@ -182,7 +186,80 @@ class OutgoingServer(models.Model):
         return not self.last_success_at or self.last_error_at > self.last_success_at
 
 
+class OutgoingServerHealth(models.Model):
+    """Whether a server (or the default one, ``server`` None) answers connections.
+
+    Postfix's dead-destination cache, kept in the database so every worker agrees:
+    while ``down_since`` is set, the server's mail waits without using attempts and
+    only a probe (the next drain after ``probe_at``) tries to connect again. The row
+    stays after an outage so the *back* notice has something to point at.
+    """
+
+    # "default" for KNOWLIX_SMTP_URL, else the server's id.
+    key = models.CharField(max_length=20, unique=True)
+    server = models.OneToOneField(
+        OutgoingServer,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="health",
+    )
+    label = models.CharField(max_length=200)
+    down_since = models.DateTimeField(null=True, blank=True)
+    probe_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0)  # connection failures in a row
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    back_at = models.DateTimeField(null=True, blank=True)
+    # The admins were told it is down; they are told again when it is back.
+    down_notified = models.BooleanField(default=False)
+    back_notice_due = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def get_absolute_url(self) -> str:
+        if self.server_id is not None:
+            return reverse("mailservers:outgoing-edit", args=[self.server_id])
+        return reverse("mailservers:outgoing-list")
+
+    def can_be_opened_by(self, user: User | AnonymousUser) -> bool:
+        return is_admin(user)
+
+    @property
+    def is_down(self) -> bool:
+        return self.down_since is not None
+
+
+class OutboxClaim(models.Model):
+    """A worker's hold on the mail it claimed (``OutgoingMail.claim_token``).
+
+    Renewed by the worker's heartbeat (``mailservers.services.heartbeat``) while it
+    sends; ``owner`` names the process (``lease_owner``). When the lease has ended or
+    the owner is gone, ``recover_stuck_mail`` settles the claim's mail.
+    """
+
+    token = models.CharField(max_length=32, primary_key=True)
+    owner = models.CharField(max_length=300, blank=True)
+    lease_until = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.token} ({self.owner or 'unknown owner'})"
+
+
 class OutgoingMail(models.Model):
+    class Stage(models.TextChoices):
+        """How far the current attempt went (only what recovery needs to know)."""
+
+        NONE = "", _("Not started")
+        # Committed before the content's final dot can be written: from here on,
+        # the server may have the mail whatever happens to this worker.
+        DATA = "data", _("Content being sent")
+
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")
         SENDING = "sending", _("Sending")
@@ -234,6 +311,12 @@ class OutgoingMail(models.Model):
     # order, so a crashed batch's sweeper knows which mails may have left.
     claim_token = models.CharField(max_length=32, blank=True)
     claim_position = models.PositiveIntegerField(null=True, blank=True)
+    smtp_stage = models.CharField(
+        max_length=10, choices=Stage.choices, default=Stage.NONE, blank=True
+    )
+    # Failed because nobody can tell whether it left (a worker or connection died
+    # after the content was sent): a Retry may deliver it twice, and says so.
+    uncertain = models.BooleanField(default=False)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)

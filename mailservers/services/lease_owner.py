@@ -50,9 +50,22 @@ def _boot_id() -> str:
         return ""
 
 
+_owner: tuple[int, str] | None = None  # (pid, owner): computed once per process
+
+
 def current_owner() -> str:
     """This process, as a lease owner ("" where it cannot be told apart)."""
+    global _owner
     pid = os.getpid()
+    if _owner is not None and _owner[0] == pid:
+        return _owner[1]
+    owner = _describe(pid)
+    if owner:  # "" may be passing (out of file descriptors): ask again next time
+        _owner = (pid, owner)
+    return owner
+
+
+def _describe(pid: int) -> str:
     try:
         start = _start_time(pid)
     except OSError:

@@ -1,18 +1,23 @@
 """Drain the outgoing queue: claim due mail, send it, record each recipient's result.
 
 Exactly once: mail is claimed in a short transaction (``SELECT … FOR UPDATE SKIP
-LOCKED`` then an UPDATE to *sending*), so no two workers ever hold the same row;
-results are written right after the server's answers (delivered mail in small groups,
-see ``outbox_results.SentLog``). A crash leaves rows in *sending*:
-``recover_stuck_mail`` queues the untried ones again and fails, never re-sends, the
-few that may have left (each claim records its batch and sending order). Rate limits are
-counted under the server's row lock; what exceeds them stays queued. One SMTP
-connection per server per batch. Call these outside any transaction.
+LOCKED`` then an UPDATE to *sending*), so no two workers ever hold the same row. A
+claim is an ``OutboxClaim`` row naming its process, with a 30-second lease that a
+heartbeat thread renews while the batch runs. Progress is written as the SMTP
+dialogue goes (``outbox_results.SendProgress``): before a mail's content can reach
+the server it is marked *stage data*, only while the claim is still ours, in the
+same transaction as the previous mail's 250. When a claim's lease ends or its owner
+is gone, ``recover_stuck_mail`` requeues its untried mail (no attempt used) and fails
+as "cannot tell" only the one at stage *data*. A server that cannot be connected to
+is marked down (``outbox_health``): its mail waits, attempts untouched, until a probe
+succeeds or the queue lifetime ends. Rate limits are counted under the server's row
+lock. One SMTP connection per server per batch. Call these outside any transaction.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 import uuid
@@ -22,11 +27,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, Q, Value
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from mailservers.backends.smtp import SmtpConnection, SmtpParams
+from mailservers.backends.smtp import SendCancelled, SmtpConnection, SmtpParams
 from mailservers.errors import (
     DeliveryError,
     MailServerError,
@@ -34,14 +42,23 @@ from mailservers.errors import (
     ServerAuthError,
     ServerConfigError,
     ServerQuotaError,
+    UncertainDeliveryError,
 )
-from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
-from mailservers.services.outbox_results import (  # noqa: F401  (MAX_ATTEMPTS: tests)
-    MAX_ATTEMPTS,
+from mailservers.models import (
+    OutboxClaim,
+    OutgoingMail,
+    OutgoingRecipient,
+    OutgoingServer,
+)
+from mailservers.services import lease_owner, outbox_health
+from mailservers.services.heartbeat import Heartbeat
+from mailservers.services.outbox_results import (
     UNCERTAIN_REASON,
     DrainReport,
-    SentLog,
+    SendProgress,
+    expired_reason,
     mark_sending,
+    queue_lifetime,
     record_results,
     release_mails,
 )
@@ -50,7 +67,12 @@ logger = logging.getLogger(__name__)
 
 Mail, Rcpt = OutgoingMail, OutgoingRecipient
 QUOTA_PAUSE = timedelta(hours=1)
-ATTENTION_PAUSE = timedelta(minutes=15)  # bad credentials, TLS or host problems
+# A claim's lease, renewed every HEARTBEAT_SECONDS: a dead worker's claim ends
+# within CLAIM_LEASE, and beat's recovery (every 20 s) hands its mail back.
+CLAIM_LEASE = timedelta(seconds=30)
+HEARTBEAT_SECONDS = 10.0
+# Mail in *sending* without any claim row (claimed by an older version): recovered
+# after this long.
 STUCK_AFTER = timedelta(minutes=15)
 # A batch stops taking mail after this long (slow server, big mails) and hands the
 # rest back, so it always ends well before STUCK_AFTER would call it crashed.
@@ -119,11 +141,25 @@ def _capacity(server: OutgoingServer, now: datetime) -> int | None:
     return remaining
 
 
-def _claim(
-    *, server_id: int | None, limit: int, only_id: int | None = None
-) -> tuple[OutgoingServer | None, list[int]]:
-    """Win up to ``limit`` due mails of one server; they are *sending* on return."""
+def _lease_end() -> CombinedExpression:
+    """Now plus the claim lease, by the database's clock (workers' clocks may differ)."""
+    return CombinedExpression(
+        Now(), "+", Value(CLAIM_LEASE), output_field=DateTimeField()
+    )
+
+
+@dataclasses.dataclass
+class Claim:
+    server: OutgoingServer | None
+    ids: list[int]
+    token: str = ""
+
+
+def _claim(*, server_id: int | None, limit: int, only_id: int | None = None) -> Claim:
+    """Win up to ``limit`` due mails of one server; they are *sending* on return,
+    under a new ``OutboxClaim`` named for this process."""
     now = timezone.now()
+    token = ""
     with transaction.atomic():
         server = None
         if server_id is not None:
@@ -134,11 +170,11 @@ def _claim(
                 .first()
             )
             if server is None or server.is_paused:
-                return server, []
+                return Claim(server, [])
             capacity = _capacity(server, now)
             limit = limit if capacity is None else min(limit, capacity)
         if limit <= 0:
-            return server, []
+            return Claim(server, [])
         due = Mail.objects.filter(
             server_id=server_id, state__in=Mail.PENDING, next_attempt_at__lte=now
         )
@@ -150,70 +186,92 @@ def _claim(
             .values_list("pk", flat=True)[:limit]
         )
         if ids:
-            _mark_claimed(ids, now)
+            token = uuid.uuid4().hex
+            OutboxClaim.objects.create(
+                token=token,
+                owner=lease_owner.current_owner(),
+                lease_until=_lease_end(),
+            )
+            _mark_claimed(ids, now, token)
             Rcpt.objects.filter(mail_id__in=ids, state__in=Rcpt.PENDING).update(
                 state=Rcpt.State.SENDING, updated_at=now
             )
-    return server, ids
+    return Claim(server, ids, token)
 
 
-def _mark_claimed(ids: list[int], now: datetime) -> None:
-    """One UPDATE: *sending*, one more attempt, the batch's token and each mail's
-    place in the sending order (``_send_batch`` sends in ``ids`` order), which
-    ``recover_stuck_mail`` needs. Plain SQL: an ORM Case/When of 200 mails costs
+def _renew_claim(token: str) -> bool:
+    return OutboxClaim.objects.filter(token=token).update(lease_until=_lease_end()) == 1
+
+
+def _mark_claimed(ids: list[int], now: datetime, token: str) -> None:
+    """One UPDATE: *sending*, no stage yet, one more attempt, the batch's token and
+    each mail's place in the sending order (``_send_batch`` sends in ``ids``
+    order). Plain SQL: an ORM Case/When of 200 mails costs
     about 20 ms to build, a tenth of the bare SMTP loop's time for them."""
     q = connection.ops.quote_name
     whens = " ".join(["WHEN %s THEN %s"] * len(ids))
     marks = ", ".join(["%s"] * len(ids))
     sql = (
         f"UPDATE {q(Mail._meta.db_table)} SET state = %s, claimed_at = %s, "
-        "attempts = attempts + 1, claim_token = %s, "
+        "attempts = attempts + 1, claim_token = %s, smtp_stage = '', "
         f"claim_position = CASE id {whens} END WHERE id IN ({marks})"
     )
     positions = [value for n, pk in enumerate(ids) for value in (pk, n)]
     when = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [Mail.State.SENDING, when, uuid.uuid4().hex, *positions, *ids]
-        )
+        cursor.execute(sql, [Mail.State.SENDING, when, token, *positions, *ids])
 
 
 def _due_server_ids() -> list[int | None]:
+    """Servers with due mail, but those paused or down and not yet to be probed."""
     now = timezone.now()
     due = Mail.objects.filter(state__in=Mail.PENDING, next_attempt_at__lte=now)
     due = due.exclude(server__paused_until__gt=now)
-    return list(due.order_by().values_list("server_id", flat=True).distinct())
+    ids = list(due.order_by().values_list("server_id", flat=True).distinct())
+    waiting = outbox_health.waiting_keys(now)
+    return [i for i in ids if outbox_health.server_key(i) not in waiting]
 
 
-def _server_problem(
+def _server_paused(
+    server: OutgoingServer, exc: ServerQuotaError, ids: list[int], report: DrainReport
+) -> None:
+    """The provider's sending quota: pause the server; its mail waits untried."""
+    now = timezone.now()
+    logger.warning("outgoing server %s: %s", server, exc.user_message)
+    server.paused_until = now + QUOTA_PAUSE
+    server.last_error, server.last_error_at = exc.user_message, now
+    server.save(update_fields=["paused_until", "last_error", "last_error_at"])
+    release_mails(ids, server.paused_until, exc.user_message, report)
+
+
+def _server_down(
     server: OutgoingServer | None,
     exc: MailServerError,
     ids: list[int],
     report: DrainReport,
 ) -> None:
-    """The server (not the mail) failed: pause it or back off, and note why."""
-    now = timezone.now()
-    logger.warning("outgoing server %s: %s", server or "default", exc.user_message)
-    if server is not None and isinstance(exc, ServerQuotaError | PermanentError):
-        pause = QUOTA_PAUSE if isinstance(exc, ServerQuotaError) else ATTENTION_PAUSE
-        server.paused_until = now + pause
-        server.needs_attention = not isinstance(exc, ServerQuotaError)
-        server.last_error, server.last_error_at = exc.user_message, now
-        server.save(
-            update_fields=[
-                "paused_until",
-                "needs_attention",
-                "last_error",
-                "last_error_at",
-            ]
-        )
-        release_mails(ids, server.paused_until, exc.user_message, report)
+    """The server could not be connected to: it is down, not the mail. The mail
+    waits for the probe without using an attempt; the server keeps the reason."""
+    if isinstance(exc, ServerQuotaError) and server is not None:
+        _server_paused(server, exc, ids, report)
         return
+    now = timezone.now()
+    logger.warning("outgoing server %s is down: %s", server or "default", exc)
+    probe_at = outbox_health.mark_down(server, exc.user_message)
     if server is not None:
         server.last_error, server.last_error_at = exc.user_message, now
-        server.save(update_fields=["last_error", "last_error_at"])
-    for mail_id in ids:
-        mark_sending(mail_id, Rcpt.State.DEFERRED, exc.user_message, report)
+        # Our configuration or credentials: someone has to look (probes go on).
+        server.needs_attention = isinstance(exc, PermanentError)
+        server.save(update_fields=["last_error", "last_error_at", "needs_attention"])
+    reason = _(
+        "%(server)s could not be reached: %(error)s The mail waits (next try "
+        "%(when)s) and goes out by itself when the server is back."
+    ) % {
+        "server": server or _("The default server"),
+        "error": exc.user_message,
+        "when": date_format(timezone.localtime(probe_at), "DATETIME_FORMAT"),
+    }
+    release_mails(ids, probe_at, reason, report)
 
 
 # --- Sending -----------------------------------------------------------------------
@@ -236,9 +294,19 @@ def _chunks(ids: list[int]) -> Iterator[tuple[int, str, bytes]]:
             chunk, total = [], 0
 
 
-def _send_batch(
-    server: OutgoingServer | None, ids: list[int], report: DrainReport
-) -> None:
+def _send_batch(claim: Claim, report: DrainReport) -> None:
+    """Send a claim's mail over one connection, under the claim's heartbeat. The
+    claim row goes once every mail is settled; after a crash it is what recovery
+    finds (its lease no longer renewed)."""
+    renew = functools.partial(_renew_claim, claim.token)
+    name = f"outbox-claim-{claim.token[:8]}"
+    with Heartbeat(renew, every=HEARTBEAT_SECONDS, name=name) as beat:
+        _send_claimed(claim, report, beat)
+    OutboxClaim.objects.filter(token=claim.token).delete()
+
+
+def _send_claimed(claim: Claim, report: DrainReport, beat: Heartbeat) -> None:
+    server, ids = claim.server, claim.ids
     recipients: dict[int, list[str]] = defaultdict(list)
     rows = Rcpt.objects.filter(mail_id__in=ids, state=Rcpt.State.SENDING)
     for mail_id, address in rows.order_by("id").values_list("mail_id", "address"):
@@ -246,56 +314,68 @@ def _send_batch(
     try:
         conn = SmtpConnection(smtp_params_for(server))
     except MailServerError as exc:
-        _server_problem(server, exc, ids, report)
+        _server_down(server, exc, ids, report)
         return
     done: set[int] = set()
     delivered = False
-    sent_log = SentLog()
+    progress = SendProgress(claim.token)
     started = time.monotonic()
     try:
         for mail_id, mail_from, raw in _chunks(ids):
+            if beat.lost:  # recovery took the claim back: touch nothing more
+                return
             if done and time.monotonic() - started > BATCH_SECONDS:
-                sent_log.flush()
+                progress.close()
                 rest = [i for i in ids if i not in done]
                 release_mails(rest, timezone.now(), "", report)
                 break
             if conn.connection is None:
-                sent_log.flush()
+                progress.close()
                 try:
                     open_connection(conn, server)
                 except MailServerError as exc:
-                    _server_problem(
-                        server, exc, [i for i in ids if i not in done], report
-                    )
+                    rest = [i for i in ids if i not in done]
+                    _server_down(server, exc, rest, report)
                     return
+                outbox_health.mark_up(server.pk if server else None)
             done.add(mail_id)
             try:
                 results = conn.send(
                     mail_from=mail_from,
                     recipients=recipients[mail_id],
                     raw=raw,
-                    while_waiting=sent_log.flush_if_due,
+                    while_waiting=progress.flush_recipients_if_due,
+                    before_data=functools.partial(progress.reach_data, mail_id),
                 )
-            except ServerQuotaError as exc:
-                sent_log.flush()
-                done.discard(mail_id)
-                _server_problem(server, exc, [i for i in ids if i not in done], report)
+            except SendCancelled:  # taken back by recovery: not ours to send
                 return
+            except ServerQuotaError as exc:
+                progress.close()
+                done.discard(mail_id)
+                _server_down(server, exc, [i for i in ids if i not in done], report)
+                return
+            except UncertainDeliveryError as exc:  # the final dot, then silence
+                progress.commit()
+                reason = exc.user_message
+                mark_sending(mail_id, Rcpt.State.FAILED, reason, report, uncertain=True)
             except DeliveryError as exc:  # refused before sending (bad address)
+                progress.commit()
                 state = Rcpt.State.FAILED if exc.permanent else Rcpt.State.DEFERRED
                 mark_sending(mail_id, state, exc.user_message, report)
-            except MailServerError as exc:  # connection lost mid-mail: retry later
+            except MailServerError as exc:  # lost before the end of DATA: retry
+                progress.commit()
                 mark_sending(mail_id, Rcpt.State.DEFERRED, exc.user_message, report)
             else:
                 delivered = delivered or any(r.ok for r in results.values())
                 if results and all(r.ok for r in results.values()):
-                    sent_log.note(mail_id)
+                    progress.note(mail_id)
                     report.sent += 1
                 else:
+                    progress.commit()
                     record_results(mail_id, results, report)
     finally:
         conn.close()
-        sent_log.flush()
+        progress.close()
     if server is not None and delivered:
         OutgoingServer.objects.filter(pk=server.pk).update(
             last_success_at=timezone.now(), needs_attention=False
@@ -311,10 +391,10 @@ def process_outbox(*, batch_size: int = BATCH_SIZE) -> DrainReport:
     while True:
         progressed = False
         for server_id in _due_server_ids():
-            server, ids = _claim(server_id=server_id, limit=batch_size)
-            if ids:
+            claim = _claim(server_id=server_id, limit=batch_size)
+            if claim.ids:
                 progressed = True
-                _send_batch(server, ids, report)
+                _send_batch(claim, report)
         if not progressed:
             return report
 
@@ -325,72 +405,104 @@ def send_mail_item(*, mail_id: int) -> DrainReport:
     server_id = Mail.objects.filter(pk=mail_id).values_list("server_id", flat=True)
     if not server_id:
         return report
-    server, ids = _claim(server_id=server_id[0], limit=1, only_id=mail_id)
-    if ids:
-        _send_batch(server, ids, report)
+    key = outbox_health.server_key(server_id[0])
+    if key in outbox_health.waiting_keys(timezone.now()):
+        return report  # the server is down: the probe (beat) will take it
+    claim = _claim(server_id=server_id[0], limit=1, only_id=mail_id)
+    if claim.ids:
+        _send_batch(claim, report)
     return report
 
 
-# After a crash, the first mails of a batch still *sending* (in sending order) may
-# have left: the unflushed SentLog group (at most FLUSH_EVERY) and the one in flight.
-# Every other result is written as soon as it is known, so the rest were never tried.
-UNCERTAIN_SPAN = SentLog.FLUSH_EVERY + 1
+# --- Recovery -----------------------------------------------------------------------
 
 
-def split_stuck_batches(
-    rows: list[tuple[int, str, int | None]],
-) -> tuple[list[int], list[int]]:
-    """(may have left, never tried) among stuck ``(id, claim_token, position)`` rows.
-
-    Only the batch's first ``UNCERTAIN_SPAN`` mails still *sending* may have left.
-    A mail without a token or a position (claimed before positions were recorded)
-    counts as possibly sent.
-    """
-    batches: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    uncertain: list[int] = []
-    for mail_id, token, position in rows:
-        if not token or position is None:
-            uncertain.append(mail_id)
-        else:
-            batches[token].append((position, mail_id))
-    untried: list[int] = []
-    for batch in batches.values():
-        ordered = [mail_id for _position, mail_id in sorted(batch)]
-        uncertain += ordered[:UNCERTAIN_SPAN]
-        untried += ordered[UNCERTAIN_SPAN:]
-    return uncertain, untried
+def abandoned_claims() -> set[str]:
+    """Claims whose lease ended (by the database's clock) or whose owner is gone."""
+    ended = set(
+        OutboxClaim.objects.filter(lease_until__lt=Now()).values_list(
+            "token", flat=True
+        )
+    )
+    for token, owner in OutboxClaim.objects.exclude(token__in=ended).values_list(
+        "token", "owner"
+    ):
+        if lease_owner.is_dead(owner):
+            ended.add(token)
+    return ended
 
 
 def recover_stuck_mail(*, older_than: timedelta = STUCK_AFTER) -> int:
-    """Settle mail left *sending* by a crashed worker; returns how many.
+    """Settle the mail of abandoned claims (and of mail *sending* without any claim
+    for ``older_than``); returns how many mails.
 
-    Mail that was never tried is queued again (no attempt used). Mail that may have
-    left (see ``UNCERTAIN_SPAN``) is never re-sent on its own: it fails with a reason
-    saying so, and a person checks with the recipient and uses Retry.
+    Untried mail is queued again (no attempt used). The one mail of a claim that
+    may have reached the server (stage *data*) is never re-sent on its own: it
+    fails as "cannot tell", and a person checks with the recipient and retries.
     """
+    ended = abandoned_claims()
+    live = set(
+        OutboxClaim.objects.exclude(token__in=ended).values_list("token", flat=True)
+    )
     cutoff = timezone.now() - older_than
     report = DrainReport()
     with transaction.atomic():
         rows = list(
             Mail.objects.select_for_update(skip_locked=True)
-            .filter(state=Mail.State.SENDING, claimed_at__lt=cutoff)
-            .values_list("pk", "claim_token", "claim_position")
+            .filter(state=Mail.State.SENDING)
+            .filter(
+                Q(claim_token__in=ended)
+                | (Q(claimed_at__lt=cutoff) & ~Q(claim_token__in=live))
+            )
+            .values_list("pk", "smtp_stage", "claim_token")
         )
-        uncertain, untried = split_stuck_batches(rows)
-        reason = str(UNCERTAIN_REASON)
+        uncertain = [pk for pk, stage, _token in rows if stage == Mail.Stage.DATA]
+        untried = [pk for pk, stage, _token in rows if stage != Mail.Stage.DATA]
         for mail_id in uncertain:
-            mark_sending(mail_id, Rcpt.State.FAILED, reason, report)
+            reason = str(UNCERTAIN_REASON)
+            mark_sending(mail_id, Rcpt.State.FAILED, reason, report, uncertain=True)
         release_mails(untried, timezone.now(), "", report)
-        # Delivered mail whose recipients were not yet marked (older SentLog rows).
+        # Delivered mail whose recipients were not yet written (SendProgress).
+        tokens = ended | {token for _pk, _stage, token in rows}
         Rcpt.objects.filter(
-            state=Rcpt.State.SENDING, mail__state=Mail.State.SENT
+            state=Rcpt.State.SENDING,
+            mail__state=Mail.State.SENT,
+            mail__claim_token__in=tokens,
         ).update(state=Rcpt.State.SENT, smtp_code=250, updated_at=timezone.now())
+        OutboxClaim.objects.filter(token__in=ended).delete()
     if rows:
         logger.warning(
-            "recovered %d outgoing mail(s) stuck in sending: %d queued again, "
-            "%d may have been sent (failed, to check and retry)",
+            "recovered %d outgoing mail(s) of %d abandoned claim(s): %d queued "
+            "again, %d may have been sent (failed, to check and retry)",
             len(rows),
+            len(ended),
             len(untried),
             len(uncertain),
         )
     return len(rows)
+
+
+def expire_old_mail() -> int:
+    """Fail waiting mail older than the queue lifetime, with its last error."""
+    cutoff = timezone.now() - queue_lifetime()
+    expired = 0
+    old = Mail.objects.filter(state__in=Mail.PENDING, created_at__lte=cutoff)
+    for mail_id, last_error in old.values_list("pk", "last_error")[:5000]:
+        reason = expired_reason(last_error)[:2000]
+        now = timezone.now()
+        with transaction.atomic():
+            won = Mail.objects.filter(pk=mail_id, state__in=Mail.PENDING).update(
+                state=Mail.State.FAILED, last_error=reason, last_error_at=now
+            )
+            Rcpt.objects.filter(mail_id=mail_id, state__in=Rcpt.PENDING).update(
+                state=Rcpt.State.FAILED, last_error=reason, updated_at=now
+            )
+        expired += won
+    if expired:
+        logger.warning("%d outgoing mail(s) expired in the queue", expired)
+    return expired
+
+
+def sweep_queue() -> tuple[int, int]:
+    """Beat's sweep: recover abandoned claims, expire old mail. (recovered, expired)"""
+    return recover_stuck_mail(), expire_old_mail()

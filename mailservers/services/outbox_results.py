@@ -2,34 +2,50 @@
 
 A mail's state always follows from its recipients' states (``finish_mail``):
 deferred ones retry with exponential backoff and jitter until ``MAX_ATTEMPTS``.
-Delivered mail is written in small groups (``SentLog``). Every function here expects
-the rows to be claimed (*sending*) by the calling worker.
+Progress is written as the SMTP dialogue goes (``SendProgress``). Every function here
+expects the rows to be claimed (*sending*) by the calling worker, and leaves alone a
+mail that recovery took back meanwhile. Mail expires only after the queue lifetime
+(``mail.queue.lifetime_days``), never after a number of attempts.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from knowlix import params
 from mailservers.backends.smtp import RecipientResult
 from mailservers.models import OutgoingMail, OutgoingRecipient
 
 Mail, Rcpt = OutgoingMail, OutgoingRecipient
-MAX_ATTEMPTS = 8
 BACKOFF_BASE = 60.0  # seconds before the first retry; doubles each attempt
-BACKOFF_CAP = 6 * 3600.0
+BACKOFF_CAP = 4000.0  # Postfix's maximal_backoff_time
 UNCERTAIN_REASON = gettext_lazy(
     "The worker stopped while sending this mail: Knowlix cannot tell whether it "
     "left. Check with the recipient, then Retry."
 )
+
+
+def queue_lifetime() -> timedelta:
+    """How long a mail may wait in the queue (Postfix's maximal_queue_lifetime)."""
+    days = params.get_int_param(params.QUEUE_LIFETIME_DAYS)
+    return timedelta(days=days if days > 0 else 5)
+
+
+def expired_reason(reason: str) -> str:
+    days = queue_lifetime().total_seconds() / 86400
+    text = _("Expired: still not delivered after %(days)s days in the queue.") % {
+        "days": f"{days:g}"
+    }
+    return f"{text} {_('Last error: %(reason)s') % {'reason': reason}}".strip()
 
 
 @dataclass
@@ -46,67 +62,104 @@ def backoff_seconds(attempts: int) -> float:
     return delay * random.uniform(0.5, 1.5)
 
 
-class SentLog:
-    """Records fully delivered mail (the hot path) in small groups.
+class SendProgress:
+    """Writes a batch's progress as the SMTP dialogue goes (the hot path).
 
-    A delivered mail is noted in memory; its mail and recipient rows are written in
-    one transaction every ``FLUSH_EVERY`` mails or ``FLUSH_SECONDS``, while the
-    server is busy with the next MAIL FROM, and always when the batch ends. Claims
-    keep two workers from ever sending the same mail; the one gap SMTP leaves (a 250
-    in hand, not yet written) spans at most ``FLUSH_EVERY`` mails plus the one in
-    flight: after a crash there, ``recover_stuck_mail`` marks those few as possibly
-    sent (never re-sent on their own). Plain SQL: building the ORM
-    queries cost more than the SMTP dialogue itself (bench/outgoing.py).
+    Before a mail's content can reach the server, ``reach_data`` marks it
+    ``smtp_stage=data`` — only if this batch still holds it — and in the same
+    transaction writes the previous mail's 250 (``note``). The server is busy with
+    the RCPT meanwhile, so the write costs no wall time. Hence, at any moment, at
+    most one mail of a batch is *sending* at stage *data*: the single one a crash
+    leaves uncertain (its final dot may have been written, its reply never read);
+    every other *sending* mail of a dead batch surely never left and is requeued.
+    Recipients of delivered mail are written in groups (``flush_recipients``),
+    while the server answers the next MAIL FROM; recovery completes those of a
+    dead batch (their mail says *sent*). Plain SQL: the ORM's query building cost
+    more than the SMTP dialogue itself (bench/outgoing.py).
     """
 
-    FLUSH_EVERY = 20
-    FLUSH_SECONDS = 0.25
+    FLUSH_EVERY = 50
 
-    def __init__(self) -> None:
-        self.pending: list[int] = []
-        self.since = 0.0
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.delivered: int | None = None  # its 250 is in hand, not yet written
+        self.unmarked: list[int] = []  # written sent; recipients not yet
         q = connection.ops.quote_name
-        self.mail_sql = (
-            f"UPDATE {q(Mail._meta.db_table)} SET state = %s, sent_at = %s, "
-            "last_error = '' WHERE state = %s AND id IN ({})"
+        mail, rcpt = q(Mail._meta.db_table), q(Rcpt._meta.db_table)
+        self.sent_sql = (
+            f"UPDATE {mail} SET state = %s, sent_at = %s, last_error = '' "
+            "WHERE id = %s AND state = %s"
+        )
+        self.stage_sql = (
+            f"UPDATE {mail} SET smtp_stage = %s "
+            "WHERE id = %s AND state = %s AND claim_token = %s"
         )
         self.rcpt_sql = (
-            f"UPDATE {q(Rcpt._meta.db_table)} SET state = %s, smtp_code = 250, "
-            "last_error = '', updated_at = %s WHERE state = %s AND mail_id IN ({})"
+            f"UPDATE {rcpt} SET state = %s, smtp_code = 250, last_error = '', "
+            "updated_at = %s WHERE state = %s AND mail_id IN ({})"
         )
 
     def note(self, mail_id: int) -> None:
-        if len(self.pending) >= self.FLUSH_EVERY:  # never more unwritten than that
-            self.flush()
-        if not self.pending:
-            self.since = time.monotonic()
-        self.pending.append(mail_id)
+        """``mail_id`` was accepted (250): written with the next stage, or ``commit``."""
+        if self.delivered is not None:
+            self.commit()
+        self.delivered = mail_id
 
-    def flush_if_due(self) -> None:
-        if len(self.pending) >= self.FLUSH_EVERY or (
-            self.pending and time.monotonic() - self.since >= self.FLUSH_SECONDS
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
+    def _write_delivered(self, cursor: CursorWrapper) -> None:
+        if self.delivered is None:
             return
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        marks = ", ".join(["%s"] * len(self.pending))
+        cursor.execute(
+            self.sent_sql, [Mail.State.SENT, now, self.delivered, Mail.State.SENDING]
+        )
+        self.unmarked.append(self.delivered)
+        self.delivered = None
+
+    def _fast_commit(self, cursor: CursorWrapper) -> None:
+        if connection.vendor == "postgresql":
+            # Don't wait for the WAL flush: a worker crash loses nothing; only a
+            # crash of PostgreSQL itself within ~0.2 s could lose the last writes.
+            cursor.execute("SET LOCAL synchronous_commit TO off")
+
+    def reach_data(self, mail_id: int) -> bool:
+        """Record that ``mail_id`` may now reach the server; False if this batch no
+        longer holds it (recovered as abandoned): then it must not be sent."""
         with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # Don't wait for the WAL flush: a worker crash loses nothing; only a
-                # crash of PostgreSQL itself within ~0.2 s widens the gap above.
-                cursor.execute("SET LOCAL synchronous_commit TO off")
+            self._fast_commit(cursor)
+            self._write_delivered(cursor)
             cursor.execute(
-                self.mail_sql.format(marks),
-                [Mail.State.SENT, now, Mail.State.SENDING, *self.pending],
+                self.stage_sql,
+                [Mail.Stage.DATA, mail_id, Mail.State.SENDING, self.token],
             )
+            return cursor.rowcount == 1
+
+    def commit(self) -> None:
+        """Write the delivered mail now (before any other result of the batch)."""
+        if self.delivered is not None:
+            with transaction.atomic(), connection.cursor() as cursor:
+                self._fast_commit(cursor)
+                self._write_delivered(cursor)
+
+    def flush_recipients_if_due(self) -> None:
+        if len(self.unmarked) >= self.FLUSH_EVERY:
+            self.flush_recipients()
+
+    def flush_recipients(self) -> None:
+        if not self.unmarked:
+            return
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        marks = ", ".join(["%s"] * len(self.unmarked))
+        with transaction.atomic(), connection.cursor() as cursor:
+            self._fast_commit(cursor)
             cursor.execute(
                 self.rcpt_sql.format(marks),
-                [Rcpt.State.SENT, now, Rcpt.State.SENDING, *self.pending],
+                [Rcpt.State.SENT, now, Rcpt.State.SENDING, *self.unmarked],
             )
-        self.pending = []
+        self.unmarked = []
+
+    def close(self) -> None:
+        self.commit()
+        self.flush_recipients()
 
 
 def record_results(
@@ -115,6 +168,8 @@ def record_results(
     """Some recipient was refused: write each one's result and derive the mail's."""
     now = timezone.now()
     with transaction.atomic():
+        if not Mail.objects.filter(pk=mail_id, state=Mail.State.SENDING).exists():
+            return  # taken back by recovery meanwhile
         sending = Rcpt.objects.filter(mail_id=mail_id, state=Rcpt.State.SENDING)
         for address, result in results.items():
             state = (
@@ -136,32 +191,43 @@ def record_results(
         )
 
 
-def mark_sending(mail_id: int, state: str, reason: str, report: DrainReport) -> None:
+def mark_sending(
+    mail_id: int,
+    state: str,
+    reason: str,
+    report: DrainReport,
+    *,
+    uncertain: bool = False,
+) -> None:
     """Every recipient still *sending* becomes ``state`` with ``reason``."""
     with transaction.atomic():
         Rcpt.objects.filter(mail_id=mail_id, state=Rcpt.State.SENDING).update(
             state=state, last_error=reason, updated_at=timezone.now()
         )
-        finish_mail(mail_id, reason, report)
+        finish_mail(mail_id, reason, report, uncertain=uncertain)
 
 
-def finish_mail(mail_id: int, reason: str, report: DrainReport) -> None:
-    """Derive the mail's state from its recipients (inside the caller's transaction)."""
+def finish_mail(
+    mail_id: int, reason: str, report: DrainReport, *, uncertain: bool = False
+) -> None:
+    """Derive the mail's state from its recipients (inside the caller's transaction).
+
+    A mail recovery took back meanwhile (no longer *sending*) is left alone."""
     now = timezone.now()
     mail = Mail.objects.select_for_update().defer("raw").get(pk=mail_id)
+    if mail.state != Mail.State.SENDING:
+        return
     states = set(mail.recipients.values_list("state", flat=True))
-    if Rcpt.State.DEFERRED in states and mail.attempts >= MAX_ATTEMPTS:
-        reason = _("gave up after %(n)s attempts: %(reason)s") % {
-            "n": mail.attempts,
-            "reason": reason,
-        }
+    retry_at = now + timedelta(seconds=backoff_seconds(mail.attempts))
+    if Rcpt.State.DEFERRED in states and retry_at >= mail.created_at + queue_lifetime():
+        reason = expired_reason(reason)
         mail.recipients.filter(state=Rcpt.State.DEFERRED).update(
             state=Rcpt.State.FAILED, last_error=reason, updated_at=now
         )
         states = (states - {Rcpt.State.DEFERRED}) | {Rcpt.State.FAILED}
     if Rcpt.State.DEFERRED in states:
         mail.state = Mail.State.DEFERRED
-        mail.next_attempt_at = now + timedelta(seconds=backoff_seconds(mail.attempts))
+        mail.next_attempt_at = retry_at
         report.deferred += 1
     elif states & {Rcpt.State.SENT, Rcpt.State.BOUNCED}:
         mail.state = Mail.State.SENT
@@ -173,6 +239,7 @@ def finish_mail(mail_id: int, reason: str, report: DrainReport) -> None:
         report.failed += 1
     if Rcpt.State.SENT in states and mail.sent_at is None:
         mail.sent_at = now
+    mail.uncertain = uncertain and mail.state == Mail.State.FAILED
     mail.last_error = reason[:2000]
     mail.last_error_at = now if reason else mail.last_error_at
     mail.save(
@@ -180,6 +247,7 @@ def finish_mail(mail_id: int, reason: str, report: DrainReport) -> None:
             "state",
             "next_attempt_at",
             "sent_at",
+            "uncertain",
             "last_error",
             "last_error_at",
         ]

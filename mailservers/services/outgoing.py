@@ -216,14 +216,19 @@ def queue_mail(
 
 @transaction.atomic
 def retry_mail(*, mail_id: int) -> bool:
-    """Queue a failed, deferred or cancelled mail again, now, with a fresh budget."""
+    """Queue a failed, deferred or cancelled mail again, now, with a fresh budget
+    (attempts and queue lifetime start over)."""
     retryable = [
         OutgoingMail.State.FAILED,
         OutgoingMail.State.DEFERRED,
         OutgoingMail.State.CANCELLED,
     ]
     won = OutgoingMail.objects.filter(pk=mail_id, state__in=retryable).update(
-        state=OutgoingMail.State.QUEUED, attempts=0, next_attempt_at=timezone.now()
+        state=OutgoingMail.State.QUEUED,
+        attempts=0,
+        next_attempt_at=timezone.now(),
+        created_at=timezone.now(),
+        uncertain=False,
     )
     if won:
         OutgoingRecipient.objects.filter(

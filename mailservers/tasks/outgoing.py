@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailservers.services import outbox
+from mailservers.services import outbox, outgoing_notify
 
-__all__ = ["process_outbox", "recover_stuck_mail", "send_mail"]
+__all__ = [
+    "notify_server_outages",
+    "process_outbox",
+    "recover_stuck_mail",
+    "send_mail",
+]
 
 
 @shared_task(name="mailservers.tasks.send_mail")
@@ -28,5 +33,11 @@ def process_outbox() -> None:
 
 @shared_task(name="mailservers.tasks.recover_stuck_mail")
 def recover_stuck_mail() -> None:
-    """Put mail left in *sending* by a crashed worker back in the queue."""
-    outbox.recover_stuck_mail()
+    """Hand back the mail of dead workers' claims; expire mail past its lifetime."""
+    outbox.sweep_queue()
+
+
+@shared_task(name="mailservers.tasks.notify_server_outages")
+def notify_server_outages() -> None:
+    """Tell the admins about servers down for 15 minutes, and back (beat)."""
+    outgoing_notify.notify_server_outages()

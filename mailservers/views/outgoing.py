@@ -154,7 +154,15 @@ def _back_to_queue(request: HttpRequest) -> HttpResponse:
 @technical_required
 @require_POST
 def queue_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    if services.retry_mail(mail_id=pk):
+    uncertain = OutgoingMail.objects.filter(pk=pk, uncertain=True).exists()
+    if uncertain and request.POST.get("confirm") != "1":
+        messages.warning(
+            request,
+            "This mail may already have arrived (the worker or the connection "
+            "stopped after it was sent): check with the recipient, then use "
+            "Retry anyway.",
+        )
+    elif services.retry_mail(mail_id=pk):
         from mailservers.tasks.outgoing import send_mail
 
         send_mail.delay_on_commit(pk)

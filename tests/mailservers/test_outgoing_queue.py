@@ -14,7 +14,13 @@ from feed.models import Message
 from knowlix import params
 from mailservers.errors import DeliveryError, MailTooLargeError
 from mailservers.mime import MailPart
-from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
+from mailservers.models import (
+    OutboxClaim,
+    OutgoingMail,
+    OutgoingRecipient,
+    OutgoingServer,
+    OutgoingServerHealth,
+)
 from mailservers.services import outbox
 from mailservers.services.outgoing import (
     MailRecipient,
@@ -203,15 +209,39 @@ def test_temporary_failure_defers_then_sends_once(outbox_server, fault):  # noqa
     assert len(outbox_server.received) == 2
 
 
-def test_gives_up_after_max_attempts(outbox_server):  # noqa: ANN001
-    """A recipient still deferred at the last attempt fails with the reason."""
+def test_deferred_mail_expires_only_after_the_queue_lifetime(outbox_server):  # noqa: ANN001
+    """Attempts never end a mail's wait; the queue lifetime (5 days) does, with why."""
     outbox_server.fail_rcpt("slow@x.test", 451, "4.2.0 greylisted")
-    mail = queue(recipients=[MailRecipient("slow@x.test")])
-    OutgoingMail.objects.filter(pk=mail.pk).update(attempts=outbox.MAX_ATTEMPTS - 1)
+    young = queue(recipients=[MailRecipient("slow@x.test")], subject="young")
+    old = queue(recipients=[MailRecipient("slow@x.test")], subject="old")
+    OutgoingMail.objects.filter(pk=young.pk).update(attempts=40)
+    OutgoingMail.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(days=5) + timedelta(seconds=10)
+    )
     outbox.process_outbox()
+    young.refresh_from_db()
+    old.refresh_from_db()
+    assert young.state == State.DEFERRED and young.attempts == 41
+    assert old.state == State.FAILED
+    assert "5 days" in old.last_error and "greylisted" in old.last_error
+    assert old.recipients.get().state == RState.FAILED
+
+
+def test_waiting_mail_expires_by_the_sweep(outbox_server):  # noqa: ANN001
+    """Mail that waited past the lifetime (its server down) fails with its last
+    error; the lifetime is a system parameter."""
+    params.set_param(params.QUEUE_LIFETIME_DAYS, "2")
+    mail = queue()
+    OutgoingMail.objects.filter(pk=mail.pk).update(
+        state=State.DEFERRED,
+        last_error="server down",
+        created_at=timezone.now() - timedelta(days=2, seconds=1),
+    )
+    assert outbox.sweep_queue() == (0, 1)
     mail.refresh_from_db()
-    assert mail.state == State.FAILED
-    assert "gave up" in mail.last_error and "greylisted" in mail.last_error
+    assert mail.state == State.FAILED and "2 days" in mail.last_error
+    assert "server down" in mail.last_error
+    assert outbox_server.received == []
 
 
 def test_quota_pauses_the_server_and_mail_waits(outbox_server):  # noqa: ANN001
@@ -233,15 +263,17 @@ def test_quota_pauses_the_server_and_mail_waits(outbox_server):  # noqa: ANN001
 
 
 def test_bad_credentials_flag_the_server(outbox_server):  # noqa: ANN001
-    """Refused credentials flag the server needs-attention; its mail waits."""
+    """Refused credentials flag the server needs-attention and down; its mail
+    waits for the probe without using an attempt."""
     relay = custom_server(outbox_server, password="wrong")
     mail = queue(from_address="a@elsewhere.test")
     outbox.process_outbox()
     relay.refresh_from_db()
-    assert relay.needs_attention and relay.is_paused
+    assert relay.needs_attention and relay.health.is_down
     assert "refused the credentials" in relay.last_error
     mail.refresh_from_db()
     assert mail.state == State.DEFERRED and mail.attempts == 0
+    assert mail.next_attempt_at == relay.health.probe_at
 
 
 def test_rate_limit_makes_mail_wait_not_fail(outbox_server):  # noqa: ANN001
@@ -297,30 +329,35 @@ def test_cancel_then_retry(outbox_server):  # noqa: ANN001
     assert len(outbox_server.received) == 1
 
 
-def test_stuck_batch_fails_its_head_and_requeues_its_untried_tail(outbox_server):  # noqa: ANN001
-    """After a crash, mail that may have left fails visibly; untried mail is re-sent."""
+def test_abandoned_claim_fails_only_its_mail_at_stage_data(outbox_server):  # noqa: ANN001
+    """After a crash, only the mail whose content may have left fails visibly (and
+    warns on Retry); the untried rest is queued again without using an attempt."""
     for n in range(25):
         queue(subject=f"Mail {n}")
-    _server, ids = outbox._claim(server_id=None, limit=25)  # a worker claims, dies
-    OutgoingMail.objects.filter(pk__in=ids).update(
-        claimed_at=timezone.now() - timedelta(hours=1)
+    claim = outbox._claim(server_id=None, limit=25)  # a worker claims, then dies
+    in_flight = claim.ids[3]  # its content was on the wire
+    OutgoingMail.objects.filter(pk=in_flight).update(smtp_stage="data")
+    assert outbox.recover_stuck_mail() == 0  # the claim's lease still runs
+    # Move the database's clock past the lease: the claim is abandoned.
+    OutboxClaim.objects.filter(token=claim.token).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
     )
     assert outbox.process_outbox().sent == 0
     assert outbox.recover_stuck_mail() == 25
-    head, tail = ids[: outbox.UNCERTAIN_SPAN], ids[outbox.UNCERTAIN_SPAN :]
-    for mail in OutgoingMail.objects.filter(pk__in=head):
-        assert mail.state == State.FAILED
-        assert "cannot tell whether it left" in mail.last_error
-        assert mail.recipients.get().state == RState.FAILED
-    assert set(
-        OutgoingMail.objects.filter(pk__in=tail).values_list("state", "attempts")
-    ) == {(State.QUEUED, 0)}
+    assert not OutboxClaim.objects.exists()
+    failed = OutgoingMail.objects.get(state=State.FAILED)
+    assert failed.pk == in_flight and failed.uncertain
+    assert "cannot tell whether it left" in failed.last_error
+    assert failed.recipients.get().state == RState.FAILED
+    rest = OutgoingMail.objects.exclude(pk=in_flight)
+    assert set(rest.values_list("state", "attempts")) == {(State.QUEUED, 0)}
     outbox.process_outbox()
-    assert len(outbox_server.received) == len(tail) == 4
-    assert retry_mail(mail_id=head[0])
+    assert len(outbox_server.received) == 24
+    assert retry_mail(mail_id=in_flight)
     outbox.process_outbox()
-    assert len(outbox_server.received) == 5
-    assert OutgoingMail.objects.get(pk=head[0]).state == State.SENT
+    assert len(outbox_server.received) == 25
+    failed.refresh_from_db()
+    assert failed.state == State.SENT and not failed.uncertain
 
 
 def test_trigger_and_beat_send_once(outbox_server):  # noqa: ANN001
@@ -372,8 +409,9 @@ def test_mail_from_a_dkim_verified_domain_is_signed(outbox_server):  # noqa: ANN
     assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record)
 
 
-def test_unreachable_server_defers_with_backoff(outbox_server, settings):  # noqa: ANN001
-    """Nothing listens: the mail is deferred (attempt counted) with the reason."""
+def test_unreachable_server_is_down_and_mail_waits(outbox_server, settings):  # noqa: ANN001
+    """Nothing listens: the server is down, the mail waits for the probe with the
+    reason and no attempt used; until the probe, nothing is tried again."""
     import socket
 
     with socket.socket() as sock:
@@ -383,10 +421,15 @@ def test_unreachable_server_defers_with_backoff(outbox_server, settings):  # noq
     mail = queue()
     report = outbox.process_outbox()
     mail.refresh_from_db()
-    assert report.deferred == 1
-    assert mail.state == State.DEFERRED and mail.attempts == 1
+    assert report.released == 1 and report.deferred == 0
+    assert mail.state == State.DEFERRED and mail.attempts == 0
     assert "refused the connection" in mail.last_error
-    assert mail.next_attempt_at > timezone.now()
+    assert "goes out by itself" in mail.last_error
+    health = OutgoingServerHealth.objects.get(key="default")
+    assert health.is_down and health.failures == 1
+    assert mail.next_attempt_at == health.probe_at > timezone.now()
+    queue(subject="another")
+    assert outbox.process_outbox() == outbox.DrainReport()  # waits for the probe
 
 
 def test_process_outbox_command_runs_one_pass(outbox_server):  # noqa: ANN001

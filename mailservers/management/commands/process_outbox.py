@@ -14,13 +14,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--recover",
             action="store_true",
-            help="First put mail stuck in 'sending' (a crashed worker) back in the queue.",
+            help=(
+                "First hand back the mail of crashed workers at once (claims whose "
+                "process is gone or whose lease ended) and expire old mail."
+            ),
         )
 
     def handle(self, *args: object, **options: object) -> None:
         if options["recover"]:
-            count = outbox.recover_stuck_mail()
-            self.stdout.write(f"recovered {count} stuck mail(s)")
+            count, expired = outbox.sweep_queue()
+            self.stdout.write(f"recovered {count} stuck mail(s), expired {expired}")
         report = outbox.process_outbox()
         self.stdout.write(
             f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, "
