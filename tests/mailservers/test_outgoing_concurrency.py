@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from knowlix import params
 from mailservers.models import OutgoingMail, OutgoingRecipient
-from mailservers.services.outgoing import MailRecipient, queue_mail
+from tests.mailservers.queue_helpers import queue_numbered
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
@@ -48,17 +47,7 @@ def database_url() -> str:
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_send_each_mail_exactly_once(smtp_server_process, tmp_path):  # noqa: ANN001
     """1,000 mails drained by two processes at once: each received exactly once."""
-    params.set_param(params.CATCHALL_DOMAIN, "catchall.test")
-    ids = {
-        queue_mail(
-            from_address="alice@catchall.test",
-            recipients=[MailRecipient(f"r{n}@customer.test")],
-            subject=f"Mail {n}",
-            body_text=f"Body {n}",
-            send_now=False,
-        ).message_id
-        for n in range(1000)
-    }
+    ids = {mail.message_id for mail in queue_numbered(1000)}
     go = tmp_path / "go"
     env = {
         **os.environ,

@@ -30,11 +30,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from feed.services import post_message
-from knowlix import params
 from knowlix.users import get_profile
 from mailservers.models import OutboxClaim, OutgoingMail, OutgoingRecipient
 from mailservers.services import outbox
-from mailservers.services.outgoing import MailRecipient, queue_mail
+from tests.mailservers.queue_helpers import queue_numbered
 from tests.mailservers.test_outgoing_concurrency import database_url
 from tests.servers.smtp import SmtpServerProcess
 
@@ -104,15 +103,7 @@ def test_killed_worker_sends_nothing_twice_and_drops_nothing(
     tech: Client,  # noqa: ANN001
 ) -> None:
     """Kill mid-batch, recover, drain: each mail received at most once, none lost."""
-    params.set_param(params.CATCHALL_DOMAIN, "catchall.test")
-    for n in range(COUNT):
-        queue_mail(
-            from_address="alice@catchall.test",
-            recipients=[MailRecipient(f"r{n}@customer.test")],
-            subject=f"Mail {n}",
-            body_text=f"Body {n}",
-            send_now=False,
-        )
+    queue_numbered(COUNT)
     kill_worker_with_mail_in_flight(stalling_smtp)
     in_flight = received_ids(stalling_smtp)[-1]
     assert OutgoingMail.objects.filter(state=State.SENDING).exists()

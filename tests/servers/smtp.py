@@ -48,7 +48,7 @@ class Received:
 
 @dataclass
 class _Fault:
-    stage: str  # "mail" | "rcpt" | "data" | "after_data"
+    stage: str  # "connect" | "mail" | "rcpt" | "data" | "after_data"
     code: int | None  # None = drop the connection without answering
     text: str = ""
     address: str = ""  # rcpt faults only
@@ -171,6 +171,18 @@ def _login_name(session: Session) -> str | None:
     return login.decode() if isinstance(login, bytes) else login
 
 
+class _Greeting(asyncio.Protocol):
+    """A connection that only hears a refusing greeting, then is closed."""
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(self.reply.encode() + b"\r\n")
+        transport.close()
+
+
 class SmtpTestServer:
     """An aiosmtpd server on a free port of 127.0.0.1, started in its own thread."""
 
@@ -241,12 +253,17 @@ class SmtpTestServer:
             raise RuntimeError(f"the SMTP test server cannot start: {errors[0]!r}")
         return self
 
-    async def _create_server(self, loop: asyncio.AbstractEventLoop) -> asyncio.Server:
+    async def _create_server(
+        self, loop: asyncio.AbstractEventLoop, port: int = 0
+    ) -> asyncio.Server:
         handler = _Handler(self)
 
-        def factory() -> SMTP:
+        def factory() -> SMTP | asyncio.Protocol:
             with self._state.lock:
                 self._state.connections += 1
+            fault = handler._take("connect")
+            if fault is not None:  # refuse at the greeting (a 421 and goodbye)
+                return _Greeting(f"{fault.code} {fault.text}".strip())
             return SMTP(
                 handler,
                 hostname="smtp.test",
@@ -260,7 +277,33 @@ class SmtpTestServer:
             )
 
         tls = self._ssl_context if self.security == "ssl" else None
-        return await loop.create_server(factory, self.host, 0, ssl=tls)
+        return await loop.create_server(
+            factory, self.host, port, ssl=tls, reuse_address=True
+        )
+
+    def stop_listening(self) -> None:
+        """Close the listening socket: connections to the port are refused (an
+        outage) until ``listen_again``."""
+        assert self._loop is not None and self._server is not None
+        server = self._server
+        done = asyncio.run_coroutine_threadsafe(self._close(server), self._loop)
+        done.result(10)
+
+    async def _close(self, server: asyncio.AbstractServer) -> None:
+        server.close()
+        await server.wait_closed()
+
+    def listen_again(self) -> None:
+        """Listen on the same port again after ``stop_listening``."""
+        assert self._loop is not None
+        loop = self._loop
+
+        async def reopen() -> asyncio.AbstractServer:
+            old = self._server
+            self._server = await self._create_server(loop, port=self.port)
+            return old
+
+        asyncio.run_coroutine_threadsafe(reopen(), loop).result(10)
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
@@ -285,7 +328,8 @@ class SmtpTestServer:
 
     # -- fault switches ------------------------------------------------------------
     def reject_next(self, code: int, text: str, *, stage: str = "data") -> None:
-        """Answer the next MAIL FROM / DATA (``stage``) with ``code text``.
+        """Answer the next greeting / MAIL FROM / DATA (``stage``: "connect",
+        "mail", "data") with ``code text``.
 
         421 also closes the connection, as real servers do.
         """
