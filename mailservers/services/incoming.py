@@ -1,8 +1,9 @@
 """Poll incoming mail servers (IMAP/POP3) into the routing pipeline, exactly once.
 
 Invariants:
-- One poll per server at a time: a lease on the server row, claimed by a conditional
-  UPDATE (same on SQLite and PostgreSQL), renewed every batch, expiring after a crash.
+- One poll per server at a time: a 90-second lease on the server row, claimed by a
+  conditional UPDATE (same on SQLite and PostgreSQL), renewed by a heartbeat thread
+  while the poll runs, so it expires within two minutes of a crash anywhere.
 - A message is committed (routed + its ``FetchedMessage`` row, in one transaction
   with the others of its short group) *before* any flag, move or delete reaches
   the server. A crash in between leaves
@@ -15,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import secrets
@@ -37,6 +39,7 @@ from mailservers.incoming.imap import ImapFetcher
 from mailservers.incoming.pop3 import Pop3Fetcher
 from mailservers.models import FetchedMessage, IncomingServer
 from mailservers.services import incoming_notify, lease_owner
+from mailservers.services.heartbeat import Heartbeat
 from mailservers.services.incoming_connect import (
     FAILURES_BEFORE_ATTENTION,
     open_fetcher,
@@ -46,7 +49,10 @@ from mailservers.services.incoming_connect import (
 
 logger = logging.getLogger(__name__)
 
-LEASE = dt.timedelta(minutes=10)
+# A poll's lease: renewed every HEARTBEAT_SECONDS by a heartbeat thread (and after
+# each batch), so it ends within LEASE of its owner's death wherever that ran.
+LEASE = dt.timedelta(seconds=90)
+HEARTBEAT_SECONDS = 20.0
 # A group of fetched messages is routed and committed together (see _store_all).
 GROUP_MESSAGES = 100
 GROUP_BYTES = 16 * 1024 * 1024
@@ -149,6 +155,12 @@ def _lease_free() -> Q:
     return Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=Now())
 
 
+def _keep_lease(server_id: int, token: str) -> bool:
+    """The heartbeat's renewal: True while the lease is still ours."""
+    held = Server.objects.filter(pk=server_id, poll_token=token)
+    return held.update(poll_lease_until=_lease_end()) == 1
+
+
 def _renew(server: IncomingServer, token: str, **progress: int) -> None:
     renewed = Server.objects.filter(pk=server.pk, poll_token=token).update(
         poll_lease_until=_lease_end(), **progress
@@ -177,15 +189,18 @@ def poll_incoming_server(*, server: IncomingServer) -> PollResult:
         return PollResult(skipped=True)
     server.refresh_from_db()  # the position a previous poll left, not a stale copy
     result = PollResult()
+    renew = functools.partial(_keep_lease, server.pk, token)
+    name = f"poll-lease-{server.pk}"
     try:
-        fetcher = open_fetcher(server)
-        try:
-            if isinstance(fetcher, ImapFetcher):
-                _poll_imap(server, fetcher, token, result)
-            else:
-                _poll_pop3(server, fetcher, token, result)
-        finally:
-            fetcher.close()
+        with Heartbeat(renew, every=HEARTBEAT_SECONDS, name=name):
+            fetcher = open_fetcher(server)
+            try:
+                if isinstance(fetcher, ImapFetcher):
+                    _poll_imap(server, fetcher, token, result)
+                else:
+                    _poll_pop3(server, fetcher, token, result)
+            finally:
+                fetcher.close()
     except PollLeaseLost:
         logger.warning("Incoming server %s: lease lost mid-poll", server.pk)
         return result
