@@ -90,10 +90,13 @@ def bare_loop(dovecot: DovecotServer) -> tuple[int, float]:
     return parsed, time.perf_counter() - start
 
 
-def parse_only(*, raws: list[bytes], server: object, prepared: object = None) -> None:
+def parse_only(
+    *, raws: list[bytes], server: object, prepared: object = None
+) -> list[str]:
     """Routing replaced by the bare loop's work (one parse): isolates the poller."""
     for raw in raws:
         email.message_from_bytes(raw, policy=email.policy.default)
+    return ["routed"] * len(raws)
 
 
 def no_prepare(*, raws: list[bytes], server: object) -> None:
@@ -120,9 +123,10 @@ def our_poll(
 
     def counting_route(
         *, raws: list[bytes], server: IncomingServer, prepared: object = None
-    ) -> None:
-        route(raws=raws, server=server, prepared=prepared)
+    ) -> list[str]:
+        outcomes = route(raws=raws, server=server, prepared=prepared)
         routed[0] += len(raws)
+        return outcomes
 
     incoming.route_messages = counting_route
     if route is parse_only:

@@ -65,17 +65,45 @@ class PollLeaseLost(TransientError):
 
 @dataclass
 class PollResult:
-    stored: int = 0
-    known: int = 0  # already stored: finished after a crash, or seen before
+    """What a poll did with each message it fetched, by routing's outcome."""
+
+    stored: int = 0  # routed: posted on a record (or a bounce recorded)
+    duplicate: int = 0  # the same message was stored before (another copy)
+    quarantined: int = 0  # kept in Unprocessed mail for a person to decide
+    refused: int = 0  # deliberately not posted (sender refused, loop protection)
+    known: int = 0  # already in this server's ledger: finished after a crash
     oversize: int = 0
     skipped: bool = False  # another poll holds the server
 
+    def counts(self) -> dict[str, int]:
+        return {
+            "stored": self.stored,
+            "duplicate": self.duplicate,
+            "quarantined": self.quarantined,
+            "refused": self.refused,
+            "known": self.known,
+            "oversize": self.oversize,
+        }
 
-def route_message(*, raw: bytes, server: IncomingServer) -> None:
-    """Hand one message to the routing pipeline (call inside a transaction)."""
+    def count_outcome(self, outcome: str) -> None:
+        """Tally one routed message by its ``InboundMail.Outcome`` value."""
+        if outcome == "duplicate":
+            self.duplicate += 1
+        elif outcome == "quarantined":
+            self.quarantined += 1
+        elif outcome in ("refused", "ignored"):
+            self.refused += 1
+        else:  # routed, bounce (or received: stored, routing to finish)
+            self.stored += 1
+
+
+def route_message(*, raw: bytes, server: IncomingServer) -> str:
+    """Hand one message to the routing pipeline (call inside a transaction);
+    returns its outcome."""
     from routing.services import route_incoming_message
 
-    route_incoming_message(raw=raw, source=f"{server.kind}:{server.pk}", server=server)
+    source = f"{server.kind}:{server.pk}"
+    return route_incoming_message(raw=raw, source=source, server=server).outcome
 
 
 def prepare_messages(*, raws: list[bytes], server: IncomingServer) -> object:
@@ -87,18 +115,19 @@ def prepare_messages(*, raws: list[bytes], server: IncomingServer) -> object:
 
 def route_messages(
     *, raws: list[bytes], server: IncomingServer, prepared: object = None
-) -> None:
+) -> list[str]:
     """Hand a group of messages to the routing pipeline, in order, written together
-    where they can be (call inside a transaction). ``prepared``: see
-    ``prepare_messages``."""
+    where they can be (call inside a transaction); returns each one's outcome.
+    ``prepared``: see ``prepare_messages``."""
     from routing.batch import PreparedMessages, route_incoming_messages
 
-    route_incoming_messages(
+    results = route_incoming_messages(
         raws=raws,
         source=f"{server.kind}:{server.pk}",
         server=server,
         prepared=prepared if isinstance(prepared, PreparedMessages) else None,
     )
+    return [result.outcome for result in results]
 
 
 def after_store_action(server: IncomingServer) -> str:
@@ -169,12 +198,17 @@ def _renew(server: IncomingServer, token: str, **progress: int) -> None:
         raise PollLeaseLost(_("Another poll took this server over."))
 
 
-def _release(server: IncomingServer, token: str) -> None:
+def _release(server: IncomingServer, token: str, result: PollResult) -> None:
+    """End the lease; what the poll did is kept for the server's page."""
+    counts = result.counts()
+    if any(counts.values()):
+        logger.info("Incoming server %s: %s", server.pk, counts)
     Server.objects.filter(pk=server.pk, poll_token=token).update(
         poll_token="",
         poll_owner="",
         poll_lease_until=None,
         last_poll_at=timezone.now(),
+        last_poll_counts=counts,
     )
 
 
@@ -216,7 +250,7 @@ def poll_incoming_server(*, server: IncomingServer) -> PollResult:
         )
         raise
     finally:
-        _release(server, token)
+        _release(server, token, result)
     record_success(server)
     return result
 
@@ -378,10 +412,11 @@ def _store_group(
         if row.state == FetchedMessage.State.STORED and message.raw is not None
     ]
     prepared = prepare_messages(raws=stored, server=server) if stored else None
+    outcomes: list[str] = []
     try:
         with transaction.atomic():
             if stored:
-                route_messages(raws=stored, server=server, prepared=prepared)
+                outcomes = route_messages(raws=stored, server=server, prepared=prepared)
             FetchedMessage.objects.bulk_create(rows)
             for row in rows:
                 if row.state == FetchedMessage.State.OVERSIZE:
@@ -395,16 +430,17 @@ def _store_group(
             return {m.key: _store(server, m, result, resync=resync) for m in messages}
     for row in rows:
         _tally(result, row.state)
+    for outcome in outcomes:
+        result.count_outcome(outcome)
     return {row.uid if row.uid is not None else row.uidl: row.state for row in rows}
 
 
 def _tally(result: PollResult, state: str) -> None:
+    """Count the ledger rows that routing never saw (routed ones count by outcome)."""
     if state == FetchedMessage.State.OVERSIZE:
         result.oversize += 1
     elif state == FetchedMessage.State.KNOWN:
         result.known += 1
-    else:
-        result.stored += 1
 
 
 def _ledger_key(
@@ -449,10 +485,11 @@ def _store(
     row = _ledger_row(server, message)
     if resync and row.sha256 and _seen_before(server, row.sha256, row.message_id):
         row.state = FetchedMessage.State.KNOWN
+    outcome = ""
     try:
         with transaction.atomic():
             if row.state == FetchedMessage.State.STORED and message.raw is not None:
-                route_message(raw=message.raw, server=server)
+                outcome = route_message(raw=message.raw, server=server)
             row.save(force_insert=True)
             if row.state == FetchedMessage.State.OVERSIZE:
                 incoming_notify.notify_oversize(
@@ -466,6 +503,8 @@ def _store(
         result.known += 1
         return FetchedMessage.State.KNOWN
     _tally(result, row.state)
+    if outcome:
+        result.count_outcome(outcome)
     return row.state
 
 

@@ -59,9 +59,9 @@ def test_crash_between_store_and_flag_never_reimports(
     assert not FetchedMessage.objects.filter(action_pending=True).exists()
 
 
-KILLED_POLL = textwrap.dedent(
+POLL_SCRIPT = textwrap.dedent(
     """
-    import os, signal, django
+    import os, signal, time, django
     django.setup()
     from django.conf import settings
     settings.KNOWLIX_MAIL_CA_FILE = {ca!r}
@@ -71,20 +71,30 @@ KILLED_POLL = textwrap.dedent(
 
     def route(*, raw, server):
         Ticket.objects.create(subject=incoming.extract_message_id(raw)[:200])
+        return "routed"
 
     def route_all(*, raws, server, prepared=None):
-        for raw in raws:
-            route(raw=raw, server=server)
+        return [route(raw=raw, server=server) for raw in raws]
 
-    def kill(self, uids, **kwargs):
-        os.kill(os.getpid(), signal.SIGKILL)
+    def after_store(self, uids, **kwargs):
+        {after_store}
 
     incoming.route_message = route
     incoming.route_messages = route_all
-    incoming.ImapFetcher.apply_after_store = kill
+    incoming.ImapFetcher.apply_after_store = after_store
     incoming.poll_incoming_server(server=IncomingServer.objects.get(pk={pk}))
     """
 )
+
+
+def poll_script(server: IncomingServer, ca_file: str, *, after_store: str) -> str:
+    """A poll of ``server`` in a process of its own, with the stand-in routing and
+    ``after_store`` (one line of Python) instead of flagging the stored mail."""
+    return (
+        POLL_SCRIPT.replace("{pk}", str(server.pk))
+        .replace("{ca!r}", repr(ca_file))
+        .replace("{after_store}", after_store)
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -96,8 +106,10 @@ def test_poll_process_killed_between_store_and_delete(
     the server and creates nothing twice."""
     dovecot_user.append_many([make_mail(i) for i in range(3)])
     server = make_incoming_server(dovecot_user, after_store="delete")
-    script = KILLED_POLL.replace("{pk}", str(server.pk)).replace(
-        "{ca!r}", repr(settings.KNOWLIX_MAIL_CA_FILE)
+    script = poll_script(
+        server,
+        settings.KNOWLIX_MAIL_CA_FILE,
+        after_store="os.kill(os.getpid(), signal.SIGKILL)",
     )
     proc = subprocess.run(
         [sys.executable, "-c", script],

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -24,32 +23,9 @@ from django.utils import timezone
 from mailservers.models import IncomingServer
 from mailservers.services import incoming as service
 from mailservers.services import lease_owner
+from tests.mailservers.test_incoming_faults import poll_script
 from tests.servers.celery_fixtures import ROOT, worker_env
 from tests.servers.dovecot_fixtures import make_mail
-
-POLL_THEN_HANG = textwrap.dedent(
-    """
-    import time, django
-    django.setup()
-    from django.conf import settings
-    settings.KNOWLIX_MAIL_CA_FILE = {ca!r}
-    from knowlix.models import Ticket
-    from mailservers.models import IncomingServer
-    from mailservers.services import incoming
-
-    def route_all(*, raws, server, prepared=None):
-        for raw in raws:
-            Ticket.objects.create(subject=incoming.extract_message_id(raw)[:200])
-
-    def hang(self, uids, **kwargs):
-        print("STORED", flush=True)
-        time.sleep(3600)  # killed here, its lease held
-
-    incoming.route_messages = route_all
-    incoming.ImapFetcher.apply_after_store = hang
-    incoming.poll_incoming_server(server=IncomingServer.objects.get(pk={pk}))
-    """
-)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -61,8 +37,10 @@ def test_poller_killed_in_another_pid_namespace_blocks_two_minutes_at_most(
     then the messages are flagged and nothing is routed twice."""
     dovecot_user.append_many([make_mail(i) for i in range(3)])
     server = make_incoming_server(dovecot_user, after_store="seen")
-    script = POLL_THEN_HANG.replace("{pk}", str(server.pk)).replace(
-        "{ca!r}", repr(settings.KNOWLIX_MAIL_CA_FILE)
+    script = poll_script(  # killed after storing, its lease held
+        server,
+        settings.KNOWLIX_MAIL_CA_FILE,
+        after_store='print("STORED", flush=True); time.sleep(3600)',
     )
     poller = subprocess.Popen(
         ["unshare", "--pid", "--fork", sys.executable, "-c", script],

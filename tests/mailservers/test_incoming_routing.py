@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+from django.contrib.auth.models import User
+
+from knowlix import params
 from knowlix.models import Opportunity, Ticket
+from knowlix.users import get_profile
 from mailservers.services import incoming as service
 from routing.models import InboundMail
 
+DATA = Path(__file__).resolve().parents[1] / "data"
 NEW_REQUEST = (
     b"From: Dana Customer <dana@customer.example>\r\n"
     b"To: support@acme-mailbox.example\r\n"
@@ -104,3 +112,35 @@ def test_a_mixed_mailbox_through_real_routing(
     assert dovecot_user.seen_uids() == [1, 2, 3, 4, 5, 6, 7]
     assert service.poll_incoming_server(server=server).stored == 0
     assert Ticket.objects.count() == 4
+
+
+def test_poll_counts_each_outcome_and_logs_no_error(
+    dovecot_user, make_incoming_server, groups, admin_client, caplog
+):
+    """A poll reports stored, duplicate, quarantined and refused mail apart, logs
+    none of them as an error, and the server's page shows the counts."""
+    params.set_param(params.LOOP_LIMIT, "2")  # a third mail from Dana is refused
+    garbage = (DATA / "corpus" / "gen_binary_noise.eml").read_bytes()
+    dovecot_user.append_many(
+        [
+            NEW_REQUEST,
+            NEW_REQUEST,  # the same message again: a duplicate
+            NEW_REQUEST.replace(b"fire-1", b"fire-2"),
+            NEW_REQUEST.replace(b"fire-1", b"fire-3"),
+            garbage,
+        ]
+    )
+    server = make_incoming_server(dovecot_user)
+    with caplog.at_level(logging.INFO):
+        result = service.poll_incoming_server(server=server)
+    counts = (result.stored, result.duplicate, result.quarantined, result.refused)
+    assert counts == (2, 1, 1, 1)
+    assert Ticket.objects.count() == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    server.refresh_from_db()
+    assert server.last_poll_counts["duplicate"] == 1
+    profile = get_profile(User.objects.get(username="admin"))
+    profile.developer_mode = True
+    profile.save()
+    page = admin_client.get(server.get_absolute_url()).content.decode()
+    assert "2 stored, 1 duplicate, 1 quarantined, 1 refused" in page

@@ -135,12 +135,12 @@ def stub_routing(monkeypatch, db):
     from knowlix.models import Ticket
     from mailservers.services import incoming
 
-    def route(*, raw: bytes, server) -> None:
+    def route(*, raw: bytes, server) -> str:
         Ticket.objects.create(subject=incoming.extract_message_id(raw)[:200])
+        return "routed"
 
-    def route_all(*, raws: list[bytes], server, prepared=None) -> None:
-        for raw in raws:
-            route(raw=raw, server=server)
+    def route_all(*, raws: list[bytes], server, prepared=None) -> list[str]:
+        return [route(raw=raw, server=server) for raw in raws]
 
     monkeypatch.setattr(incoming, "route_message", route)
     monkeypatch.setattr(incoming, "route_messages", route_all)

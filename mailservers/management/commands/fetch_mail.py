@@ -52,8 +52,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"{server.name}: skipped (another poll is running)")
             else:
                 self.stdout.write(
-                    f"{server.name}: {result.stored} stored, {result.known} already "
-                    f"known, {result.oversize} too large"
+                    f"{server.name}: {result.stored} stored, {result.duplicate} "
+                    f"duplicate, {result.quarantined} quarantined, {result.refused} "
+                    f"refused, {result.known} already known, {result.oversize} "
+                    "too large"
                 )
         if failed:
             raise CommandError(f"{failed} server(s) failed; see their last error.")
