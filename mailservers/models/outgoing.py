@@ -245,6 +245,9 @@ class OutboxClaim(models.Model):
     token = models.CharField(max_length=32, primary_key=True)
     owner = models.CharField(max_length=300, blank=True)
     lease_until = models.DateTimeField()
+    # The SMTP stage reached: the claim position of the mail whose content may
+    # be on its way (written before its final dot can be; see SendProgress).
+    data_position = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -256,9 +259,9 @@ class OutgoingMail(models.Model):
         """How far the current attempt went (only what recovery needs to know)."""
 
         NONE = "", _("Not started")
-        # Committed before the content's final dot can be written: from here on,
-        # the server may have the mail whatever happens to this worker.
-        DATA = "data", _("Content being sent")
+        # The content may have reached the server, its reply never came (the
+        # worker or the connection died): recorded on the mail that failed so.
+        DATA = "data", _("Content sent, no reply")
 
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")

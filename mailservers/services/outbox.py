@@ -59,6 +59,7 @@ from mailservers.services.outbox_results import (
     expired_reason,
     mark_sending,
     queue_lifetime,
+    record_delivered_before,
     record_results,
     release_mails,
 )
@@ -77,7 +78,7 @@ STUCK_AFTER = timedelta(minutes=15)
 # A batch stops taking mail after this long (slow server, big mails) and hands the
 # rest back, so it always ends well before STUCK_AFTER would call it crashed.
 BATCH_SECONDS = 300.0
-BATCH_SIZE = 200
+BATCH_SIZE = 500
 CHUNK_BYTES = 4 * 1024 * 1024  # raw bytes loaded at once: memory stays flat
 
 
@@ -318,6 +319,7 @@ def _send_claimed(claim: Claim, report: DrainReport, beat: Heartbeat) -> None:
         return
     done: set[int] = set()
     delivered = False
+    positions = {mail_id: n for n, mail_id in enumerate(ids)}  # = claim_position
     progress = SendProgress(claim.token)
     started = time.monotonic()
     try:
@@ -325,12 +327,12 @@ def _send_claimed(claim: Claim, report: DrainReport, beat: Heartbeat) -> None:
             if beat.lost:  # recovery took the claim back: touch nothing more
                 return
             if done and time.monotonic() - started > BATCH_SECONDS:
-                progress.close()
+                progress.flush()
                 rest = [i for i in ids if i not in done]
                 release_mails(rest, timezone.now(), "", report)
                 break
             if conn.connection is None:
-                progress.close()
+                progress.flush()
                 try:
                     open_connection(conn, server)
                 except MailServerError as exc:
@@ -344,26 +346,25 @@ def _send_claimed(claim: Claim, report: DrainReport, beat: Heartbeat) -> None:
                     mail_from=mail_from,
                     recipients=recipients[mail_id],
                     raw=raw,
-                    while_waiting=progress.flush_recipients_if_due,
-                    before_data=functools.partial(progress.reach_data, mail_id),
+                    while_waiting=progress.flush_if_due,
+                    before_data=functools.partial(
+                        progress.reach_data, positions[mail_id]
+                    ),
                 )
             except SendCancelled:  # taken back by recovery: not ours to send
                 return
             except ServerQuotaError as exc:
-                progress.close()
+                progress.flush()
                 done.discard(mail_id)
                 _server_down(server, exc, [i for i in ids if i not in done], report)
                 return
             except UncertainDeliveryError as exc:  # the final dot, then silence
-                progress.commit()
                 reason = exc.user_message
                 mark_sending(mail_id, Rcpt.State.FAILED, reason, report, uncertain=True)
             except DeliveryError as exc:  # refused before sending (bad address)
-                progress.commit()
                 state = Rcpt.State.FAILED if exc.permanent else Rcpt.State.DEFERRED
                 mark_sending(mail_id, state, exc.user_message, report)
             except MailServerError as exc:  # lost before the end of DATA: retry
-                progress.commit()
                 mark_sending(mail_id, Rcpt.State.DEFERRED, exc.user_message, report)
             else:
                 delivered = delivered or any(r.ok for r in results.values())
@@ -371,7 +372,6 @@ def _send_claimed(claim: Claim, report: DrainReport, beat: Heartbeat) -> None:
                     progress.note(mail_id)
                     report.sent += 1
                 else:
-                    progress.commit()
                     record_results(mail_id, results, report)
     finally:
         conn.close()
@@ -433,53 +433,60 @@ def abandoned_claims() -> set[str]:
 
 
 def recover_stuck_mail(*, older_than: timedelta = STUCK_AFTER) -> int:
-    """Settle the mail of abandoned claims (and of mail *sending* without any claim
-    for ``older_than``); returns how many mails.
+    """Settle the mail of abandoned claims; returns how many mails.
 
-    Untried mail is queued again (no attempt used). The one mail of a claim that
-    may have reached the server (stage *data*) is never re-sent on its own: it
-    fails as "cannot tell", and a person checks with the recipient and retries.
+    By the claim's recorded stage (``SendProgress``): mail before the one whose
+    content may have left is sent; that one is never re-sent on its own: it fails
+    as "cannot tell", and a person checks with the recipient and retries; the rest
+    never started and is queued again (no attempt used). Mail *sending* without
+    any claim for ``older_than`` (claimed by an older version) counts as "cannot
+    tell": nothing says how far it went.
     """
     ended = abandoned_claims()
-    live = set(
-        OutboxClaim.objects.exclude(token__in=ended).values_list("token", flat=True)
-    )
     cutoff = timezone.now() - older_than
     report = DrainReport()
+    uncertain: list[int] = []
+    untried: list[int] = []
     with transaction.atomic():
+        claims = dict(
+            OutboxClaim.objects.select_for_update()
+            .filter(token__in=ended)
+            .values_list("token", "data_position")
+        )
+        for token, position in claims.items():
+            record_delivered_before(token, position, report)
+        live = OutboxClaim.objects.exclude(token__in=claims).values_list("token")
         rows = list(
             Mail.objects.select_for_update(skip_locked=True)
             .filter(state=Mail.State.SENDING)
             .filter(
-                Q(claim_token__in=ended)
+                Q(claim_token__in=list(claims))
                 | (Q(claimed_at__lt=cutoff) & ~Q(claim_token__in=live))
             )
-            .values_list("pk", "smtp_stage", "claim_token")
+            .values_list("pk", "claim_token", "claim_position")
         )
-        uncertain = [pk for pk, stage, _token in rows if stage == Mail.Stage.DATA]
-        untried = [pk for pk, stage, _token in rows if stage != Mail.Stage.DATA]
+        for mail_id, token, place in rows:
+            if token in claims and (claims[token] is None or place != claims[token]):
+                untried.append(mail_id)
+            else:
+                uncertain.append(mail_id)
         for mail_id in uncertain:
             reason = str(UNCERTAIN_REASON)
             mark_sending(mail_id, Rcpt.State.FAILED, reason, report, uncertain=True)
         release_mails(untried, timezone.now(), "", report)
-        # Delivered mail whose recipients were not yet written (SendProgress).
-        tokens = ended | {token for _pk, _stage, token in rows}
-        Rcpt.objects.filter(
-            state=Rcpt.State.SENDING,
-            mail__state=Mail.State.SENT,
-            mail__claim_token__in=tokens,
-        ).update(state=Rcpt.State.SENT, smtp_code=250, updated_at=timezone.now())
-        OutboxClaim.objects.filter(token__in=ended).delete()
-    if rows:
+        OutboxClaim.objects.filter(token__in=claims).delete()
+    settled = len(rows) + report.sent
+    if settled:
         logger.warning(
-            "recovered %d outgoing mail(s) of %d abandoned claim(s): %d queued "
-            "again, %d may have been sent (failed, to check and retry)",
-            len(rows),
-            len(ended),
+            "recovered %d outgoing mail(s) of %d abandoned claim(s): %d sent, %d "
+            "queued again, %d may have been sent (failed, to check and retry)",
+            settled,
+            len(claims),
+            report.sent,
             len(untried),
             len(uncertain),
         )
-    return len(rows)
+    return settled
 
 
 def expire_old_mail() -> int:

@@ -11,11 +11,11 @@ mail that recovery took back meanwhile. Mail expires only after the queue lifeti
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.backends.utils import CursorWrapper
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy
 
 from knowlix import params
 from mailservers.backends.smtp import RecipientResult
-from mailservers.models import OutgoingMail, OutgoingRecipient
+from mailservers.models import OutboxClaim, OutgoingMail, OutgoingRecipient
 
 Mail, Rcpt = OutgoingMail, OutgoingRecipient
 BACKOFF_BASE = 60.0  # seconds before the first retry; doubles each attempt
@@ -65,101 +65,117 @@ def backoff_seconds(attempts: int) -> float:
 class SendProgress:
     """Writes a batch's progress as the SMTP dialogue goes (the hot path).
 
-    Before a mail's content can reach the server, ``reach_data`` marks it
-    ``smtp_stage=data`` — only if this batch still holds it — and in the same
-    transaction writes the previous mail's 250 (``note``). The server is busy with
-    the RCPT meanwhile, so the write costs no wall time. Hence, at any moment, at
-    most one mail of a batch is *sending* at stage *data*: the single one a crash
-    leaves uncertain (its final dot may have been written, its reply never read);
-    every other *sending* mail of a dead batch surely never left and is requeued.
-    Recipients of delivered mail are written in groups (``flush_recipients``),
-    while the server answers the next MAIL FROM; recovery completes those of a
-    dead batch (their mail says *sent*). Plain SQL: the ORM's query building cost
-    more than the SMTP dialogue itself (bench/outgoing.py).
+    Before a mail's content can reach the server, ``reach_data`` commits its place
+    in the sending order on the batch's claim (``OutboxClaim.data_position``) —
+    only while the claim is still ours. Every other result is committed before the
+    next mail reaches that point, except plain deliveries (a 250 for everyone),
+    which are noted in memory and written in small groups while the server is busy
+    with the next MAIL FROM. So after a crash, among the claim's mails still
+    *sending*: those before ``data_position`` had their 250 (sent), the one at it
+    is the single mail nobody can tell about, those after it never started. One
+    small row per mail keeps the hot path cheap (a mail row touches five indexes);
+    it goes through the driver's own cursor (in autocommit, as Django leaves it
+    outside ``atomic``): Django's wrappers cost more than the statement itself
+    (bench/outgoing.py).
     """
 
     FLUSH_EVERY = 50
+    FLUSH_SECONDS = 0.5
 
     def __init__(self, token: str) -> None:
         self.token = token
-        self.delivered: int | None = None  # its 250 is in hand, not yet written
-        self.unmarked: list[int] = []  # written sent; recipients not yet
+        self.pending: list[int] = []  # delivered, not yet written
+        self.since = 0.0
         q = connection.ops.quote_name
         mail, rcpt = q(Mail._meta.db_table), q(Rcpt._meta.db_table)
-        self.sent_sql = (
-            f"UPDATE {mail} SET state = %s, sent_at = %s, last_error = '' "
-            "WHERE id = %s AND state = %s"
-        )
+        mark = "?" if connection.vendor == "sqlite" else "%s"  # the driver's style
         self.stage_sql = (
-            f"UPDATE {mail} SET smtp_stage = %s "
-            "WHERE id = %s AND state = %s AND claim_token = %s"
+            f"UPDATE {q(OutboxClaim._meta.db_table)} SET data_position = {mark} "
+            f"WHERE token = {mark}"
+        )
+        self.mail_sql = (
+            f"UPDATE {mail} SET state = %s, sent_at = %s, last_error = '' "
+            "WHERE state = %s AND claim_token = %s AND id IN ({})"
         )
         self.rcpt_sql = (
             f"UPDATE {rcpt} SET state = %s, smtp_code = 250, last_error = '', "
             "updated_at = %s WHERE state = %s AND mail_id IN ({})"
         )
-
-    def note(self, mail_id: int) -> None:
-        """``mail_id`` was accepted (250): written with the next stage, or ``commit``."""
-        if self.delivered is not None:
-            self.commit()
-        self.delivered = mail_id
-
-    def _write_delivered(self, cursor: CursorWrapper) -> None:
-        if self.delivered is None:
-            return
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        cursor.execute(
-            self.sent_sql, [Mail.State.SENT, now, self.delivered, Mail.State.SENDING]
-        )
-        self.unmarked.append(self.delivered)
-        self.delivered = None
-
-    def _fast_commit(self, cursor: CursorWrapper) -> None:
+        connection.ensure_connection()
+        assert connection.connection is not None
+        self.cursor = connection.connection.cursor()  # the driver's own cursor
         if connection.vendor == "postgresql":
             # Don't wait for the WAL flush: a worker crash loses nothing; only a
             # crash of PostgreSQL itself within ~0.2 s could lose the last writes.
-            cursor.execute("SET LOCAL synchronous_commit TO off")
+            self.cursor.execute("SET synchronous_commit TO off")
 
-    def reach_data(self, mail_id: int) -> bool:
-        """Record that ``mail_id`` may now reach the server; False if this batch no
-        longer holds it (recovered as abandoned): then it must not be sent."""
-        with transaction.atomic(), connection.cursor() as cursor:
-            self._fast_commit(cursor)
-            self._write_delivered(cursor)
-            cursor.execute(
-                self.stage_sql,
-                [Mail.Stage.DATA, mail_id, Mail.State.SENDING, self.token],
-            )
-            return cursor.rowcount == 1
+    def reach_data(self, position: int) -> bool:
+        """Record that the mail at ``position`` may now reach the server; False if
+        this batch no longer holds its claim (recovered as abandoned): then the
+        mail must not be sent."""
+        self.cursor.execute(self.stage_sql, [position, self.token])
+        return self.cursor.rowcount == 1
 
-    def commit(self) -> None:
-        """Write the delivered mail now (before any other result of the batch)."""
-        if self.delivered is not None:
-            with transaction.atomic(), connection.cursor() as cursor:
-                self._fast_commit(cursor)
-                self._write_delivered(cursor)
+    def note(self, mail_id: int) -> None:
+        """``mail_id`` was accepted by every recipient (written in a group)."""
+        if len(self.pending) >= self.FLUSH_EVERY:  # never more unwritten than that
+            self.flush()
+        if not self.pending:
+            self.since = time.monotonic()
+        self.pending.append(mail_id)
 
-    def flush_recipients_if_due(self) -> None:
-        if len(self.unmarked) >= self.FLUSH_EVERY:
-            self.flush_recipients()
+    def flush_if_due(self) -> None:
+        if len(self.pending) >= self.FLUSH_EVERY or (
+            self.pending and time.monotonic() - self.since >= self.FLUSH_SECONDS
+        ):
+            self.flush()
 
-    def flush_recipients(self) -> None:
-        if not self.unmarked:
+    def flush(self) -> None:
+        if not self.pending:
             return
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        marks = ", ".join(["%s"] * len(self.unmarked))
+        marks = ", ".join(["%s"] * len(self.pending))
         with transaction.atomic(), connection.cursor() as cursor:
-            self._fast_commit(cursor)
+            cursor.execute(
+                self.mail_sql.format(marks),
+                [Mail.State.SENT, now, Mail.State.SENDING, self.token, *self.pending],
+            )
             cursor.execute(
                 self.rcpt_sql.format(marks),
-                [Rcpt.State.SENT, now, Rcpt.State.SENDING, *self.unmarked],
+                [Rcpt.State.SENT, now, Rcpt.State.SENDING, *self.pending],
             )
-        self.unmarked = []
+        self.pending = []
 
     def close(self) -> None:
-        self.commit()
-        self.flush_recipients()
+        try:
+            self.flush()
+        finally:
+            if connection.vendor == "postgresql":
+                self.cursor.execute("SET synchronous_commit TO DEFAULT")
+            self.cursor.close()
+
+
+def record_delivered_before(
+    token: str, position: int | None, report: DrainReport
+) -> int:
+    """Recovery: an abandoned claim's mails still *sending* before ``position``
+    had their 250 (see ``SendProgress``): write them sent. Returns how many."""
+    if position is None:
+        return 0
+    now = timezone.now()
+    ids = list(
+        Mail.objects.filter(
+            claim_token=token, state=Mail.State.SENDING, claim_position__lt=position
+        ).values_list("pk", flat=True)
+    )
+    Mail.objects.filter(pk__in=ids).update(
+        state=Mail.State.SENT, sent_at=now, last_error=""
+    )
+    Rcpt.objects.filter(mail_id__in=ids, state=Rcpt.State.SENDING).update(
+        state=Rcpt.State.SENT, smtp_code=250, last_error="", updated_at=now
+    )
+    report.sent += len(ids)
+    return len(ids)
 
 
 def record_results(
@@ -240,6 +256,8 @@ def finish_mail(
     if Rcpt.State.SENT in states and mail.sent_at is None:
         mail.sent_at = now
     mail.uncertain = uncertain and mail.state == Mail.State.FAILED
+    if mail.uncertain:
+        mail.smtp_stage = Mail.Stage.DATA
     mail.last_error = reason[:2000]
     mail.last_error_at = now if reason else mail.last_error_at
     mail.save(
@@ -248,6 +266,7 @@ def finish_mail(
             "next_attempt_at",
             "sent_at",
             "uncertain",
+            "smtp_stage",
             "last_error",
             "last_error_at",
         ]

@@ -330,13 +330,14 @@ def test_cancel_then_retry(outbox_server):  # noqa: ANN001
 
 
 def test_abandoned_claim_fails_only_its_mail_at_stage_data(outbox_server):  # noqa: ANN001
-    """After a crash, only the mail whose content may have left fails visibly (and
-    warns on Retry); the untried rest is queued again without using an attempt."""
+    """After a crash, the mails answered before are sent, only the one whose content
+    may have left fails visibly (and warns on Retry), and the untried rest is
+    queued again without using an attempt."""
     for n in range(25):
         queue(subject=f"Mail {n}")
     claim = outbox._claim(server_id=None, limit=25)  # a worker claims, then dies
-    in_flight = claim.ids[3]  # its content was on the wire
-    OutgoingMail.objects.filter(pk=in_flight).update(smtp_stage="data")
+    in_flight = claim.ids[3]  # three mails had their 250; its content was going
+    OutboxClaim.objects.filter(token=claim.token).update(data_position=3)
     assert outbox.recover_stuck_mail() == 0  # the claim's lease still runs
     # Move the database's clock past the lease: the claim is abandoned.
     OutboxClaim.objects.filter(token=claim.token).update(
@@ -344,18 +345,23 @@ def test_abandoned_claim_fails_only_its_mail_at_stage_data(outbox_server):  # no
     )
     assert outbox.process_outbox().sent == 0
     assert outbox.recover_stuck_mail() == 25
+    assert not OutgoingMail.objects.filter(state=State.SENDING).exists()
     assert not OutboxClaim.objects.exists()
+    sent = OutgoingMail.objects.filter(pk__in=claim.ids[:3])
+    assert set(sent.values_list("state", flat=True)) == {State.SENT}
+    assert {r.state for m in sent for r in m.recipients.all()} == {RState.SENT}
     failed = OutgoingMail.objects.get(state=State.FAILED)
     assert failed.pk == in_flight and failed.uncertain
+    assert failed.smtp_stage == OutgoingMail.Stage.DATA
     assert "cannot tell whether it left" in failed.last_error
     assert failed.recipients.get().state == RState.FAILED
-    rest = OutgoingMail.objects.exclude(pk=in_flight)
+    rest = OutgoingMail.objects.filter(pk__in=claim.ids[4:])
     assert set(rest.values_list("state", "attempts")) == {(State.QUEUED, 0)}
     outbox.process_outbox()
-    assert len(outbox_server.received) == 24
+    assert len(outbox_server.received) == 21
     assert retry_mail(mail_id=in_flight)
     outbox.process_outbox()
-    assert len(outbox_server.received) == 25
+    assert len(outbox_server.received) == 22
     failed.refresh_from_db()
     assert failed.state == State.SENT and not failed.uncertain
 
