@@ -10,12 +10,18 @@ two alternate in rounds of 1,000 mails (the queue still holds all 5,000; each ro
 makes its 1,000 due) and the totals are compared. Resident memory is sampled before
 the first and after the last drain (it should not grow with the queue). Last line:
 ``RESULT outgoing ratio=<ours/baseline> ours=<mails/s> bare=<mails/s> ...``.
+
+``--workers N`` (optional) also drains 2,000 more mails with one worker process,
+then 2,000 with N worker processes at once (``process_outbox`` each, started
+together), and adds both rates to the RESULT line (``workers_gain`` = N / one).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import smtplib
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +43,17 @@ from tests.servers.smtp import SmtpServerProcess  # noqa: E402
 
 COUNT = 5_000
 ROUND = 1_000
+WORKERS_COUNT = 2_000
+WORKER = """
+import os, sys, time
+import django
+django.setup()
+from mailservers.services import outbox
+open(sys.argv[2], "w").close()  # ready: Django is set up
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.005)
+print(outbox.process_outbox().sent)
+"""
 
 
 def rss_mb() -> float:
@@ -45,13 +62,13 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
 
 
-def queue_all() -> float:
+def queue_all(count: int) -> float:
     from knowlix import params
     from mailservers.services.outgoing import MailRecipient, queue_mail
 
     params.set_param(params.CATCHALL_DOMAIN, "catchall.test")
     start = time.perf_counter()
-    for n in range(COUNT):
+    for n in range(count):
         queue_mail(
             from_address="alice@catchall.test",
             from_name="Alice Agent",
@@ -96,6 +113,42 @@ def drain(ids: list[int]) -> float:
     return seconds
 
 
+def drain_with_workers(port: int, ids: list[int], workers: int) -> float:
+    """Make ``ids`` due and drain them with ``workers`` processes started together
+    (timed from the go signal, once each has set Django up)."""
+    from django.utils import timezone
+
+    from mailservers.models import OutgoingMail
+    from tests.mailservers.test_outgoing_concurrency import database_url
+
+    OutgoingMail.objects.filter(pk__in=ids).update(next_attempt_at=timezone.now())
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "KNOWLIX_SMTP_URL": f"smtp://127.0.0.1:{port}",
+    }
+    flags = Path(tempfile.mkdtemp(prefix="knowlix-bench-workers-"))
+    go = flags / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(go), str(flags / f"ready{n}")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for n in range(workers)
+    ]
+    while len(list(flags.glob("ready*"))) < workers:
+        time.sleep(0.01)
+    start = time.perf_counter()
+    go.touch()
+    sent = sum(int(proc.communicate()[0].split()[-1]) for proc in procs)
+    seconds = time.perf_counter() - start
+    assert sent == len(ids), (sent, len(ids))
+    return seconds
+
+
 def main() -> None:
     from datetime import timedelta
 
@@ -103,15 +156,20 @@ def main() -> None:
 
     from mailservers.models import OutgoingMail
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=0, help="also compare N workers")
+    workers = parser.parse_args().workers
+    total = COUNT + (2 * WORKERS_COUNT if workers else 0)
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     server = SmtpServerProcess(None).start()
     bare_seconds = ours_seconds = 0.0
     try:
         settings.KNOWLIX_SMTP_URL = f"smtp://127.0.0.1:{server.port}"
-        queue_seconds = queue_all()
+        queue_seconds = queue_all(total)
         later = timezone.now() + timedelta(days=1)
         OutgoingMail.objects.update(next_attempt_at=later)
-        ids = list(OutgoingMail.objects.order_by("id").values_list("pk", flat=True))
+        every = list(OutgoingMail.objects.order_by("id").values_list("pk", flat=True))
+        ids, extra = every[:COUNT], every[COUNT:]
         rounds = [ids[i : i + ROUND] for i in range(0, len(ids), ROUND)]
         rss_before = rss_mb()
         for number, chunk in enumerate(rounds):
@@ -124,6 +182,9 @@ def main() -> None:
         rss_after = rss_mb()
         sent = OutgoingMail.objects.filter(state=OutgoingMail.State.SENT).count()
         assert sent == COUNT, sent
+        if workers:
+            one = drain_with_workers(server.port, extra[:WORKERS_COUNT], 1)
+            many = drain_with_workers(server.port, extra[WORKERS_COUNT:], workers)
     finally:
         server.stop()
         connection.creation.destroy_test_db(old_name, verbosity=0)
@@ -131,9 +192,18 @@ def main() -> None:
     print(f"queued {COUNT} mails in {queue_seconds:.1f} s ({connection.vendor})")
     print(f"bare smtplib loop: {bare:.0f} mails/s; process_outbox: {ours:.0f} mails/s")
     print(f"memory across the drains: {rss_before:.0f} MB -> {rss_after:.0f} MB")
+    figures = ""
+    if workers:
+        rate_one, rate_many = WORKERS_COUNT / one, WORKERS_COUNT / many
+        print(f"1 worker: {rate_one:.0f} mails/s; {workers} workers: {rate_many:.0f}")
+        figures = (
+            f" workers={workers} one_worker={rate_one:.0f}/s "
+            f"{workers}_workers={rate_many:.0f}/s workers_gain={rate_many / rate_one:.2f}"
+        )
     print(
         f"RESULT outgoing ratio={ours / bare:.2f} ours={ours:.0f}/s bare={bare:.0f}/s "
-        f"mails={COUNT} rss_growth_mb={rss_after - rss_before:.1f} db={connection.vendor}"
+        f"mails={COUNT} rss_growth_mb={rss_after - rss_before:.1f} "
+        f"db={connection.vendor}{figures}"
     )
 
 

@@ -89,11 +89,17 @@ def render_message_mail(
 
 
 def queue_message_mail(
-    *, message: Message, addressees: list[Addressee], for_users: bool
+    *,
+    message: Message,
+    addressees: list[Addressee],
+    for_users: bool,
+    own_id: bool = True,
 ) -> None:
     """Queue one mail of ``message`` to ``addressees`` (customers, or colleagues).
 
     Call inside the posting transaction. Failures are stored on the recipients.
+    ``own_id`` False: a fresh Message-ID even for our own message (a fan-out's
+    later mails; replies still thread by the mail's id and reply address).
     """
     if not addressees:
         return
@@ -116,7 +122,8 @@ def queue_message_mail(
         for a in addressees
     ]
     # Our own message to customers carries its Message-ID, so their replies thread.
-    own_id = not for_users and message.direction != Message.Direction.INCOMING
+    own_id = own_id and not for_users
+    own_id = own_id and message.direction != Message.Direction.INCOMING
     subject, text, html = render_message_mail(
         message=message, record=record, for_users=for_users
     )

@@ -104,6 +104,14 @@ class Message(RecordLinkMixin):
     is_unverified_sender = models.BooleanField(default=False)
     auth_verdict = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # A post to many followers notifies and mails them from a task, chunk by chunk
+    # (feed.fanout): how many subscribed followers, how many done, the last
+    # follower done (the chunk's writes and this move commit together) and the
+    # last follower there was when posting (later ones were handled by the post).
+    fanout_total = models.PositiveIntegerField(default=0)
+    fanout_done = models.PositiveIntegerField(default=0)
+    fanout_cursor = models.PositiveBigIntegerField(default=0)
+    fanout_until = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -117,6 +125,10 @@ class Message(RecordLinkMixin):
 
     def __str__(self) -> str:
         return self.subject or f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def is_fanning_out(self) -> bool:
+        return self.fanout_done < self.fanout_total
 
     @property
     def author_name(self) -> str:

@@ -318,10 +318,13 @@ def create_notifications_for(
         Notification.objects.bulk_create(rows, ignore_conflicts=True)
 
 
-def queue_planned_mail(*, message: Message, plan: DeliveryPlan) -> None:
-    """Queue the plan's mail: one to customers, one to colleagues who want email."""
+def queue_planned_mail(
+    *, message: Message, plan: DeliveryPlan, own_id: bool = True
+) -> None:
+    """Queue the plan's mail: one to customers, one to colleagues who want email.
+    ``own_id``: see ``delivery.queue_message_mail``."""
     delivery.queue_message_mail(
-        message=message, addressees=plan.external, for_users=False
+        message=message, addressees=plan.external, for_users=False, own_id=own_id
     )
     delivery.queue_message_mail(
         message=message, addressees=plan.users_by_email, for_users=True

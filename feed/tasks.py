@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from feed import blob_gc, digests
+from feed import blob_gc, digests, fanout
 
 
 @shared_task
@@ -18,3 +18,9 @@ def send_activity_digests() -> int:
 def collect_unused_blobs() -> int:
     """Daily (beat): delete attachment blobs no attachment references; bytes freed."""
     return blob_gc.collect_unused_blobs().bytes_freed
+
+
+@shared_task(name="feed.tasks.fan_out_message")
+def fan_out_message(message_id: int) -> int:
+    """Tell a big post's followers, chunk by chunk (resumes where it stopped)."""
+    return fanout.fan_out_message(message_id=message_id)

@@ -20,7 +20,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from feed.models import Attachment, Blob, Message, MessageRecipient
-from knowlix.models import Contact
+from knowlix.models import Contact, normalize_email
 from mailservers.models import OutgoingMail, OutgoingRecipient
 
 
@@ -127,3 +127,32 @@ class QueryCounter:
     ) -> object:
         self.count += 1
         return execute(sql, params, many, context)
+
+
+def add_contact_followers(*, record: Model, count: int, chunk: int = 5000) -> None:
+    """``count`` new contacts following ``record``, subscribed to its default
+    contact subtypes (discussion), written in bulk, ``chunk`` rows at a time."""
+    from feed.defaults import ensure_default_data
+    from feed.models import Follower, Subtype
+
+    ensure_default_data()
+    subtype = Subtype.objects.get(code=Subtype.DISCUSSION)
+    ct = ContentType.objects.get_for_model(record)
+    through = Follower.subtypes.through
+    tag = uuid.uuid4().hex[:8]
+    for start in range(0, count, chunk):
+        numbers = range(start, min(start + chunk, count))
+        with transaction.atomic():
+            emails = [f"c{n}.{tag}@customers.example" for n in numbers]
+            contacts = Contact.objects.bulk_create(
+                Contact(name=f"Customer {e[1:].split('.')[0]}", email=e,
+                        email_normalized=normalize_email(e))
+                for e in emails
+            )  # fmt: skip
+            followers = Follower.objects.bulk_create(
+                Follower(content_type=ct, object_id=record.pk, contact=contact)
+                for contact in contacts
+            )
+            through.objects.bulk_create(
+                through(follower_id=f.pk, subtype_id=subtype.pk) for f in followers
+            )

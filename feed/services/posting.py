@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from feed import fanout
 from feed import recipients as rcpt
 from feed.attachments import (
     AttachmentInput,
@@ -253,6 +254,9 @@ def _plan_post(
     if post.followers is not None:
         following = rcpt.following_from_rows(post.followers, subtype=subtype)
     else:
+        total, until = fanout.subscribed(record=record, subtype=subtype)
+        if total > fanout.INLINE_FOLLOWERS:  # a task tells them (feed.fanout)
+            return _plan_fan_out(post, message, lookups, total=total, until=until)
         following = rcpt.read_following(record=record, subtype=subtype)
     author, author_contact = post.author, post.author_contact
     if author is not None and author.pk not in following.users:
@@ -268,6 +272,26 @@ def _plan_post(
         record=record,
         extra_addresses=post.recipients,
         following=following,
+        lookups=lookups,
+    )
+
+
+def _plan_fan_out(
+    post: NewPost, message: Message, lookups: rcpt.Lookups, *, total: int, until: int
+) -> rcpt.DeliveryPlan:
+    """The post's own part of a fan-out (its typed recipients and ``@mentions``);
+    the followers are told by the task, chunk by chunk."""
+    record = post.record
+    if post.author is not None:
+        follow(record=record, user=post.author)
+    if post.author_contact is not None and not message.is_internal:
+        follow(record=record, contact=post.author_contact)
+    fanout.start_fan_out(message=message, total=total, until=until)
+    return rcpt.plan_delivery(
+        message=message,
+        record=record,
+        extra_addresses=post.recipients,
+        following=rcpt.Following(),
         lookups=lookups,
     )
 

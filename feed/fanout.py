@@ -1,0 +1,151 @@
+"""Fan a post out to many followers from a task, chunk by chunk.
+
+A post whose subtype has more than ``INLINE_FOLLOWERS`` subscribed followers is
+written at once (the web request returns) with ``fanout_total`` set; the Celery
+task ``feed.tasks.fan_out_message`` then plans, notifies and queues the mail of
+``CHUNK`` followers at a time, in follower order, with the same rules as an inline
+post (``feed.recipients.plan_delivery`` on the chunk's followers). Each chunk's
+rows (recipients, notifications, outgoing mail) commit together with the move of
+``fanout_cursor``, so a task killed mid-way resumes after the last chunk it wrote:
+nobody is skipped, nobody is mailed twice. Memory stays flat: one chunk at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Count, Max, Model, QuerySet
+
+from feed import recipients as rcpt
+from feed.models import Follower, Message, MessageRecipient, Subtype
+
+logger = logging.getLogger(__name__)
+
+INLINE_FOLLOWERS = 500
+CHUNK = 2000
+
+
+def _subscriptions(record: Model, subtype: Subtype) -> QuerySet[Model]:
+    return Follower.subtypes.through.objects.filter(
+        follower__content_type=ContentType.objects.get_for_model(record),
+        follower__object_id=record.pk,
+        subtype=subtype,
+    )
+
+
+def subscribed(*, record: Model, subtype: Subtype) -> tuple[int, int]:
+    """(how many followers of ``record`` are subscribed to ``subtype``, the last
+    one's id), in one query."""
+    found = _subscriptions(record, subtype).aggregate(
+        count=Count("id"), last=Max("follower_id")
+    )
+    return found["count"], found["last"] or 0
+
+
+def start_fan_out(*, message: Message, total: int, until: int) -> None:
+    """Mark ``message`` to be fanned out to its ``total`` subscribed followers (up
+    to follower ``until``) by the task that starts once the posting transaction
+    commits (call inside it)."""
+    from feed.tasks import fan_out_message
+
+    Message.objects.filter(pk=message.pk).update(
+        fanout_total=total, fanout_done=0, fanout_cursor=0, fanout_until=until
+    )
+    message.fanout_total, message.fanout_done = total, 0
+    message.fanout_cursor, message.fanout_until = 0, until
+    fan_out_message.delay_on_commit(message.pk)
+
+
+def fan_out_message(*, message_id: int, chunk: int = CHUNK) -> int:
+    """Run (or resume) a message's fan-out to the end; returns followers handled."""
+    handled = 0
+    while True:
+        done = _fan_out_chunk(message_id, chunk)
+        if done is None:
+            return handled
+        handled += done
+
+
+def _fan_out_chunk(message_id: int, chunk: int) -> int | None:
+    """Plan and write the next ``chunk`` followers; None when nothing is left."""
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update()
+            .select_related("subtype", "author_user", "author_contact")
+            .filter(pk=message_id)
+            .first()
+        )
+        if message is None or not message.is_fanning_out:
+            return None
+        record = message.content_object
+        subtype = message.subtype
+        if record is None or subtype is None:  # the record is gone: nobody to tell
+            _finish(message)
+            return None
+        rows = list(
+            _subscriptions(record, subtype)
+            .filter(
+                follower_id__gt=message.fanout_cursor,
+                follower_id__lte=message.fanout_until,
+            )
+            .order_by("follower_id")
+            .values_list(
+                "follower_id", "follower__user_id", "follower__contact_id", "subtype_id"
+            )[:chunk]
+        )
+        if not rows:
+            _finish(message)
+            return None
+        following = rcpt.following_from_rows(
+            [
+                (user_id, contact_id, subtype_id)
+                for _f, user_id, contact_id, subtype_id in rows
+            ],
+            subtype=subtype,
+        )
+        plan = rcpt.plan_delivery(
+            message=message,
+            record=record,
+            extra_addresses=(),
+            following=following,
+            lookups=rcpt.Lookups(),  # per chunk: memory stays flat
+        )
+        _only_followers(plan, following, message)
+        MessageRecipient.objects.bulk_create(plan.recipient_rows)
+        rcpt.create_notifications(message=message, users=plan.notified_users)
+        # Sent on commit; the message's own Message-ID went with the post's part.
+        rcpt.queue_planned_mail(message=message, plan=plan, own_id=False)
+        Message.objects.filter(pk=message.pk).update(
+            fanout_cursor=rows[-1][0], fanout_done=message.fanout_done + len(rows)
+        )
+    return len(rows)
+
+
+def _only_followers(
+    plan: rcpt.DeliveryPlan, following: rcpt.Following, message: Message
+) -> None:
+    """Keep the chunk's own followers: ``@mentions`` were handled by the post."""
+    mentioned = rcpt.mentioned_usernames(message.body_text)
+    plan.notified_users = [
+        u
+        for u in plan.notified_users
+        if u.pk in following.users and u.get_username() not in mentioned
+    ]
+    kept = {u.pk for u in plan.notified_users}
+    emails = {u.email.lower() for u in plan.notified_users if u.email}
+    plan.users_by_email = [
+        a for a in plan.users_by_email if a.address.lower() in emails
+    ]
+    plan.recipient_rows = [
+        row for row in plan.recipient_rows if row.user_id is None or row.user_id in kept
+    ]
+
+
+def _finish(message: Message) -> None:
+    """Done: the total becomes what was handled (followers may have changed)."""
+    Message.objects.filter(pk=message.pk).update(fanout_total=message.fanout_done)
+    logger.info(
+        "message %s: fanned out to %s followers", message.pk, message.fanout_done
+    )
