@@ -114,7 +114,7 @@ def new_record_followers(
     """The followers ``notify_record_created(is_new=True)`` gave ``record``, as
     ``post_message(followers=...)`` rows, without reading them back.
 
-    Only right after ``knowlix.services.create_record`` of a new record, before
+    Only right after ``feed.services.create_record`` of a new record, before
     anything else changes who follows it (its "created" notice changes nothing)."""
     users, contact = _default_people(record, author)
     people: list[tuple[int | None, int | None]] = [(u.pk, None) for u in users]
