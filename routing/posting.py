@@ -16,11 +16,11 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
 from feed.attachments import AttachmentInput, max_attachment_bytes
-from feed.html import html_to_text
 from feed.models import Message
 from feed.recipients import FollowerRow
 from feed.services import NewPost, new_message_id, post_messages
 from feed.services import records as record_services
+from knowlix.html import html_to_text
 from knowlix.models import Record
 from routing.authenticity import Verdict
 from routing.matching import Author, is_system_address

@@ -35,9 +35,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dnscheck.services import dkim_sign
-from feed.html import html_to_text
 from feed.models import Message
 from knowlix import params
+from knowlix.html import html_to_text
 from mailservers import mime
 from mailservers.backends.smtp import ConnectionCheck, SmtpParams, test_connection
 from mailservers.errors import DeliveryError, MailServerError, MailTooLargeError

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from knowlix import params
 from knowlix.decorators import admin_required, technical_required
+from knowlix.html import sanitize_html
 from mailservers.localmailbox_forms import LocalReplyForm
 from mailservers.models import (
     PRESETS,
@@ -198,8 +199,6 @@ def _render_detail(
     reply: localmailbox_services.ReplyOutcome | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    from feed.html import sanitize_html
-
     msg = _parse(caught)
     html_part = msg.get_body(preferencelist=("html",))
     text_part = msg.get_body(preferencelist=("plain",))
