@@ -13,6 +13,7 @@ import email.policy
 import pytest
 from django.urls import reverse
 
+from dnscheck import notify as dns_notify
 from dnscheck import services as dns_services
 from dnscheck.models import SendingDomain
 from feed import services
@@ -188,7 +189,7 @@ def test_inbox_opens_dns_break_notice_for_staff_admin(
     publish_domain(dns_server, "company.com")
     domain = dns_services.add_sending_domain(name="company.com")
     dns_server.remove(f"{DKIM_SELECTOR}._domainkey.company.com")
-    assert dns_services.recheck_all_domains() == 1
+    assert dns_notify.recheck_all_domains() == 1
     inbox = client_inbox(client, staff)
     assert "Sending domain company.com: DKIM no longer valid" in inbox
     assert "Sending domain" in inbox and "no longer open" not in inbox

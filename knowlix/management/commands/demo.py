@@ -15,7 +15,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from dnscheck.services import generate_dkim_key, get_active_dkim_key
+from dnscheck.services import generate_dkim_key
+from dnscheck.signing import get_active_dkim_key
 from feed.services import create_record, ensure_default_data
 from knowlix import params
 from knowlix.models import (
