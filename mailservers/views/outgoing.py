@@ -31,6 +31,7 @@ from mailservers.models import (
     OutgoingRecipient,
     OutgoingServer,
 )
+from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.outgoing_forms import OutgoingServerForm
 from mailservers.services import localmailbox as localmailbox_services
 from mailservers.services import outgoing as services
@@ -89,6 +90,7 @@ def outgoing_test(request: HttpRequest, pk: int) -> HttpResponse:
         OutgoingServer.objects.select_related("oauth_grant"), pk=pk
     )
     check = services.check_server_connection(server=server)
+    send_reconnect_notices()  # the test may have found the OAuth grant revoked
     (messages.success if check.ok else messages.error)(request, check.message)
     return redirect("mailservers:outgoing-edit", pk=server.pk)
 
