@@ -188,19 +188,3 @@ def recipient_prefetches() -> list[Prefetch]:
             to_attr="delivery_rows",
         )
     ]
-
-
-def delivery_state(recipient: MessageRecipient) -> tuple[str, str]:
-    """(state, reason): queued / sent / failed / bounced; ("", "") if never mailed."""
-    rows = getattr(recipient, "delivery_rows", None)
-    if rows is None:
-        rows = list(recipient.deliveries.order_by("-id")) if recipient.pk else []
-    if rows:
-        row = rows[0]
-        state = row.state
-        if state in (OutgoingRecipient.State.SENDING, OutgoingRecipient.State.DEFERRED):
-            state = OutgoingRecipient.State.QUEUED
-        return state, row.last_error
-    if recipient.delivery_error:
-        return OutgoingRecipient.State.FAILED, recipient.delivery_error
-    return "", ""

@@ -48,9 +48,11 @@ from mailservers.errors import DeliveryError, MailServerError, MailTooLargeError
 from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
 from mailservers.selection import select_server
 from mailservers.services.outbox import (  # noqa: F401  (the public door)
+    open_connection,
     process_outbox,
     recover_stuck_mail,
     send_mail_item,
+    smtp_params_for,
 )
 
 Recipient = OutgoingRecipient
@@ -272,8 +274,6 @@ def mark_recipient_bounced(
 
 def check_server_connection(*, server: OutgoingServer | None) -> ConnectionCheck:
     """*Test Connection*: connect, TLS, log in; the outcome is stored on the server."""
-    from mailservers.services.outbox import open_connection, smtp_params_for
-
     try:
         check = test_connection(
             smtp_params_for(server), opener=lambda conn: open_connection(conn, server)

@@ -35,6 +35,7 @@ from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.outgoing_forms import OutgoingServerForm
 from mailservers.services import localmailbox as localmailbox_services
 from mailservers.services import outgoing as services
+from mailservers.tasks.outgoing import send_mail
 
 PAGE_SIZE = 50
 
@@ -158,8 +159,6 @@ def _back_to_queue(request: HttpRequest) -> HttpResponse:
 @require_POST
 def queue_retry(request: HttpRequest, pk: int) -> HttpResponse:
     if services.retry_mail(mail_id=pk):
-        from mailservers.tasks.outgoing import send_mail
-
         send_mail.delay_on_commit(pk)
         messages.success(request, "The mail is queued again.")
     else:

@@ -20,6 +20,7 @@ from feed import services
 from feed.models import Message, Notification
 from mailservers.errors import OAuthReconnectRequired, ServerAuthError
 from mailservers.models import OAuthGrant
+from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.services import incoming as incoming_service
 from mailservers.services import oauth as oauth_service
 from mailservers.services.outgoing import process_outbox
@@ -47,11 +48,13 @@ def technical_staff(staff):
 
 
 def revoke_grant(oauth_server, owner=None) -> OAuthGrant:  # noqa: ANN001
-    """A grant the provider revoked, found out on the next token refresh."""
+    """A grant the provider revoked, found out on the next token refresh, whose
+    notice the task that ran the refresh then sent."""
     grant = make_grant(oauth_server, owner=owner, expires_in=dt.timedelta(0))
     oauth_server.revoke_user(grant.account_address)
     with pytest.raises(OAuthReconnectRequired):
         oauth_service.get_access_token(grant)
+    send_reconnect_notices()
     return OAuthGrant.objects.get(pk=grant.pk)
 
 
