@@ -46,6 +46,8 @@ from mailservers.services.incoming_connect import (
     record_failure,
     record_success,
 )
+from routing import batch as routing_batch
+from routing import services as routing_services
 
 logger = logging.getLogger(__name__)
 
@@ -100,32 +102,31 @@ class PollResult:
 def route_message(*, raw: bytes, server: IncomingServer) -> str:
     """Hand one message to the routing pipeline (call inside a transaction);
     returns its outcome."""
-    from routing.services import route_incoming_message
-
     source = f"{server.kind}:{server.pk}"
-    return route_incoming_message(raw=raw, source=source, server=server).outcome
+    result = routing_services.route_incoming_message(
+        raw=raw, source=source, server=server
+    )
+    return result.outcome
 
 
-def prepare_messages(*, raws: list[bytes], server: IncomingServer) -> object:
+def prepare_messages(
+    *, raws: list[bytes], server: IncomingServer
+) -> routing_batch.PreparedMessages:
     """Parse a group and check its senders, before its transaction (DNS waits)."""
-    from routing.batch import prepare_messages
-
-    return prepare_messages(raws=raws, server=server)
+    return routing_batch.prepare_messages(raws=raws, server=server)
 
 
 def route_messages(
-    *, raws: list[bytes], server: IncomingServer, prepared: object = None
+    *,
+    raws: list[bytes],
+    server: IncomingServer,
+    prepared: routing_batch.PreparedMessages | None = None,
 ) -> list[str]:
     """Hand a group of messages to the routing pipeline, in order, written together
     where they can be (call inside a transaction); returns each one's outcome.
     ``prepared``: see ``prepare_messages``."""
-    from routing.batch import PreparedMessages, route_incoming_messages
-
-    results = route_incoming_messages(
-        raws=raws,
-        source=f"{server.kind}:{server.pk}",
-        server=server,
-        prepared=prepared if isinstance(prepared, PreparedMessages) else None,
+    results = routing_batch.route_incoming_messages(
+        raws=raws, source=f"{server.kind}:{server.pk}", server=server, prepared=prepared
     )
     return [result.outcome for result in results]
 

@@ -52,6 +52,7 @@ from mailservers.models import (
 )
 from mailservers.services import lease_owner, outbox_health
 from mailservers.services.heartbeat import Heartbeat
+from mailservers.services.oauth import with_fresh_token
 from mailservers.services.outbox_results import (
     UNCERTAIN_REASON,
     DrainReport,
@@ -115,7 +116,6 @@ def open_connection(conn: SmtpConnection, server: OutgoingServer | None) -> None
     if server is None or server.auth_method == OutgoingServer.AuthMethod.PASSWORD:
         conn.open()
         return
-    from mailservers.services.oauth import with_fresh_token
 
     def attempt(token: Callable[[], str]) -> None:
         conn.params = dataclasses.replace(conn.params, token=token)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailservers.services import outbox, outgoing_notify
+from mailservers import outage_notices
+from mailservers.oauth_notices import send_reconnect_notices
+from mailservers.services import outbox
 
 __all__ = [
     "notify_server_outages",
@@ -27,8 +29,10 @@ def send_mail(mail_id: int) -> None:
 
 @shared_task(name="mailservers.tasks.process_outbox")
 def process_outbox() -> None:
-    """Drain every due mail (beat, every minute)."""
+    """Drain every due mail (beat, every minute), then tell owners and admins of OAuth
+    grants found revoked meanwhile (by this drain or any other path)."""
     outbox.process_outbox()
+    send_reconnect_notices()
 
 
 @shared_task(name="mailservers.tasks.recover_stuck_mail")
@@ -40,4 +44,4 @@ def recover_stuck_mail() -> None:
 @shared_task(name="mailservers.tasks.notify_server_outages")
 def notify_server_outages() -> None:
     """Tell the admins about servers down for 15 minutes, and back (beat)."""
-    outgoing_notify.notify_server_outages()
+    outage_notices.notify_server_outages()

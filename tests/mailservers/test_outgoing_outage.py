@@ -15,8 +15,8 @@ from django.utils import timezone
 from feed.models import Notification
 from knowlix import params
 from mailservers.models import OutgoingMail, OutgoingServerHealth
+from mailservers.outage_notices import notify_server_outages
 from mailservers.services import outbox
-from mailservers.services.outgoing_notify import notify_server_outages
 from tests.mailservers.queue_helpers import queue_numbered
 
 pytestmark = pytest.mark.django_db

@@ -1,9 +1,9 @@
 """Tell the admins (inbox) when an outgoing server has been down for a while, and
 when it is back.
 
-Above the queue (it posts through ``feed.services.notify_users``): the queue only
-records outages (``outbox_health``); beat calls ``notify_server_outages`` every
-minute. Each notice is sent once, in the transaction that flips its flag.
+The layer above the queue and the feed (it posts through
+``feed.services.notify_users``): the queue only records outages (``outbox_health``);
+beat calls ``notify_server_outages`` every minute. Each notice is sent once, in the transaction that flips its flag.
 """
 
 from __future__ import annotations
