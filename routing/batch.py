@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -236,6 +236,12 @@ def _write_run(
             written = list(
                 zip(bulk, _create_records(bulk, source, server), strict=True)
             )
+    except IntegrityError:
+        # Another poll stored one of these meanwhile (a copy in two mailboxes):
+        # handled below, where it is recorded as a duplicate. Not an error.
+        logger.info("routing: a run of %s messages met a copy stored meanwhile; "
+                    "routed one by one", len(run))  # fmt: skip
+        later, written = {mail.index for mail in run}, []
     except Exception:
         logger.exception("routing: a run of %s messages is routed one by one", len(run))
         later, written = {mail.index for mail in run}, []

@@ -145,3 +145,25 @@ def test_poll_counts_each_outcome_and_logs_no_error(
     profile.save()
     page = admin_client.get(server.get_absolute_url()).content.decode()
     assert "2 stored, 1 duplicate, 1 quarantined, 1 refused" in page
+
+
+def test_a_copy_stored_by_another_poll_meanwhile_is_info_not_error(
+    dovecot_user, make_incoming_server, groups, caplog, monkeypatch
+):
+    """Two mailboxes got the same mail and their polls race: the one that finds it
+    stored between its check and its insert records a duplicate, logged at INFO,
+    without a traceback."""
+    from routing import batch
+    from routing.services import route_incoming_message
+
+    route_incoming_message(raw=NEW_REQUEST, source="imap:other")  # the other poll
+    monkeypatch.setattr(batch, "_duplicates", lambda run: set())  # checked before
+    dovecot_user.append(NEW_REQUEST)
+    server = make_incoming_server(dovecot_user)
+    with caplog.at_level(logging.INFO):
+        result = service.poll_incoming_server(server=server)
+    assert (result.stored, result.duplicate) == (0, 1)
+    assert InboundMail.objects.count() == 1
+    assert any("stored meanwhile" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [r for r in caplog.records if r.exc_info]
