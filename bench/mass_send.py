@@ -132,7 +132,9 @@ def main() -> None:
     rate, bare_rate = count / ours, count / bare
     print(f"{count} followers made in {setup:.1f} s ({connection.vendor})")
     print(f"post (the web request's part): {request_seconds * 1000:.0f} ms")
-    print(f"fan-out: {ours:.1f} s, {rate:.0f} recipients/s (bare rows: {bare_rate:.0f}/s)")
+    print(
+        f"fan-out: {ours:.1f} s, {rate:.0f} recipients/s (bare rows: {bare_rate:.0f}/s)"
+    )
     print(f"memory during the fan-out: {rss_before:.0f} MB -> peak {rss_peak:.0f} MB")
     print(
         f"RESULT mass_send ratio={rate / bare_rate:.2f} seconds={ours:.1f} "
