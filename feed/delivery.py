@@ -107,9 +107,13 @@ def queue_message_mail(
         return
     record = message.content_object
     assert record is not None  # the message was just posted on it
+    # Only these addressees' rows: a big post's fan-out calls this once per chunk.
+    mine = MessageRecipient.objects.filter(
+        message=message, address__in=[a.address for a in addressees]
+    )
     rows = {
         r.address.lower(): r
-        for r in MessageRecipient.objects.filter(message=message)
+        for r in mine.only("pk", "address", "user_id")
         if (r.user_id is not None) == for_users
     }
     recipients = [
