@@ -8,6 +8,7 @@ alive after the grace period.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -83,8 +84,6 @@ class Service:
     def kill(self) -> None:
         """Clean-up after a failed test: SIGKILL whatever the session still runs."""
         for line in self.processes():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(line.split()[0]), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.proc.wait(timeout=10)
