@@ -230,6 +230,7 @@ def _run_story(tmp_path, env, services, redis, smtp_server, dovecot_user) -> Non
             )
         )
     gaps = [round(b - a, 1) for a, b in zip(polls, polls[1:], strict=False)]
+    print("seconds between polls of the 1-minute server:", gaps)
     assert all(50 <= gap <= 70 for gap in gaps), gaps
 
     metrics = site.get("/metrics", headers=token).text
