@@ -148,3 +148,12 @@ def test_metrics_expose_the_knowlix_series(client, make_incoming_server, dovecot
     assert value(text, last_poll) == polled_at.timestamp()
     assert 'knowlix_incoming_mail_total{outcome="routed"} 1.0' in text
     assert 'knowlix_incoming_mail_total{outcome="quarantined"} 1.0' in text
+
+
+def test_health_page_renders_for_people_and_prometheus(client):
+    """The HTML page and the OpenMetrics form both render (beat's check here)."""
+    record_heartbeat(name=BEAT)
+    page = client.get("/health/beat/", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "Beat" in page.text
+    metrics = client.get("/health/beat/", {"format": "openmetrics"})
+    assert 'django_health_check_status{check="Beat"} 1' in metrics.text
