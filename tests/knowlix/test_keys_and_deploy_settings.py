@@ -13,6 +13,9 @@ import sys
 import pytest
 from cryptography.fernet import Fernet
 
+from feed import services
+from feed.attachments import AttachmentInput
+from feed.templatetags.feed_tags import attachment_url
 from knowlix.keys import weak_secret_key_reason
 from tests.deploy.test_stack import documented_environment
 from tests.servers.stack import ROOT
@@ -103,3 +106,18 @@ def test_proxy_header_makes_requests_secure(client, settings):
     assert plain.status_code == 301 and plain["Location"].startswith("https://")
     proxied = client.get("/login/", headers={"X-Forwarded-Proto": "https"})
     assert proxied.status_code == 200
+
+
+@pytest.mark.django_db
+def test_pages_are_never_framed_but_the_preview_is_same_origin(client, alice, ticket):
+    """X-Frame-Options DENY everywhere (check --deploy's W019), except the
+    attachment the feed previews in a same-origin iframe."""
+    message = services.post_message(
+        record=ticket, kind="note", author=alice,
+        attachments=[AttachmentInput(filename="q.pdf", content=b"%PDF",
+                                     mimetype="application/pdf")],
+    )  # fmt: skip
+    client.force_login(alice)
+    assert client.get("/")["X-Frame-Options"] == "DENY"
+    preview = client.get(attachment_url(message.attachments.get()))
+    assert preview["X-Frame-Options"] == "SAMEORIGIN"
