@@ -15,6 +15,8 @@ from celery.beat import PersistentScheduler
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
+from knowlix.models import Heartbeat
+
 logger = logging.getLogger(__name__)
 
 BEAT = "beat"
@@ -22,8 +24,6 @@ BEAT = "beat"
 
 def record_heartbeat(*, name: str) -> None:
     """Stamp ``name``'s heartbeat now (and clear a previous stop)."""
-    from knowlix.models import Heartbeat
-
     Heartbeat.objects.update_or_create(
         name=name,
         defaults={
@@ -36,8 +36,6 @@ def record_heartbeat(*, name: str) -> None:
 
 def record_stop(*, name: str) -> None:
     """Mark ``name`` as stopped, so health checks fail at once."""
-    from knowlix.models import Heartbeat
-
     Heartbeat.objects.filter(name=name).update(stopped_at=timezone.now())
 
 

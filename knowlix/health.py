@@ -18,6 +18,7 @@ from health_check.exceptions import ServiceUnavailable
 
 from knowlix.beat import BEAT
 from knowlix.celery import app
+from knowlix.models import Heartbeat
 
 
 @dataclasses.dataclass
@@ -39,8 +40,6 @@ class Beat(HealthCheck):
     """Celery beat ticked recently (its heartbeat row, see ``knowlix.beat``)."""
 
     def run(self) -> None:
-        from knowlix.models import Heartbeat
-
         try:
             beat = Heartbeat.objects.filter(name=BEAT).first()
         except DatabaseError as exc:

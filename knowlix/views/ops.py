@@ -19,7 +19,12 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.registry import CollectorRegistry
 
 from knowlix import firstadmin
@@ -67,8 +72,6 @@ def _process_registry() -> CollectorRegistry:
     """This process's metrics, or all gunicorn workers' in multiprocess mode."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return REGISTRY
-    from prometheus_client import multiprocess
-
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     return registry
