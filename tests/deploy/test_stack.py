@@ -158,6 +158,17 @@ def _run_story(tmp_path, env, services, redis, smtp_server, dovecot_user) -> Non
                        having="password")  # fmt: skip
     assert home.status_code == 200 and "Log out" in home.text, home.text[:2000]
 
+    # collectstatic's hashed, compressed files, served by WhiteNoise; our 404 page.
+    css = re.search(r'href="(/static/css/knowlix\.[0-9a-f]{12}\.css)"', home.text)
+    assert css, "the stylesheet is not the manifest's hashed name"
+    style = user.get(css[1], headers={"Accept-Encoding": "gzip"})
+    assert style.status_code == 200 and style.headers["Content-Type"].startswith(
+        "text/css"
+    )
+    assert "immutable" in style.headers["Cache-Control"]
+    missing = user.get("/no/such/page/")
+    assert missing.status_code == 404 and "Nothing here" in missing.text
+
     # A ticket, and a message with an attachment to the customer.
     contact = user.submit("/contacts/new/", {"name": "Dana Customer",
                           "email": "dana@customer.example"}, having="email")  # fmt: skip
