@@ -4,7 +4,11 @@ the Knowlix series)."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -19,6 +23,8 @@ from mailservers.services.outgoing import (
     queue_mail,
 )
 from routing.models import InboundMail
+from tests.servers.net import free_port
+from tests.servers.stack import SERVICE
 
 # The checks run in threads of their own (their own database connections): they
 # see committed rows only.
@@ -156,3 +162,21 @@ def test_health_page_renders_for_people_and_prometheus(client):
     assert page.status_code == 200 and "Beat" in page.text
     metrics = client.get("/health/beat/", {"format": "openmetrics"})
     assert 'django_health_check_status{check="Beat"} 1' in metrics.text
+
+
+def test_web_health_fails_without_its_database(tmp_path):
+    """`scripts/service health all`, the database stopped: the Database check fails
+    with a reason, the command exits non-zero (what compose reads)."""
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHON": sys.executable,
+        "KNOWLIX_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/gone",
+    }
+    done = subprocess.run([SERVICE, "health", "all"], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode != 0
+    line = next(
+        line for line in done.stdout.splitlines() if line.startswith("Database")
+    )
+    assert "OK" not in line and "unavailable" in line.lower(), done.stdout
