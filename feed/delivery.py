@@ -4,8 +4,8 @@ Called inside ``post_message``'s transaction: the ``OutgoingMail`` rows commit (
 roll back) with the message, and ``queue_mail`` sends only once the transaction
 commits, so a rolled-back post never emails anyone. A mail that cannot be queued
 (bad address, too large) does not undo the post: the reason is stored on the
-message's recipients and shown in the feed. Everything that knows about
-``mailservers`` lives here.
+message's recipients and shown in the feed. A post reaches ``mailservers`` only
+through here, with its thread headers computed here (the queue never reads the feed).
 """
 
 from __future__ import annotations
