@@ -31,6 +31,7 @@ from routing.reports import AuthVerdict
 
 DKIM_VERIFY = "mail.gateway.dkim_verify"  # "false" turns the local check off
 MAX_SIGNATURES = 5  # checked per message (each may cost a DNS query)
+FAILURES = ("fail", "softfail", "permerror")
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Verdict:
     failed: bool = False  # authentication failed (trusted verdict or local DKIM)
     text: str = ""  # e.g. "spf=pass dkim=pass dmarc=pass (mx.example.com)"
     claims_user: bool = False  # the From is the address of a Knowlix user
+    # A trusted SPF, DKIM or DMARC fail (or a local DKIM fail): never answered
+    some_failed: str = ""
 
     @property
     def is_unverified(self) -> bool:
@@ -165,10 +168,25 @@ def sender_verdict(
             if method in verdict.results
         ]
         text = f"{' '.join(shown)} ({verdict.authserv_id})"
+        some_failed = next(
+            (
+                f"{e.method}={e.result}"
+                for e in verdict.entries
+                if e.method in ("spf", "dkim", "dmarc") and e.result in FAILURES
+            ),
+            "",
+        )
         if trusted_pass(verdict, from_domain):
-            return Verdict(passed=True, text=text, claims_user=claims_user)
-        if verdict.failed:
-            return Verdict(failed=True, text=text, claims_user=claims_user)
+            return Verdict(
+                passed=True, text=text, claims_user=claims_user, some_failed=some_failed
+            )
+        if verdict.failed or some_failed:
+            return Verdict(
+                failed=verdict.failed,
+                text=text,
+                claims_user=claims_user,
+                some_failed=some_failed,
+            )
         break  # no verdict either way: a local DKIM check may still prove it
     enabled = (params.get_param(DKIM_VERIFY) or "true").lower() != "false"
     if parsed.has_dkim_signature and enabled:
@@ -178,5 +196,6 @@ def sender_verdict(
             failed=result == "fail",
             text=f"dkim={result} (local)",
             claims_user=claims_user,
+            some_failed="dkim=fail" if result == "fail" else "",
         )
     return Verdict(claims_user=claims_user)

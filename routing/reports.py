@@ -19,6 +19,15 @@ from routing.text import clean_text, decode_part
 
 DAEMON_LOCALPARTS = ("mailer-daemon", "postmaster", "mail-daemon")
 BULK_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
+# Any of these says a machine or a list sent the mail (RFC 2369, 2919, 3834).
+AUTOMATIC_HEADERS = (
+    "X-Autoreply",
+    "X-Autorespond",
+    "X-Auto-Response-Suppress",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Post",
+)
 _COMMENT = re.compile(r"\([^()]*\)")
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
 
@@ -110,7 +119,7 @@ def detect_auto_submitted(
     precedence = _first(msg, "Precedence").lower()
     if precedence in BULK_PRECEDENCE:
         return f"Precedence: {precedence}"
-    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "List-Id"):
+    for name in AUTOMATIC_HEADERS:
         if _first(msg, name):
             return f"{name} header"
     if return_path == "":
