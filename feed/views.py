@@ -249,6 +249,8 @@ def attachment(request: FeedRequest, attachment_id: int, filename: str) -> FileR
     )
     if not (inline and row.is_pdf):  # a sandboxed PDF would not open in Chromium
         response["Content-Security-Policy"] = "sandbox"
+    else:  # nor would one under the pages' policy (object-src 'none')
+        response._csp_exempt = True  # type: ignore[attr-defined]
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

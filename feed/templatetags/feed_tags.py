@@ -17,6 +17,9 @@ from feed.panel import panel_context
 register = template.Library()
 
 _CID_SRC = re.compile(r'src="cid:([^"]+)"')
+# A remote image in sanitized HTML (nh3 writes every attribute double-quoted).
+_REMOTE_IMG = re.compile(r'<img\b[^>]*\bsrc="(?:https?:)?//[^"]*"[^>]*>', re.I)
+_ALT = re.compile(r'\balt="([^"]*)"')
 # "On <date>, <someone> wrote:" above a quote: the start of the quoted history.
 _QUOTE_INTRO = re.compile(r"^\s*(on\b.*\bwrote:|-+\s*original message\s*-+)\s*$", re.I)
 REPLY_EXCERPT_WORDS = 12
@@ -40,7 +43,11 @@ def feed_panel(context: template.Context, record: Model) -> dict[str, object]:
         user=request.user,
         focus_message_id=int(focus) if focus.isdigit() else None,
     )
-    result.update(request=request, csrf_token=context.get("csrf_token"))
+    result.update(
+        request=request,
+        csrf_token=context.get("csrf_token"),
+        show_images=request.GET.get("images", ""),
+    )
     return result
 
 
@@ -58,11 +65,38 @@ def is_previewable(attachment: Attachment) -> bool:
     return attachment.mimetype in INLINE_TYPES
 
 
+def block_remote_images(html: str) -> str:
+    """Sanitized ``html`` with every remote image replaced by a placeholder: no
+    request leaves the reader's browser (tracking pixels) until asked."""
+
+    def placeholder(match: re.Match[str]) -> str:
+        alt = _ALT.search(match.group(0))
+        label = alt.group(1) if alt and alt.group(1) else "image"
+        return f'<span class="blocked-image" title="Remote image not loaded">[{label}]</span>'
+
+    return _REMOTE_IMG.sub(placeholder, html)
+
+
 @register.filter
-def message_body(message: Message) -> SafeString:
+def has_remote_images(message: Message) -> bool:
+    return bool(_REMOTE_IMG.search(sanitize_html(message.body_html)))
+
+
+@register.simple_tag(takes_context=True)
+def message_html(context: template.Context, message: Message) -> SafeString:
+    """:func:`message_body`, with the remote images the reader asked for (the
+    ``show_images`` message id of the panel's context)."""
+    return message_body(message, context.get("show_images"))
+
+
+@register.filter
+def message_body(message: Message, show_images: object = None) -> SafeString:
     """The body, sanitized again (rows written around ``post_message`` exist), with
-    cid: images pointing at our files."""
+    cid: images pointing at our files, and remote images blocked unless
+    ``show_images`` is this message's id (the reader clicked *Show images*)."""
     html = sanitize_html(message.body_html)
+    if str(show_images) != str(message.pk):
+        html = block_remote_images(html)
     if "cid:" in html:
         by_cid = {a.content_id: a for a in message.attachments.all() if a.content_id}
 
