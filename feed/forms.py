@@ -116,9 +116,24 @@ class MessageForm(forms.Form):
             self.add_error("body", _("Write something or attach a file."))
         if data.get("kind") == Message.Kind.NOTE and data.get("recipients"):
             self.add_error("recipients", _("Notes are internal: no recipients."))
-        if data.get("kind") == Message.Kind.EMAIL:
+        self._check_total_size(data)
+        if data.get("kind") == Message.Kind.EMAIL and not self.has_error("attachments"):
             self._check_mail_size(data)
         return data
+
+    def _check_total_size(self, data: dict[str, Any]) -> None:
+        """One post's files together may not exceed ``KNOWLIX_POST_MAX_BYTES``."""
+        limit = settings.KNOWLIX_POST_MAX_BYTES
+        total = sum(f.size for f in data.get("attachments") or [])
+        if total > limit:
+            self.add_error(
+                "attachments",
+                _(
+                    "These files are %(size)s together; one message may carry at "
+                    "most %(limit)s. Send fewer or smaller files."
+                )
+                % {"size": filesizeformat(total), "limit": filesizeformat(limit)},
+            )
 
     def _check_mail_size(self, data: dict[str, Any]) -> None:
         """Refuse now what the outgoing queue would refuse (``KNOWLIX_MAIL_MAX_BYTES``).

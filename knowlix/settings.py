@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    "knowlix.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -175,7 +176,12 @@ STORAGES = {
 KNOWLIX_ATTACHMENT_MAX_BYTES = env_int("KNOWLIX_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
 # A whole outgoing mail (bodies and attachments) above this size is refused (bytes).
 KNOWLIX_MAIL_MAX_BYTES = env_int("KNOWLIX_MAIL_MAX_BYTES", 25 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# One post's files together (any kind of message), and any request as a whole.
+KNOWLIX_POST_MAX_BYTES = env_int("KNOWLIX_POST_MAX_BYTES", 25 * 1024 * 1024)
+KNOWLIX_REQUEST_MAX_BYTES = env_int(
+    "KNOWLIX_REQUEST_MAX_BYTES", KNOWLIX_POST_MAX_BYTES + 1024 * 1024
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # form fields (not files) of a request
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Secrets at rest --------------------------------------------------------------

@@ -10,16 +10,13 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from feed.html import sanitize_html
+from feed.html import block_remote_images, has_remote_image, sanitize_html
 from feed.models import Attachment, Message
 from feed.panel import panel_context
 
 register = template.Library()
 
 _CID_SRC = re.compile(r'src="cid:([^"]+)"')
-# A remote image in sanitized HTML (nh3 writes every attribute double-quoted).
-_REMOTE_IMG = re.compile(r'<img\b[^>]*\bsrc="(?:https?:)?//[^"]*"[^>]*>', re.I)
-_ALT = re.compile(r'\balt="([^"]*)"')
 # "On <date>, <someone> wrote:" above a quote: the start of the quoted history.
 _QUOTE_INTRO = re.compile(r"^\s*(on\b.*\bwrote:|-+\s*original message\s*-+)\s*$", re.I)
 REPLY_EXCERPT_WORDS = 12
@@ -65,21 +62,9 @@ def is_previewable(attachment: Attachment) -> bool:
     return attachment.mimetype in INLINE_TYPES
 
 
-def block_remote_images(html: str) -> str:
-    """Sanitized ``html`` with every remote image replaced by a placeholder: no
-    request leaves the reader's browser (tracking pixels) until asked."""
-
-    def placeholder(match: re.Match[str]) -> str:
-        alt = _ALT.search(match.group(0))
-        label = alt.group(1) if alt and alt.group(1) else "image"
-        return f'<span class="blocked-image" title="Remote image not loaded">[{label}]</span>'
-
-    return _REMOTE_IMG.sub(placeholder, html)
-
-
 @register.filter
 def has_remote_images(message: Message) -> bool:
-    return bool(_REMOTE_IMG.search(sanitize_html(message.body_html)))
+    return has_remote_image(sanitize_html(message.body_html))
 
 
 @register.simple_tag(takes_context=True)

@@ -198,7 +198,7 @@ def _render_detail(
     reply: localmailbox_services.ReplyOutcome | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    from feed.html import sanitize_html
+    from feed.html import block_remote_images, sanitize_html
 
     msg = _parse(caught)
     html_part = msg.get_body(preferencelist=("html",))
@@ -214,7 +214,10 @@ def _render_detail(
         {
             "caught": caught,
             "view": view,
-            "html": sanitize_html(html_part.get_content()) if html_part else "",
+            # Remote images stay out, as in feeds (the page's policy refuses them).
+            "html": block_remote_images(sanitize_html(html_part.get_content()))
+            if html_part
+            else "",
             "text": text_part.get_content() if text_part else "",
             "headers": list(msg.items()),
             "attachments": attachments,
