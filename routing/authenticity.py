@@ -1,8 +1,9 @@
 """Sender authenticity: is the From address proven, failed, or merely claimed?
 
-Proof is a ``pass`` aligned with the From domain in the topmost
-``Authentication-Results`` of a trusted authserv-id (``mail.gateway.authserv_ids``,
-set by an admin: anyone can write that header, only our own MTA's is believed), or
+Proof is a ``pass`` aligned with the From domain in an ``Authentication-Results``
+of a trusted authserv-id (``mail.gateway.authserv_ids``, set by an admin: anyone
+can write that header, only our own MTA's is believed, and it removes copies of
+its id that arrive from outside), or
 a DKIM signature checked here with dkimpy whose ``d=`` aligns with the From domain
 (relaxed alignment: the same organizational domain, RFC 7489). A DNS failure is a
 *temperror*: it neither proves nor fails. Invariant: mail claiming a user's address
@@ -159,35 +160,39 @@ def sender_verdict(
         users = user_addresses([parsed.from_address])
     claims_user = parsed.from_address.lower() in users
     trusted = trusted_authserv_ids()
-    for verdict in parsed.auth_verdicts:  # topmost first: our MTA's is on top
-        if verdict.authserv_id not in trusted:
-            continue
-        shown = [
-            f"{method}={verdict.results[method]}"
-            for method in ("spf", "dkim", "dmarc")
-            if method in verdict.results
-        ]
-        text = f"{' '.join(shown)} ({verdict.authserv_id})"
+    # Every trusted verdict counts (OpenDKIM and OpenDMARC each write one): the MTA
+    # removes copies of its authserv-id that arrived from outside (RFC 8601 5.).
+    ours = [v for v in parsed.auth_verdicts if v.authserv_id in trusted]
+    if ours:
+        text = (
+            " ".join(
+                f"{method}={verdict.results[method]}"
+                for verdict in ours
+                for method in ("spf", "dkim", "dmarc")
+                if method in verdict.results
+            )
+            + f" ({ours[0].authserv_id})"
+        )
         some_failed = next(
             (
                 f"{e.method}={e.result}"
+                for verdict in ours
                 for e in verdict.entries
                 if e.method in ("spf", "dkim", "dmarc") and e.result in FAILURES
             ),
             "",
         )
-        if trusted_pass(verdict, from_domain):
+        passed = any(trusted_pass(verdict, from_domain) for verdict in ours)
+        failed = not passed and any(verdict.failed for verdict in ours)
+        if passed or failed or some_failed:
             return Verdict(
-                passed=True, text=text, claims_user=claims_user, some_failed=some_failed
-            )
-        if verdict.failed or some_failed:
-            return Verdict(
-                failed=verdict.failed,
+                passed=passed,
+                failed=failed,
                 text=text,
                 claims_user=claims_user,
                 some_failed=some_failed,
             )
-        break  # no verdict either way: a local DKIM check may still prove it
+        # no verdict either way: a local DKIM check may still prove it
     enabled = (params.get_param(DKIM_VERIFY) or "true").lower() != "false"
     if parsed.has_dkim_signature and enabled:
         result = check_dkim(raw, from_domain)
