@@ -102,6 +102,12 @@ def clean_html(html: str) -> SafeString:
 
 
 @register.filter
+def clean_html_without_remote(html: str) -> SafeString:
+    """Stored HTML, sanitized, its remote images replaced by placeholders."""
+    return mark_safe(block_remote_images(sanitize_html(html or "")))  # noqa: S308
+
+
+@register.filter
 def reply_excerpt(message: Message) -> str:
     """The first words of ``message`` for a reply's "In reply to" line: its own text
     (quoted history left out), else its subject."""
