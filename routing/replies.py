@@ -12,8 +12,10 @@ inside routing's transaction, so a rolled-back routing never answers anyone.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 
+from django.db import connection
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -66,7 +68,17 @@ def why_not_answer(parsed: ParsedMessage, verdict: Verdict | None = None) -> str
 
 
 def refusals_sent(address: str) -> int:
-    """Automatic answers queued to ``address`` in the last hour."""
+    """Automatic answers queued to ``address`` in the last hour.
+
+    Call inside routing's transaction: on PostgreSQL it takes a transaction lock
+    per address, so that two workers cannot both count 2 and send the 4th answer
+    (SQLite's write transactions are serialized already)."""
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(
+            hashlib.sha256(address.lower().encode()).digest()[:8], "big", signed=True
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
     since = timezone.now() - dt.timedelta(hours=1)
     return OutgoingRecipient.objects.filter(
         address__iexact=address,

@@ -91,3 +91,35 @@ def test_return_path_gets_the_answer_not_from(catchall, route, smtp):
     route(stray(1, extra="Return-Path: <bounces@innocent.example>\r\n"))
     process_outbox()
     assert [r.rcpt_tos for r in smtp.received] == [["bounces@innocent.example"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_routing_never_exceeds_the_limit(catchall, route):
+    """Four workers refusing mail of one sender at once: one answer with a limit of 1."""
+    import threading
+
+    from django.db import connection
+
+    from mailservers.models import OutgoingMail
+
+    params.set_param(params.REFUSALS_PER_HOUR, "1")
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            start.wait()
+            route(stray(100 + n))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert InboundMail.objects.filter(outcome="refused").count() == 4
+    assert OutgoingMail.objects.count() == 1
