@@ -138,3 +138,20 @@ def test_odd_addresses_are_refused(address):
     """An address that is not a plain dot-atom at a real domain is never written."""
     with pytest.raises(headers.InvalidAddress):
         headers.make_mailbox("", address)
+
+
+def test_message_ids_holding_encoded_words_are_never_written():
+    """A received Message-ID with an encoded word in it is no Message-ID to us: the
+    queue drops it from the thread headers, the builder refuses it."""
+    from mailservers.services.outgoing import _valid_msgids
+
+    evil = f"<{QP_CRLF}@customer.example>"
+    assert _valid_msgids([evil, "<ok@customer.example>"]) == ["<ok@customer.example>"]
+    with pytest.raises(ValueError, match="Message-ID"):
+        build_message(
+            from_addr="a@example.com",
+            subject="x",
+            text="x",
+            message_id="<m@example.com>",
+            in_reply_to=evil,
+        )

@@ -1,7 +1,7 @@
 """Hostile encoded words in received mail, through routing to the SMTP sink.
 
-Subject, From display name and attachment names (RFC 2047 in a quoted name, RFC
-2231 ``filename*``) decoding to CR/LF, double-encoded and in mixed charsets, arrive
+Subject, From display name, References and attachment names (RFC 2047 in a
+quoted name, RFC 2231 ``filename*``) decoding to CR/LF, double-encoded and in mixed charsets, arrive
 on a reply, on a record an alias creates, and to an unknown address. Every mail
 Knowlix then sends (notifications, replies, refusals) is read back from the sink:
 only the header fields we write, no line break in any decoded form, body intact.
@@ -48,6 +48,7 @@ def hostile_mail(*, to: str, evil: str, filename_2231: str, msgid: str) -> bytes
         f"To: {to}",
         f"Subject: Re: {evil} printer",
         f"Message-ID: <{msgid}@customer.example>",
+        f"References: <{QP_CRLF}@evil.example> <earlier-{msgid}@customer.example>",
         "MIME-Version: 1.0",
         'Content-Type: multipart/mixed; boundary="b1"',
         "",
