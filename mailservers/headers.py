@@ -35,7 +35,9 @@ _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII, no
 # RFC 5322 dot-atom text of a local part (no quoted local parts: nobody needs them)
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")  # fmt: skip
 _DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-MESSAGE_ID = re.compile(r"^(?!.*=\?)<[!-;=?-~]{1,900}@[!-;=?-~]{1,250}>$")  # no <, >, space
+MESSAGE_ID = re.compile(
+    r"^(?!.*=\?)<[!-;=?-~]{1,900}@[!-;=?-~]{1,250}>$"
+)  # no <, >, space
 _CONTENT_ID_CHARS = re.compile(r"[^A-Za-z0-9!#$%&'*+/^_`{|}~.@-]")
 _PLAIN_WORD_MAX = 76  # a longer word cannot be folded: it is encoded instead
 _CHUNK_BYTES = 36  # 48 base64 characters: words of 60, a line of 78 with any name
