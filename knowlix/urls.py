@@ -12,7 +12,7 @@ from django.urls import include, path
 from health_check.views import HealthCheckView
 
 from knowlix.core_urls import record_urlpatterns
-from knowlix.views import contacts, home, ops
+from knowlix.views import contacts, home, ops, security
 from knowlix.views import settings as settings_views
 from mailservers.views.oauth import root_urlpatterns as oauth_root_urlpatterns
 
@@ -36,6 +36,16 @@ knowlix_patterns = [
         "settings/technical/parameters/<int:pk>/",
         settings_views.parameter_edit,
         name="parameter-edit",
+    ),
+    path(
+        "settings/technical/locked-logins/",
+        security.locked_logins,
+        name="locked-logins",
+    ),
+    path(
+        "settings/technical/locked-logins/<int:pk>/unlock/",
+        security.unlock_login,
+        name="locked-login-unlock",
     ),
     path("preferences/", settings_views.preferences, name="preferences"),
     *record_urlpatterns(),
@@ -76,6 +86,22 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", security.password_reset, name="password_reset"),
+    path(
+        "password-reset/sent/",
+        security.password_reset_done,
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        security.password_reset_confirm,
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        security.password_reset_complete,
+        name="password_reset_complete",
+    ),
     path("", include((knowlix_patterns, "knowlix"))),
     path("feed/", include("feed.urls")),
     path("settings/technical/email/", include("mailservers.urls")),
