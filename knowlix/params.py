@@ -27,6 +27,7 @@ LOOP_ALLOWLIST = "mail.gateway.loop.allowlist"  # never loop-limited senders
 # Outgoing queue: days a mail may wait before it expires (Postfix's
 # maximal_queue_lifetime).
 QUEUE_LIFETIME_DAYS = "mail.queue.lifetime_days"
+REFUSALS_PER_HOUR = "mail.gateway.refusals_per_hour"  # automatic answers per address
 
 DEFAULTS: dict[str, str] = {
     DEFAULT_FROM: "notifications",
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, str] = {
     DKIM_VERIFY: "true",
     LOOP_ALLOWLIST: "",
     QUEUE_LIFETIME_DAYS: "5",
+    REFUSALS_PER_HOUR: "3",
 }
 
 CACHE_SECONDS = 30.0
