@@ -209,7 +209,7 @@ class SmtpConnection:
         recipients: Sequence[str],
         raw: bytes,
         while_waiting: Callable[[], None] | None = None,
-        before_data: Callable[[], bool] | None = None,
+        before_data: Callable[[], Callable[[], bool]] | None = None,
     ) -> dict[str, RecipientResult]:
         """Send ``raw`` to ``recipients``: a result for every recipient.
 
@@ -219,9 +219,11 @@ class SmtpConnection:
         on a sending quota. ``while_waiting`` runs once MAIL FROM is on the wire,
         before its reply is read: the caller's bookkeeping overlaps the round trip.
         ``before_data`` runs once the first RCPT TO is on the wire (before its reply
-        is read, and surely before the content's final dot): the caller records that
-        the mail may now reach the server. If it returns False the transaction is
-        reset and ``SendCancelled`` raised (the connection stays usable).
+        is read, and surely before the content's final dot): the caller starts
+        recording that the mail may now reach the server, and returns a function
+        that, called once the reply is read, says whether to go on. If not, the
+        transaction is reset and ``SendCancelled`` raised (the connection stays
+        usable).
         """
         if self.connection is None:
             self.open()
@@ -252,7 +254,7 @@ class SmtpConnection:
         recipients: list[str],
         raw: bytes,
         while_waiting: Callable[[], None] | None,
-        before_data: Callable[[], bool] | None,
+        before_data: Callable[[], Callable[[], bool]] | None,
     ) -> dict[str, RecipientResult]:
         options = []
         if conn.has_extn("size"):
@@ -274,10 +276,15 @@ class SmtpConnection:
         results: dict[str, RecipientResult] = {}
         for index, address in enumerate(recipients):
             conn.putcmd("rcpt", f"TO:<{address}>")
-            go_on = index > 0 or before_data is None or before_data()
-            code, reply = conn.getreply()
+            go_on: Callable[[], bool] | None = None
+            if index == 0 and before_data is not None:
+                go_on = before_data()  # the caller's write overlaps the round trip
+            try:
+                code, reply = conn.getreply()
+            finally:
+                held = go_on() if go_on is not None else True
             self._check_closing(code, decode_reply(reply))
-            if not go_on:
+            if not held:
                 conn.rset()
                 raise SendCancelled
             results[address] = RecipientResult(address, code, decode_reply(reply))

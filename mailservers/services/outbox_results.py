@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from psycopg import pq
 
 from knowlix import params
 from mailservers.backends.smtp import RecipientResult
@@ -104,17 +106,44 @@ class SendProgress:
         connection.ensure_connection()
         assert connection.connection is not None
         self.cursor = connection.connection.cursor()  # the driver's own cursor
+        # PostgreSQL: the stage is sent without waiting (libpq), and its answer is
+        # read once the SMTP server answered the RCPT: the two round trips overlap.
+        self.pgconn = None
         if connection.vendor == "postgresql":
             # Don't wait for the WAL flush: a worker crash loses nothing; only a
             # crash of PostgreSQL itself within ~0.2 s could lose the last writes.
             self.cursor.execute("SET synchronous_commit TO off")
+            self.pgconn = connection.connection.pgconn
+            self.pg_stage_sql = (
+                self.stage_sql.replace("%s", "$1", 1).replace("%s", "$2", 1).encode()
+            )
 
-    def reach_data(self, position: int) -> bool:
-        """Record that the mail at ``position`` may now reach the server; False if
-        this batch no longer holds its claim (recovered as abandoned): then the
-        mail must not be sent."""
-        self.cursor.execute(self.stage_sql, [position, self.token])
-        return self.cursor.rowcount == 1
+    def reach_data(self, position: int) -> Callable[[], bool]:
+        """Start recording that the mail at ``position`` may now reach the server;
+        the returned function (call it before anything else uses the database)
+        says whether this batch still holds its claim. If not (recovered as
+        abandoned), the mail must not be sent."""
+        if self.pgconn is None:
+            self.cursor.execute(self.stage_sql, [position, self.token])
+            held = self.cursor.rowcount == 1
+            return lambda: held
+        pgconn = self.pgconn
+        pgconn.send_query_params(
+            self.pg_stage_sql, [str(position).encode(), self.token.encode()]
+        )
+        while pgconn.flush():  # a few bytes: sent at once in practice
+            pass
+
+        def answer() -> bool:
+            result = pgconn.get_result()
+            while pgconn.get_result() is not None:  # libpq's end of the results
+                pass
+            if result is None or result.status != pq.ExecStatus.COMMAND_OK:
+                message = result.error_message if result is not None else b""
+                raise DatabaseError(message.decode(errors="replace"))
+            return result.command_tuples == 1
+
+        return answer
 
     def note(self, mail_id: int) -> None:
         """``mail_id`` was accepted by every recipient (written in a group)."""

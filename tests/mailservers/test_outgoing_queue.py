@@ -476,3 +476,15 @@ def test_connection_lost_after_the_body_is_not_retried(outbox_server):  # noqa: 
     address = first.recipients.get().address
     received = [r.rcpt_tos for r in outbox_server.received]
     assert received.count([address]) == 1 and len(received) == 2
+
+
+def test_a_batch_whose_claim_was_taken_back_sends_nothing(outbox_server):  # noqa: ANN001
+    """Recovery took a slow worker's claim back: the worker's next mail stops before
+    its content (RSET), so nothing recovery requeued can leave twice."""
+    queue()
+    claim = outbox._claim(server_id=None, limit=5)
+    OutboxClaim.objects.filter(token=claim.token).delete()  # recovery's doing
+    report = outbox.DrainReport()
+    outbox._send_batch(claim, report)
+    assert outbox_server.received == [] and report == outbox.DrainReport()
+    assert OutgoingMail.objects.get().state == State.SENDING  # recovery's to settle
