@@ -11,6 +11,7 @@ mail that recovery took back meanwhile. Mail expires only after the queue lifeti
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ def backoff_seconds(attempts: int) -> float:
     """Exponential backoff with ±50 % jitter, so retries of a burst spread out."""
     delay = min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
     return delay * random.uniform(0.5, 1.5)
+
+
+STAGE_WAIT_SECONDS = 30  # as long as Django's SQLite busy timeout (settings)
 
 
 class SendProgress:
@@ -124,8 +128,7 @@ class SendProgress:
         says whether this batch still holds its claim. If not (recovered as
         abandoned), the mail must not be sent."""
         if self.pgconn is None:
-            self.cursor.execute(self.stage_sql, [position, self.token])
-            held = self.cursor.rowcount == 1
+            held = self._sqlite_stage(position)
             return lambda: held
         pgconn = self.pgconn
         pgconn.send_query_params(
@@ -144,6 +147,24 @@ class SendProgress:
             return result.command_tuples == 1
 
         return answer
+
+    def _sqlite_stage(self, position: int) -> bool:
+        """SQLite: the write, retried every 0.2 ms while another worker holds the
+        file's write lock (its own busy handler first sleeps 1, 2, 5, 10 ms…: as
+        long as sending a mail; two workers would then drain slower than one)."""
+        deadline = time.monotonic() + STAGE_WAIT_SECONDS
+        self.cursor.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    self.cursor.execute(self.stage_sql, [position, self.token])
+                    return bool(self.cursor.rowcount == 1)
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.0002)
+        finally:
+            self.cursor.execute(f"PRAGMA busy_timeout = {STAGE_WAIT_SECONDS * 1000}")
 
     def note(self, mail_id: int) -> None:
         """``mail_id`` was accepted by every recipient (written in a group)."""
