@@ -197,21 +197,18 @@ def test_a_stamped_copy_reads_as_the_full_build():
 
 
 def test_only_plain_recipients_are_stamped():
-    """Non-ASCII, encoded-word lookalikes or odd addresses go to the full builder;
-    a line break in a name never reaches the header."""
+    """Non-ASCII or odd addresses go to the full builder; a line break in a name,
+    raw or encoded, never reaches the header."""
     template = build_message(to=[COPY_TO], message_id=COPY_ID, **_copy_kwargs())
     for to in [
         ("Jörg", "j@x.example"),
-        ("=?utf-8?q?a=0D=0AX-Evil:_1?=", "a@x.example"),
         ('Quote " me', "q@x.example"),
         ("", "kunde@bücher.example"),
         ("", "a b@x.example"),
     ]:
         assert stamp_copy(template, to=to, message_id="<c@x.test>") is None
-    copy = stamp_copy(
-        template,
-        to=("Eve\r\nBcc: victim@x.example", "e@x.example"),
-        message_id="<c@x.test>",
-    )
-    assert copy is not None and b"\r\nBcc:" not in copy
-    assert parse(copy)["To"].addresses[0].addr_spec == "e@x.example"
+    for name in ("Eve\r\nBcc: v@x.example", "=?utf-8?q?a=0D=0ABcc:_v@x.example?="):
+        copy = stamp_copy(template, to=(name, "e@x.example"), message_id="<c@x.test>")
+        assert copy is not None and b"\r\nBcc:" not in copy
+        [address] = parse(copy)["To"].addresses
+        assert address.addr_spec == "e@x.example"
