@@ -49,10 +49,15 @@ def is_over_limit(*, address: str, scope: str, record: str = "") -> bool:
     """True if the sender already reached the limit in the current window."""
     if not address or is_allowed_sender(address):
         return False
+    return window_total(address=address, scope=scope, record=record) >= loop_limit()
+
+
+def window_total(*, address: str, scope: str, record: str = "") -> int:
+    """What the address counted in the window for ``scope`` and ``record``."""
     total = SenderRateCounter.objects.filter(
         address=address, scope=scope, record=record, bucket__gte=_window_start()
     ).aggregate(total=Sum("count"))["total"]
-    return (total or 0) >= loop_limit()
+    return total or 0
 
 
 def window_totals(*, addresses: Sequence[str], scope: str) -> dict[str, int]:

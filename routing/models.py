@@ -72,6 +72,18 @@ class Alias(models.Model):
     def creates_records(self) -> bool:
         return self.object_id is None
 
+    def fixed_record(self) -> Record | None:
+        """The record every mail is posted on (None: it creates records, or the
+        record is gone)."""
+        model = self.model
+        if self.object_id is None or model is None:
+            return None
+        return model._default_manager.filter(pk=self.object_id).first()
+
+    def parent_record(self) -> Record | None:
+        """Whose followers the *followers* policy accepts: the fixed record."""
+        return self.fixed_record()
+
 
 class InboundMail(models.Model):
     """One received message: its raw bytes, identity and what routing made of it."""

@@ -67,14 +67,12 @@ class PollResult:
 
 def route_message(*, raw: bytes, server: IncomingServer) -> None:
     """Hand one message to the routing pipeline (call inside a transaction)."""
-    from routing.services import route_incoming_message
-
-    route_incoming_message(raw=raw, source=f"{server.kind}:{server.pk}", server=server)
+    route_messages(raws=[raw], server=server)
 
 
 def prepare_messages(*, raws: list[bytes], server: IncomingServer) -> object:
-    """Parse a group and check its senders, before its transaction (DNS waits)."""
-    from routing.batch import prepare_messages
+    """Parse and check a group before its transaction (see ``route_messages``)."""
+    from routing.services import prepare_messages
 
     return prepare_messages(raws=raws, server=server)
 
@@ -85,7 +83,7 @@ def route_messages(
     """Hand a group of messages to the routing pipeline, in order, written together
     where they can be (call inside a transaction). ``prepared``: see
     ``prepare_messages``."""
-    from routing.batch import PreparedMessages, route_incoming_messages
+    from routing.services import PreparedMessages, route_incoming_messages
 
     route_incoming_messages(
         raws=raws,

@@ -91,13 +91,13 @@ def route_caught_mail(*, caught: CaughtMail) -> None:
     Mail to outside addresses is only caught. Never raises: a routing exception is
     logged and stored on the row, which keeps the mail.
     """
-    from routing.services import route_incoming_message
+    from routing.services import route_incoming_messages
 
     raw = bytes(caught.raw)
     if not is_for_catchall(rcpt_tos=list(caught.rcpt_tos), raw=raw):
         return
     try:
-        result = route_incoming_message(raw=raw, source=CATCHER_SOURCE)
+        [result] = route_incoming_messages(raws=[raw], source=CATCHER_SOURCE)
     except Exception as exc:  # noqa: BLE001 - any failure must leave the mail caught
         logger.exception("routing caught mail %s failed", caught.pk)
         caught.routing_outcome = ERROR
@@ -188,10 +188,10 @@ def reply_to_caught_mail(
     *, caught: CaughtMail, body: str, attachment: UploadedFile | None = None
 ) -> ReplyOutcome:
     """Reply to ``caught`` as its recipient through the routing pipeline."""
-    from routing.services import route_incoming_message
+    from routing.services import route_incoming_messages
 
     raw = build_reply(caught=caught, body=body, attachment=attachment)
-    result = route_incoming_message(raw=raw, source=REPLY_SOURCE)
+    [result] = route_incoming_messages(raws=[raw], source=REPLY_SOURCE)
     return ReplyOutcome(
         outcome=str(result.outcome),
         reason=result.reason,

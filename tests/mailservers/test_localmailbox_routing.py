@@ -93,7 +93,7 @@ def test_routing_failure_keeps_the_caught_mail(
     def broken(**kwargs: object) -> None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(routing.services, "route_incoming_message", broken)
+    monkeypatch.setattr(routing.services, "route_incoming_messages", broken)
     send(mailcatcher, [f"helpdesk@{catchall}"], new_request(f"helpdesk@{catchall}"))
     caught = CaughtMail.objects.get()
     assert caught.routing_outcome == "error"

@@ -17,9 +17,8 @@ from knowlix import params
 from knowlix.models import Contact, Ticket
 from knowlix.records import RECORD_MODELS
 from mailservers.models import OutgoingMail
-from routing.batch import route_incoming_messages
 from routing.models import Alias, InboundMail, SenderRateCounter, UnprocessedMail
-from routing.services import route_incoming_message
+from routing.services import route_incoming_messages
 from tests.routing.conftest import eml
 
 CORPUS = sorted(
@@ -196,7 +195,7 @@ def test_batch_routing_equals_routing_one_by_one(batch_world):
     server = Server()
     with transaction.atomic():
         one_by_one = [
-            route_incoming_message(raw=raw, source="imap:1", server=server)
+            route_incoming_messages(raws=[raw], source="imap:1", server=server)[0]
             for raw in batch_world
         ]
         expected = snapshot()

@@ -12,10 +12,9 @@ from django.db import transaction
 from knowlix import params
 from knowlix.models import Project
 from knowlix.users import get_profile
-from routing.batch import route_incoming_messages
 from routing.matching import TRUSTED_AUTHSERV_IDS
 from routing.models import Alias
-from routing.services import route_incoming_message
+from routing.services import route_incoming_messages
 from tests.routing.test_batch import Server, outcomes, snapshot
 from tests.routing.test_batch import batch_world as batch_world  # noqa: F401, PLC0414
 
@@ -46,7 +45,7 @@ def routes_the_same(raws: list[bytes]) -> list:
     server = Server()
     with transaction.atomic():
         one_by_one = [
-            route_incoming_message(raw=raw, source="imap:1", server=server)
+            route_incoming_messages(raws=[raw], source="imap:1", server=server)[0]
             for raw in raws
         ]
         expected = snapshot() | more_snapshot()
