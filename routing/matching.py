@@ -72,14 +72,6 @@ def is_to_bounce_alias(parsed: ParsedMessage) -> bool:
     return False
 
 
-def is_from_ourselves(parsed: ParsedMessage) -> bool:
-    """From one of our own system addresses or aliases: our mail looping back.
-
-    Checked after bounces: our own MTA's reports come from MAILER-DAEMON@our domain.
-    """
-    return is_system_address(parsed.from_address)
-
-
 def is_system_address(address: str, *, alias_names: set[str] | None = None) -> bool:
     """One of Knowlix's own addresses: default From, bounce, reply+token, an alias.
 

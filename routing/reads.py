@@ -176,7 +176,7 @@ class GroupReads:
     # --- loop protection ------------------------------------------------------------
 
     def is_over_limit(self, address: str, scope: str, record: str = "") -> bool:
-        """``loops.is_over_limit`` with what the segment counted so far."""
+        """The sender reached the loop limit, counting what the segment counted."""
         if not address or loops.is_allowed_sender(address):
             return False
         pending = self.counted[(address, str(scope), record)]
