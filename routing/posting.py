@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django.db.models import Model
+from django.db.models import ForeignKey, Model
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
@@ -131,7 +131,11 @@ def new_record(
 ) -> Record:
     """An unsaved record of ``model`` from the mail: title from the subject, its
     contact (``knowlix.services.create_records`` saves it)."""
-    values = dict(defaults or {})
+    values = {}
+    for name, value in (defaults or {}).items():
+        # {"assignee": 7} names the user by id: the field's id attribute takes it.
+        field = model._meta.get_field(name)
+        values[field.attname if isinstance(field, ForeignKey) else name] = value
     field = model._meta.get_field(model.TITLE_FIELD)
     max_length = getattr(field, "max_length", None) or 200
     values.setdefault(

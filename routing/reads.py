@@ -23,6 +23,7 @@ from feed.models import Message
 from knowlix.models import Contact, normalize_email
 from mailservers.models import OutgoingMail
 from routing import loops, matching
+from routing.aliases import alias_problem
 from routing.models import Alias, InboundMail, SenderRateCounter
 from routing.parsing import ParsedMessage
 
@@ -94,6 +95,7 @@ class GroupReads:
             rows = Alias.objects.filter(name__in=names).select_related("content_type")
             self.aliases = {alias.name: alias for alias in rows}
         self._contacts: dict[str, Contact] | None = None
+        self._problems: dict[int, str] = {}
         self._users: dict[str, User] | None = None
         self._create_totals: Counter[str] | None = None
         self.bounced: list[Contact] = []  # senders' contacts with a bounce count
@@ -123,6 +125,12 @@ class GroupReads:
 
     def find_aliases(self, parsed: ParsedMessage) -> list[Alias]:
         return matching.find_aliases(parsed, known=self.aliases)
+
+    def alias_problem(self, alias: Alias) -> str:
+        """``routing.aliases.alias_problem``, read once per alias."""
+        if alias.pk not in self._problems:
+            self._problems[alias.pk] = alias_problem(alias)
+        return self._problems[alias.pk]
 
     def alias_names(self, parsed: ParsedMessage) -> set[str]:
         """Every alias (active or not) that a recipient of ``parsed`` is."""

@@ -170,17 +170,15 @@ class Router:
 
     def apply_alias(self, alias: Alias) -> None:
         """Post on the alias's fixed record, or create one of its kind."""
+        problem = self.reads.alias_problem(alias)
         model = alias.model
-        if model is None:
+        if problem or model is None:
             raise RoutingConfigError(
-                _("The alias %(name)s has no record kind.") % {"name": alias.name}
+                _("The alias %(name)s is invalid: %(reason)s")
+                % {"name": alias.name, "reason": problem},
+                alias=alias,
             )
         fixed = alias.fixed_record()
-        if not alias.creates_records and fixed is None:
-            raise RoutingConfigError(
-                _("The fixed record of alias %(name)s no longer exists.")
-                % {"name": alias.name}
-            )
         refusal = self.policy_refusal(alias)
         if refusal:
             self.refuse(alias.bounce_message.strip() or refusal)
@@ -205,13 +203,7 @@ class Router:
                 return ""
             return text
         record = alias.parent_record()
-        if record is None:
-            raise RoutingConfigError(
-                _(
-                    "The alias %(name)s accepts followers only, but has no parent record."
-                )
-                % {"name": alias.name}
-            )
+        assert record is not None  # else the alias is invalid (alias_problem)
         text = _(
             "The address %(alias)s only accepts messages from followers of "
             "%(record)s, sent from a verified address."

@@ -27,8 +27,9 @@ from django.utils.translation import gettext as _
 from knowlix.models import normalize_email
 from knowlix.records import record_label
 from routing import matching
+from routing.aliases import report_alias_problem
 from routing.authenticity import Verdict, sender_verdict
-from routing.errors import ParseError, RoutingError
+from routing.errors import ParseError, RoutingConfigError, RoutingError
 from routing.models import InboundMail, UnprocessedMail
 from routing.parsing import ParsedMessage, parse_message
 from routing.reads import SAME_BYTES, GroupReads, duplicate_reasons
@@ -296,6 +297,8 @@ def _route_stored(
             )
             message, detail = _error_text(error)
             item.result = _quarantine(item.inbound, message, detail=detail)
+            if isinstance(error, RoutingConfigError) and error.alias is not None:
+                report_alias_problem(alias=error.alias, reason=message)
             continue
         written, mine = next(done)
         item.result = RoutingResult(
@@ -394,36 +397,9 @@ def discard_unprocessed(*, unprocessed: UnprocessedMail, user_label: str) -> Non
     unprocessed.delete()
 
 
-# --- Demo data ----------------------------------------------------------------------
-
-DEFAULT_ALIASES = {
-    "helpdesk": "ticket",
-    "sales": "opportunity",
-    "expenses": "expense",
-    "jobs": "jobapplication",
-}
-
-
-def ensure_default_aliases() -> list:
-    """Create the module aliases helpdesk@, sales@, expenses@, jobs@ (idempotent)."""
-    from django.contrib.contenttypes.models import ContentType
-
-    from routing.models import Alias
-
-    aliases = []
-    for name, model in DEFAULT_ALIASES.items():
-        content_type = ContentType.objects.get_by_natural_key("knowlix", model)
-        alias, _created = Alias.objects.get_or_create(
-            name=name, defaults={"content_type": content_type}
-        )
-        aliases.append(alias)
-    return aliases
-
-
 __all__ = [
     "RoutingResult",
     "discard_unprocessed",
-    "ensure_default_aliases",
     "reprocess_unprocessed",
     "route_incoming_message",
 ]

@@ -15,8 +15,8 @@ from feed.services import post_message
 from knowlix import params
 from knowlix.users import get_profile
 from routing.models import UnprocessedMail
-from routing.services import ensure_default_aliases, route_incoming_message
-from tests.routing.conftest import eml
+from routing.services import route_incoming_message
+from tests.routing.conftest import eml, ensure_module_aliases
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ def test_routed_reply_is_threaded_with_its_attachment(
     settings.MEDIA_ROOT = tmp_path / "media"
     params.clear_cache()
     params.set_param(params.CATCHALL_DOMAIN, "example.com")
-    ensure_default_aliases()
+    ensure_module_aliases()
     original = post_message(
         record=ticket,
         kind=Message.Kind.EMAIL,

@@ -1,4 +1,5 @@
-"""Load demo data idempotently: users, contacts, a few records of each kind, aliases.
+"""Load demo data idempotently: users, contacts, a few records of each kind (the
+module aliases come from a migration, and are not recreated here once deleted).
 
 Users' addresses are never at the catch-all domain: the local mail catcher routes
 mail to that domain back into Knowlix, so a colleague's notification mail would come
@@ -68,7 +69,6 @@ class Command(BaseCommand):
         marc.groups.add(groups[EMPLOYEES])
         get_profile(admin)
         get_profile(marc)
-        self._routing_defaults()
         from dnscheck.services import generate_dkim_key, get_active_dkim_key
 
         if get_active_dkim_key() is None:
@@ -124,11 +124,6 @@ class Command(BaseCommand):
             user.email = email
             user.save(update_fields=["email"])
         return user
-
-    def _routing_defaults(self) -> None:
-        from routing.services import ensure_default_aliases
-
-        ensure_default_aliases()
 
 
 def users_domain(*, catchall: str) -> str:
