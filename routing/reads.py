@@ -10,8 +10,9 @@ It only reads; ``routing.writes`` writes.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -104,22 +105,31 @@ class GroupReads:
         self.counted: Counter[tuple[str, str, str]] = Counter()  # by the segment
         self.warned: set[str] = set()  # loop warnings the segment sends
         self.touched: set[str] = set()  # existing records the segment posts on
+        self._undo: list[Callable[[], object]] = []
 
-    def checkpoint(self) -> tuple:
-        """What the decisions added so far (see :meth:`restore`)."""
-        return (
-            set(self.reset),
-            dict(self.new_contacts),
-            Counter(self.counted),
-            set(self.warned),
-            set(self.touched),
-        )
+    def checkpoint(self) -> None:
+        """Start recording what a decision adds (see :meth:`restore`)."""
+        self._undo = []
 
-    def restore(self, state: tuple) -> None:
-        """Forget a decision that failed (its message is quarantined alone)."""
-        reset, contacts, counted, warned, touched = state
-        self.reset, self.new_contacts, self.counted = reset, contacts, counted
-        self.warned, self.touched = warned, touched
+    def restore(self) -> None:
+        """Forget what the decision since :meth:`checkpoint` added (it failed: its
+        message is quarantined, and the segment's other messages never saw it)."""
+        for undo in reversed(self._undo):
+            undo()
+        self._undo = []
+
+    def _add(self, values: set[str], value: str) -> None:
+        if value not in values:
+            values.add(value)
+            self._undo.append(functools.partial(values.discard, value))
+
+    def mark_warned(self, address: str) -> None:
+        """A loop warning goes to ``address`` with the segment's writes."""
+        self._add(self.warned, address)
+
+    def mark_touched(self, label: str) -> None:
+        """The segment posts on the existing record ``label``."""
+        self._add(self.touched, label)
 
     # --- aliases --------------------------------------------------------------------
 
@@ -150,7 +160,7 @@ class GroupReads:
         if self._contacts is None:
             self._read_contacts()
         assert self._contacts is not None
-        self.reset.add(address)
+        self._add(self.reset, address)
         return self._contacts.get(address) or self.new_contacts.get(address)
 
     def _read_contacts(self) -> None:
@@ -179,6 +189,7 @@ class GroupReads:
                 email_normalized=normalize_email(address),
             )
             self.new_contacts[address] = contact
+            self._undo.append(functools.partial(self.new_contacts.pop, address))
         return contact
 
     # --- loop protection ------------------------------------------------------------
@@ -201,7 +212,9 @@ class GroupReads:
 
     def count(self, address: str, scope: str, record: str = "") -> None:
         if address:
-            self.counted[(address, str(scope), record)] += 1
+            key = (address, str(scope), record)
+            self.counted[key] += 1
+            self._undo.append(functools.partial(self.counted.subtract, [key]))
 
     def recently_warned(self, address: str) -> bool:
         return address in self.warned or loops.recently_warned(address)

@@ -245,7 +245,7 @@ class Router:
         if label in self.reads.touched - self.touched:
             raise SegmentConflict(label)
         self.touched.add(label)
-        self.reads.touched.add(label)
+        self.reads.mark_touched(label)
         author = self.author_for(record)
         if self.is_limited(author, Scope.POST, label):
             self.refuse_loop()
@@ -278,7 +278,7 @@ class Router:
         if self._answered or self.reads.recently_warned(self.address):
             return
         if self.answer(str(replies.LOOP_REFUSAL), loop_tag=loops.new_loop_tag()):
-            self.reads.warned.add(self.address)
+            self.reads.mark_warned(self.address)
 
     def answer(self, text: str, *, loop_tag: str = "") -> bool:
         """Plan one polite bounce per message (none to machines)."""

@@ -107,13 +107,14 @@ def prepare_messages(
     call outside the transaction that routes them, so that it stays short."""
     items = []
     for raw in raws:
-        sha256 = hashlib.sha256(raw).hexdigest()
         try:
             parsed = parse_message(raw)
         except ParseError as exc:
+            sha256 = hashlib.sha256(raw).hexdigest()
             items.append(Incoming(raw, sha256, None, error=exc))
             continue
-        items.append(Incoming(raw, sha256, parsed, verdict=sender_verdict(parsed, raw)))
+        verdict = sender_verdict(parsed, raw)
+        items.append(Incoming(raw, parsed.sha256, parsed, verdict=verdict))
     return PreparedMessages(raws=raws, items=items)
 
 
@@ -199,8 +200,13 @@ def _goes_alone(parsed: ParsedMessage) -> bool:
 def _store(
     items: list[Incoming], *, source: str, server: IncomingServerLike | None
 ) -> None:
-    """Store the new messages of a segment (committed before routing when no
-    transaction is open); a duplicate gets its result instead."""
+    """Store the new messages of a segment; a duplicate gets its result instead.
+
+    With no transaction open (an MTA pipe, the mail catcher) the rows are committed
+    before routing: a crash mid-routing leaves them for the next delivery of the
+    same bytes to find (``_seen_before``). Inside the caller's transaction (the
+    pollers, with their ledger) they are inserted with their outcome, by
+    ``write_plans``: committed with everything else, or not at all."""
     reasons = duplicate_reasons([(item.sha256, item.parsed) for item in items])
     fresh: list[tuple[Incoming, InboundMail]] = []
     for item, reason in zip(items, reasons, strict=True):
@@ -211,6 +217,10 @@ def _store(
             item.raw, item.sha256, source=source, server=server, parsed=item.parsed
         )
         fresh.append((item, row))
+    if transaction.get_connection().in_atomic_block:
+        for item, row in fresh:
+            item.inbound = row
+        return
     try:
         with transaction.atomic():
             InboundMail.objects.bulk_create([row for _item, row in fresh])
@@ -235,10 +245,8 @@ def _route_stored(
     many it routed (it stops before a message that must see their writes)."""
     if items[0].parsed is None:  # unparsable: quarantined with the reason
         item = items[0]
-        assert item.inbound is not None and item.error is not None
-        item.result = _quarantine(
-            item.inbound, item.error.user_message, detail=item.error.detail
-        )
+        assert item.error is not None
+        _quarantine_item(item, item.error.user_message, detail=item.error.detail)
         return 1
     batch: list[Incoming] = []
     for item in items:
@@ -252,7 +260,7 @@ def _route_stored(
             reads = GroupReads([item.parsed for item in batch if item.parsed])
             for index, item in enumerate(batch):
                 assert item.inbound is not None and item.parsed and item.verdict
-                state = reads.checkpoint()
+                reads.checkpoint()
                 router = Router(
                     inbound=item.inbound,
                     parsed=item.parsed,
@@ -263,11 +271,11 @@ def _route_stored(
                 try:
                     plan = router.decide()
                 except SegmentConflict:
-                    reads.restore(state)
+                    reads.restore()
                     batch = batch[:index]
                     break
                 except RoutingError as exc:  # no route, or our configuration
-                    reads.restore(state)
+                    reads.restore()
                     errors[index] = exc
                     continue
                 decided.append(Decided(item.inbound, item.parsed, item.verdict, plan))
@@ -279,10 +287,9 @@ def _route_stored(
                 _route_stored([item], server, reprocess=reprocess)
             return len(batch)
         item = batch[0]
-        assert item.inbound is not None
-        logger.exception("routing: inbound mail %s quarantined", item.inbound.pk)
-        item.result = _quarantine(
-            item.inbound,
+        logger.exception("routing: a message from %s quarantined", item.sha256)
+        _quarantine_item(
+            item,
             _("Routing failed: %(error)s") % {"error": str(exc)[:300]},
             detail=f"{type(exc).__name__}: {exc}"[:2000],
         )
@@ -293,10 +300,10 @@ def _route_stored(
         if index in errors:
             error = errors[index]
             logger.info(
-                "routing: inbound mail %s quarantined: %s", item.inbound.pk, error
+                "routing: a message from %s quarantined: %s", item.sha256, error
             )
             message, detail = _error_text(error)
-            item.result = _quarantine(item.inbound, message, detail=detail)
+            _quarantine_item(item, message, detail=detail)
             if isinstance(error, RoutingConfigError) and error.alias is not None:
                 report_alias_problem(alias=error.alias, reason=message)
             continue
@@ -308,6 +315,20 @@ def _route_stored(
             inbound_id=item.inbound.pk,
         )
     return len(batch)
+
+
+def _quarantine_item(item: Incoming, reason: str, *, detail: str = "") -> None:
+    """Quarantine a stored message (inserting its row first if it waited for its
+    outcome: a copy stored meanwhile makes it a duplicate)."""
+    assert item.inbound is not None
+    if item.inbound.pk is None:
+        try:
+            with transaction.atomic():
+                item.inbound.save(force_insert=True)
+        except IntegrityError:
+            item.result = _seen_before(item.sha256, str(SAME_BYTES))
+            return
+    item.result = _quarantine(item.inbound, reason, detail=detail)
 
 
 def _error_text(error: Exception) -> tuple[str, str]:

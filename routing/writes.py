@@ -1,8 +1,9 @@
 """Write the plans of routed messages, a whole segment at once.
 
 One insert per table for the segment (contacts, records of each kind, feed messages
-and their recipients and notifications, loop counters) and one update of the stored
-``InboundMail`` rows, whatever the number of messages. The rarer writes (a bounce
+and their recipients and notifications, loop counters, ``InboundMail`` rows with
+their outcome), whatever the number of messages; a row stored before routing (no
+transaction was open) is finished by an update of its own. The rarer writes (a bounce
 report, a polite answer) are made message by message. Call inside the segment's
 transaction: if anything fails, nothing of the segment is written.
 """
@@ -28,7 +29,14 @@ from routing.routes import Plan
 
 Outcome = InboundMail.Outcome
 Scope = SenderRateCounter.Scope
-FINISHED_FIELDS = ["outcome", "reason", "routes", "processed_at", "loop_tag"]
+FINISHED_FIELDS = [
+    "outcome",
+    "reason",
+    "routes",
+    "processed_at",
+    "loop_tag",
+    "replied_at",
+]
 
 
 @dataclass
@@ -125,9 +133,13 @@ def write_plans(
             for action, record, pk in mine
         ]
         inbound.processed_at = now
-    InboundMail.objects.bulk_update(
-        [item.inbound for item in decided], [*FINISHED_FIELDS, "replied_at"]
+    # Rows stored before routing are finished; the others are inserted finished.
+    stored = [item.inbound for item in decided if item.inbound.pk is not None]
+    InboundMail.objects.bulk_create(
+        [i.inbound for i in decided if i.inbound.pk is None]
     )
+    for row in stored:
+        row.save(update_fields=FINISHED_FIELDS)
     if from_quarantine:
         UnprocessedMail.objects.filter(
             inbound__in=[item.inbound for item in decided]

@@ -228,3 +228,71 @@ def test_users_aliases_and_files_route_the_same(
         mail(13, sender="zed@partner.example"),
     ]
     routes_the_same(raws)
+
+
+def test_forwards_policies_and_invalid_aliases_route_the_same(
+    trusted, ticket, alice, bob, make_contact
+):
+    """Forwards and Cc'd replies, two mails posting on one fixed record (the second
+    sees the first), a followers-only alias with a parent, an alias gone invalid,
+    data: images and charsets: a group writes what groups of one write."""
+    from feed.models import Message
+    from feed.services import follow, post_message
+    from knowlix import services as record_services
+    from knowlix.models import Ticket
+    from tests.routing.conftest import DATA, eml
+
+    parent = post_message(
+        record=ticket, kind=Message.Kind.EMAIL, author=alice, body_html="<p>On it</p>"
+    )
+    tickets = ContentType.objects.get_for_model(Ticket)
+    Alias.objects.create(
+        name="printer",
+        content_type=tickets,
+        object_id=ticket.pk,
+        contact_policy=Alias.ContactPolicy.KNOWN,
+    )
+    project = record_services.create_record(record=Project(name="Acme"), author=alice)
+    follow(record=project, contact=make_contact("Rita", "rita@recruit.example"))
+    Alias.objects.create(
+        name="acme",
+        content_type=tickets,
+        parent_content_type=ContentType.objects.get_for_model(Project),
+        parent_object_id=project.pk,
+        contact_policy=Alias.ContactPolicy.FOLLOWERS,
+    )
+    Alias.objects.create(
+        name="gone", content_type=tickets, defaults={"assignee": bob.pk}
+    )
+    bob.delete()
+    raws = [
+        eml("reply_to_other_kind.eml", parent=parent.message_id),
+        eml("forward_to_other_kind.eml", parent=parent.message_id),
+        mail(1, sender="dana@customer.example", to="printer@example.com"),
+        mail(2, sender="dana@customer.example", to="printer@example.com"),
+        mail(3, sender="newbie@else.example", to="printer@example.com"),
+        mail(4, sender="rita@recruit.example", auth="pass", to="acme@example.com"),
+        mail(5, sender="stranger@else.example", to="acme@example.com"),
+        mail(6, sender="dana@customer.example", to="gone@example.com"),
+        mail(7, sender="dana@customer.example", to="gone@example.com"),
+        (DATA / "routing" / "data_image.eml").read_bytes(),
+        (DATA / "routing" / "charsets" / "windows-874.eml").read_bytes(),
+        (DATA / "routing" / "bare_content_type.eml").read_bytes(),
+    ]
+    got = routes_the_same(raws)
+    assert [o for o, _r, _routes in got] == [
+        "routed",
+        "routed",
+        "routed",
+        "routed",
+        "refused",
+        "routed",
+        "refused",
+        "quarantined",
+        "quarantined",
+        "routed",
+        "routed",
+        "routed",
+    ]
+    assert got[0][2] == [("created", "knowlix.opportunity")]
+    assert got[1][2] == [("posted", "knowlix.ticket")]
