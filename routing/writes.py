@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from feed.services import NewPost, new_record_followers, post_messages
-from knowlix import services as record_services
+from feed.services import records as record_services
 from knowlix.models import Contact, Record
 from knowlix.records import record_label
 from routing import bounces, loops, matching, posting, replies

@@ -43,6 +43,7 @@ from mailservers.services.incoming_connect import (
     record_failure,
     record_success,
 )
+from routing import services as routing_services
 
 logger = logging.getLogger(__name__)
 
@@ -70,26 +71,24 @@ def route_message(*, raw: bytes, server: IncomingServer) -> None:
     route_messages(raws=[raw], server=server)
 
 
-def prepare_messages(*, raws: list[bytes], server: IncomingServer) -> object:
-    """Parse and check a group before its transaction (see ``route_messages``)."""
-    from routing.services import prepare_messages
-
-    return prepare_messages(raws=raws, server=server)
+def prepare_messages(
+    *, raws: list[bytes], server: IncomingServer
+) -> routing_services.PreparedMessages:
+    """Parse a group and check its senders, before its transaction (DNS waits)."""
+    return routing_services.prepare_messages(raws=raws, server=server)
 
 
 def route_messages(
-    *, raws: list[bytes], server: IncomingServer, prepared: object = None
+    *,
+    raws: list[bytes],
+    server: IncomingServer,
+    prepared: routing_services.PreparedMessages | None = None,
 ) -> None:
     """Hand a group of messages to the routing pipeline, in order, written together
     where they can be (call inside a transaction). ``prepared``: see
     ``prepare_messages``."""
-    from routing.services import PreparedMessages, route_incoming_messages
-
-    route_incoming_messages(
-        raws=raws,
-        source=f"{server.kind}:{server.pk}",
-        server=server,
-        prepared=prepared if isinstance(prepared, PreparedMessages) else None,
+    routing_services.route_incoming_messages(
+        raws=raws, source=f"{server.kind}:{server.pk}", server=server, prepared=prepared
     )
 
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from feed.models import Notification
 from feed.services import follow
-from knowlix import services as record_services
+from feed.services import records as record_services
 from knowlix.models import JobApplication, Project, Ticket
 from mailservers.models import OutgoingMail
 from routing.models import Alias, UnprocessedMail

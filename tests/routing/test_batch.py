@@ -1,4 +1,4 @@
-"""Routing many messages at once (``routing.batch``, the pollers' path) gives every
+"""Routing a group of messages at once (``route_incoming_messages``, the pollers' way)
 message the outcome, records, feed messages, followers, recipients, notifications,
 loop counters and quarantine entries that routing them one by one gives."""
 

@@ -1,4 +1,4 @@
-"""More mailboxes routed both ways (``routing.batch`` and one by one) that must
+"""More mailboxes routed as one group and as groups of one, that must
 write the same: senders who are users, unverified senders, loop limits."""
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def test_forwards_policies_and_invalid_aliases_route_the_same(
     data: images and charsets: a group writes what groups of one write."""
     from feed.models import Message
     from feed.services import follow, post_message
-    from knowlix import services as record_services
+    from feed.services import records as record_services
     from knowlix.models import Ticket
     from tests.routing.conftest import DATA, eml
 
