@@ -281,8 +281,13 @@ class Router:
             self.reads.mark_warned(self.address)
 
     def answer(self, text: str, *, loop_tag: str = "") -> bool:
-        """Plan one polite bounce per message (none to machines)."""
-        if self._answered or not replies.may_answer(self.parsed):
+        """Plan one polite bounce per message; a sender who must not be answered
+        (a machine, a list, a failed authentication) is told in the reason."""
+        if self._answered:
+            return False
+        why_not = replies.why_not_answer(self.parsed, self.verdict)
+        if why_not:
+            self.plan.reason += " " + _("(Not answered: %(why)s.)") % {"why": why_not}
             return False
         self._answered = True
         self.plan.answer, self.plan.loop_tag = text, loop_tag

@@ -28,7 +28,7 @@ from knowlix.models import normalize_email
 from knowlix.records import record_label
 from routing import matching
 from routing.aliases import report_alias_problem
-from routing.authenticity import Verdict, sender_verdict
+from routing.authenticity import Verdict, sender_verdict, user_addresses
 from routing.errors import ParseError, RoutingConfigError, RoutingError
 from routing.models import InboundMail, UnprocessedMail
 from routing.parsing import ParsedMessage, parse_message
@@ -108,13 +108,15 @@ def prepare_messages(
     items = []
     for raw in raws:
         try:
-            parsed = parse_message(raw)
+            items.append(Incoming(raw, "", parse_message(raw)))
         except ParseError as exc:
-            sha256 = hashlib.sha256(raw).hexdigest()
-            items.append(Incoming(raw, sha256, None, error=exc))
-            continue
-        verdict = sender_verdict(parsed, raw)
-        items.append(Incoming(raw, parsed.sha256, parsed, verdict=verdict))
+            items.append(Incoming(raw, hashlib.sha256(raw).hexdigest(), None, exc))
+    senders = [item.parsed.from_address for item in items if item.parsed]
+    users = user_addresses(senders)  # one read for the group
+    for item in items:
+        if item.parsed is not None:
+            item.sha256 = item.parsed.sha256
+            item.verdict = sender_verdict(item.parsed, item.raw, users=users)
     return PreparedMessages(raws=raws, items=items)
 
 

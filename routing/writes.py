@@ -148,17 +148,17 @@ def write_plans(
 
 
 def _answer(item: Decided) -> None:
-    """Queue the plan's polite bounce; a failure is told in the reason."""
+    """Queue the plan's polite bounce; why it was not (the hourly limit, a sending
+    problem) is told in the reason."""
     plan = item.plan
-    queued, error = replies.send_refusal(
+    queued, why_not = replies.send_refusal(
         inbound=item.inbound,
         parsed=item.parsed,
         reason=plan.answer,
         loop_tag=plan.loop_tag,
+        verdict=item.verdict,
     )
-    if error:
-        plan.reason += " " + _("(The automatic answer could not be sent: %(e)s)") % {
-            "e": error
-        }
+    if why_not:
+        plan.reason += " " + _("(Not answered: %(why)s.)") % {"why": why_not}
     if queued and plan.loop_tag:
         item.inbound.loop_tag = plan.loop_tag
