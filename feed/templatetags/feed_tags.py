@@ -10,8 +10,10 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
+from feed import selectors
 from feed.models import Attachment, Message
 from feed.panel import panel_context
+from feed.services import message_sender_address
 from knowlix.html import block_remote_images, has_remote_image, sanitize_html
 
 register = template.Library()
@@ -44,6 +46,8 @@ def feed_panel(context: template.Context, record: Model) -> dict[str, object]:
         request=request,
         csrf_token=context.get("csrf_token"),
         show_images=request.GET.get("images", ""),
+        # Only the record page itself: its policy allows remote images for them.
+        image_senders=selectors.image_senders(user=request.user),
     )
     return result
 
@@ -67,11 +71,29 @@ def has_remote_images(message: Message) -> bool:
     return has_remote_image(sanitize_html(message.body_html))
 
 
+def shows_images(context: template.Context, message: Message) -> bool:
+    """The reader asked for this message's images, or always shows its sender's."""
+    if str(context.get("show_images")) == str(message.pk):
+        return True
+    senders = context.get("image_senders") or ()
+    return not message.is_unverified_sender and (
+        message_sender_address(message) in senders
+    )
+
+
+@register.simple_tag(takes_context=True)
+def images_state(context: template.Context, message: Message) -> str:
+    """ "" (no remote image), "shown" or "blocked": for the note above a body."""
+    if not has_remote_images(message):
+        return ""
+    return "shown" if shows_images(context, message) else "blocked"
+
+
 @register.simple_tag(takes_context=True)
 def message_html(context: template.Context, message: Message) -> SafeString:
     """:func:`message_body`, with the remote images the reader asked for (the
-    ``show_images`` message id of the panel's context)."""
-    return message_body(message, context.get("show_images"))
+    ``show_images`` message id of the panel's context, or a sender always shown)."""
+    return message_body(message, message.pk if shows_images(context, message) else None)
 
 
 @register.filter

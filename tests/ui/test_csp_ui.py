@@ -70,6 +70,29 @@ def test_remote_images_wait_for_show_images(page, login, alice, ticket, received
     assert requests == [TRACKER]
 
 
+def test_always_for_this_sender_in_the_browser(page, login, alice, ticket, received):
+    """*Always for this sender* reloads the message with its images, and they stay
+    on the next visit, under the page's policy (no violation)."""
+    requests: list[str] = []
+
+    def fulfil(route):
+        requests.append(route.request.url)
+        route.fulfill(status=200, content_type="image/png", body=PNG)
+
+    page.route("https://tracker.example/**", fulfil)
+    login(alice)
+    page.goto(ticket.get_absolute_url())
+    article = page.locator(f"#message-{received.pk}")
+    article.locator("button.feed-images-always").click()
+    page.wait_for_url(lambda url: f"message={received.pk}" in url)
+    page.goto(ticket.get_absolute_url())
+    pixel = page.locator(f"#message-{received.pk} .feed-body img[alt=pixel]")
+    pixel.wait_for()
+    page.wait_for_load_state("networkidle")
+    assert pixel.evaluate("el => el.complete && el.naturalWidth") == 1
+    assert requests and set(requests) == {TRACKER}
+
+
 def test_policy_refuses_what_slips_into_a_page(page, login, alice, ticket):
     """A remote image or an inline script added to a page is refused and reported."""
     requests: list[str] = []
