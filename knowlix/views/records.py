@@ -15,7 +15,6 @@ from django.db.models import Field, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from feed.selectors import image_senders
 from feed.services import records as services
 from knowlix.access import (
     can_add_model,
@@ -106,10 +105,10 @@ def record_detail(request: HttpRequest, kind: RecordKind, pk: int) -> HttpRespon
             "can_change": can_change_model(request.user, kind.model),
         },
     )
-    if request.GET.get("images", "").isdigit() or image_senders(user=request.user):
-        # The reader asked for one message's remote images, or always shows some
-        # senders' (the feed renders every other remote image as a placeholder):
-        # this page may load images from https sites.
+    if getattr(request, "shows_remote_images", False):
+        # The feed shows remote images the reader asked for (one message's, or a
+        # sender's always; every other one is a placeholder): this page may load
+        # images from https sites.
         response._csp_update = {"img-src": ["https:"]}  # type: ignore[attr-defined]
     return response
 
