@@ -45,7 +45,6 @@ from mailservers.services.incoming_connect import (
     record_failure,
     record_success,
 )
-from routing import batch as routing_batch
 from routing import services as routing_services
 
 logger = logging.getLogger(__name__)
@@ -101,30 +100,26 @@ class PollResult:
 def route_message(*, raw: bytes, server: IncomingServer) -> str:
     """Hand one message to the routing pipeline (call inside a transaction);
     returns its outcome."""
-    source = f"{server.kind}:{server.pk}"
-    result = routing_services.route_incoming_message(
-        raw=raw, source=source, server=server
-    )
-    return result.outcome
+    return route_messages(raws=[raw], server=server)[0]
 
 
 def prepare_messages(
     *, raws: list[bytes], server: IncomingServer
-) -> routing_batch.PreparedMessages:
+) -> routing_services.PreparedMessages:
     """Parse a group and check its senders, before its transaction (DNS waits)."""
-    return routing_batch.prepare_messages(raws=raws, server=server)
+    return routing_services.prepare_messages(raws=raws, server=server)
 
 
 def route_messages(
     *,
     raws: list[bytes],
     server: IncomingServer,
-    prepared: routing_batch.PreparedMessages | None = None,
+    prepared: routing_services.PreparedMessages | None = None,
 ) -> list[str]:
     """Hand a group of messages to the routing pipeline, in order, written together
     where they can be (call inside a transaction); returns each one's outcome.
     ``prepared``: see ``prepare_messages``."""
-    results = routing_batch.route_incoming_messages(
+    results = routing_services.route_incoming_messages(
         raws=raws, source=f"{server.kind}:{server.pk}", server=server, prepared=prepared
     )
     return [result.outcome for result in results]
