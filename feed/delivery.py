@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -25,6 +26,9 @@ from mailservers import mime
 from mailservers.errors import MailServerError
 from mailservers.models import OutgoingRecipient
 
+if TYPE_CHECKING:
+    from mailservers.services.outgoing import MailRecipient
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,6 +36,7 @@ logger = logging.getLogger(__name__)
 class Addressee:
     address: str
     name: str = ""
+    kind: str = "to"  # "to" or "cc": the header it goes in
 
 
 def absolute_url(path: str) -> str:
@@ -88,17 +93,25 @@ def render_message_mail(
     return " ".join(subject.split()), text, html
 
 
-def queue_message_mail(
-    *, message: Message, addressees: list[Addressee], for_users: bool
+def queue_message_copies(
+    *, message: Message, copies: list[list[Addressee]], for_users: bool
 ) -> None:
-    """Queue one mail of ``message`` to ``addressees`` (customers, or colleagues).
+    """Queue ``message`` as one mail per copy (each copy's addressees in its
+    To/Cc): customers, or colleagues. Call inside the posting transaction.
 
-    Call inside the posting transaction. Failures are stored on the recipients.
+    An unusable address fails alone; a mail that cannot be queued at all (too
+    large) fails for everyone. Failures are stored on the recipients.
     """
-    if not addressees:
+    copies = [copy for copy in copies if copy]
+    if not copies:
         return
     # Imported here: mailservers' services import dnscheck, which posts in feeds.
-    from mailservers.services.outgoing import MailRecipient, queue_mail
+    from mailservers.services.outgoing import (
+        MailCopy,
+        MailRecipient,
+        copy_message_id,
+        queue_mail_copies,
+    )
 
     record = message.content_object
     assert record is not None  # the message was just posted on it
@@ -107,27 +120,38 @@ def queue_message_mail(
         for r in MessageRecipient.objects.filter(message=message)
         if (r.user_id is not None) == for_users
     }
-    recipients = [
-        MailRecipient(
-            address=a.address,
-            name=a.name,
-            message_recipient_id=getattr(rows.get(a.address.lower()), "pk", None),
-        )
-        for a in addressees
-    ]
-    # Our own message to customers carries its Message-ID, so their replies thread.
+    # Our own message to customers carries its Message-ID (the first copy; the
+    # others its family), so their replies thread.
     own_id = not for_users and message.direction != Message.Direction.INCOMING
+    mail_copies = [
+        MailCopy(
+            recipients=[
+                MailRecipient(
+                    address=a.address,
+                    name=a.name,
+                    kind=a.kind,
+                    message_recipient_id=getattr(
+                        rows.get(a.address.lower()), "pk", None
+                    ),
+                )
+                for a in copy
+            ],
+            message_id=copy_message_id(message.message_id, n) if own_id else "",
+        )
+        for n, copy in enumerate(copies)
+    ]
     subject, text, html = render_message_mail(
         message=message, record=record, for_users=for_users
     )
     name, address = _sender(message)
     parent = message.parent
+    every_row = [r for c in mail_copies for r in c.recipients]
     try:
         with transaction.atomic():
-            queue_mail(
+            queued = queue_mail_copies(
                 from_address=address,
                 from_name=name,
-                recipients=recipients,
+                copies=mail_copies,
                 subject=subject,
                 body_html=html,
                 body_text=text,
@@ -135,18 +159,22 @@ def queue_message_mail(
                 record=record if isinstance(record, Record) else None,
                 feed_message=message,
                 attachments=_mail_parts(message),
-                message_id=message.message_id if own_id else "",
                 in_reply_to=parent.message_id if parent else "",
                 references=[parent.message_id] if parent else [],
                 auto_submitted=for_users or message.kind == Message.Kind.NOTIFICATION,
             )
     except MailServerError as exc:
         logger.info("feed message %s: mail not queued: %s", message.pk, exc)
-        MessageRecipient.objects.filter(
-            pk__in=[
-                r.message_recipient_id for r in recipients if r.message_recipient_id
-            ]
-        ).update(delivery_error=exc.user_message[:500])
+        _store_error(every_row, exc.user_message)
+        return
+    for recipient, reason in queued.refused:
+        _store_error([recipient], reason)
+
+
+def _store_error(recipients: list[MailRecipient], reason: str) -> None:
+    MessageRecipient.objects.filter(
+        pk__in=[r.message_recipient_id for r in recipients if r.message_recipient_id]
+    ).update(delivery_error=reason[:500])
 
 
 def recipient_prefetches() -> list[Prefetch]:

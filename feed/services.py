@@ -478,13 +478,15 @@ def _plan_post(
         and author_contact.pk not in following.contacts
     ):
         follow(record=record, contact=author_contact)
-    return rcpt.plan_delivery(
+    plan = rcpt.plan_delivery(
         message=message,
         record=record,
         extra_addresses=post.recipients,
         following=following,
         lookups=lookups,
     )
+    rcpt.write_plan(record=record, plan=plan)
+    return plan
 
 
 def _has_text(clean_html: str) -> bool:

@@ -30,6 +30,8 @@ _LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII, no colon
 _MSGID = re.compile(r"^<[^<>\s]+@[^<>\s]+>$")
 POLICY = email.policy.SMTP.clone(cte_type="7bit")
+# A copy to a non-ASCII local part (RFC 6531/6532): UTF-8 headers, 7-bit bodies.
+POLICY_UTF8 = email.policy.SMTPUTF8.clone(cte_type="7bit")
 # Headers we set ourselves; ``extra_headers`` may not override them.
 _RESERVED = {
     "from", "to", "cc", "bcc", "reply-to", "subject", "message-id", "in-reply-to",
@@ -66,7 +68,12 @@ def make_address(name: str, addr_spec: str) -> Address:
     addr_spec = clean_header(addr_spec)
     if not addr_spec or " " in addr_spec or "@" not in addr_spec:
         raise InvalidAddress(f"{addr_spec!r} is not an email address")
+    local, _at, domain = addr_spec.rpartition("@")
     try:
+        if not local.isascii():  # RFC 6532: only in a message built with utf8=True
+            return Address(
+                display_name=clean_header(name), username=local, domain=domain
+            )
         return Address(display_name=clean_header(name), addr_spec=addr_spec)
     except (ValueError, IndexError) as exc:
         raise InvalidAddress(f"{addr_spec!r} is not an email address") from exc
@@ -117,12 +124,16 @@ def build_message(
     attachments: Sequence[MailPart] = (),
     extra_headers: Mapping[str, str] | None = None,
     date: datetime | None = None,
+    utf8: bool = False,
 ) -> bytes:
     """The mail as CRLF-terminated 7-bit bytes, ready for SMTP DATA.
 
-    Bcc recipients never appear here: they only go in the SMTP envelope.
+    Bcc recipients never appear here: they only go in the SMTP envelope. ``utf8``:
+    headers in UTF-8 (RFC 6532), for a recipient whose local part is not ASCII;
+    such a mail needs SMTPUTF8 (``mailservers.addresses``).
     """
-    msg = EmailMessage(policy=POLICY)
+    policy = POLICY_UTF8 if utf8 else POLICY
+    msg = EmailMessage(policy=policy)
     msg["From"] = parse_address(from_addr)
     _set_addresses(msg, "To", to)
     _set_addresses(msg, "Cc", cc)
@@ -172,7 +183,7 @@ def build_message(
             subtype,
             filename=clean_header(part.filename) or "attachment",
         )
-    return msg.as_bytes(policy=POLICY)
+    return msg.as_bytes(policy=policy)
 
 
 def _split_type(mimetype: str) -> tuple[str, str]:

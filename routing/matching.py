@@ -72,6 +72,19 @@ def is_to_bounce_alias(parsed: ParsedMessage) -> bool:
     return False
 
 
+def verp_tokens(parsed: ParsedMessage) -> list[str]:
+    """The tokens of ``bounce+<token>@<catch-all>`` recipients (VERP: the envelope
+    sender of each recipient's transaction, where its bounce comes back)."""
+    alias = (params.get_param(params.BOUNCE_ALIAS) or "bounce").lower()
+    domain = our_domain()
+    prefix = alias + "+"
+    tokens: list[str] = []
+    for local, d in map(split_address, parsed.recipients):
+        if d == domain and local.startswith(prefix) and local[len(prefix) :]:
+            tokens.append(local[len(prefix) :])
+    return list(dict.fromkeys(tokens))
+
+
 def is_from_ourselves(parsed: ParsedMessage) -> bool:
     """From one of our own system addresses or aliases: our mail looping back.
 

@@ -13,8 +13,11 @@ Public API (keep stable; ``feed.delivery`` calls it)::
         reply_to: str = "", auto_submitted: bool = False,
         headers: Mapping[str, str] | None = None, send_now: bool = True,
     ) -> OutgoingMail
+    queue_mail_copies(..., copies: Sequence[MailCopy], ...) -> QueuedCopies
+        # the same content as one mail per copy (its own To/Cc and Message-ID)
     mark_recipient_bounced(*, message_id: str, address: str, reason: str)
         -> OutgoingRecipient | None
+    mark_verp_bounced(*, token: str, reason: str) -> OutgoingRecipient | None
 
 ``queue_mail`` builds the bytes once, refuses a mail above ``KNOWLIX_MAIL_MAX_BYTES``
 (``MailTooLargeError``) or with a bad address (``DeliveryError(permanent=True)``)
@@ -25,8 +28,9 @@ Sending is ``mailservers.services.outbox`` (re-exported below).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -39,6 +43,7 @@ from feed.html import html_to_text
 from feed.models import Message
 from knowlix import params
 from mailservers import mime
+from mailservers.addresses import InvalidAddress, SmtpAddress, smtp_address
 from mailservers.backends.smtp import ConnectionCheck, SmtpParams, test_connection
 from mailservers.errors import DeliveryError, MailServerError, MailTooLargeError
 from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
@@ -110,6 +115,48 @@ def _valid_msgids(values: Sequence[str]) -> list[str]:
     return [v for v in values if v and mime._MSGID.match(mime.clean_header(v))]
 
 
+@dataclass(frozen=True)
+class MailCopy:
+    """One mail of a fan-out: its own recipients (To/Cc headers, envelope) and its
+    own Message-ID (empty: a fresh one)."""
+
+    recipients: Sequence[MailRecipient]
+    message_id: str = ""
+
+
+@dataclass
+class QueuedCopies:
+    """What :func:`queue_mail_copies` did: the mails queued, and each address it
+    refused before queueing (with the reason), which fails alone."""
+
+    mails: list[OutgoingMail] = field(default_factory=list)
+    refused: list[tuple[MailRecipient, str]] = field(default_factory=list)
+
+
+def copy_message_id(base: str, index: int) -> str:
+    """The Message-ID of the ``index``-th copy of a mail whose id is ``base``: the
+    first copy keeps it, the others add ``.<index>`` to its left part, so every
+    copy threads (routing matches each outgoing mail's own id)."""
+    if index == 0:
+        return base
+    left, at, right = base.strip("<>").rpartition("@")
+    return f"<{left}.{index}@{right}>" if at else base
+
+
+def _checked_recipients(
+    recipients: Sequence[MailRecipient],
+) -> tuple[list[tuple[MailRecipient, SmtpAddress]], list[tuple[MailRecipient, str]]]:
+    """(recipients with their SMTP form, refused ones with the reason)."""
+    good: list[tuple[MailRecipient, SmtpAddress]] = []
+    bad: list[tuple[MailRecipient, str]] = []
+    for r in recipients:
+        try:
+            good.append((r, smtp_address(r.address)))
+        except InvalidAddress as exc:
+            bad.append((r, exc.user_message))
+    return good, bad
+
+
 def queue_mail(
     *,
     from_address: str,
@@ -129,17 +176,66 @@ def queue_mail(
     headers: Mapping[str, str] | None = None,
     send_now: bool = True,
 ) -> OutgoingMail:
-    """Build the mail once and queue it (see the module docstring)."""
+    """Build the mail once and queue it (see the module docstring); one mail to
+    all ``recipients``. Raises ``DeliveryError`` if any address is unusable."""
     if not recipients:
         raise DeliveryError(_("This mail has no recipient."), permanent=True)
+    _good, bad = _checked_recipients(recipients)
+    if bad:
+        raise DeliveryError(bad[0][1], permanent=True)
+    queued = queue_mail_copies(
+        from_address=from_address,
+        from_name=from_name,
+        copies=[MailCopy(recipients=recipients, message_id=message_id)],
+        subject=subject,
+        body_html=body_html,
+        body_text=body_text,
+        record=record,
+        feed_message=feed_message,
+        attachments=attachments,
+        in_reply_to=in_reply_to,
+        references=references,
+        reply_to=reply_to,
+        auto_submitted=auto_submitted,
+        headers=headers,
+        send_now=send_now,
+    )
+    return queued.mails[0]
+
+
+def queue_mail_copies(
+    *,
+    from_address: str,
+    from_name: str = "",
+    copies: Sequence[MailCopy],
+    subject: str,
+    body_html: str = "",
+    body_text: str = "",
+    record: models.Model | None = None,
+    feed_message: Message | None = None,
+    attachments: Sequence[mime.MailPart] = (),
+    in_reply_to: str = "",
+    references: Sequence[str] = (),
+    reply_to: str = "",
+    auto_submitted: bool = False,
+    headers: Mapping[str, str] | None = None,
+    send_now: bool = True,
+) -> QueuedCopies:
+    """Queue the same content as several mails, each to its own recipients.
+
+    The server, From, Reply-To and thread headers are chosen once; each copy gets
+    its own To/Cc, Message-ID (:func:`copy_message_id` of the copy's id, or of one
+    fresh id) and bytes. An unusable address fails alone (``refused``); a mail
+    too large raises ``MailTooLargeError``, a bad From ``DeliveryError``. Rows are
+    inserted in bulk; each recipient gets its VERP token. With ``send_now`` the
+    queue is drained once the transaction commits.
+    """
     text = body_text or (html_to_text(body_html) if body_html else "")
     check_mail_size(
         mime.estimated_size(text=text, html=body_html, attachments=attachments)
     )
     try:
         sender = mime.parse_address((from_name, from_address))
-        for r in recipients:
-            mime.parse_address((r.name, r.address))
     except mime.InvalidAddress as exc:
         raise DeliveryError(str(exc), permanent=True) from exc
 
@@ -149,36 +245,49 @@ def queue_mail(
     if not reply_to and selection.is_rewritten:
         original = mime.make_address(sender.display_name, selection.original_from)
         reply_to = str(original)
-    message_id = message_id or mime.make_message_id(params.catchall_domain())
+    family = mime.make_message_id(params.catchall_domain())
+    first_id = next((c.message_id for c in copies if c.message_id), "") or family
     if record is not None and not in_reply_to and not references:
-        in_reply_to, references = thread_headers(record, exclude_message_id=message_id)
+        in_reply_to, references = thread_headers(record, exclude_message_id=first_id)
     in_reply_to = (_valid_msgids([in_reply_to]) or [""])[0]
+    signing_domain = selection.from_address.rpartition("@")[2]
 
-    def header_list(kind: str) -> list[tuple[str, str]]:
-        return [(r.name, r.address) for r in recipients if r.kind == kind]
+    queued = QueuedCopies()
+    built: list[tuple[OutgoingMail, list[tuple[MailRecipient, SmtpAddress]]]] = []
+    for index, copy in enumerate(copies):
+        good, bad = _checked_recipients(copy.recipients)
+        queued.refused += bad
+        if not good:
+            continue
 
-    raw = mime.build_message(
-        from_addr=(sender.display_name, selection.from_address),
-        to=header_list(OutgoingRecipient.Kind.TO),
-        cc=header_list(OutgoingRecipient.Kind.CC),
-        reply_to=[reply_to] if reply_to else [],
-        subject=subject,
-        text=text,
-        html=body_html,
-        message_id=message_id,
-        in_reply_to=in_reply_to,
-        references=_valid_msgids(references),
-        auto_submitted=auto_submitted,
-        attachments=attachments,
-        extra_headers=headers,
-    )
-    # Integration point with dnscheck: signs when the From domain is DKIM-verified,
-    # returns the bytes unchanged otherwise (never raises).
-    raw = dkim_sign(raw, selection.from_address.rpartition("@")[2])
-    check_mail_size(len(raw))
+        def header_list(
+            kind: str, good: list[tuple[MailRecipient, SmtpAddress]] = good
+        ) -> list[tuple[str, str]]:
+            return [(r.name, a.addr_spec) for r, a in good if r.kind == kind]
 
-    with transaction.atomic():
-        mail = OutgoingMail.objects.create(
+        message_id = copy.message_id or copy_message_id(family, index)
+        utf8 = any(a.needs_smtputf8 for r, a in good if r.kind != Recipient.Kind.BCC)
+        raw = mime.build_message(
+            from_addr=(sender.display_name, selection.from_address),
+            to=header_list(OutgoingRecipient.Kind.TO),
+            cc=header_list(OutgoingRecipient.Kind.CC),
+            reply_to=[reply_to] if reply_to else [],
+            subject=subject,
+            text=text,
+            html=body_html,
+            message_id=message_id,
+            in_reply_to=in_reply_to,
+            references=_valid_msgids(references),
+            auto_submitted=auto_submitted,
+            attachments=attachments,
+            extra_headers=headers,
+            utf8=utf8,
+        )
+        # Integration point with dnscheck: signs when the From domain is
+        # DKIM-verified, returns the bytes unchanged otherwise (never raises).
+        raw = dkim_sign(raw, signing_domain)
+        check_mail_size(len(raw))
+        mail = OutgoingMail(
             feed_message=feed_message,
             content_type=ContentType.objects.get_for_model(record) if record else None,
             object_id=record.pk if record else None,
@@ -193,22 +302,39 @@ def queue_mail(
             message_id=message_id,
             raw=raw,
             size=len(raw),
+            needs_smtputf8=utf8,
         )
+        built.append((mail, good))
+
+    with transaction.atomic():
+        mails = OutgoingMail.objects.bulk_create([mail for mail, _good in built])
         OutgoingRecipient.objects.bulk_create(
             OutgoingRecipient(
                 mail=mail,
-                address=r.address.strip(),
+                address=smtp.addr_spec,
                 name=r.name[:200],
                 kind=r.kind,
                 message_recipient_id=r.message_recipient_id,
+                verp_token=new_verp_token(),
             )
-            for r in recipients
+            for mail, (_m, good) in zip(mails, built, strict=True)
+            for r, smtp in good
         )
-        if send_now:
-            from mailservers.tasks.outgoing import send_mail
+        if send_now and mails:
+            from mailservers.tasks.outgoing import process_outbox, send_mail
 
-            send_mail.delay_on_commit(mail.pk)
-    return mail
+            if len(mails) == 1:
+                send_mail.delay_on_commit(mails[0].pk)
+            else:  # one drain for the lot, not a task per copy
+                process_outbox.delay_on_commit()
+    queued.mails = mails
+    return queued
+
+
+def new_verp_token() -> str:
+    """A recipient's VERP token: 80 random bits, lower-case (MTAs may lower-case
+    the address a bounce is delivered to)."""
+    return secrets.token_hex(10)
 
 
 # --- Acting on queued mail (the Email queue page, routing) -------------------------
@@ -263,6 +389,25 @@ def mark_recipient_bounced(
         .filter(mail__message_id=message_id.strip(), address__iexact=address.strip())
         .first()
     )
+    return _mark_bounced(recipient, reason)
+
+
+@transaction.atomic
+def mark_verp_bounced(*, token: str, reason: str) -> OutgoingRecipient | None:
+    """Record a bounce that came back to ``bounce+<token>@``: exactly the
+    recipient whose transaction had that envelope sender. None if unknown."""
+    token = token.strip().lower()
+    if not token:
+        return None
+    recipient = (
+        OutgoingRecipient.objects.select_for_update().filter(verp_token=token).first()
+    )
+    return _mark_bounced(recipient, reason)
+
+
+def _mark_bounced(
+    recipient: OutgoingRecipient | None, reason: str
+) -> OutgoingRecipient | None:
     if recipient is None:
         return None
     recipient.state = Recipient.State.BOUNCED
