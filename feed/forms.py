@@ -13,12 +13,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.core.validators import validate_email
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import urlize
 from django.utils.translation import gettext_lazy as _
 
 from feed.models import ActivityType, Message, Subtype
+from mailservers.addresses import InvalidAddress, smtp_address
 
 
 def text_as_html(text: str) -> str:
@@ -31,6 +31,15 @@ def text_as_html(text: str) -> str:
     )
 
 
+def _with_name(name: str, address: str) -> str:
+    """``"Name" <address>``, parsed back alike by ``getaddresses`` (commas, quotes
+    and non-ASCII included)."""
+    if not name:
+        return address
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>'
+
+
 class MessageArgs(TypedDict):
     """The composer's arguments of ``feed.services.post_message``."""
 
@@ -39,6 +48,7 @@ class MessageArgs(TypedDict):
     body_html: str
     body_text: str
     recipients: list[str]
+    cc: list[str]
     attachments: list[UploadedFile]
 
 
@@ -88,26 +98,42 @@ class MessageForm(forms.Form):
     )
     recipients = forms.CharField(
         required=False,
-        label=_("Add recipients"),
-        help_text=_("Email addresses, separated by commas."),
+        label=_("To"),
+        help_text=_(
+            "Addresses to add, separated by commas: they get this mail together, "
+            "as typed. Each follower gets a mail of its own."
+        ),
     )
+    cc = forms.CharField(required=False, label=_("Cc"))
     attachments = MultipleFileField(label=_("Attach files"))
 
-    def clean_recipients(self) -> list[str]:
-        raw = self.cleaned_data.get("recipients", "")
-        addresses = []
-        for name, address in getaddresses([raw]):
+    def _clean_addresses(self, name: str) -> list[str]:
+        """Each address checked as the outgoing queue checks it (IDN domains and
+        non-ASCII local parts are fine; anything SMTP cannot carry is not)."""
+        raw = self.cleaned_data.get(name, "")
+        addresses, errors = [], []
+        for display, address in getaddresses([raw]):
             if not address:
                 continue
             try:
-                validate_email(address)
-            except ValidationError:
-                raise ValidationError(
-                    _("%(address)s is not an email address."),
-                    params={"address": address},
-                ) from None
-            addresses.append(f"{name} <{address}>" if name else address)
+                smtp_address(address)
+            except InvalidAddress as exc:
+                errors.append(exc.user_message)
+                continue
+            addresses.append(_with_name(display, address))
+        if errors:
+            raise ValidationError(errors)
+        if raw.strip() and not addresses:
+            raise ValidationError(
+                _("%(value)s is not an email address."), params={"value": raw.strip()}
+            )
         return addresses
+
+    def clean_recipients(self) -> list[str]:
+        return self._clean_addresses("recipients")
+
+    def clean_cc(self) -> list[str]:
+        return self._clean_addresses("cc")
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -116,6 +142,8 @@ class MessageForm(forms.Form):
             self.add_error("body", _("Write something or attach a file."))
         if data.get("kind") == Message.Kind.NOTE and data.get("recipients"):
             self.add_error("recipients", _("Notes are internal: no recipients."))
+        if data.get("kind") == Message.Kind.NOTE and data.get("cc"):
+            self.add_error("cc", _("Notes are internal: no recipients."))
         if data.get("kind") == Message.Kind.EMAIL:
             self._check_mail_size(data)
         return data
@@ -150,6 +178,7 @@ class MessageForm(forms.Form):
             "body_html": text_as_html(text),
             "body_text": text,
             "recipients": data.get("recipients", []),
+            "cc": data.get("cc", []),
             "attachments": data.get("attachments", []),
         }
 

@@ -44,7 +44,8 @@ def parse(raw: bytes):
 
 def to_addresses(raw: bytes) -> list[str]:
     mail = parse(raw)
-    return [a.addr_spec for h in ("To", "Cc") for a in (mail[h] or ()).addresses]
+    headers = [mail[h] for h in ("To", "Cc") if mail[h] is not None]
+    return [a.addr_spec for header in headers for a in header.addresses]
 
 
 def panel_html(client, user, record) -> str:
@@ -153,7 +154,8 @@ def test_idn_recipient_beside_an_ordinary_one(alice, ticket, make_contact, smtp)
     assert rcpts == ["dana@customer.example", "kunde@xn--bcher-kva.example"]
     idn = next(r for r in smtp.received if r.rcpt_tos[0].startswith("kunde"))
     assert to_addresses(idn.raw) == ["kunde@xn--bcher-kva.example"]
-    assert b"=?utf-8" not in idn.raw.split(b"\r\n\r\n")[0].split(b"To:")[1][:80]
+    header_block = idn.raw.split(b"\r\n\r\n")[0]
+    assert b"To: Kunde <kunde@xn--bcher-kva.example>" in header_block
     assert set(OutgoingRecipient.objects.values_list("state", flat=True)) == {"sent"}
 
 
@@ -210,3 +212,49 @@ def test_delivery_plan_writes_nothing(alice, ticket, django_assert_num_queries):
     rcpt.write_plan(record=ticket, plan=plan)
     new = Contact.objects.get(email_normalized="new@partner.example")
     assert Follower.objects.filter(contact=new, object_id=ticket.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "error"),
+    [
+        ("recipients", "bad@@x.example", "not an email address"),
+        ("recipients", "erin@buyer.example, no-at-sign", "no @"),
+        ("cc", "erin@bad_domain.example", "not a valid domain name"),
+        ("cc", "a b@example.com", "not an email address"),
+    ],
+)
+def test_composer_refuses_what_the_queue_cannot_send(
+    client, alice, ticket, field, typed, error
+):
+    """The composer checks addresses as the queue does, with a clear error (422)."""
+    client.force_login(alice)
+    ct = ContentType.objects.get_for_model(ticket)
+    response = client.post(
+        reverse("feed:post", args=[ct.pk, ticket.pk]),
+        {"kind": "email", "body": "hi", field: typed},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    assert error in response.content.decode()
+    assert not Message.objects.filter(kind="email").exists()
+
+
+def test_composer_accepts_idn_and_unicode_addresses(client, alice, ticket):
+    """kunde@bücher.example and jörg@example.de are posted as typed."""
+    client.force_login(alice)
+    ct = ContentType.objects.get_for_model(ticket)
+    response = client.post(
+        reverse("feed:post", args=[ct.pk, ticket.pk]),
+        {
+            "kind": "email",
+            "body": "hi",
+            "recipients": "Kunde <kunde@bücher.example>",
+            "cc": '"Jörg, Sales" <jörg@example.de>',
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    message = Message.objects.get(kind="email")
+    rows = dict(message.recipients.values_list("address", "name"))
+    assert rows["kunde@bücher.example"] == "Kunde"
+    assert rows["jörg@example.de"] == "Jörg, Sales"
