@@ -100,6 +100,8 @@ def is_system_address(address: str, *, alias_names: set[str] | None = None) -> b
     ``alias_names``: every alias name (active or not) that ``address`` could have,
     when the caller read them already (see :func:`alias_names`).
     """
+    if address.lower() == params.default_from_address().lower():
+        return True  # also when mail.default.from is a full address elsewhere
     local, domain = split_address(address)
     if domain != our_domain():
         return False
