@@ -46,6 +46,7 @@ from mailservers.services.outbox_results import (  # noqa: F401  (MAX_ATTEMPTS: 
     record_results,
     release_mails,
 )
+from mailservers.services.reselect import reselect_servers
 
 logger = logging.getLogger(__name__)
 
@@ -398,6 +399,7 @@ def _send_batch(
 def process_outbox(*, batch_size: int = BATCH_SIZE) -> DrainReport:
     """Send every due mail, server by server, until nothing due is left to claim."""
     report = DrainReport()
+    reselect_servers()  # each attempt picks its server afresh
     while True:
         progressed = False
         for server_id in _due_server_ids():
@@ -412,6 +414,7 @@ def process_outbox(*, batch_size: int = BATCH_SIZE) -> DrainReport:
 def send_mail_item(*, mail_id: int) -> DrainReport:
     """Send one mail now if it is due and its server may send (the post trigger)."""
     report = DrainReport()
+    reselect_servers(mail_ids=[mail_id])
     server_id = Mail.objects.filter(pk=mail_id).values_list("server_id", flat=True)
     if not server_id:
         return report

@@ -342,14 +342,16 @@ def new_verp_token() -> str:
 
 @transaction.atomic
 def retry_mail(*, mail_id: int) -> bool:
-    """Queue a failed, deferred or cancelled mail again, now, with a fresh budget."""
+    """Queue a failed, deferred or cancelled mail again, due now (see
+    ``reselect.retry_mail_now`` for *Retry*: an attempt at once)."""
     retryable = [
         OutgoingMail.State.FAILED,
         OutgoingMail.State.DEFERRED,
         OutgoingMail.State.CANCELLED,
     ]
+    # The attempts are kept: the retry is one more, counted by its claim.
     won = OutgoingMail.objects.filter(pk=mail_id, state__in=retryable).update(
-        state=OutgoingMail.State.QUEUED, attempts=0, next_attempt_at=timezone.now()
+        state=OutgoingMail.State.QUEUED, next_attempt_at=timezone.now()
     )
     if won:
         OutgoingRecipient.objects.filter(

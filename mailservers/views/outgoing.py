@@ -33,6 +33,7 @@ from mailservers.models import (
 from mailservers.outgoing_forms import OutgoingServerForm
 from mailservers.services import localmailbox as localmailbox_services
 from mailservers.services import outgoing as services
+from mailservers.services.reselect import retry_mail_now
 
 PAGE_SIZE = 50
 
@@ -154,15 +155,8 @@ def _back_to_queue(request: HttpRequest) -> HttpResponse:
 @technical_required
 @require_POST
 def queue_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    if services.retry_mail(mail_id=pk):
-        from mailservers.tasks.outgoing import send_mail
-
-        send_mail.delay_on_commit(pk)
-        messages.success(request, "The mail is queued again.")
-    else:
-        messages.error(
-            request, "Only failed, deferred or cancelled mail can be retried."
-        )
+    outcome = retry_mail_now(mail_id=pk)
+    (messages.success if outcome.ok else messages.error)(request, outcome.message)
     return _back_to_queue(request)
 
 
