@@ -69,6 +69,8 @@ def outgoing_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         server = form.save()
         messages.success(request, f"{server.name} saved.")
+        for warning in form.warnings:
+            messages.warning(request, warning)
         return redirect("mailservers:outgoing-edit", pk=server.pk)
     return render(
         request,
@@ -102,10 +104,24 @@ def outgoing_test_default(request: HttpRequest) -> HttpResponse:
 
 
 @technical_required
-@require_POST
 def outgoing_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation; POST deletes."""
     server = get_object_or_404(OutgoingServer, pk=pk)
-    server.delete()  # its queued mail falls back to the default server (SET_NULL)
+    if request.method != "POST":
+        waiting = server.mails.filter(state__in=OutgoingMail.PENDING).count()
+        consequence = (
+            f"Its {waiting} waiting mail will leave through the server chosen "
+            "again for each one."
+            if waiting
+            else "No mail is waiting for it."
+        )
+        context = {
+            "server": server,
+            "consequence": consequence,
+            "back_url": server.get_absolute_url(),
+        }
+        return render(request, "mailservers/_confirm_delete.html", context)
+    server.delete()  # its queued mail is given a server again (reselect)
     messages.success(request, f"{server.name} deleted.")
     return redirect("mailservers:outgoing-list")
 
