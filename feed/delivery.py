@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Model, Prefetch
 from django.template.loader import render_to_string
 
+from feed.errors import NothingToResend
 from feed.models import Attachment, Message, MessageRecipient
 from knowlix import params
 from knowlix.models import Record
@@ -94,13 +95,18 @@ def render_message_mail(
 
 
 def queue_message_copies(
-    *, message: Message, copies: list[list[Addressee]], for_users: bool
+    *,
+    message: Message,
+    copies: list[list[Addressee]],
+    for_users: bool,
+    own_id: bool = True,
 ) -> None:
     """Queue ``message`` as one mail per copy (each copy's addressees in its
     To/Cc): customers, or colleagues. Call inside the posting transaction.
 
     An unusable address fails alone; a mail that cannot be queued at all (too
-    large) fails for everyone. Failures are stored on the recipients.
+    large) fails for everyone. Failures are stored on the recipients. ``own_id``
+    False: fresh Message-IDs even for our own message (a resend).
     """
     copies = [copy for copy in copies if copy]
     if not copies:
@@ -122,7 +128,9 @@ def queue_message_copies(
     }
     # Our own message to customers carries its Message-ID (the first copy; the
     # others its family), so their replies thread.
-    own_id = not for_users and message.direction != Message.Direction.INCOMING
+    own_id = (
+        own_id and not for_users and message.direction != Message.Direction.INCOMING
+    )
     mail_copies = [
         MailCopy(
             recipients=[
@@ -175,6 +183,28 @@ def _store_error(recipients: list[MailRecipient], reason: str) -> None:
     MessageRecipient.objects.filter(
         pk__in=[r.message_recipient_id for r in recipients if r.message_recipient_id]
     ).update(delivery_error=reason[:500])
+
+
+@transaction.atomic
+def resend_to_recipient(*, recipient: MessageRecipient) -> None:
+    """Queue ``recipient``'s mail of its message again, to that address alone (a
+    new mail with its own Message-ID of the thread, its own delivery state).
+
+    Only when its last delivery failed or bounced (``NothingToResend``); locks the
+    recipient row, so two clicks queue one mail.
+    """
+    recipient = MessageRecipient.objects.select_for_update().get(pk=recipient.pk)
+    state, _reason = delivery_state(recipient)
+    if state not in (OutgoingRecipient.State.FAILED, OutgoingRecipient.State.BOUNCED):
+        raise NothingToResend()
+    message = recipient.message
+    MessageRecipient.objects.filter(pk=recipient.pk).update(delivery_error="")
+    for_users = recipient.user_id is not None
+    copy = [Addressee(recipient.address, recipient.name)]
+    # A fresh id in the thread: the first one is taken by the original mail.
+    queue_message_copies(
+        message=message, copies=[copy], for_users=for_users, own_id=False
+    )
 
 
 def recipient_prefetches() -> list[Prefetch]:

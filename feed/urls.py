@@ -53,4 +53,9 @@ urlpatterns = [
         name="notification-open",
     ),
     path("messages/", views.message_list, name="message-list"),
+    path(
+        "recipients/<int:recipient_id>/resend/",
+        views.resend_recipient,
+        name="recipient-resend",
+    ),
 ]

@@ -21,15 +21,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from feed import selectors, services
+from feed import delivery, selectors, services
 from feed.errors import FeedError
 from feed.forms import ActivityForm, AddFollowerForm, DoneForm, MessageForm
-from feed.models import Activity, Follower, Message, Notification
+from feed.models import Activity, Follower, Message, MessageRecipient, Notification
 from feed.panel import panel_context
 from feed.recipients import find_or_create_contact
 from feed.targets import can_open_target, get_target_for_user, target_url
 from feed.templatetags.feed_tags import INLINE_TYPES
-from knowlix.access import get_record_for_user
+from knowlix.access import can_change_model, get_record_for_user
 from knowlix.decorators import AuthenticatedHttpRequest, technical_required
 from knowlix.models import Record
 
@@ -88,6 +88,7 @@ def older_messages(request: FeedRequest, ct_id: int, object_id: int) -> HttpResp
     )
     context = {"record": record, "page": page, "messages": page.messages}
     context["record_ct_id"] = ct_id
+    context["can_write"] = can_change_model(request.user, type(record))
     return render(request, "feed/_messages.html", context)
 
 
@@ -110,6 +111,24 @@ def post_message_view(request: FeedRequest, ct_id: int, object_id: int) -> HttpR
     composer = "note" if is_note else "message"
     forms: PanelForms = {"note_form": form} if is_note else {"message_form": form}
     return _panel_response(request, record, status=422, open_composer=composer, **forms)
+
+
+@login_required
+@require_POST
+def resend_recipient(request: FeedRequest, recipient_id: int) -> HttpResponse:
+    """Resend a message to one failed or bounced recipient (needs write access)."""
+    recipient = get_object_or_404(
+        MessageRecipient.objects.select_related("message"), pk=recipient_id
+    )
+    message = recipient.message
+    record = get_record_for_user(
+        request.user, message.content_type_id, message.object_id, write=True
+    )
+    try:
+        delivery.resend_to_recipient(recipient=recipient)
+    except FeedError as exc:
+        flash.error(request, exc.user_message)
+    return _panel_response(request, record)
 
 
 @login_required

@@ -258,3 +258,33 @@ def test_composer_accepts_idn_and_unicode_addresses(client, alice, ticket):
     rows = dict(message.recipients.values_list("address", "name"))
     assert rows["kunde@bücher.example"] == "Kunde"
     assert rows["jörg@example.de"] == "Jörg, Sales"
+
+
+def resend_url(row: MessageRecipient) -> str:
+    return reverse("feed:recipient-resend", args=[row.pk])
+
+
+def test_resend_needs_write_access(client, alice, reader, ticket, smtp):
+    """A reader may see the record but not resend; the resend is refused (403)."""
+    smtp.fail_rcpt("dana@customer.example", 550, "5.1.1 no such user", times=1)
+    message = services.post_message(
+        record=ticket, kind="email", author=alice, body_html="hi"
+    )
+    process_outbox()
+    row = message.recipients.get()
+    assert 'data-test="resend"' in panel_html(client, alice, ticket)
+    client.force_login(reader)
+    assert client.post(resend_url(row), HTTP_HX_REQUEST="true").status_code == 403
+    assert OutgoingMail.objects.count() == 1
+
+
+def test_only_failed_or_bounced_recipients_are_resent(client, alice, ticket, smtp):
+    """A recipient whose mail was sent is not resent; nothing is queued."""
+    message = services.post_message(
+        record=ticket, kind="email", author=alice, body_html="hi"
+    )
+    process_outbox()
+    client.force_login(alice)
+    response = client.post(resend_url(message.recipients.get()), follow=True)
+    assert "Only a failed or bounced recipient can be resent." in response.text
+    assert OutgoingMail.objects.count() == 1
