@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from email.utils import getaddresses
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from django import forms
 from django.conf import settings
@@ -14,6 +15,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from django.utils.html import urlize
 from django.utils.translation import gettext_lazy as _
 
@@ -50,6 +52,16 @@ class MessageArgs(TypedDict):
     recipients: list[str]
     cc: list[str]
     attachments: list[UploadedFile]
+
+
+class ScheduleArgs(TypedDict):
+    """The composer's arguments of ``feed.scheduled.schedule_message``."""
+
+    subject: str
+    body_text: str
+    recipients: list[str]
+    cc: list[str]
+    send_at: dt.datetime
 
 
 class ActivityArgs(TypedDict):
@@ -106,6 +118,15 @@ class MessageForm(forms.Form):
     )
     cc = forms.CharField(required=False, label=_("Cc"))
     attachments = MultipleFileField(label=_("Attach files"))
+    send_at = forms.DateTimeField(
+        required=False,
+        label=_("Send later"),
+        help_text=_("Empty: send now. Until it leaves you can change or cancel it."),
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+        ),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+    )
 
     def _clean_addresses(self, name: str) -> list[str]:
         """Each address checked as the outgoing queue checks it (IDN domains and
@@ -146,7 +167,24 @@ class MessageForm(forms.Form):
             self.add_error("cc", _("Notes are internal: no recipients."))
         if data.get("kind") == Message.Kind.EMAIL:
             self._check_mail_size(data)
+        self._check_send_at(data)
         return data
+
+    def _check_send_at(self, data: dict[str, Any]) -> None:
+        send_at = data.get("send_at")
+        if send_at is None:
+            return
+        if data.get("kind") != Message.Kind.EMAIL:  # the note form has no send_at
+            self.add_error("body", _("Only an email can be sent later."))
+        elif send_at <= timezone.now():
+            self.add_error("send_at", _("Choose a time in the future."))
+        elif data.get("attachments"):
+            self.add_error(
+                "send_at",
+                _(
+                    "Files cannot be sent later yet: send now, or schedule without files."
+                ),
+            )
 
     def _check_mail_size(self, data: dict[str, Any]) -> None:
         """Refuse now what the outgoing queue would refuse (``KNOWLIX_MAIL_MAX_BYTES``).
@@ -167,6 +205,17 @@ class MessageForm(forms.Form):
                 )
                 % {"size": filesizeformat(estimate), "limit": filesizeformat(limit)},
             )
+
+    def schedule_kwargs(self) -> ScheduleArgs:
+        """Arguments for ``feed.scheduled`` (a form whose ``send_at`` is set)."""
+        data = self.cleaned_data
+        return {
+            "subject": data.get("subject", ""),
+            "body_text": data.get("body", ""),
+            "recipients": data.get("recipients", []),
+            "cc": data.get("cc", []),
+            "send_at": data["send_at"],
+        }
 
     def service_kwargs(self) -> MessageArgs:
         """Arguments for ``feed.services.post_message`` (the body is plain text)."""
@@ -199,6 +248,15 @@ class ActivityForm(forms.Form):
         help_text=_("Empty: you."),
     )
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Read the types once: a required select otherwise reads its first choice
+        # again (for the required attribute) on every render of the feed panel.
+        field = self.fields["activity_type"]
+        assert isinstance(field, forms.ModelChoiceField)
+        # iter(): a generator, so list() asks no COUNT(*) first.
+        field.widget.choices = list(iter(cast("Iterable[Any]", field.choices)))
 
     def service_kwargs(self, *, user: User) -> ActivityArgs:
         data = self.cleaned_data

@@ -54,6 +54,16 @@ urlpatterns = [
     ),
     path("messages/", views.message_list, name="message-list"),
     path(
+        "scheduled/<int:scheduled_id>/edit/",
+        views.scheduled_edit,
+        name="scheduled-edit",
+    ),
+    path(
+        "scheduled/<int:scheduled_id>/cancel/",
+        views.scheduled_cancel,
+        name="scheduled-cancel",
+    ),
+    path(
         "recipients/<int:recipient_id>/resend/",
         views.resend_recipient,
         name="recipient-resend",
