@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Model, Prefetch
 from django.template.loader import render_to_string
 
 from feed.errors import NothingToResend
-from feed.models import Attachment, Message, MessageRecipient
+from feed.models import Attachment, Message, MessageRecipient, delivery_state
 from knowlix import params
 from knowlix.models import Record
 from mailservers import mime
 from mailservers.errors import MailServerError
 from mailservers.models import OutgoingRecipient
-
-if TYPE_CHECKING:
-    from mailservers.services.outgoing import MailRecipient
+from mailservers.services.outgoing import (
+    MailCopy,
+    MailRecipient,
+    copy_message_id,
+    queue_mail_copies,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,14 +114,6 @@ def queue_message_copies(
     copies = [copy for copy in copies if copy]
     if not copies:
         return
-    # Imported here: mailservers' services import dnscheck, which posts in feeds.
-    from mailservers.services.outgoing import (
-        MailCopy,
-        MailRecipient,
-        copy_message_id,
-        queue_mail_copies,
-    )
-
     record = message.content_object
     assert record is not None  # the message was just posted on it
     rows = {
@@ -152,7 +147,7 @@ def queue_message_copies(
         message=message, record=record, for_users=for_users
     )
     name, address = _sender(message)
-    parent = message.parent
+    in_reply_to, references = message_thread_headers(message, own_id=own_id)
     every_row = [r for c in mail_copies for r in c.recipients]
     try:
         with transaction.atomic():
@@ -165,10 +160,10 @@ def queue_message_copies(
                 body_text=text,
                 # Only business records have a reply address (reply+<token>@...).
                 record=record if isinstance(record, Record) else None,
-                feed_message=message,
+                feed_message_id=message.pk,
                 attachments=_mail_parts(message),
-                in_reply_to=parent.message_id if parent else "",
-                references=[parent.message_id] if parent else [],
+                in_reply_to=in_reply_to,
+                references=references,
                 auto_submitted=for_users or message.kind == Message.Kind.NOTIFICATION,
             )
     except MailServerError as exc:
@@ -207,6 +202,37 @@ def resend_to_recipient(*, recipient: MessageRecipient) -> None:
     )
 
 
+def message_thread_headers(message: Message, *, own_id: bool) -> tuple[str, list[str]]:
+    """(In-Reply-To, References) of a mail of ``message``: its parent's id, else the
+    record's thread. ``own_id``: the mail carries the message's Message-ID."""
+    parent = message.parent
+    if parent is not None:
+        return parent.message_id, [parent.message_id]
+    record = message.content_object
+    if not isinstance(record, Record):  # only business records thread their mail
+        return "", []
+    return thread_headers(
+        record, exclude_message_id=message.message_id if own_id else ""
+    )
+
+
+def thread_headers(
+    record: Model, *, exclude_message_id: str = ""
+) -> tuple[str, list[str]]:
+    """(In-Reply-To, References) chaining to the record's feed: root, then latest."""
+    ct = ContentType.objects.get_for_model(record)
+    ids = (
+        Message.objects.filter(content_type=ct, object_id=record.pk)
+        .exclude(message_id__in=["", exclude_message_id])
+        .order_by("created_at", "id")
+        .values_list("message_id", flat=True)
+    )
+    root, latest = ids.first(), ids.last()
+    if root is None or latest is None:  # both or neither: the same rows
+        return "", []
+    return latest, list(dict.fromkeys([root, latest]))
+
+
 def recipient_prefetches() -> list[Prefetch]:
     """Prefetches that bring each recipient's delivery rows (newest first)."""
     return [
@@ -216,19 +242,3 @@ def recipient_prefetches() -> list[Prefetch]:
             to_attr="delivery_rows",
         )
     ]
-
-
-def delivery_state(recipient: MessageRecipient) -> tuple[str, str]:
-    """(state, reason): queued / sent / failed / bounced; ("", "") if never mailed."""
-    rows = getattr(recipient, "delivery_rows", None)
-    if rows is None:
-        rows = list(recipient.deliveries.order_by("-id")) if recipient.pk else []
-    if rows:
-        row = rows[0]
-        state = row.state
-        if state in (OutgoingRecipient.State.SENDING, OutgoingRecipient.State.DEFERRED):
-            state = OutgoingRecipient.State.QUEUED
-        return state, row.last_error
-    if recipient.delivery_error:
-        return OutgoingRecipient.State.FAILED, recipient.delivery_error
-    return "", ""

@@ -31,7 +31,15 @@ from django.db.models import Model
 
 from feed import delivery
 from feed.delivery import Addressee
-from feed.models import Follower, Message, MessageRecipient, Notification, Subtype
+from feed.models import (
+    Follower,
+    FollowerRow,
+    Message,
+    MessageRecipient,
+    Notification,
+    Subtype,
+)
+from feed.services.followers import follow
 from knowlix import params
 from knowlix.access import can_view_record
 from knowlix.models import Contact, normalize_email
@@ -154,11 +162,6 @@ class Following:
     contacts: set[int] = field(default_factory=set)
     # (user_id, contact_id) of the followers subscribed to the post's subtype
     subscribed: list[tuple[int | None, int | None]] = field(default_factory=list)
-
-
-# (user_id, contact_id, subtype_id) of one follower's subscription; subtype_id is
-# None for a follower subscribed to nothing.
-FollowerRow = tuple[int | None, int | None, int | None]
 
 
 def read_following(*, record: Model, subtype: Subtype) -> Following:
@@ -359,8 +362,6 @@ def _plan_typed(
 def write_plan(*, record: Model, plan: DeliveryPlan) -> None:
     """Write what the plan decided besides mail: new contacts (in one statement),
     and the contacts that start following the record."""
-    from feed.services import follow  # the public service; avoids an import cycle
-
     if plan.new_contacts:
         Contact.objects.bulk_create(plan.new_contacts)
     for contact in plan.follow_contacts:

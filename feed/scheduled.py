@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 
 from feed.errors import FeedError
 from feed.models import Message, ScheduledMessage
+from feed.services import post_message
 
 logger = logging.getLogger(__name__)
 State = ScheduledMessage.State
@@ -115,8 +116,6 @@ def send_due_messages(*, now: dt.datetime | None = None) -> int:
 
 
 def _send_one(pk: int, now: dt.datetime) -> int:
-    from feed.services import post_message  # the public service
-
     try:
         with transaction.atomic():
             row = (

@@ -17,6 +17,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model, Prefetch, QuerySet
 from django.utils import timezone
 
+from feed.delivery import recipient_prefetches
 from feed.models import (
     Activity,
     ActivityType,
@@ -53,8 +54,6 @@ def _record_filter(record: Model) -> dict:
 
 def recipient_queryset() -> QuerySet[MessageRecipient]:
     """Recipients with what is needed to show their delivery state."""
-    from feed.delivery import recipient_prefetches
-
     return MessageRecipient.objects.prefetch_related(*recipient_prefetches()).order_by(
         "id"
     )

@@ -13,6 +13,7 @@ import time
 
 from django.conf import settings
 
+from knowlix.models import SystemParameter
 from knowlix.param_rules import (  # noqa: F401  (the keys: params.X everywhere)
     BOUNCE_ALIAS,
     CATCHALL_DOMAIN,
@@ -48,8 +49,6 @@ _loaded_at = 0.0
 def _load() -> dict[str, str]:
     """The stored values; one that breaks its key's rules (written before they
     existed, or straight into the database) is ignored: the default applies."""
-    from knowlix.models import SystemParameter
-
     values = {}
     for key, value in SystemParameter.objects.values_list("key", "value"):
         if value and not is_valid(key, value):
@@ -88,8 +87,6 @@ def get_int_param(key: str) -> int:
 
 
 def set_param(key: str, value: str) -> None:
-    from knowlix.models import SystemParameter
-
     SystemParameter.objects.update_or_create(key=key, defaults={"value": value})
     clear_cache()
 

@@ -6,8 +6,8 @@ Public API (keep stable; ``feed.delivery`` calls it)::
         *, from_address: str, from_name: str = "",
         recipients: Sequence[MailRecipient],      # address, name, kind, message_recipient_id
         subject: str, body_html: str = "", body_text: str = "",
-        record: Model | None = None,               # threads + reply+<token>@catch-all
-        feed_message: Message | None = None,
+        record: Model | None = None,               # reply+<token>@catch-all, linked
+        feed_message_id: int | None = None,
         attachments: Sequence[MailPart] = (),      # content_id set: inline image
         message_id: str = "", in_reply_to: str = "", references: Sequence[str] = (),
         reply_to: str = "", auto_submitted: bool = False,
@@ -22,8 +22,11 @@ Public API (keep stable; ``feed.delivery`` calls it)::
 ``queue_mail`` builds the bytes once, refuses a mail above ``KNOWLIX_MAIL_MAX_BYTES``
 (``MailTooLargeError``) or with a bad address (``DeliveryError(permanent=True)``)
 before any row exists, chooses the server (``mailservers.selection``) and records
-the choice. With ``send_now`` a Celery task sends it once the transaction commits.
-Sending is ``mailservers.services.outbox`` (re-exported below).
+the choice. With ``send_now`` the Celery task ``mailservers.tasks.send_mail`` (named,
+not imported: tasks are a higher layer) sends it once the transaction commits.
+Thread headers (In-Reply-To, References) come ready-made from the caller: the feed
+knows the thread, the queue does not read it. Sending is
+``mailservers.services.outbox`` (re-exported below).
 """
 
 from __future__ import annotations
@@ -31,17 +34,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
+from celery import signature
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dnscheck.services import dkim_sign
-from feed.html import html_to_text
-from feed.models import Message
+from dnscheck.signing import dkim_sign
 from knowlix import params
+from knowlix.html import html_to_text
 from mailservers import mime
 from mailservers.addresses import InvalidAddress, SmtpAddress, smtp_address
 from mailservers.backends.smtp import ConnectionCheck, SmtpParams, test_connection
@@ -49,12 +53,19 @@ from mailservers.errors import DeliveryError, MailServerError, MailTooLargeError
 from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
 from mailservers.selection import select_server
 from mailservers.services.outbox import (  # noqa: F401  (the public door)
+    open_connection,
     process_outbox,
     recover_stuck_mail,
     send_mail_item,
+    smtp_params_for,
 )
+from mailservers.services.reselect import reselect_servers
 
 Recipient = OutgoingRecipient
+# Sends one queued mail right away; the beat's ``process_outbox`` is the fallback.
+SEND_MAIL_TASK = "mailservers.tasks.send_mail"
+# Drains the queue: after queueing many mails at once, one task instead of one each.
+PROCESS_OUTBOX_TASK = "mailservers.tasks.process_outbox"
 
 
 @dataclass(frozen=True)
@@ -93,21 +104,14 @@ def record_reply_address(record: models.Model) -> str:
     return f"reply+{token}@{params.catchall_domain()}" if token else ""
 
 
-def thread_headers(
-    record: models.Model, *, exclude_message_id: str = ""
-) -> tuple[str, list[str]]:
-    """(In-Reply-To, References) chaining to the record's feed: root, then latest."""
-    ct = ContentType.objects.get_for_model(record)
-    ids = (
-        Message.objects.filter(content_type=ct, object_id=record.pk)
-        .exclude(message_id__in=["", exclude_message_id])
-        .order_by("created_at", "id")
-        .values_list("message_id", flat=True)
-    )
-    root, latest = ids.first(), ids.last()
-    if root is None or latest is None:  # both or neither: the same rows
-        return "", []
-    return latest, list(dict.fromkeys([root, latest]))
+def start_sending(mail_id: int) -> None:
+    """Ask a worker to send the mail now (by task name: tasks are the layer above)."""
+    signature(SEND_MAIL_TASK, args=(mail_id,)).delay()
+
+
+def start_draining() -> None:
+    """Ask a worker to drain the queue now (many mails were just queued)."""
+    signature(PROCESS_OUTBOX_TASK).delay()
 
 
 def _valid_msgids(values: Sequence[str]) -> list[str]:
@@ -166,7 +170,7 @@ def queue_mail(
     body_html: str = "",
     body_text: str = "",
     record: models.Model | None = None,
-    feed_message: Message | None = None,
+    feed_message_id: int | None = None,
     attachments: Sequence[mime.MailPart] = (),
     message_id: str = "",
     in_reply_to: str = "",
@@ -191,7 +195,7 @@ def queue_mail(
         body_html=body_html,
         body_text=body_text,
         record=record,
-        feed_message=feed_message,
+        feed_message_id=feed_message_id,
         attachments=attachments,
         in_reply_to=in_reply_to,
         references=references,
@@ -212,7 +216,7 @@ def queue_mail_copies(
     body_html: str = "",
     body_text: str = "",
     record: models.Model | None = None,
-    feed_message: Message | None = None,
+    feed_message_id: int | None = None,
     attachments: Sequence[mime.MailPart] = (),
     in_reply_to: str = "",
     references: Sequence[str] = (),
@@ -246,9 +250,6 @@ def queue_mail_copies(
         original = mime.make_address(sender.display_name, selection.original_from)
         reply_to = str(original)
     family = mime.make_message_id(params.catchall_domain())
-    first_id = next((c.message_id for c in copies if c.message_id), "") or family
-    if record is not None and not in_reply_to and not references:
-        in_reply_to, references = thread_headers(record, exclude_message_id=first_id)
     in_reply_to = (_valid_msgids([in_reply_to]) or [""])[0]
     signing_domain = selection.from_address.rpartition("@")[2]
 
@@ -288,7 +289,7 @@ def queue_mail_copies(
         raw = dkim_sign(raw, signing_domain)
         check_mail_size(len(raw))
         mail = OutgoingMail(
-            feed_message=feed_message,
+            feed_message_id=feed_message_id,
             content_type=ContentType.objects.get_for_model(record) if record else None,
             object_id=record.pk if record else None,
             server=selection.server,
@@ -320,13 +321,10 @@ def queue_mail_copies(
             for mail, (_m, good) in zip(mails, built, strict=True)
             for r, smtp in good
         )
-        if send_now and mails:
-            from mailservers.tasks.outgoing import process_outbox, send_mail
-
-            if len(mails) == 1:
-                send_mail.delay_on_commit(mails[0].pk)
-            else:  # one drain for the lot, not a task per copy
-                process_outbox.delay_on_commit()
+        if send_now and len(mails) == 1:
+            transaction.on_commit(partial(start_sending, mails[0].pk))
+        elif send_now and mails:  # one drain for the lot, not a task per copy
+            transaction.on_commit(start_draining)
     queued.mails = mails
     return queued
 
@@ -424,13 +422,51 @@ def _mark_bounced(
     return recipient
 
 
+@dataclass(frozen=True)
+class RetryOutcome:
+    ok: bool
+    message: str
+
+
+def retry_mail_now(*, mail_id: int) -> RetryOutcome:
+    """*Retry*: one attempt now, through the server chosen afresh, counted like
+    any other; the outcome says what happened."""
+    if not retry_mail(mail_id=mail_id):
+        return RetryOutcome(
+            False, _("Only failed, deferred or cancelled mail can be retried.")
+        )
+    reselect_servers(mail_ids=[mail_id])
+    send_mail_item(mail_id=mail_id)
+    mail = OutgoingMail.objects.defer("raw").get(pk=mail_id)
+    where = mail.server_label or _("Default server")
+    values = {"n": mail.attempts, "server": where, "reason": mail.last_error}
+    if mail.state == OutgoingMail.State.SENT:
+        return RetryOutcome(True, _("Attempt %(n)s through %(server)s: sent.") % values)
+    if mail.state == OutgoingMail.State.QUEUED:
+        return RetryOutcome(
+            True,
+            _(
+                "Queued again for %(server)s, which cannot send right now (paused "
+                "or at its sending limit): it leaves as soon as it can."
+            )
+            % values,
+        )
+    if mail.state == OutgoingMail.State.DEFERRED:
+        return RetryOutcome(
+            False,
+            _("Attempt %(n)s through %(server)s: deferred, retried later: %(reason)s")
+            % values,
+        )
+    return RetryOutcome(
+        False, _("Attempt %(n)s through %(server)s: failed: %(reason)s") % values
+    )
+
+
 # --- Servers -------------------------------------------------------------------------
 
 
 def check_server_connection(*, server: OutgoingServer | None) -> ConnectionCheck:
     """*Test Connection*: connect, TLS, log in; the outcome is stored on the server."""
-    from mailservers.services.outbox import open_connection, smtp_params_for
-
     try:
         check = test_connection(
             smtp_params_for(server), opener=lambda conn: open_connection(conn, server)

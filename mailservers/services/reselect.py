@@ -1,4 +1,4 @@
-"""Pick the server afresh before each attempt, and the manual *Retry*.
+"""Pick the server afresh before each attempt (and before a manual *Retry*).
 
 A mail records the server chosen when it was queued; by its next attempt custom
 servers may be switched off, its server deactivated, deleted, or another one may
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from email.message import EmailMessage
 
 from django.db import transaction
@@ -22,7 +21,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dnscheck.services import dkim_sign
+from dnscheck.signing import dkim_sign
 from knowlix import params
 from mailservers import mime
 from mailservers.models import OutgoingMail, OutgoingServer
@@ -139,46 +138,3 @@ def rewrite_sender(
         new["Reply-To"] = mime.parse_address(reply_to)
     fresh = new.as_bytes(policy=mime.POLICY).partition(b"\r\n\r\n")[0]
     return fresh + b"\r\n" + b"\r\n".join(kept) + sep + body
-
-
-@dataclass(frozen=True)
-class RetryOutcome:
-    ok: bool
-    message: str
-
-
-def retry_mail_now(*, mail_id: int) -> RetryOutcome:
-    """*Retry*: one attempt now, through the server chosen afresh, counted like
-    any other; the outcome says what happened."""
-    from mailservers.services.outbox import send_mail_item
-    from mailservers.services.outgoing import retry_mail
-
-    if not retry_mail(mail_id=mail_id):
-        return RetryOutcome(
-            False, _("Only failed, deferred or cancelled mail can be retried.")
-        )
-    reselect_servers(mail_ids=[mail_id])
-    send_mail_item(mail_id=mail_id)
-    mail = Mail.objects.defer("raw").get(pk=mail_id)
-    where = mail.server_label or _("Default server")
-    values = {"n": mail.attempts, "server": where, "reason": mail.last_error}
-    if mail.state == Mail.State.SENT:
-        return RetryOutcome(True, _("Attempt %(n)s through %(server)s: sent.") % values)
-    if mail.state == Mail.State.QUEUED:
-        return RetryOutcome(
-            True,
-            _(
-                "Queued again for %(server)s, which cannot send right now (paused "
-                "or at its sending limit): it leaves as soon as it can."
-            )
-            % values,
-        )
-    if mail.state == Mail.State.DEFERRED:
-        return RetryOutcome(
-            False,
-            _("Attempt %(n)s through %(server)s: deferred, retried later: %(reason)s")
-            % values,
-        )
-    return RetryOutcome(
-        False, _("Attempt %(n)s through %(server)s: failed: %(reason)s") % values
-    )

@@ -7,14 +7,15 @@
   var SIGN_IN = ["outlook", "gmail"];
 
   function setUp(form) {
-    var method = form.querySelector("select[name='auth_method']");
+    var method = form.querySelector("select[name$='auth_method']");
     var password = form.querySelector("[data-password-field]");
     if (!method || !password) {
       return;
     }
     var row = password.closest(".form-row") || password.parentNode;
     function update() {
-      row.hidden = SIGN_IN.indexOf(method.value) !== -1;
+      // style, not the hidden attribute: the rows' CSS display would win over it.
+      row.style.display = SIGN_IN.indexOf(method.value) !== -1 ? "none" : "";
     }
     method.addEventListener("change", update);
     update();

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('feed', '0005_default_data'),
-        ('mailservers', '0007_incoming_poll_owner'),
+        ('mailservers', '0008_oauthgrant_reconnect_notice_due'),
     ]
 
     operations = [

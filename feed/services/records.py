@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.db.models import Field, signals
 
-from feed import services as feed_services
+from feed.services import notices as feed_services
 from knowlix.models import Record
 
 
