@@ -1,6 +1,6 @@
 """Incoming mail server pages (Settings > Technical > Email; admins in developer mode).
 
-List, create/edit, *Test & confirm* (logs in and reports a precise error) and *Fetch
+List, create/edit, *Test Connection and confirm* (logs in and reports a precise error) and *Fetch
 now* (queues a poll; the page polls a small status fragment with htmx for progress).
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from mailservers.errors import TransientError
 from mailservers.models import IncomingServer, OutgoingServer
@@ -143,3 +144,24 @@ def test_incoming_connection_error_names_host_and_port():
     )  # fmt: skip
     with pytest.raises(TransientError, match=f"127.0.0.1:{port}: .*refused"):
         check_incoming_server(server=server)
+
+
+def test_both_server_pages_show_the_last_error_alike(tech_client):
+    """The outgoing and incoming pages show a failed server's error in one block."""
+    when = timezone.now()
+    out = OutgoingServer.objects.create(
+        name="Relay", host="smtp.example.com", last_error="smtp.example.com:587 down",
+        last_error_at=when,
+    )  # fmt: skip
+    box = IncomingServer.objects.create(
+        name="Box", host="imap.example.com", last_error="imap.example.com:993 down",
+        last_error_at=when,
+    )  # fmt: skip
+    pages = [
+        tech_client.get(reverse("mailservers:outgoing-edit", args=[out.pk])).text,
+        tech_client.get(reverse("mailservers:incoming-detail", args=[box.pk])).text,
+    ]
+    errors = ["smtp.example.com:587", "imap.example.com:993"]
+    for page, error in zip(pages, errors, strict=True):
+        block = page.split('data-test="last-error"', 1)[1].split("</div>", 1)[0]
+        assert 'badge badge-err">Last error<' in block and error in block
