@@ -334,6 +334,7 @@ def _plan_typed(
 ) -> None:
     """The To/Cc the author typed: one mail addressed as typed; each address is
     (or becomes) a contact following the record."""
+    lookups.known_contacts([a for _n, a, _k in parsed])  # one read for them all
     for name, address, kind in parsed:
         key = normalize_email(address)
         if _is_ours(address) or key in taken:
