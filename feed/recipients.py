@@ -13,7 +13,7 @@ Rules (tested one by one in tests/feed/test_notify.py):
   mail, addressed as typed; nobody in the To/Cc of a received mail is mailed it
   again (colleagues there still get the inbox notification).
 :func:`plan_delivery` only reads: what to write (new contacts, follows) is in the
-plan, and :func:`write_plan` writes it. Internal only: call from inside
+plan, and ``feed.services.posting.write_plan`` writes it. Internal only: call from inside
 ``post_message``'s transaction.
 """
 
@@ -39,7 +39,6 @@ from feed.models import (
     Notification,
     Subtype,
 )
-from feed.services.followers import follow
 from knowlix import params
 from knowlix.access import can_view_record
 from knowlix.models import Contact, normalize_email
@@ -54,7 +53,7 @@ MENTION = re.compile(r"(?<![\w.@])@([\w][\w.+-]*[\w]|[\w])")
 class DeliveryPlan:
     """Who hears about a message. ``external`` and ``users_by_email`` get a mail
     each; ``typed`` (the composer's To/Cc) get one mail together. ``new_contacts``
-    (unsaved) and ``follow_contacts`` are :func:`write_plan`'s to write; the
+    (unsaved) and ``follow_contacts`` are ``write_plan``'s to write; the
     ``recipient_rows`` may point at the new contacts until then."""
 
     notified_users: list[User] = field(default_factory=list)
@@ -79,7 +78,7 @@ def find_or_create_contact(address: str, name: str = "") -> Contact:
 
 
 def new_contact(address: str, name: str = "") -> Contact:
-    """An unsaved contact for an address nobody has yet (:func:`write_plan` saves
+    """An unsaved contact for an address nobody has yet (``write_plan`` saves
     it)."""
     contact = Contact(name=(name or address)[:200], email=address)
     contact.email_normalized = normalize_email(address)
@@ -130,7 +129,7 @@ class Lookups:
 
     def remember(self, contact: Contact) -> None:
         """A contact just found or planned for an address (an outgoing email's;
-        a planned one is saved by :func:`write_plan` before the next plan)."""
+        a planned one is saved by ``write_plan`` before the next plan)."""
         if contact.pk is not None:
             self._contacts[contact.pk] = contact
         if self._by_address.get(contact.email_normalized) is None:
@@ -203,7 +202,7 @@ def plan_delivery(
     following: Following | None = None,
     lookups: Lookups | None = None,
 ) -> DeliveryPlan:
-    """Who hears about ``message`` (no writes: see :func:`write_plan`).
+    """Who hears about ``message`` (no writes: see ``posting.write_plan``).
 
     ``extra_addresses``: a received mail's To/Cc, or the To typed in the composer
     (``cc_addresses``: its Cc). ``following``: :func:`read_following` for the
@@ -358,15 +357,6 @@ def _plan_typed(
                 contact=contact,
             )
         )
-
-
-def write_plan(*, record: Model, plan: DeliveryPlan) -> None:
-    """Write what the plan decided besides mail: new contacts (in one statement),
-    and the contacts that start following the record."""
-    if plan.new_contacts:
-        Contact.objects.bulk_create(plan.new_contacts)
-    for contact in plan.follow_contacts:
-        follow(record=record, contact=contact)
 
 
 def _subscribed_contacts(

@@ -23,6 +23,7 @@ USE_CUSTOM_SERVERS = "mail.use_custom_servers"
 TRUSTED_AUTHSERV_IDS = "mail.gateway.authserv_ids"
 DKIM_VERIFY = "mail.gateway.dkim_verify"
 LOOP_ALLOWLIST = "mail.gateway.loop.allowlist"
+REFUSALS_PER_HOUR = "mail.gateway.refusals_per_hour"
 
 _LDH_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # RFC 5322 dot-atom text, ASCII: what a system address's local part may be. No
@@ -110,6 +111,10 @@ def clean_loop_minutes(value: str) -> str:
     return _clean_count(value, low=1, high=7 * 24 * 60)
 
 
+def clean_refusals_per_hour(value: str) -> str:
+    return _clean_count(value, low=0, high=10_000)
+
+
 def _entries(value: str) -> list[str]:
     return [e.strip() for e in value.split(",") if e.strip()]
 
@@ -156,6 +161,7 @@ RULES: dict[str, Callable[[str], str]] = {
     DKIM_VERIFY: clean_bool,
     TRUSTED_AUTHSERV_IDS: clean_authserv_ids,
     LOOP_ALLOWLIST: clean_allowlist,
+    REFUSALS_PER_HOUR: clean_refusals_per_hour,
 }
 
 

@@ -22,6 +22,7 @@ from knowlix.param_rules import (  # noqa: F401  (the keys: params.X everywhere)
     LOOP_ALLOWLIST,  # never loop-limited senders
     LOOP_LIMIT,
     LOOP_MINUTES,
+    REFUSALS_PER_HOUR,  # automatic answers per address
     TRUSTED_AUTHSERV_IDS,  # trusted Authentication-Results
     USE_CUSTOM_SERVERS,
     is_valid,
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, str] = {
     TRUSTED_AUTHSERV_IDS: "",
     DKIM_VERIFY: "true",
     LOOP_ALLOWLIST: "",
+    REFUSALS_PER_HOUR: "3",
 }
 
 CACHE_SECONDS = 30.0

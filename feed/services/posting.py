@@ -276,8 +276,17 @@ def _plan_post(
         following=following,
         lookups=lookups,
     )
-    rcpt.write_plan(record=record, plan=plan)
+    write_plan(record=record, plan=plan)
     return plan
+
+
+def write_plan(*, record: Model, plan: rcpt.DeliveryPlan) -> None:
+    """Write what the plan decided besides mail: new contacts (in one statement),
+    and the contacts that start following the record."""
+    if plan.new_contacts:
+        Contact.objects.bulk_create(plan.new_contacts)
+    for contact in plan.follow_contacts:
+        follow(record=record, contact=contact)
 
 
 def _has_text(clean_html: str) -> bool:

@@ -46,7 +46,7 @@ from django.utils.translation import gettext as _
 from dnscheck.signing import dkim_sign, find_signing_domain
 from knowlix import params
 from knowlix.html import html_to_text
-from mailservers import mime
+from mailservers import headers, mime
 from mailservers.addresses import InvalidAddress, SmtpAddress, smtp_address
 from mailservers.backends.smtp import ConnectionCheck, SmtpParams, test_connection
 from mailservers.errors import DeliveryError, MailServerError, MailTooLargeError
@@ -116,7 +116,7 @@ def start_draining() -> None:
 
 def _valid_msgids(values: Sequence[str]) -> list[str]:
     """Keep only well-formed ids: a malformed foreign Message-ID must not block mail."""
-    return [v for v in values if v and mime._MSGID.match(mime.clean_header(v))]
+    return [v for v in values if v and mime.MESSAGE_ID.match(mime.clean_header(v))]
 
 
 @dataclass(frozen=True)
@@ -334,7 +334,7 @@ class _CopyTemplate:
     """The bytes of each copy: built in full for a copy with several recipients or
     UTF-8 headers; for one To address, spliced into a template built once (its To,
     Message-ID and X-Knowlix-Message-Id lines replaced in the header block only;
-    the new To line is written by the same policy from a checked address)."""
+    the new To line is written by ``mailservers.headers``, as in a full build)."""
 
     PLACEHOLDER_TO = "knowlix-copy@placeholder.invalid"
     PLACEHOLDER_ID = "<knowlix-copy@placeholder.invalid>"
@@ -358,15 +358,13 @@ class _CopyTemplate:
         if utf8 or len(good) != 1 or len(to) != 1 or not message_id.isascii():
             cc = header_list(OutgoingRecipient.Kind.CC)
             return self.build(to, message_id, cc, utf8)
-        if not mime._MSGID.match(mime.clean_header(message_id)):
-            raise ValueError(f"{message_id!r} is not a Message-ID")
+        message_id = headers.check_message_id(message_id)
         if not self.head:
             raw = self.build([("", self.PLACEHOLDER_TO)], self.PLACEHOLDER_ID)
             self.head, _sep, self.body = raw.partition(b"\r\n\r\n")
-        _name, header = mime.POLICY.header_store_parse(
-            "To", [mime.make_address(*to[0])]
-        )
-        to_line = mime.POLICY.fold_binary("To", header).rstrip(b"\r\n")
+        line = headers.HeaderBlock()  # as build_message writes it
+        line.mailboxes("To", [headers.make_mailbox(*to[0])])
+        to_line = line.as_bytes().rstrip(b"\r\n")
         head = self.head.replace(f"To: {self.PLACEHOLDER_TO}".encode(), to_line, 1)
         head = head.replace(self.PLACEHOLDER_ID.encode(), message_id.encode())
         return head + b"\r\n\r\n" + self.body

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from email.message import EmailMessage
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -23,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from dnscheck.signing import dkim_sign
 from knowlix import params
-from mailservers import mime
+from mailservers import headers, mime
 from mailservers.models import OutgoingMail, OutgoingServer
 from mailservers.selection import Selection, choose_server
 
@@ -119,8 +118,8 @@ def rewrite_sender(
 ) -> bytes:
     """``raw`` with a new From (and Reply-To), its old DKIM signature dropped.
 
-    Only the header block is touched; the new lines are written by the same
-    policy as ``mime.build_message`` (checked addresses, no line breaks)."""
+    Only the header block is touched; the new lines are written by
+    ``mailservers.headers`` from checked addresses, as ``mime.build_message`` does."""
     head, sep, body = raw.partition(b"\r\n\r\n")
     kept: list[bytes] = []
     skipping = False
@@ -132,9 +131,11 @@ def rewrite_sender(
         skipping = line.lower().startswith(_REPLACED)
         if not skipping:
             kept.append(line)
-    new = EmailMessage(policy=mime.POLICY)
-    new["From"] = mime.parse_address(from_addr)
+    block = headers.HeaderBlock()
+    block.mailboxes("From", [headers.make_mailbox(*from_addr)])
     if reply_to:
-        new["Reply-To"] = mime.parse_address(reply_to)
-    fresh = new.as_bytes(policy=mime.POLICY).partition(b"\r\n\r\n")[0]
-    return fresh + b"\r\n" + b"\r\n".join(kept) + sep + body
+        address = mime.parse_address(reply_to)
+        block.mailboxes(
+            "Reply-To", [headers.make_mailbox(address.display_name, address.addr_spec)]
+        )
+    return block.as_bytes() + b"\r\n".join(kept) + sep + body
