@@ -64,6 +64,8 @@ from mailservers.services.reselect import reselect_servers
 Recipient = OutgoingRecipient
 # Sends one queued mail right away; the beat's ``process_outbox`` is the fallback.
 SEND_MAIL_TASK = "mailservers.tasks.send_mail"
+# A fan-out inserts its mails this many at a time (their bytes are not kept after).
+INSERT_CHUNK = 500
 # Drains the queue: after queueing many mails at once, one task instead of one each.
 PROCESS_OUTBOX_TASK = "mailservers.tasks.process_outbox"
 
@@ -231,8 +233,10 @@ def queue_mail_copies(
     its own To/Cc, Message-ID (:func:`copy_message_id` of the copy's id, or of one
     fresh id) and bytes. An unusable address fails alone (``refused``); a mail
     too large raises ``MailTooLargeError``, a bad From ``DeliveryError``. Rows are
-    inserted in bulk; each recipient gets its VERP token. With ``send_now`` the
-    queue is drained once the transaction commits.
+    inserted in bulk, ``INSERT_CHUNK`` mails at a time (the mails of a larger
+    fan-out come back without their bytes); each recipient gets its VERP token.
+    With ``send_now`` the queue is drained once the transaction commits. Call
+    inside a transaction for all-or-nothing (``feed.delivery`` does).
     """
     text = body_text or (html_to_text(body_html) if body_html else "")
     check_mail_size(
@@ -307,7 +311,29 @@ def queue_mail_copies(
             needs_smtputf8=utf8,
         )
         built.append((mail, good))
+        if len(built) >= INSERT_CHUNK:  # memory stays flat in a large fan-out
+            queued.mails += _insert(built, keep_bytes=False)
+            built = []
 
+    with transaction.atomic():
+        queued.mails += _insert(built, keep_bytes=len(copies) <= INSERT_CHUNK)
+        mails = queued.mails
+        if send_now and len(mails) == 1:
+            transaction.on_commit(partial(start_sending, mails[0].pk))
+        elif send_now and mails:  # one drain for the lot, not a task per copy
+            transaction.on_commit(start_draining)
+    return queued
+
+
+def _insert(
+    built: list[tuple[OutgoingMail, list[tuple[MailRecipient, SmtpAddress]]]],
+    *,
+    keep_bytes: bool,
+) -> list[OutgoingMail]:
+    """Insert built mails and their recipients (two statements). Without
+    ``keep_bytes`` the returned rows drop their bytes (read them from the table)."""
+    if not built:
+        return []
     with transaction.atomic():
         mails = OutgoingMail.objects.bulk_create([mail for mail, _good in built])
         OutgoingRecipient.objects.bulk_create(
@@ -322,12 +348,10 @@ def queue_mail_copies(
             for mail, (_m, good) in zip(mails, built, strict=True)
             for r, smtp in good
         )
-        if send_now and len(mails) == 1:
-            transaction.on_commit(partial(start_sending, mails[0].pk))
-        elif send_now and mails:  # one drain for the lot, not a task per copy
-            transaction.on_commit(start_draining)
-    queued.mails = mails
-    return queued
+    if not keep_bytes:
+        for mail in mails:
+            mail.raw = b""
+    return mails
 
 
 class _CopyTemplate:

@@ -13,6 +13,8 @@ import pytest
 from knowlix import params
 from knowlix.html import html_to_text
 from mailservers import mime
+from mailservers.models import OutgoingMail
+from mailservers.services import outgoing
 from mailservers.services.outgoing import MailCopy, MailRecipient, queue_mail_copies
 
 pytestmark = pytest.mark.django_db
@@ -69,3 +71,21 @@ def same_boundaries(raw: bytes) -> bytes:
     for n, boundary in enumerate(dict.fromkeys(BOUNDARY.findall(raw))):
         raw = raw.replace(boundary, b"boundary-%d" % n)
     return raw
+
+
+def test_large_fan_out_is_inserted_in_chunks(db, monkeypatch):
+    """Beyond INSERT_CHUNK copies, mails are inserted a chunk at a time and come back
+    without their bytes; every row holds its own, addressed to its recipient."""
+    monkeypatch.setattr(outgoing, "INSERT_CHUNK", 2)
+    queued = queue_mail_copies(
+        from_address="alice@catchall.test",
+        copies=[MailCopy([MailRecipient(f"c{n}@x{n}.example")]) for n in range(5)],
+        subject="Hi",
+        body_text="Hello",
+        send_now=False,
+    )
+    assert len({mail.pk for mail in queued.mails}) == 5
+    assert all(mail.raw == b"" for mail in queued.mails)
+    for n, mail in enumerate(OutgoingMail.objects.order_by("id")):
+        assert f"To: c{n}@x{n}.example".encode() in bytes(mail.raw)
+        assert mail.recipients.get().address == f"c{n}@x{n}.example"
