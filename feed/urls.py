@@ -68,4 +68,9 @@ urlpatterns = [
         views.resend_recipient,
         name="recipient-resend",
     ),
+    path(
+        "messages/<int:message_id>/images-always/",
+        views.images_always,
+        name="images-always",
+    ),
 ]

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
-        ('feed', '0005_default_data'),
+        ('feed', '0006_imagesender'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
