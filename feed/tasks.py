@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from feed import blob_gc, digests, fanout
+from feed import blob_gc, digests, fanout, scheduled
 
 
 @shared_task
@@ -24,3 +24,9 @@ def collect_unused_blobs() -> int:
 def fan_out_message(message_id: int) -> int:
     """Tell a big post's followers, chunk by chunk (resumes where it stopped)."""
     return fanout.fan_out_message(message_id=message_id)
+
+
+@shared_task
+def send_scheduled_messages() -> int:
+    """Every minute (beat): post the scheduled emails that are due."""
+    return scheduled.send_due_messages()

@@ -39,6 +39,12 @@ def waiting_keys(now: datetime) -> set[str]:
     return set(rows.values_list("key", flat=True))
 
 
+def is_down(server_id: int | None) -> bool:
+    return Health.objects.filter(
+        key=server_key(server_id), down_since__isnull=False
+    ).exists()
+
+
 def mark_down(server: OutgoingServer | None, reason: str) -> datetime:
     """Record a failed connection; returns when the server will be probed."""
     now = timezone.now()

@@ -1,7 +1,7 @@
 """Write delivery results onto the queue rows (the drain's bookkeeping).
 
 A mail's state always follows from its recipients' states (``finish_mail``):
-deferred ones retry with exponential backoff and jitter until ``MAX_ATTEMPTS``.
+deferred ones retry with exponential backoff and jitter.
 Progress is written as the SMTP dialogue goes (``SendProgress``). Every function here
 expects the rows to be claimed (*sending*) by the calling worker, and leaves alone a
 mail that recovery took back meanwhile. Mail expires only after the queue lifetime
@@ -229,9 +229,16 @@ def record_delivered_before(
 
 
 def record_results(
-    mail_id: int, results: dict[str, RecipientResult], report: DrainReport
+    mail_id: int,
+    results: dict[str, RecipientResult],
+    report: DrainReport,
+    *,
+    rest: tuple[str, str] | None = None,
 ) -> None:
-    """Some recipient was refused: write each one's result and derive the mail's."""
+    """Some recipient was refused: write each one's result and derive the mail's.
+
+    ``rest``: (state, reason) for the recipients without a result (the mail's
+    connection failed before their transaction ended)."""
     now = timezone.now()
     with transaction.atomic():
         if not Mail.objects.filter(pk=mail_id, state=Mail.State.SENDING).exists():
@@ -251,10 +258,13 @@ def record_results(
                 last_error="" if result.ok else result.as_error().user_message,
                 updated_at=now,
             )
-        errors = [r for r in results.values() if not r.ok]
-        finish_mail(
-            mail_id, errors[0].as_error().user_message if errors else "", report
-        )
+        errors = [r.as_error().user_message for r in results.values() if not r.ok]
+        if rest is not None:
+            Rcpt.objects.filter(mail_id=mail_id, state=Rcpt.State.SENDING).update(
+                state=rest[0], last_error=rest[1], updated_at=now
+            )
+            errors.insert(0, rest[1])
+        finish_mail(mail_id, errors[0] if errors else "", report)
 
 
 def mark_sending(
