@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import UTC, datetime
 
 import pytest
 
 from mailservers.mime import (
-    COPY_ID,
-    COPY_TO,
     InvalidAddress,
     MailPart,
     build_message,
     make_message_id,
-    stamp_copy,
 )
 
 PDF = MailPart("rapport été.pdf", b"%PDF-1.4 " * 50, "application/pdf")
@@ -164,51 +160,3 @@ def test_message_id_is_repeated_in_x_knowlix_message_id():
     assert msg["X-Knowlix-Message-Id"] == msg["Message-ID"] == "<ours@knowlix.test>"
     with pytest.raises(ValueError, match="extra header"):
         build(extra_headers={"X-Knowlix-Message-Id": "<forged@knowlix.test>"})
-
-
-def _copy_kwargs() -> dict:
-    return {
-        "from_addr": ("Alice Agent", "alice@catchall.test"),
-        "subject": "News for everyone",
-        "text": "Hello",
-        "html": "<p>Hello</p>",
-        "date": datetime(2026, 12, 3, 8, 0, tzinfo=UTC),
-    }
-
-
-def test_a_stamped_copy_reads_as_the_full_build():
-    """A copy stamped from the template has the same headers and body as the mail
-    built for that recipient in full, with its own To and Message-ID."""
-    template = build_message(to=[COPY_TO], message_id=COPY_ID, **_copy_kwargs())
-    for name in ("Dana O'Neil", "", "Customer 5 (billing)"):
-        to = (name, "dana.o+x@customer.example")
-        copy = stamp_copy(template, to=to, message_id="<c1@catchall.test>")
-        full = build_message(to=[to], message_id="<c1@catchall.test>", **_copy_kwargs())
-        assert copy is not None
-        ours, theirs = parse(copy), parse(full)
-        assert [k for k, _v in ours.items()] == [k for k, _v in theirs.items()]
-        for key in ("From", "Subject", "Date", "Message-ID"):
-            assert ours[key] == theirs[key]
-        assert ours.get_content_type() == theirs.get_content_type()
-        assert ours["To"].addresses == theirs["To"].addresses
-        assert ours["X-Knowlix-Message-Id"] == "<c1@catchall.test>"
-        html = ours.get_body(("html",)).get_content()
-        assert html == theirs.get_body(("html",)).get_content()
-
-
-def test_only_plain_recipients_are_stamped():
-    """Non-ASCII or odd addresses go to the full builder; a line break in a name,
-    raw or encoded, never reaches the header."""
-    template = build_message(to=[COPY_TO], message_id=COPY_ID, **_copy_kwargs())
-    for to in [
-        ("Jörg", "j@x.example"),
-        ('Quote " me', "q@x.example"),
-        ("", "kunde@bücher.example"),
-        ("", "a b@x.example"),
-    ]:
-        assert stamp_copy(template, to=to, message_id="<c@x.test>") is None
-    for name in ("Eve\r\nBcc: v@x.example", "=?utf-8?q?a=0D=0ABcc:_v@x.example?="):
-        copy = stamp_copy(template, to=(name, "e@x.example"), message_id="<c@x.test>")
-        assert copy is not None and b"\r\nBcc:" not in copy
-        [address] = parse(copy)["To"].addresses
-        assert address.addr_spec == "e@x.example"
