@@ -67,9 +67,12 @@ def bare_rows(count: int) -> float:
         )
         cursor.executemany(
             f"INSERT INTO {q(OutgoingRecipient._meta.db_table)} (mail_id, address, "
-            "name, kind, state, last_error, updated_at) "
-            "VALUES (%s, %s, %s, 'to', 'queued', '', %s)",
-            [(mail.pk, f"bare{n}@x.example", f"Bare {n}", now) for n in range(count)],
+            "name, kind, state, last_error, updated_at, verp_token) "
+            "VALUES (%s, %s, %s, 'to', 'queued', '', %s, %s)",
+            [
+                (mail.pk, f"bare{n}@x.example", f"Bare {n}", now, f"t{n}")
+                for n in range(count)
+            ],
         )
     return time.perf_counter() - start
 
