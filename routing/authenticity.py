@@ -6,7 +6,8 @@ can write that header, only our own MTA's is believed, and it removes copies of
 its id that arrive from outside), or
 a DKIM signature checked here with dkimpy whose ``d=`` aligns with the From domain
 (relaxed alignment: the same organizational domain, RFC 7489). A DNS failure is a
-*temperror*: it neither proves nor fails. Invariant: mail claiming a user's address
+*temperror*: it neither proves nor fails. Only a single From field with a single
+address can be proven (a pass may be for another From than the first one). Invariant: mail claiming a user's address
 without proof is *unverified*: never authored as the user, marked, never mailed to
 followers in the user's name, loop-limited like an outsider. A contact's mail is
 marked only when authentication fails.
@@ -159,6 +160,15 @@ def sender_verdict(
     if users is None:
         users = user_addresses([parsed.from_address])
     claims_user = parsed.from_address.lower() in users
+    if not parsed.has_single_from:
+        # Two From fields or addresses: a pass (the MTA's or dkimpy's) may be for
+        # another one than the first, which Knowlix shows (RFC 7489 6.6.1).
+        return Verdict(
+            failed=True,
+            text="from=ambiguous",
+            claims_user=claims_user,
+            some_failed="from=ambiguous",
+        )
     trusted = trusted_authserv_ids()
     # Every trusted verdict counts (OpenDKIM and OpenDMARC each write one): the MTA
     # removes copies of its authserv-id that arrived from outside (RFC 8601 5.).
