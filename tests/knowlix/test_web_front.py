@@ -52,6 +52,28 @@ def test_admin_unlocks_a_locked_login(client, alice, admin_user):
     assert client.session["_auth_user_id"] == str(alice.pk)
 
 
+def test_behind_the_proxy_a_stranger_cannot_lock_a_user_out(client, alice, settings):
+    """Behind the TLS proxy every request comes from the proxy's address: the
+    lockout is per browser address (the proxy's last X-Forwarded-For entry), so
+    a stranger's wrong passwords lock the stranger out, not alice."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    proxy = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "https"}
+    stranger = {**proxy, "HTTP_X_FORWARDED_FOR": "198.51.100.7, 203.0.113.9"}
+    for n in range(6):
+        client.post("/login/", {"username": "alice", "password": f"x{n}"}, **stranger)
+    locked = client.post(
+        "/login/", {"username": "alice", "password": "pw-alice"}, **stranger
+    )
+    assert locked.status_code == 429
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.9"
+    own = {**proxy, "HTTP_X_FORWARDED_FOR": "192.0.2.44"}
+    response = client.post(
+        "/login/", {"username": "alice", "password": "pw-alice"}, **own
+    )
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(alice.pk)
+
+
 @pytest.mark.parametrize(
     "target",
     [
