@@ -69,7 +69,12 @@ class _ReadOncePolicy(_EmailPolicy):
     def header_fetch_parse(self, name: str, value: str) -> str:
         if hasattr(value, "name"):  # already a header object
             return value
-        return _fetch_parsed_header(name, value)
+        try:
+            return _fetch_parsed_header(name, value)
+        except Exception:  # noqa: BLE001 - the modern parser crashed on hostile input
+            # e.g. an RFC 2231 parameter in UTF-7 decoding to a lone surrogate: the
+            # value is read the old way, so one header never stops a whole poll.
+            return str(email.policy.compat32.header_fetch_parse(name, value))
 
 
 PARSE_POLICY = _ReadOncePolicy()
