@@ -80,7 +80,9 @@ def is_aligned(domain: str, from_domain: str) -> bool:
 
 def check_dkim(raw: bytes, from_domain: str = "") -> str:
     """``pass`` (a valid signature aligned with ``from_domain``; any valid one when
-    it is empty), ``unaligned`` (valid, another domain), ``fail`` or ``temperror``."""
+    it is empty), ``unaligned`` (valid, another domain), ``partial`` (valid for a
+    first part of the body only: an ``l=`` tag, RFC 6376 8.2, lets anyone append
+    text), ``fail`` or ``temperror``."""
     dns_failed = False
 
     def dnsfunc(name: bytes, timeout: int = 3) -> bytes | None:
@@ -98,7 +100,7 @@ def check_dkim(raw: bytes, from_domain: str = "") -> str:
         )
     except Exception:  # noqa: BLE001 - dkimpy raises on unparsable mail: no proof
         return "fail"
-    valid_elsewhere = False
+    valid_elsewhere = partial = False
     for index in range(min(count, MAX_SIGNATURES)):
         try:
             ok = verifier.verify(idx=index, dnsfunc=dnsfunc)
@@ -106,12 +108,17 @@ def check_dkim(raw: bytes, from_domain: str = "") -> str:
             ok = False
         if not ok:
             continue
+        if b"l" in verifier.signature_fields:
+            partial = True
+            continue
         signer = (verifier.domain or b"").decode("ascii", "replace")
         if not from_domain or is_aligned(signer, from_domain):
             return "pass"
         valid_elsewhere = True
     if valid_elsewhere:
         return "unaligned"
+    if partial:
+        return "partial"
     return "temperror" if dns_failed else "fail"
 
 

@@ -210,3 +210,24 @@ def test_second_from_above_a_replayed_signature_proves_nothing(
     )
     message = posted(route(two_addresses))
     assert message.author_user is None and message.is_unverified_sender
+
+
+def test_signature_of_part_of_the_body_proves_nothing(
+    aliases, route, alice, publish, dkim_test_key
+):
+    """A DKIM l= tag signs only the first bytes of the body: text appended to a
+    genuine mail of alice's still verifies, so such a signature is no proof."""
+    publish("example.com", dkim_test_key)
+    raw = from_alice(40)
+    signature = dkim.sign(
+        raw,
+        b"sel",
+        b"example.com",
+        dkim_test_key.private_pem.encode(),
+        include_headers=[b"from", b"to", b"subject", b"message-id"],
+        length=True,
+    )
+    appended = signature + raw + b"\r\nPS: our bank account changed, pay to EVIL.\r\n"
+    message = posted(route(appended))
+    assert message.author_user is None and message.is_unverified_sender
+    assert message.auth_verdict == "dkim=partial (local)"
