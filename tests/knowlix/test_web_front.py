@@ -180,3 +180,17 @@ def test_password_reset_mail_goes_through_the_queue(
     assert done.status_code == 302
     alice.refresh_from_db()
     assert alice.check_password("a-new-long-secret")
+
+
+def test_password_reset_mails_to_one_address_are_limited(
+    client, alice, settings, smtp_server
+):
+    """Anyone may ask for a reset link: three mails an hour, not one per request."""
+    settings.KNOWLIX_SMTP_URL = f"smtp://127.0.0.1:{smtp_server.port}"
+    for _n in range(6):
+        response = client.post(
+            reverse("password_reset"), {"email": "Alice@Example.com"}
+        )
+        assert response["Location"] == reverse("password_reset_done")
+    process_outbox()
+    assert [m.rcpt_tos for m in smtp_server.received] == [["alice@example.com"]] * 3
