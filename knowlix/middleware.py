@@ -42,10 +42,12 @@ def client_ip(request: HttpRequest) -> str | None:
     Behind the TLS proxy (``SECURE_PROXY_SSL_HEADER`` set) every request comes from
     the proxy, so the address is the last ``X-Forwarded-For`` entry: the one the
     proxy appended (nginx' ``$proxy_add_x_forwarded_for``, Caddy), which a client
-    cannot choose. Otherwise, and when that entry is not an address, REMOTE_ADDR.
+    cannot choose. Only a proxy on this host or a private network (compose's) is
+    believed: a caller from elsewhere reached gunicorn directly and could write
+    any header. Otherwise, and when that entry is not an address, REMOTE_ADDR.
     """
     remote = request.META.get("REMOTE_ADDR")
-    if settings.SECURE_PROXY_SSL_HEADER:
+    if settings.SECURE_PROXY_SSL_HEADER and _is_local(remote):
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         last = forwarded.rsplit(",", 1)[-1].strip()
         try:
@@ -53,3 +55,11 @@ def client_ip(request: HttpRequest) -> str | None:
         except ValueError:
             pass
     return remote
+
+
+def _is_local(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private

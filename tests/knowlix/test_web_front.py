@@ -72,6 +72,15 @@ def test_behind_the_proxy_a_stranger_cannot_lock_a_user_out(client, alice, setti
     )
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(alice.pk)
+    client.logout()
+    # A caller reaching gunicorn directly (a public address) cannot pick its own.
+    for n in range(6):
+        direct = {"REMOTE_ADDR": "93.184.216.34", "HTTP_X_FORWARDED_FOR": f"10.0.0.{n}"}
+        client.post("/login/", {"username": "alice", "password": f"x{n}"}, **direct)
+    response = client.post(
+        "/login/", {"username": "alice", "password": "pw-alice"}, **direct
+    )
+    assert response.status_code == 429
 
 
 @pytest.mark.parametrize(
