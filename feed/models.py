@@ -404,3 +404,24 @@ class ActivityDigest(models.Model):
 
     def __str__(self) -> str:
         return f"digest of {self.user} for {self.day}"
+
+
+class ImageSender(models.Model):
+    """A sender whose remote images a user chose to always load (*Show images*,
+    always for this sender). Without a row, remote images wait for a click."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    address = models.CharField(max_length=320)  # lower case
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "address"], name="feed_imagesender_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} shows images of {self.address}"

@@ -53,4 +53,9 @@ urlpatterns = [
         name="notification-open",
     ),
     path("messages/", views.message_list, name="message-list"),
+    path(
+        "messages/<int:message_id>/images-always/",
+        views.images_always,
+        name="images-always",
+    ),
 ]

@@ -348,3 +348,21 @@ def message_list(request: FeedRequest) -> HttpResponse:
     rows = list(page.object_list)
     selectors.attach_records(rows)
     return render(request, "feed/message_list.html", {"page_obj": page, "rows": rows})
+
+
+@login_required
+@require_POST
+def images_always(request: FeedRequest, message_id: int) -> HttpResponse:
+    """*Always for this sender*: from now on, this reader sees the remote images of
+    the message's sender; back to the message."""
+    message = get_object_or_404(Message, pk=message_id)
+    record = get_record_for_user(
+        request.user, message.content_type_id, message.object_id
+    )
+    address = services.always_show_images(user=request.user, message=message)
+    if address:
+        flash.info(
+            request, _("Images from %(address)s are shown.") % {"address": address}
+        )
+    url = record.get_absolute_url() if hasattr(record, "get_absolute_url") else "/"
+    return redirect(f"{url}?message={message.pk}#message-{message.pk}")

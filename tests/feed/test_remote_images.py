@@ -64,3 +64,48 @@ def test_notification_mail_carries_no_remote_image(
     [mail] = [m for m in smtp_server.received if m.rcpt_tos == ["bob@example.com"]]
     assert b"tracker.example" not in mail.raw
     assert b"[pixel]" in mail.raw
+
+
+def received_from(ticket, contact, n: int, **kw):
+    return services.post_message(
+        record=ticket,
+        kind="email",
+        direction="in",
+        author_contact=contact,
+        email_from=contact.email,
+        subject=f"News {n}",
+        body_html=f'<p>n{n}</p><img src="{TRACKER}&n={n}" alt="pixel{n}">',
+        **kw,
+    )
+
+
+def test_always_for_this_sender_shows_only_that_senders_images(
+    client, alice, carol, ticket, make_contact
+):
+    """After *Always for this sender*, that sender's images load (and the page's
+    policy allows them); another sender's and a forged copy's stay placeholders."""
+    from django.urls import reverse
+
+    dana = Contact.objects.get()
+    mallory = make_contact(name="Mallory", email="mallory@else.example")
+    first = received_from(ticket, dana, 1)
+    received_from(ticket, mallory, 2)
+    received_from(ticket, dana, 3, is_unverified_sender=True)
+    url = ticket.get_absolute_url()
+    client.force_login(alice)
+    page = client.get(url)
+    assert "tracker.example" not in page.content.decode()
+    assert "https:" not in page["Content-Security-Policy"].split("img-src")[1]
+
+    always = reverse("feed:images-always", args=[first.pk])
+    client.force_login(carol)
+    assert client.post(always).status_code == 404
+    client.force_login(alice)
+    response = client.post(always)
+    assert response["Location"] == f"{url}?message={first.pk}#message-{first.pk}"
+    page = client.get(url)
+    html = page.content.decode()
+    assert f"{TRACKER}&amp;n=1" in html
+    assert "n=2" not in html and "[pixel2]" in html
+    assert "n=3" not in html and "[pixel3]" in html
+    assert "https:" in page["Content-Security-Policy"].split("img-src")[1]

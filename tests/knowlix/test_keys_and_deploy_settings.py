@@ -25,7 +25,14 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("SECRET_KEY", "KNOWLIX_ENCRYPTION_KEY", "DEBUG")
+        # The browser fixture's async opt-out (same test process) is no deployment's.
+        if k
+        not in (
+            "SECRET_KEY",
+            "KNOWLIX_ENCRYPTION_KEY",
+            "DEBUG",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        )
     }
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
