@@ -173,7 +173,7 @@ def test_refusal_to_unknown_address_is_clean(attack, catchall, route, smtp):
 def test_a_utf7_surrogate_never_stops_a_polled_batch(aliases, ticket, smtp):
     """A file name in UTF-7 decoding to a lone surrogate made the parser raise, so
     the poller's whole batch failed on every poll: now each mail is routed."""
-    from routing.batch import route_incoming_messages
+    from routing.services import route_incoming_messages
 
     evil, name_2231 = ATTACKS["UTF-7 surrogate"]
     hostile = hostile_mail(
