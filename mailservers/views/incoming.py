@@ -1,7 +1,8 @@
 """Incoming mail server pages (Settings > Technical > Email; admins in developer mode).
 
-List, create/edit, *Test Connection and confirm* (logs in and reports a precise error) and *Fetch
-now* (queues a poll; the page polls a small status fragment with htmx for progress).
+List, detail, create/edit, *Test connection* (logs in, confirms the server and reports a
+precise error) and *Fetch now* (queues a poll; the page polls a small status fragment
+with htmx for progress). The words and layout are the outgoing pages' (views/shared.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Outgoing pages: servers with Test Connection, the Email queue, the Local mailbox."""
+"""Outgoing pages: servers (page, form, Test connection), the Email queue, the Local mailbox."""
 
 from __future__ import annotations
 
