@@ -202,6 +202,12 @@ class OutgoingServer(models.Model):
         return [(seconds, limit) for seconds, limit in pairs if limit]
 
     @property
+    def limits_text(self) -> str:
+        """The sending limits in words ("30 per minute, 10000 per day"), or ""."""
+        names = {60: _("per minute"), 3600: _("per hour"), 86400: _("per day")}
+        return ", ".join(f"{limit} {names[seconds]}" for seconds, limit in self.limits)
+
+    @property
     def is_paused(self) -> bool:
         return bool(self.paused_until and self.paused_until > timezone.now())
 

@@ -202,3 +202,17 @@ def test_old_server_url_shows_the_page_and_still_saves(tech, smtp_server):  # no
     assert response.status_code == 302 and response["Location"] == url
     server.refresh_from_db()
     assert server.name == "Renamed" and server.password == SMTP_PASSWORD
+
+
+def test_server_page_lists_its_limits_in_words(tech):  # noqa: ANN001
+    """The page names each sending limit that is set, and none when none is."""
+    server = OutgoingServer.objects.create(
+        name="Relay", host="smtp.example.com", limit_per_minute=30, limit_per_day=900
+    )
+    url = reverse("mailservers:outgoing-detail", args=[server.pk])
+    assert "30 per minute, 900 per day" in tech.get(url).text
+    OutgoingServer.objects.filter(pk=server.pk).update(
+        limit_per_minute=None, limit_per_day=None
+    )
+    facts = tech.get(url).text.split("Sending limits", 1)[1].split("</dd>", 1)[0]
+    assert '<span class="muted">none</span>' in facts
