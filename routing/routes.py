@@ -6,7 +6,8 @@ post on), the refusal and its polite answer, or why the message is ignored or a
 bounce. It writes nothing: ``routing.writes`` writes the plans of a whole group in
 bulk. The order of the rules: loop-bounce reply, bounce, our own mail, reply token,
 thread headers, subject tag, aliases (a forward when the To names an alias of
-another record kind), server default, refusal.
+another record kind; also a reply when the record's reply address is named too),
+server default, refusal.
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ class Router:
         aliases = self.reads.find_aliases(self.parsed)
         if target is not None:
             forwards = self.forwards(aliases, thread_record=target.record)
-            if not forwards:
+            # The record's own reply address among the recipients: the sender
+            # wrote to the record too, so a forward is also a reply there.
+            if not forwards or target.found_by == "token":
                 self.post(target.record, parent=target.parent)
             for alias in forwards:
                 self.apply_alias(alias)

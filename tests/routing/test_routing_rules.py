@@ -373,3 +373,22 @@ def test_lower_cased_reply_token_still_finds_its_record(aliases, route, ticket):
     )
     result = route(raw)
     assert result.routes[0].record == f"knowlix.ticket:{ticket.pk}"
+
+
+def test_forward_that_keeps_the_reply_address_is_also_a_reply(
+    aliases, route, ticket, alice
+):
+    """To the ticket's reply address and sales@: the sender wrote to both, so the
+    mail is posted on the ticket and creates an opportunity."""
+    parent = outgoing_email(ticket, alice)
+    raw = eml("reply_to_other_kind.eml", parent=parent.message_id).replace(
+        b"To: sales@example.com",
+        f"To: reply+{ticket.reply_token}@example.com, sales@example.com".encode(),
+    )
+    result = route(raw)
+    opportunity = Opportunity.objects.get()
+    assert [(r.action, r.record) for r in result.routes] == [
+        ("posted", f"knowlix.ticket:{ticket.pk}"),
+        ("created", f"knowlix.opportunity:{opportunity.pk}"),
+    ]
+    assert Message.objects.get(pk=result.routes[0].message).parent == parent
