@@ -133,3 +133,21 @@ def test_charset_label_with_spaces_and_quotes(declared, codec):
     from mailservers.headers import codec_for
 
     assert codec_for(declared) == codec
+
+
+def test_data_image_whose_bytes_are_not_its_type_is_not_kept():
+    """An SVG with a script (or HTML) declared image/png is no image: it does not
+    become an attachment, and the sanitizer drops the data: URL it stays as."""
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    payload = base64.b64encode(svg).decode()
+    raw = (
+        "From: Dana <dana@customer.example>\r\nTo: helpdesk@example.com\r\n"
+        "Subject: images\r\nMessage-ID: <svg-as-png@x.example>\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n"
+        f'<p><img src="data:image/png;base64,{payload}">'
+        f'<img src="data:image/svg+xml;base64,{payload}">'
+        f'<img src="data:image/gif,%3Csvg%3E"></p>\r\n'
+    ).encode()
+    parsed = parse_message(raw)
+    assert parsed.attachments == []
+    assert "cid:" not in parsed.body_html
