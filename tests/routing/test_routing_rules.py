@@ -392,3 +392,18 @@ def test_forward_that_keeps_the_reply_address_is_also_a_reply(
         ("created", f"knowlix.opportunity:{opportunity.pk}"),
     ]
     assert Message.objects.get(pk=result.routes[0].message).parent == parent
+
+
+def test_forwarded_record_title_has_no_reply_prefix_nor_the_threads_tag(
+    aliases, route, ticket, alice
+):
+    """A ticket mail forwarded to sales@ creates "Printer on fire", not
+    "Fwd: Re: [TCK-1] Printer on fire": the prefixes and the other record's tag
+    are the mail's, not the opportunity's."""
+    parent = outgoing_email(ticket, alice)
+    raw = eml("reply_to_other_kind.eml", parent=parent.message_id).replace(
+        b"Subject: Fwd: Printer on fire - we want to buy ten more",
+        f"Subject: Fwd: RE: [TCK-{ticket.pk}] Printer on fire".encode(),
+    )
+    route(raw)
+    assert Opportunity.objects.get().title == "Printer on fire"
