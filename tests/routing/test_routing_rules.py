@@ -407,3 +407,21 @@ def test_forwarded_record_title_has_no_reply_prefix_nor_the_threads_tag(
     )
     route(raw)
     assert Opportunity.objects.get().title == "Printer on fire"
+
+
+def test_reply_to_aliases_of_both_kinds_is_a_reply_and_a_forward(
+    aliases, route, ticket, alice
+):
+    """A ticket reply To helpdesk@ and sales@: the helpdesk alias keeps it a reply on
+    the ticket, the sales alias forwards it (an opportunity)."""
+    parent = outgoing_email(ticket, alice)
+    raw = eml("reply_to_other_kind.eml", parent=parent.message_id).replace(
+        b"To: sales@example.com", b"To: helpdesk@example.com, sales@example.com"
+    )
+    result = route(raw)
+    opportunity = Opportunity.objects.get()
+    assert [(r.action, r.record) for r in result.routes] == [
+        ("posted", f"knowlix.ticket:{ticket.pk}"),
+        ("created", f"knowlix.opportunity:{opportunity.pk}"),
+    ]
+    assert Ticket.objects.count() == 1
