@@ -30,6 +30,9 @@ _BREAKS_AND_CONTROLS = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]+"
 )
 _SPACES = re.compile(r"\s+")
+# Half of a UTF-16 pair alone (UTF-7 and UTF-16 words decode to them): no mail, file
+# or database can hold one.
+_LONE_SURROGATES = re.compile(r"[\ud800-\udfff]")
 # A lenient encoded word (RFC 2047 2.): what any decoder may take for one.
 ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([bBqQ])\?([^?\s]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)\s+(=\?)")
@@ -120,8 +123,9 @@ def clean_text(value: object, *, limit: int = 900) -> str:
 
     Encoded words are decoded (again and again: a double-encoded value hides its
     line break one level down), every line break or control character becomes a
-    space, and an ``=?`` still left is defused, so that decoding the result, once
-    or many times, gives the result.
+    space, a lone surrogate (UTF-7 can decode to one) becomes U+FFFD, and an
+    ``=?`` still left is defused, so that decoding the result, once or many times,
+    gives the result.
     """
     text = str(value)
     for _round in range(MAX_DECODE_ROUNDS):
@@ -130,6 +134,7 @@ def clean_text(value: object, *, limit: int = 900) -> str:
         if decoded == text:
             break
         text = decoded
+    text = _LONE_SURROGATES.sub("\ufffd", text)
     text = _BREAKS_AND_CONTROLS.sub(" ", text)
     text = text.replace("=?", _DEFUSE)
     text = _SPACES.sub(" ", text).strip()
