@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
+import functools
 import quopri
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import webencodings
 
 # Every character that ends a line somewhere (str.splitlines, Unicode, C strings),
 # the other C0/C1 controls, and DEL. Tabs too: they only ever separate words.
@@ -57,6 +61,40 @@ class InvalidAddress(ValueError):
 # --- Cleaning text taken from anywhere (received mail included) ----------------------
 
 
+# Supersets of what a label names, where mail in the wild uses the larger set.
+_SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030", "euc_kr": "cp949"}
+# Python codecs that are no charset of mail: a sender must not get Python's escapes
+# ("\\x0d" read as a line break) by naming them.
+_NOT_MAIL_CHARSETS = {
+    "unicode_escape",
+    "raw_unicode_escape",
+    "punycode",
+    "idna",
+    "undefined",
+}
+
+
+@functools.lru_cache(maxsize=256)
+def codec_for(declared: str) -> str:
+    """The Python codec of a declared charset ("" if none is known)."""
+    label = declared.strip().strip("\"'").strip().lower()
+    if not label:
+        return ""
+    try:
+        # WHATWG reads "utf-16" as little-endian; Python's codec honours the BOM.
+        encoding = None if label in ("utf-16", "utf16") else webencodings.lookup(label)
+        name = encoding.codec_info.name if encoding else label
+        if name == "replacement":  # WHATWG refuses ISO-2022-KR, HZ: Python reads them
+            name = label
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # unknown; a NUL or a surrogate in the label
+        return ""
+    name = info.name.replace("-", "_")
+    if not info._is_text_encoding or name in _NOT_MAIL_CHARSETS:
+        return ""
+    return _SUPERSETS.get(name, name)
+
+
 def _decode_word(match: re.Match[str]) -> str:
     charset, encoding, payload = match.groups()
     charset = charset.split("*", 1)[0] or "us-ascii"  # RFC 2231 language suffix
@@ -67,9 +105,9 @@ def _decode_word(match: re.Match[str]) -> str:
             data = quopri.decodestring(payload.replace("_", " ").encode("ascii"))
     except (binascii.Error, ValueError, UnicodeEncodeError):
         return match.group(0).replace("=?", _DEFUSE)
-    try:
-        return data.decode(charset, "replace")
-    except LookupError:  # an unknown charset: best effort, never the raw word
+    try:  # an unknown charset: best effort, never the raw word
+        return data.decode(codec_for(charset) or "utf-8", "replace")
+    except (LookupError, ValueError):
         return data.decode("utf-8", "replace")
 
 
