@@ -18,6 +18,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Model, Prefetch
 from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
 
 from feed.models import Attachment, Message, MessageRecipient
 from knowlix import params
@@ -46,7 +47,10 @@ def _sender(message: Message) -> tuple[str, str]:
         name = user.get_full_name() or user.get_username()
         return name, user.email or params.default_from_address()
     if message.author_contact_id:
-        return str(message.author_contact), params.default_from_address()
+        name = str(message.author_contact)
+        if message.is_unverified_sender:  # never in the name of whom it claims
+            name = _("%(name)s (unverified)") % {"name": name}
+        return name, params.default_from_address()
     return "Knowlix", params.default_from_address()
 
 

@@ -14,10 +14,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -32,6 +32,7 @@ from feed.templatetags.feed_tags import INLINE_TYPES
 from knowlix.access import get_record_for_user
 from knowlix.decorators import AuthenticatedHttpRequest, technical_required
 from knowlix.models import Record
+from knowlix.redirects import safe_next_url
 
 
 class FeedRequest(AuthenticatedHttpRequest):
@@ -232,6 +233,7 @@ def activity_cancel(request: FeedRequest, activity_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
+@xframe_options_sameorigin  # the feed previews files in a same-origin iframe
 def attachment(request: FeedRequest, attachment_id: int, filename: str) -> FileResponse:
     """Serve a file to users who may see its record; only safe types inline."""
     row = selectors.get_attachment(attachment_id=attachment_id)
@@ -249,6 +251,8 @@ def attachment(request: FeedRequest, attachment_id: int, filename: str) -> FileR
     )
     if not (inline and row.is_pdf):  # a sandboxed PDF would not open in Chromium
         response["Content-Security-Policy"] = "sandbox"
+    else:  # nor would one under the pages' policy (object-src 'none')
+        response._csp_exempt = True  # type: ignore[attr-defined]
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -301,10 +305,7 @@ def notification_read(request: FeedRequest, notification_id: int) -> HttpRespons
     services.mark_notifications_read(
         user=request.user, notification_ids=[notification_id]
     )
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = "feed:inbox"
-    return redirect(target or "feed:inbox")
+    return redirect(safe_next_url(request, request.POST.get("next"), "feed:inbox"))
 
 
 @login_required

@@ -34,7 +34,7 @@ from knowlix.models import Contact, Record, normalize_email
 from knowlix.records import record_label
 from mailservers.models import OutgoingMail
 from routing import loops, matching, posting
-from routing.authenticity import Verdict, sender_verdict
+from routing.authenticity import Verdict, sender_verdict, user_addresses
 from routing.errors import ParseError
 from routing.matching import Author
 from routing.models import Alias, InboundMail, SenderRateCounter
@@ -90,10 +90,11 @@ def prepare_messages(
     call outside the transaction that routes them, so that it stays short."""
     parsed = [_parse(raw) for raw in raws]
     aliases = _aliases_for([p for p in parsed if p is not None])
+    users = user_addresses([p.from_address for p in parsed if p is not None])
     mails: list[_NewRecordMail | None] = []
     for index, (raw, message) in enumerate(zip(raws, parsed, strict=True)):
         try:
-            mails.append(_new_record_mail(index, raw, message, server, aliases))
+            mails.append(_new_record_mail(index, raw, message, server, aliases, users))
         except Exception:  # a bug: the message goes alone, where it is quarantined
             logger.exception("routing: message %s of a batch is routed alone", index)
             mails.append(None)
@@ -161,6 +162,7 @@ def _new_record_mail(
     parsed: ParsedMessage | None,
     server: IncomingServerLike | None,
     aliases: dict[str, Alias],
+    users: set[str],
 ) -> _NewRecordMail | None:
     """The message if its content alone says it creates a record, else None.
 
@@ -198,7 +200,7 @@ def _new_record_mail(
         if model is None:
             return None
         defaults = {}
-    verdict = sender_verdict(parsed, raw)
+    verdict = sender_verdict(parsed, raw, users=users)
     return _NewRecordMail(index, raw, parsed, verdict, model, defaults, names)
 
 

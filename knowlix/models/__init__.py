@@ -11,11 +11,12 @@ from knowlix.models.records import (
     SalesOrder,
     Ticket,
 )
-from knowlix.models.system import SystemParameter, UserProfile
+from knowlix.models.system import Heartbeat, SystemParameter, UserProfile
 
 __all__ = [
     "Contact",
     "Expense",
+    "Heartbeat",
     "Invoice",
     "JobApplication",
     "Opportunity",
