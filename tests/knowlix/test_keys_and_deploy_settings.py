@@ -20,13 +20,19 @@ from knowlix.keys import weak_secret_key_reason
 from tests.deploy.test_stack import documented_environment
 from tests.servers.stack import ROOT
 
+# Not passed on to manage.py: the keys and DEBUG each test sets, and
+# DJANGO_ALLOW_ASYNC_UNSAFE, which a browser test sets for the rest of the run
+# (tests/servers/browser_fixtures.py) and check --deploy rightly refuses.
+NOT_INHERITED = {
+    "SECRET_KEY",
+    "KNOWLIX_ENCRYPTION_KEY",
+    "DEBUG",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
+
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("SECRET_KEY", "KNOWLIX_ENCRYPTION_KEY", "DEBUG")
-    }
+    base = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
         capture_output=True, text=True, timeout=120,
