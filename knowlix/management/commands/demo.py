@@ -1,4 +1,5 @@
-"""Load demo data idempotently: users, contacts, a few records of each kind, aliases.
+"""Load demo data idempotently: users, contacts, a few records of each kind (the
+module aliases come from a migration, and are not recreated here once deleted).
 
 Users' addresses are never at the catch-all domain: the local mail catcher routes
 mail to that domain back into Knowlix, so a colleague's notification mail would come
@@ -31,7 +32,6 @@ from knowlix.models import (
 )
 from knowlix.setup import EMPLOYEES, ensure_default_groups
 from knowlix.users import get_profile
-from routing.services import ensure_default_aliases
 
 DEMO_PASSWORD = "admin"  # noqa: S105 - demo only, printed by `make run`
 # The colleagues' domain; mail to it is only caught locally, never routed.
@@ -70,7 +70,6 @@ class Command(BaseCommand):
         marc.groups.add(groups[EMPLOYEES])
         get_profile(admin)
         get_profile(marc)
-        self._routing_defaults()
         if get_active_dkim_key() is None:
             generate_dkim_key()  # so the Sending domains page shows the key record
         if Ticket.objects.exists():
@@ -124,9 +123,6 @@ class Command(BaseCommand):
             user.email = email
             user.save(update_fields=["email"])
         return user
-
-    def _routing_defaults(self) -> None:
-        ensure_default_aliases()
 
 
 def users_domain(*, catchall: str) -> str:
