@@ -223,6 +223,9 @@ class OutgoingMail(models.Model):
     subject = models.CharField(max_length=998, blank=True)
     message_id = models.CharField(max_length=998, unique=True)
     raw = models.BinaryField(editable=False)
+    # Headers in UTF-8 (a recipient's local part is not ASCII): the server must
+    # offer SMTPUTF8, else its recipients fail (mailservers.addresses).
+    needs_smtputf8 = models.BooleanField(default=False)
     size = models.PositiveIntegerField(default=0)
     state = models.CharField(
         max_length=10, choices=State.choices, default=State.QUEUED, db_index=True
@@ -289,10 +292,21 @@ class OutgoingRecipient(models.Model):
     smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # VERP: this recipient's envelope sender is bounce+<token>@<catch-all>, so a
+    # bounce names the exact mail and recipient even without the original headers.
+    # Empty on rows queued before VERP (their bounces go to the plain alias).
+    verp_token = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         ordering = ["mail_id", "id"]
         indexes = [models.Index(fields=["mail", "state"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["verp_token"],
+                condition=~models.Q(verp_token=""),
+                name="outgoingrecipient_verp_token_unique",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.address} ({self.state})"

@@ -1,6 +1,6 @@
 """Incoming mail server pages (Settings > Technical > Email; admins in developer mode).
 
-List, create/edit, *Test & confirm* (logs in and reports a precise error) and *Fetch
+List, create/edit, *Test Connection and confirm* (logs in and reports a precise error) and *Fetch
 now* (queues a poll; the page polls a small status fragment with htmx for progress).
 """
 
@@ -24,6 +24,7 @@ from mailservers.errors import MailServerError
 from mailservers.models import FetchedMessage, IncomingServer
 from mailservers.oauth.presets import form_uses_oauth
 from mailservers.oauth_notices import send_reconnect_notices
+from mailservers.server_rules import ServerFormRules
 from mailservers.services.incoming_connect import (
     check_incoming_server,
     save_incoming_server,
@@ -33,7 +34,7 @@ from mailservers.tasks.incoming import poll_server
 Server = IncomingServer
 
 
-class IncomingServerForm(forms.ModelForm):
+class IncomingServerForm(ServerFormRules, forms.ModelForm):
     password = forms.CharField(
         required=False,
         strip=False,
@@ -61,10 +62,10 @@ class IncomingServerForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.init_rules()  # the password row stays: the page hides it for sign-in
         if self.uses_oauth:
-            # No password; connecting the account sets the user name, and an empty
-            # host gets the provider's (apply_oauth_rules, on save).
-            del self.fields["password"]
+            # Connecting the account sets the user name, and an empty host gets
+            # the provider's (apply_oauth_rules, on save, which drops a password).
             self.fields["host"].required = False
             self.fields["host"].help_text = _(
                 "Empty: imap.gmail.com or outlook.office365.com."
@@ -125,6 +126,8 @@ def server_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         server = save_incoming_server(server=form.instance, changed=form.changed_data)
         messages.success(request, _("Server saved. Test it to confirm it."))
+        for warning in form.warnings:
+            messages.warning(request, warning)
         return redirect(server.get_absolute_url())
     status = 400 if request.method == "POST" else 200
     context = {"form": form, "server": server}
@@ -182,9 +185,19 @@ def server_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @admin_required
-@require_POST
 def server_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation; POST deletes."""
     server = get_object_or_404(IncomingServer, pk=pk)
+    if request.method != "POST":
+        context = {
+            "server": server,
+            "consequence": _(
+                "Knowlix stops polling it; the mail already imported stays on "
+                "its records."
+            ),
+            "back_url": server.get_absolute_url(),
+        }
+        return render(request, "mailservers/_confirm_delete.html", context)
     server.delete()
     messages.success(request, _("Server %s deleted.") % server.name)
     return redirect("mailservers:incoming-list")

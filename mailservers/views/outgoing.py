@@ -35,7 +35,6 @@ from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.outgoing_forms import OutgoingServerForm
 from mailservers.services import localmailbox as localmailbox_services
 from mailservers.services import outgoing as services
-from mailservers.tasks.outgoing import send_mail
 
 PAGE_SIZE = 50
 
@@ -71,6 +70,8 @@ def outgoing_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         server = form.save()
         messages.success(request, f"{server.name} saved.")
+        for warning in form.warnings:
+            messages.warning(request, warning)
         return redirect("mailservers:outgoing-edit", pk=server.pk)
     return render(
         request,
@@ -105,10 +106,24 @@ def outgoing_test_default(request: HttpRequest) -> HttpResponse:
 
 
 @technical_required
-@require_POST
 def outgoing_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation; POST deletes."""
     server = get_object_or_404(OutgoingServer, pk=pk)
-    server.delete()  # its queued mail falls back to the default server (SET_NULL)
+    if request.method != "POST":
+        waiting = server.mails.filter(state__in=OutgoingMail.PENDING).count()
+        consequence = (
+            f"Its {waiting} waiting mail will leave through the server chosen "
+            "again for each one."
+            if waiting
+            else "No mail is waiting for it."
+        )
+        context = {
+            "server": server,
+            "consequence": consequence,
+            "back_url": server.get_absolute_url(),
+        }
+        return render(request, "mailservers/_confirm_delete.html", context)
+    server.delete()  # its queued mail is given a server again (reselect)
     messages.success(request, f"{server.name} deleted.")
     return redirect("mailservers:outgoing-list")
 
@@ -158,13 +173,8 @@ def _back_to_queue(request: HttpRequest) -> HttpResponse:
 @technical_required
 @require_POST
 def queue_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    if services.retry_mail(mail_id=pk):
-        send_mail.delay_on_commit(pk)
-        messages.success(request, "The mail is queued again.")
-    else:
-        messages.error(
-            request, "Only failed, deferred or cancelled mail can be retried."
-        )
+    outcome = services.retry_mail_now(mail_id=pk)
+    (messages.success if outcome.ok else messages.error)(request, outcome.message)
     return _back_to_queue(request)
 
 

@@ -7,20 +7,9 @@ from django.db import connection
 from django.urls import reverse
 
 from knowlix.celery import app
-from knowlix.users import get_profile
 from mailservers.models import IncomingServer
 from mailservers.services import incoming as service
 from tests.servers.dovecot_fixtures import make_mail
-
-
-@pytest.fixture
-def tech_client(client, admin_user):
-    """A logged-in admin with developer mode on."""
-    profile = get_profile(admin_user)
-    profile.developer_mode = True
-    profile.save(update_fields=["developer_mode"])
-    client.force_login(admin_user)
-    return client
 
 
 @pytest.fixture

@@ -112,9 +112,13 @@ def test_queue_lists_by_state_with_retry_and_cancel(tech):  # noqa: ANN001
     tech.post(reverse("mailservers:queue-cancel", args=[mail.pk]))
     mail.refresh_from_db()
     assert mail.state == OutgoingMail.State.CANCELLED
-    tech.post(reverse("mailservers:queue-retry", args=[mail.pk]))
+    # Retry is an attempt at once; no server listens here, so it is deferred.
+    response = tech.post(
+        reverse("mailservers:queue-retry", args=[mail.pk]), follow=True
+    )
     mail.refresh_from_db()
-    assert mail.state == OutgoingMail.State.QUEUED
+    assert (mail.state, mail.attempts) == (OutgoingMail.State.DEFERRED, 1)
+    assert "Attempt 1 through Default server: deferred" in response.content.decode()
 
 
 def caught_mail() -> CaughtMail:
