@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
+import functools
 import quopri
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import webencodings
 
 # Every character that ends a line somewhere (str.splitlines, Unicode, C strings),
 # the other C0/C1 controls, and DEL. Tabs too: they only ever separate words.
@@ -26,6 +30,9 @@ _BREAKS_AND_CONTROLS = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]+"
 )
 _SPACES = re.compile(r"\s+")
+# Half of a UTF-16 pair alone (UTF-7 and UTF-16 words decode to them): no mail, file
+# or database can hold one.
+_LONE_SURROGATES = re.compile(r"[\ud800-\udfff]")
 # A lenient encoded word (RFC 2047 2.): what any decoder may take for one.
 ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([bBqQ])\?([^?\s]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)\s+(=\?)")
@@ -54,6 +61,40 @@ class InvalidAddress(ValueError):
 # --- Cleaning text taken from anywhere (received mail included) ----------------------
 
 
+# Supersets of what a label names, where mail in the wild uses the larger set.
+_SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030", "euc_kr": "cp949"}
+# Python codecs that are no charset of mail: a sender must not get Python's escapes
+# ("\\x0d" read as a line break) by naming them.
+_NOT_MAIL_CHARSETS = {
+    "unicode_escape",
+    "raw_unicode_escape",
+    "punycode",
+    "idna",
+    "undefined",
+}
+
+
+@functools.lru_cache(maxsize=256)
+def codec_for(declared: str) -> str:
+    """The Python codec of a declared charset ("" if none is known)."""
+    label = declared.strip().strip("\"'").strip().lower()
+    if not label:
+        return ""
+    try:
+        # WHATWG reads "utf-16" as little-endian; Python's codec honours the BOM.
+        encoding = None if label in ("utf-16", "utf16") else webencodings.lookup(label)
+        name = encoding.codec_info.name if encoding else label
+        if name == "replacement":  # WHATWG refuses ISO-2022-KR, HZ: Python reads them
+            name = label
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # unknown; a NUL or a surrogate in the label
+        return ""
+    name = info.name.replace("-", "_")
+    if not info._is_text_encoding or name in _NOT_MAIL_CHARSETS:
+        return ""
+    return _SUPERSETS.get(name, name)
+
+
 def _decode_word(match: re.Match[str]) -> str:
     charset, encoding, payload = match.groups()
     charset = charset.split("*", 1)[0] or "us-ascii"  # RFC 2231 language suffix
@@ -64,9 +105,9 @@ def _decode_word(match: re.Match[str]) -> str:
             data = quopri.decodestring(payload.replace("_", " ").encode("ascii"))
     except (binascii.Error, ValueError, UnicodeEncodeError):
         return match.group(0).replace("=?", _DEFUSE)
-    try:
-        return data.decode(charset, "replace")
-    except LookupError:  # an unknown charset: best effort, never the raw word
+    try:  # an unknown charset: best effort, never the raw word
+        return data.decode(codec_for(charset) or "utf-8", "replace")
+    except (LookupError, ValueError):
         return data.decode("utf-8", "replace")
 
 
@@ -82,8 +123,9 @@ def clean_text(value: object, *, limit: int = 900) -> str:
 
     Encoded words are decoded (again and again: a double-encoded value hides its
     line break one level down), every line break or control character becomes a
-    space, and an ``=?`` still left is defused, so that decoding the result, once
-    or many times, gives the result.
+    space, a lone surrogate (UTF-7 can decode to one) becomes U+FFFD, and an
+    ``=?`` still left is defused, so that decoding the result, once or many times,
+    gives the result.
     """
     text = str(value)
     for _round in range(MAX_DECODE_ROUNDS):
@@ -92,6 +134,7 @@ def clean_text(value: object, *, limit: int = 900) -> str:
         if decoded == text:
             break
         text = decoded
+    text = _LONE_SURROGATES.sub("\ufffd", text)
     text = _BREAKS_AND_CONTROLS.sub(" ", text)
     text = text.replace("=?", _DEFUSE)
     text = _SPACES.sub(" ", text).strip()

@@ -150,7 +150,38 @@ class OutgoingServer(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("mailservers:outgoing-edit", args=[self.pk])
+        return reverse("mailservers:outgoing-detail", args=[self.pk])
+
+    @property
+    def effective_port(self) -> int:
+        """The port connected to (named as on IncomingServer, for shared pages)."""
+        return self.port
+
+    @property
+    def kind_label(self) -> str:
+        return "SMTP"
+
+    @property
+    def list_details(self) -> str:
+        """What the server is for, in the Details column of the server list."""
+        senders = self.from_filter or str(_("any sender"))
+        return str(_("From Filter: %(senders)s; priority %(priority)s")) % {
+            "senders": senders,
+            "priority": self.priority,
+        }
+
+    @property
+    def state_badge(self) -> tuple[str, str]:
+        """``(label, tone)`` of the state badge on the server pages."""
+        if not self.is_active:
+            return str(_("Inactive")), "muted"
+        if self.needs_attention:
+            return str(_("Needs attention")), "err"
+        if self.is_paused:
+            assert self.paused_until is not None  # is_paused checked it
+            until = timezone.localtime(self.paused_until).strftime("%H:%M")
+            return str(_("Paused until %(time)s") % {"time": until}), "warn"
+        return str(_("Active")), "ok"
 
     @property
     def filter_entries(self) -> list[str]:
@@ -173,6 +204,12 @@ class OutgoingServer(models.Model):
             (86400, self.limit_per_day),
         ]
         return [(seconds, limit) for seconds, limit in pairs if limit]
+
+    @property
+    def limits_text(self) -> str:
+        """The sending limits in words ("30 per minute, 10000 per day"), or ""."""
+        names = {60: _("per minute"), 3600: _("per hour"), 86400: _("per day")}
+        return ", ".join(f"{limit} {names[seconds]}" for seconds, limit in self.limits)
 
     @property
     def is_paused(self) -> bool:

@@ -540,7 +540,7 @@ def retry_mail_now(*, mail_id: int) -> RetryOutcome:
 
 
 def check_server_connection(*, server: OutgoingServer | None) -> ConnectionCheck:
-    """*Test Connection*: connect, TLS, log in; the outcome is stored on the server."""
+    """*Test connection*: connect, TLS, log in; the outcome is stored on the server."""
     try:
         check = test_connection(
             smtp_params_for(server), opener=lambda conn: open_connection(conn, server)

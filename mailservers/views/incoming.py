@@ -1,7 +1,8 @@
 """Incoming mail server pages (Settings > Technical > Email; admins in developer mode).
 
-List, create/edit, *Test Connection and confirm* (logs in and reports a precise error) and *Fetch
-now* (queues a poll; the page polls a small status fragment with htmx for progress).
+List, detail, create/edit, *Test connection* (logs in, confirms the server and reports a
+precise error) and *Fetch now* (queues a poll; the page polls a small status fragment
+with htmx for progress). The words and layout are the outgoing pages' (views/shared.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mailservers.services.incoming_connect import (
     save_incoming_server,
 )
 from mailservers.tasks.incoming import poll_server
+from mailservers.views import shared
 
 Server = IncomingServer
 
@@ -125,12 +127,16 @@ def server_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     form = IncomingServerForm(request.POST or None, instance=server)
     if request.method == "POST" and form.is_valid():
         server = save_incoming_server(server=form.instance, changed=form.changed_data)
-        messages.success(request, _("Server saved. Test it to confirm it."))
+        messages.success(request, shared.saved(server.name))
         for warning in form.warnings:
             messages.warning(request, warning)
         return redirect(server.get_absolute_url())
     status = 400 if request.method == "POST" else 200
-    context = {"form": form, "server": server}
+    context = {
+        "form": form,
+        "server": server,
+        **shared.page_urls(kind="incoming", pk=server.pk),
+    }
     return render(request, "mailservers/incoming/form.html", context, status=status)
 
 
@@ -147,6 +153,7 @@ def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "phase": fetch_phase(server, since),
         "fetched_count": server.fetched_messages.count(),
         "oversize": oversize,
+        **shared.page_urls(kind="incoming", pk=server.pk),
     }
     return render(request, "mailservers/incoming/detail.html", context)
 
@@ -159,9 +166,10 @@ def server_test(request: HttpRequest, pk: int) -> HttpResponse:
         summary = check_incoming_server(server=server)
     except MailServerError as exc:  # stored on the server by the service
         send_reconnect_notices()  # the test may have found the OAuth grant revoked
-        messages.error(request, _("Test failed: %s") % exc.user_message)
+        messages.error(request, shared.test_failed(exc.user_message))
     else:
-        messages.success(request, _("Connection OK (%s); server confirmed.") % summary)
+        detail = _("%(summary)s; server confirmed") % {"summary": summary}
+        messages.success(request, shared.test_ok(detail))
     return redirect(server.get_absolute_url())
 
 
@@ -199,7 +207,7 @@ def server_delete(request: HttpRequest, pk: int) -> HttpResponse:
         }
         return render(request, "mailservers/_confirm_delete.html", context)
     server.delete()
-    messages.success(request, _("Server %s deleted.") % server.name)
+    messages.success(request, shared.deleted(server.name))
     return redirect("mailservers:incoming-list")
 
 

@@ -28,9 +28,24 @@ def test_every_page_sends_the_policy(client, alice, ticket):
         assert "https:" not in img and "*" not in img
 
 
-def test_notification_mail_carries_no_remote_image(ticket, bob, settings, smtp_server):
+@pytest.mark.parametrize(
+    "tracker",
+    [
+        TRACKER,
+        # What browsers and mail readers also read as https://tracker.example/...
+        "https:/tracker.example/pixel.png",
+        "https:tracker.example/pixel.png",
+        "https:\\\\tracker.example\\pixel.png",
+        " https://tracker.example/pixel.png",
+        "HTTPS:/\\tracker.example/pixel.png",
+    ],
+)
+def test_notification_mail_carries_no_remote_image(
+    tracker, ticket, bob, settings, smtp_server
+):
     """A received message relayed to a colleague by mail loses its remote image
-    (a placeholder instead): no tracking pixel reaches the colleague's reader."""
+    (a placeholder instead): no tracking pixel reaches the colleague's reader,
+    however its URL is spelled."""
     settings.KNOWLIX_SMTP_URL = f"smtp://127.0.0.1:{smtp_server.port}"
     profile = get_profile(bob)
     profile.notify_by = profile.NotifyBy.EMAIL
@@ -43,7 +58,7 @@ def test_notification_mail_carries_no_remote_image(ticket, bob, settings, smtp_s
         author_contact=Contact.objects.get(),
         email_from="dana@customer.example",
         subject="Newsletter",
-        body_html=f'<p>Hello</p><img src="{TRACKER}" alt="pixel">',
+        body_html=f'<p>Hello</p><img src="{tracker}" alt="pixel">',
     )
     process_outbox()
     [mail] = [m for m in smtp_server.received if m.rcpt_tos == ["bob@example.com"]]

@@ -79,7 +79,6 @@ POLL_SCRIPT = textwrap.dedent(
     def after_store(self, uids, **kwargs):
         {after_store}
 
-    incoming.route_message = route
     incoming.route_messages = route_all
     incoming.ImapFetcher.apply_after_store = after_store
     incoming.poll_incoming_server(server=IncomingServer.objects.get(pk={pk}))

@@ -142,6 +142,5 @@ def stub_routing(monkeypatch, db):
     def route_all(*, raws: list[bytes], server, prepared=None) -> list[str]:
         return [route(raw=raw, server=server) for raw in raws]
 
-    monkeypatch.setattr(incoming, "route_message", route)
     monkeypatch.setattr(incoming, "route_messages", route_all)
     return Ticket.objects
