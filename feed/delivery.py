@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Model, Prefetch
+from django.db.models import Count, Max, Model, Prefetch, Subquery
 from django.template.loader import render_to_string
 
 from feed.models import Attachment, Message, MessageRecipient
@@ -160,17 +160,32 @@ def recipient_prefetches() -> list[Prefetch]:
     ]
 
 
+def delivery_stamp_columns(*, content_type_id: int, object_id: int) -> dict:
+    """Subqueries that change whenever a delivery state of the record's mail does:
+    the count of its mail's recipients and their latest change (for
+    ``feed.selectors.feed_stamp``, which reads them in its one query)."""
+    rows = (
+        OutgoingRecipient.objects.filter(
+            mail__content_type_id=content_type_id, mail__object_id=object_id
+        )
+        .order_by()
+        .values("mail__content_type_id")
+    )
+    return {
+        "deliveries": Subquery(rows.annotate(n=Count("id")).values("n")),
+        "delivered": Subquery(rows.annotate(last=Max("updated_at")).values("last")),
+    }
+
+
 def delivery_state(recipient: MessageRecipient) -> tuple[str, str]:
-    """(state, reason): queued / sent / failed / bounced; ("", "") if never mailed."""
+    """(state, reason) as the Email queue says it: queued / sending / deferred /
+    sent / failed / bounced / cancelled; ("", "") if never mailed."""
     rows = getattr(recipient, "delivery_rows", None)
     if rows is None:
         rows = list(recipient.deliveries.order_by("-id")) if recipient.pk else []
     if rows:
         row = rows[0]
-        state = row.state
-        if state in (OutgoingRecipient.State.SENDING, OutgoingRecipient.State.DEFERRED):
-            state = OutgoingRecipient.State.QUEUED
-        return state, row.last_error
+        return row.state, row.last_error
     if recipient.delivery_error:
         return OutgoingRecipient.State.FAILED, recipient.delivery_error
     return "", ""

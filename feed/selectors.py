@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, Prefetch, QuerySet
+from django.db.models import Count, Max, Model, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
 from feed.models import (
@@ -42,6 +42,34 @@ def unread_count(user: User | AnonymousUser) -> int:
     if not user.is_authenticated:
         return 0
     return Notification.objects.filter(user=user, is_read=False).count()
+
+
+def feed_stamp(*, record: Model) -> str:
+    """Changes whenever the record's feed does: a message is posted or deleted, or
+    a delivery state changes. One query of indexed aggregates, no rows read: what
+    a page polls to learn that nothing changed (``feed:changes``)."""
+    from feed.delivery import delivery_stamp_columns
+
+    ct = ContentType.objects.get_for_model(record)
+    messages = (
+        Message.objects.filter(content_type=ct, object_id=record.pk)
+        .order_by()
+        .values("content_type")
+    )
+    row = (
+        ContentType.objects.filter(pk=ct.pk)
+        .annotate(
+            messages=Subquery(messages.annotate(n=Count("id")).values("n")),
+            last_message=Subquery(messages.annotate(last=Max("id")).values("last")),
+            **delivery_stamp_columns(content_type_id=ct.pk, object_id=record.pk),
+        )
+        .get()
+    )
+    delivered = getattr(row, "delivered", None)
+    if isinstance(delivered, dt.datetime):
+        delivered = f"{delivered.timestamp():.6f}"
+    counts = ("messages", "last_message", "deliveries")
+    return "-".join(str(getattr(row, k, 0) or 0) for k in counts) + f"-{delivered or 0}"
 
 
 def _record_filter(record: Model) -> dict:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
+from feed import assignments  # (circular: used at call time)
 from feed import recipients as rcpt
 from feed.attachments import (
     AttachmentInput,
@@ -43,7 +44,7 @@ from feed.models import (
     Subtype,
 )
 from knowlix import params
-from knowlix.models import Contact
+from knowlix.models import Contact, Record
 from mailservers.mime import make_message_id
 
 __all__ = [
@@ -172,6 +173,8 @@ def _default_people(
 ) -> tuple[list[User], Contact | None]:
     """Who follows a record by default: its users and the author, its contact."""
     people = list(getattr(record, "feed_users", []) or [])
+    # A record created for a team (knowlix.teams.apply_team): its members too.
+    people += getattr(record, "team_followers", ())
     if author is not None and getattr(author, "pk", None):
         people.append(author)
     users = list({u.pk: u for u in people}.values())
@@ -622,6 +625,8 @@ def schedule_activity(
         due_date=due_date or default_due_date(activity_type),
     )
     follow(record=record, user=assignee)
+    if isinstance(record, Record):
+        assignments.notify_activity(activity=activity, record=record)
     return activity
 
 

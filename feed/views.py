@@ -12,7 +12,13 @@ from typing import TypedDict, Unpack
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseNotModified,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
@@ -76,6 +82,25 @@ def panel(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
     record = get_record_for_user(request.user, ct_id, object_id)
     context = panel_context(record=record, user=request.user)
     return render(request, "feed/_feed.html", context)
+
+
+@login_required
+@require_GET
+def feed_changes(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
+    """The first page of messages, or 304 Not Modified when the feed's stamp is
+    the one the page has (``If-None-Match``): what ``static/js/live.js`` polls."""
+    record = get_record_for_user(request.user, ct_id, object_id)
+    etag = f'"{selectors.feed_stamp(record=record)}"'
+    if request.headers.get("If-None-Match") == etag:
+        response: HttpResponse = HttpResponseNotModified()
+    else:
+        page = selectors.feed_page(record=record)
+        context = {"record": record, "page": page, "messages": page.messages}
+        context["record_ct_id"] = ct_id
+        response = render(request, "feed/_messages.html", context)
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    return response
 
 
 @login_required
@@ -282,9 +307,17 @@ def inbox(request: FeedRequest) -> HttpResponse:
 @login_required
 @require_GET
 @never_cache
-def unread_count(request: FeedRequest) -> JsonResponse:
-    """The top bar's badge: ``{"unread": n}``, polled by ``static/js/unread.js``."""
-    return JsonResponse({"unread": selectors.unread_count(request.user)})
+def unread_count(request: FeedRequest) -> HttpResponse:
+    """The top bar's badge: ``{"unread": n}``, polled by ``static/js/unread.js``;
+    304 Not Modified when the count is the one the page shows (``If-None-Match``)."""
+    count = selectors.unread_count(request.user)
+    etag = f'"unread-{count}"'
+    if request.headers.get("If-None-Match") == etag:
+        response: HttpResponse = HttpResponseNotModified()
+    else:
+        response = JsonResponse({"unread": count})
+    response["ETag"] = etag
+    return response
 
 
 @login_required

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django import forms
-from django.db import models
+from typing import Any
 
-from knowlix.models import Contact
+from django import forms
+from django.contrib.auth.models import User
+from django.db import models
+from django.db.models import QuerySet
+
+from knowlix.models import Contact, Team
 from knowlix.recordviews import RecordKind
 
 
@@ -33,3 +37,60 @@ class ContactForm(forms.ModelForm):
     class Meta:
         model = Contact
         fields = ["name", "email", "phone", "company"]
+
+
+def person_label(user: User) -> str:
+    """How a person is named everywhere: full name, else user name."""
+    return user.get_full_name() or user.get_username()
+
+
+class PersonChoiceField(forms.ModelChoiceField):
+    """A user picker that shows people by full name, with a readable empty choice."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("empty_label", "Nobody")
+        super().__init__(*args, **kwargs)
+
+    def label_from_instance(self, obj: User) -> str:
+        return person_label(obj)
+
+
+class PeopleChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: User) -> str:
+        return person_label(obj)
+
+
+def active_people() -> QuerySet[User]:
+    return User.objects.filter(is_active=True).order_by(
+        "first_name", "last_name", "username"
+    )
+
+
+class TeamForm(forms.ModelForm):
+    class Meta:
+        model = Team
+        fields = ["name", "members", "assignment", "default_assignee"]
+        field_classes = {
+            "members": PeopleChoiceField,
+            "default_assignee": PersonChoiceField,
+        }
+        widgets = {"members": forms.CheckboxSelectMultiple}
+        help_texts = {
+            "members": "They follow every record created for the team: new mail "
+            "reaches their inbox, or their email if they prefer.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("members", "default_assignee"):
+            field = self.fields[name]
+            assert isinstance(field, forms.ModelChoiceField)
+            field.queryset = active_people()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("assignment") == Team.Assignment.DEFAULT and not data.get(
+            "default_assignee"
+        ):
+            self.add_error("default_assignee", "Choose who gets the team's records.")
+        return data

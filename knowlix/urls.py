@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from knowlix.core_urls import record_urlpatterns
-from knowlix.views import contacts, home
+from knowlix.views import contacts, home, teams
 from knowlix.views import settings as settings_views
 from mailservers.views.oauth import root_urlpatterns as oauth_root_urlpatterns
 
@@ -32,6 +32,9 @@ knowlix_patterns = [
         name="parameter-edit",
     ),
     path("preferences/", settings_views.preferences, name="preferences"),
+    path("settings/teams/", teams.team_list, name="team-list"),
+    path("settings/teams/new/", teams.team_edit, name="team-create"),
+    path("settings/teams/<int:pk>/", teams.team_edit, name="team-edit"),
     *record_urlpatterns(),
 ]
 

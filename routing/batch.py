@@ -30,7 +30,7 @@ from django.utils import timezone
 from feed.models import Message
 from feed.services import new_record_followers, post_messages
 from knowlix import services as record_services
-from knowlix.models import Contact, Record, normalize_email
+from knowlix.models import Contact, Record, Team, normalize_email
 from knowlix.records import record_label
 from mailservers.models import OutgoingMail
 from routing import loops, matching, posting
@@ -39,7 +39,7 @@ from routing.errors import ParseError
 from routing.matching import Author
 from routing.models import Alias, InboundMail, SenderRateCounter
 from routing.parsing import ParsedMessage, parse_message
-from routing.routes import IncomingServerLike, model_for_action
+from routing.routes import IncomingServerLike, default_team, model_for_action
 from routing.services import (
     Route,
     RoutingResult,
@@ -63,6 +63,7 @@ class _NewRecordMail:
     model: type[Record]
     defaults: dict
     alias_names: set[str]  # every alias its addresses could be (for recipients)
+    team: Team | None = None  # its alias's or its server's
     author: Author | None = None  # known once the run's senders are read
 
     @property
@@ -151,7 +152,7 @@ def _aliases_for(messages: list[ParsedMessage]) -> dict[str, Alias]:
     names = {name for m in messages for name in matching.alias_names(m)}
     if not names:
         return {}
-    rows = Alias.objects.filter(name__in=names).select_related("content_type")
+    rows = Alias.objects.filter(name__in=names).select_related("content_type", "team")
     return {alias.name: alias for alias in rows}
 
 
@@ -193,13 +194,15 @@ def _new_record_mail(
         ):
             return None
         defaults = dict(alias.defaults or {})
+        team = alias.team
     else:
         model = model_for_action(getattr(server, "default_action", "") or "")
         if model is None:
             return None
         defaults = {}
+        team = default_team(server)
     verdict = sender_verdict(parsed, raw)
-    return _NewRecordMail(index, raw, parsed, verdict, model, defaults, names)
+    return _NewRecordMail(index, raw, parsed, verdict, model, defaults, names, team)
 
 
 def _has_reply_token(parsed: ParsedMessage) -> bool:
@@ -360,6 +363,7 @@ def _create_records(
                     defaults=mail.defaults,
                     parsed=mail.parsed,
                     author=mail.author,
+                    team=mail.team,
                 ),
                 mail.author.user,
             )

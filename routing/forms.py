@@ -36,6 +36,7 @@ class AliasForm(forms.ModelForm):
             "defaults",
             "contact_policy",
             "bounce_message",
+            "team",
             "is_active",
         ]
         field_classes = {"content_type": RecordKindField}

@@ -21,7 +21,8 @@ from feed.models import Message
 from feed.recipients import FollowerRow
 from feed.services import NewPost, new_message_id, post_messages
 from knowlix import services as record_services
-from knowlix.models import Record
+from knowlix.models import Record, Team
+from knowlix.teams import apply_team
 from routing.authenticity import Verdict
 from routing.matching import Author, is_system_address
 from routing.parsing import ParsedMessage
@@ -133,24 +134,40 @@ def mail_post(
 
 
 def new_record(
-    *, model: type[Record], defaults: dict, parsed: ParsedMessage, author: Author
+    *,
+    model: type[Record],
+    defaults: dict,
+    parsed: ParsedMessage,
+    author: Author,
+    team: Team | None = None,
 ) -> Record:
     """An unsaved record of ``model`` from the mail: title from the subject, its
-    contact (``knowlix.services.create_records`` saves it)."""
+    contact, its team's followers and assignee
+    (``knowlix.services.create_records`` saves it)."""
     values = dict(defaults or {})
     field = model._meta.get_field(model.TITLE_FIELD)
     max_length = getattr(field, "max_length", None) or 200
     values.setdefault(
         model.TITLE_FIELD, (parsed.subject or _("(no subject)"))[:max_length]
     )
-    return model.new_from_mail(
+    record = model.new_from_mail(
         subject=parsed.subject, contact=author.contact, defaults=values
     )
+    if team is not None:
+        apply_team(record=record, team=team)
+    return record
 
 
 def create_record(
-    *, model: type[Record], defaults: dict, parsed: ParsedMessage, author: Author
+    *,
+    model: type[Record],
+    defaults: dict,
+    parsed: ParsedMessage,
+    author: Author,
+    team: Team | None = None,
 ) -> Record:
     """A new record of ``model`` from the mail: title from the subject, its contact."""
-    record = new_record(model=model, defaults=defaults, parsed=parsed, author=author)
+    record = new_record(
+        model=model, defaults=defaults, parsed=parsed, author=author, team=team
+    )
     return record_services.create_record(record=record, author=author.user)

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from feed.models import Message
 from feed.services import new_record_followers
-from knowlix.models import Contact, Record
+from knowlix.models import Contact, Record, Team
 from knowlix.records import RECORD_MODELS, record_label
 from routing import loops, matching, posting, replies
 from routing.authenticity import Verdict
@@ -32,10 +32,16 @@ def model_for_action(action: str) -> type[Record] | None:
     return next((m for m in RECORD_MODELS if m._meta.model_name == name), None)
 
 
+def default_team(server: IncomingServerLike | None) -> Team | None:
+    """The team of the records a server's default action creates, if any."""
+    return getattr(server, "default_team", None)
+
+
 class IncomingServerLike(Protocol):
     """What routing reads from an incoming server (mailservers.IncomingServer)."""
 
     default_action: str  # a model label, e.g. "knowlix.ticket"
+    # default_team (a knowlix Team or None) is read with getattr: optional.
 
 
 class Router:
@@ -73,7 +79,7 @@ class Router:
             for alias in aliases:
                 self.apply_alias(alias, thread_record=None)
         elif (model := self.default_model()) is not None:
-            self.create(model, {})
+            self.create(model, {}, team=default_team(self.server))
         elif matching.addressed_to_us(self.parsed):
             self.refuse(_("No mailbox or alias of ours has this address."))
 
@@ -120,7 +126,7 @@ class Router:
         if fixed is not None:
             self.post(fixed, parent=None)
         else:
-            self.create(model, alias.defaults or {})
+            self.create(model, alias.defaults or {}, team=alias.team)
 
     def policy_allows(self, alias: Alias, record: Record | None) -> bool:
         policy = alias.contact_policy
@@ -182,13 +188,15 @@ class Router:
         loops.count_message(address=self.address, scope=Scope.POST, record=label)
         self.routes.append(("posted", record, message))
 
-    def create(self, model: type[Record], defaults: dict[str, Any]) -> None:
+    def create(
+        self, model: type[Record], defaults: dict[str, Any], *, team: Team | None
+    ) -> None:
         author = self.author_for(None)
         if self.is_limited(author, Scope.CREATE):
             self.refuse_loop()
             return
         record = posting.create_record(
-            model=model, defaults=defaults, parsed=self.parsed, author=author
+            model=model, defaults=defaults, parsed=self.parsed, author=author, team=team
         )
         message = posting.post_mail(
             posting.mail_post(

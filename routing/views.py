@@ -18,7 +18,7 @@ RAW_PREVIEW_BYTES = 20_000
 
 @technical_required
 def alias_list(request: HttpRequest) -> HttpResponse:
-    aliases = Alias.objects.select_related("content_type")
+    aliases = Alias.objects.select_related("content_type", "team")
     return render(
         request,
         "routing/alias_list.html",

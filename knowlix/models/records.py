@@ -119,7 +119,9 @@ class Project(Record):
     TAG = "PRJ"
     TITLE_FIELD = "name"
     CONTACT_FIELD = ""
+    TRACKED_FIELDS = ("manager",)
     URL_NAME = "project"
+    ASSIGNEE_FIELD = "manager"
 
     name = models.CharField(max_length=200)
     manager = user_link()
@@ -138,6 +140,7 @@ class Ticket(Record):
     TITLE_FIELD = "subject"
     TRACKED_FIELDS = ("stage", "assignee")
     URL_NAME = "ticket"
+    ASSIGNEE_FIELD = "assignee"
 
     class Priority(models.TextChoices):
         LOW = "low", _("Low")

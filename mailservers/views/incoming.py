@@ -55,6 +55,7 @@ class IncomingServerForm(forms.ModelForm):
             "after_store",
             "move_to_folder",
             "default_action",
+            "default_team",
             "poll_interval_minutes",
         ]
 

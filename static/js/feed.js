@@ -41,31 +41,45 @@
     event.preventDefault();
     jumpTo(target);
   });
+  // One line per message: "2 replies from Ready Mat, Marc Demo", each author once
+  // (linked to their first reply), however many replies they wrote.
   function linkReplies() {
     var replies = document.querySelectorAll("article.feed-message[data-parent]");
     for (var i = replies.length - 1; i >= 0; i--) { // oldest first
       var reply = replies[i];
       var parent = document.getElementById(reply.dataset.parent);
-      if (!parent || parent.querySelector('a.feed-reply-link[data-target="' + reply.id + '"]')) continue;
+      if (!parent) continue;
       var list = parent.querySelector(":scope > .feed-replies");
       if (!list) {
         list = document.createElement("div");
         list.className = "feed-replies";
         list.innerHTML = '<span class="feed-reply-arrow" aria-hidden="true">↩</span> <span class="feed-replies-label"></span> ';
+        list.dataset.seen = "";
         parent.appendChild(list);
       }
-      var count = list.querySelectorAll("a.feed-reply-link").length + 1;
-      if (count > 1) list.appendChild(document.createTextNode(", "));
-      var link = document.createElement("a");
-      link.className = "feed-reply-link";
-      link.href = "#" + reply.id;
-      link.dataset.target = reply.id;
+      var seen = list.dataset.seen ? list.dataset.seen.split(" ") : [];
+      if (seen.indexOf(reply.id) !== -1) continue;
+      seen.push(reply.id);
+      list.dataset.seen = seen.join(" ");
       var author = reply.querySelector("header strong");
-      link.textContent = author ? author.textContent : "reply";
-      list.appendChild(link);
+      var name = author ? author.textContent.trim() : "someone";
+      var known = Array.prototype.some.call(list.querySelectorAll("a.feed-reply-link"), function (a) {
+        return a.textContent === name;
+      });
+      if (!known) {
+        if (list.querySelector("a.feed-reply-link")) list.appendChild(document.createTextNode(", "));
+        var link = document.createElement("a");
+        link.className = "feed-reply-link";
+        link.href = "#" + reply.id;
+        link.dataset.target = reply.id;
+        link.textContent = name;
+        list.appendChild(link);
+      }
+      var count = seen.length;
       list.querySelector(".feed-replies-label").textContent = count === 1 ? "1 reply from" : count + " replies from";
     }
   }
   linkReplies();
   document.addEventListener("htmx:afterSettle", linkReplies);
+  document.addEventListener("knowlix:feed-updated", linkReplies);
 })();

@@ -24,6 +24,7 @@ from knowlix.models import (
     Opportunity,
     Project,
     SalesOrder,
+    Team,
     Ticket,
 )
 from knowlix.setup import EMPLOYEES, ensure_default_groups
@@ -68,7 +69,7 @@ class Command(BaseCommand):
         marc.groups.add(groups[EMPLOYEES])
         get_profile(admin)
         get_profile(marc)
-        self._routing_defaults()
+        self._routing_defaults(team_members=[admin, marc])
         from dnscheck.services import generate_dkim_key, get_active_dkim_key
 
         if get_active_dkim_key() is None:
@@ -125,10 +126,19 @@ class Command(BaseCommand):
             user.save(update_fields=["email"])
         return user
 
-    def _routing_defaults(self) -> None:
+    def _routing_defaults(self, *, team_members: list[User]) -> None:
+        """The module aliases; helpdesk@'s tickets go to the Helpdesk team, each
+        member in turn (an alias given another team keeps it)."""
+        from routing.models import Alias
         from routing.services import ensure_default_aliases
 
         ensure_default_aliases()
+        team, created = Team.objects.get_or_create(
+            name="Helpdesk", defaults={"assignment": Team.Assignment.ROUND_ROBIN}
+        )
+        if created:
+            team.members.add(*team_members)
+        Alias.objects.filter(name="helpdesk", team__isnull=True).update(team=team)
 
 
 def users_domain(*, catchall: str) -> str:
