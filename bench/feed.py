@@ -52,9 +52,9 @@ def median_ms(fn) -> float:  # noqa: ANN001
 
 
 def build_ticket(alice: User, count: int):  # noqa: ANN201
-    from feed.fixtures_bulk import make_messages
     from knowlix import services
     from knowlix.models import Contact, Ticket
+    from tests.fixtures_bulk import make_messages
 
     contact = Contact.objects.create(
         name=f"Customer {count}", email=f"c{count}@customer.example"
@@ -91,7 +91,7 @@ def measure(client: Client, ticket) -> tuple[int, float, float]:  # noqa: ANN001
         if response.status_code != 200 or b'id="feed-panel"' not in response.content:
             raise RuntimeError(f"{url} answered {response.status_code} without a feed")
 
-    from feed.fixtures_bulk import QueryCounter
+    from tests.fixtures_bulk import QueryCounter
 
     page()
     counter = QueryCounter()

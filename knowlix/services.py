@@ -14,7 +14,6 @@ from django.db import models, transaction
 from django.db.models import Field, signals
 
 from feed import services as feed_services
-from feed.assignments import notify_assignment
 from knowlix.models import Record
 
 
@@ -106,4 +105,4 @@ def _notify_new_assignee(
         return
     assignee = getattr(record, field)
     if assignee is not None and assignee.pk != getattr(old, f"{field}_id"):
-        notify_assignment(record=record, assignee=assignee, author=author)
+        feed_services.notify_assignment(record=record, assignee=assignee, author=author)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from feed import digests, selectors, services
 from feed.defaults import ensure_default_data
-from feed.models import Activity, ActivityDigest, ActivityType, Subtype
+from feed.models import Activity, ActivityDigest, ActivityType, Follower, Subtype
 from knowlix import services as record_services
 from knowlix.models import Opportunity
 from mailservers.models import OutgoingMail
@@ -60,7 +60,7 @@ def test_state_from_due_date(ticket, alice):
 def test_assignee_follows_the_record(ticket, alice, bob):
     """Scheduling for bob makes him follow the record."""
     schedule(ticket, bob)
-    assert ticket.pk in services.Follower.objects.filter(user=bob).values_list(
+    assert ticket.pk in Follower.objects.filter(user=bob).values_list(
         "object_id", flat=True
     )
 

@@ -8,7 +8,7 @@ from django.db import connection
 from django.urls import reverse
 
 from feed import services
-from feed.fixtures_bulk import QueryCounter, make_messages
+from tests.fixtures_bulk import QueryCounter, make_messages
 
 pytestmark = pytest.mark.django_db
 

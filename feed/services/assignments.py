@@ -11,8 +11,9 @@ from django.contrib.auth.models import User
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
-from feed import services as feed_services  # (circular: used at call time)
 from feed.models import Activity, Message
+from feed.services.followers import follow
+from feed.services.notices import notify_users
 from knowlix.models import Record
 
 
@@ -30,7 +31,7 @@ def notify_assignment(
     *, record: Record, assignee: User, author: User | None
 ) -> Message | None:
     """``assignee`` now handles ``record``: they follow it and get a notice."""
-    feed_services.follow(record=record, user=assignee)
+    follow(record=record, user=assignee)
     if author is not None and author.pk == assignee.pk:
         return None
     subject = _("%(record)s was assigned to you") % {"record": _record_name(record)}
@@ -39,7 +40,7 @@ def notify_assignment(
         "record": _record_name(record),
         "assignee": _who(assignee),
     }
-    return feed_services.notify_users(
+    return notify_users(
         target=record,
         users=[assignee],
         author=author,
@@ -67,7 +68,7 @@ def notify_activity(*, activity: Activity, record: Record) -> Message | None:
         "assignee": _who(assignee),
         "due": activity.due_date.isoformat(),
     }
-    return feed_services.notify_users(
+    return notify_users(
         target=record,
         users=[assignee],
         author=author,
