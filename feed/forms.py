@@ -9,7 +9,6 @@ from typing import Any, TypedDict
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
@@ -19,6 +18,7 @@ from django.utils.html import urlize
 from django.utils.translation import gettext_lazy as _
 
 from feed.models import ActivityType, Message, Subtype
+from knowlix.users import PersonChoiceField, active_people
 
 
 def text_as_html(text: str) -> str:
@@ -164,12 +164,20 @@ class ActivityForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text=_("Empty: the type's default delay."),
     )
-    assignee = forms.ModelChoiceField(
-        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+    assignee = PersonChoiceField(
+        queryset=active_people(),
         required=False,
+        empty_label=_("Me"),
         help_text=_("Empty: you."),
     )
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Read the few types once: the widget would query them at each rendering.
+        types = self.fields["activity_type"]
+        assert isinstance(types, forms.ModelChoiceField)
+        types.choices = [(t.pk, str(t)) for t in ActivityType.objects.all()]
 
     def service_kwargs(self, *, user: User) -> ActivityArgs:
         data = self.cleaned_data
@@ -189,9 +197,8 @@ class DoneForm(forms.Form):
 
 
 class AddFollowerForm(forms.Form):
-    user = forms.ModelChoiceField(
-        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
-        required=False,
+    user = PersonChoiceField(
+        queryset=active_people(), required=False, empty_label=_("A colleague…")
     )
     email = forms.EmailField(required=False, label=_("or a contact's email"))
 

@@ -7,10 +7,10 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import User
 from django.db import models
-from django.db.models import QuerySet
 
 from knowlix.models import Contact, Team
 from knowlix.recordviews import RecordKind
+from knowlix.users import PeopleChoiceField, PersonChoiceField, active_people
 
 
 class DateInput(forms.DateInput):
@@ -28,42 +28,34 @@ def record_form_class(kind: RecordKind) -> type[forms.ModelForm]:
         and f.get_internal_type() == "DateField"
     }
     meta = type(
-        "Meta", (), {"model": model, "fields": list(kind.fields), "widgets": widgets}
+        "Meta",
+        (),
+        {
+            "model": model,
+            "fields": list(kind.fields),
+            "widgets": widgets,
+            "formfield_callback": record_formfield,
+        },
     )
     return type(f"{model.__name__}Form", (forms.ModelForm,), {"Meta": meta})
+
+
+def record_formfield(field: models.Field, **kwargs: Any) -> forms.Field | None:
+    """People by full name ("Nobody" when empty); no raw ``---------`` choice."""
+    if isinstance(field, models.ForeignKey):
+        if field.related_model is User:
+            people = User.objects.order_by("first_name", "last_name", "username")
+            return field.formfield(
+                form_class=PersonChoiceField, queryset=people, **kwargs
+            )
+        kwargs.setdefault("empty_label", "None")
+    return field.formfield(**kwargs)
 
 
 class ContactForm(forms.ModelForm):
     class Meta:
         model = Contact
         fields = ["name", "email", "phone", "company"]
-
-
-def person_label(user: User) -> str:
-    """How a person is named everywhere: full name, else user name."""
-    return user.get_full_name() or user.get_username()
-
-
-class PersonChoiceField(forms.ModelChoiceField):
-    """A user picker that shows people by full name, with a readable empty choice."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("empty_label", "Nobody")
-        super().__init__(*args, **kwargs)
-
-    def label_from_instance(self, obj: User) -> str:
-        return person_label(obj)
-
-
-class PeopleChoiceField(forms.ModelMultipleChoiceField):
-    def label_from_instance(self, obj: User) -> str:
-        return person_label(obj)
-
-
-def active_people() -> QuerySet[User]:
-    return User.objects.filter(is_active=True).order_by(
-        "first_name", "last_name", "username"
-    )
 
 
 class TeamForm(forms.ModelForm):
