@@ -17,6 +17,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.html import urlize
 from django.utils.translation import gettext_lazy as _
 
+from feed.mentions import unknown_mentions
 from feed.models import ActivityType, Message, Subtype
 from knowlix.users import PersonChoiceField, active_people
 
@@ -116,6 +117,14 @@ class MessageForm(forms.Form):
             self.add_error("body", _("Write something or attach a file."))
         if data.get("kind") == Message.Kind.NOTE and data.get("recipients"):
             self.add_error("recipients", _("Notes are internal: no recipients."))
+        unknown = unknown_mentions(data.get("body", ""))
+        if unknown:
+            names = ", ".join("@" + name for name in unknown)
+            self.add_error(
+                "body",
+                _("No colleague is called %(names)s: pick a name from the list.")
+                % {"names": names},
+            )
         if data.get("kind") == Message.Kind.EMAIL:
             self._check_mail_size(data)
         return data

@@ -54,4 +54,5 @@ urlpatterns = [
         name="notification-open",
     ),
     path("messages/", views.message_list, name="message-list"),
+    path("people/", views.people, name="people"),
 ]

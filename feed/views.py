@@ -20,6 +20,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
@@ -30,6 +31,7 @@ from django_htmx.middleware import HtmxDetails
 from feed import selectors, services
 from feed.errors import FeedError
 from feed.forms import ActivityForm, AddFollowerForm, DoneForm, MessageForm
+from feed.mentions import find_people, unknown_mentions
 from feed.models import Activity, Follower, Message, Notification
 from feed.panel import panel_context
 from feed.recipients import find_or_create_contact
@@ -38,6 +40,7 @@ from feed.templatetags.feed_tags import INLINE_TYPES
 from knowlix.access import get_record_for_user
 from knowlix.decorators import AuthenticatedHttpRequest, technical_required
 from knowlix.models import Record
+from knowlix.users import person_label as person
 
 
 class FeedRequest(AuthenticatedHttpRequest):
@@ -73,6 +76,8 @@ def _panel_response(
     context = panel_context(
         record=record, user=request.user, open_composer=open_composer, **forms
     )
+    # The confirmation of what was just done, shown above the re-rendered panel.
+    context["flash_notices"] = list(flash.get_messages(request))
     return render(request, "feed/_feed.html", context, status=status)
 
 
@@ -105,6 +110,19 @@ def feed_changes(request: FeedRequest, ct_id: int, object_id: int) -> HttpRespon
 
 @login_required
 @require_GET
+def people(request: FeedRequest) -> JsonResponse:
+    """The composer's ``@`` suggestions (``?q=``): ``{"people": [{"username",
+    "name"}]}``; with ``?names=a,b``, those of the names that are users' too."""
+    if "names" in request.GET:
+        names = [n for n in request.GET["names"].split(",") if n][:50]
+        text = " ".join("@" + n for n in names)
+        unknown = set(unknown_mentions(text))
+        return JsonResponse({"known": [n for n in names if n not in unknown]})
+    return JsonResponse({"people": find_people(query=request.GET.get("q", ""))})
+
+
+@login_required
+@require_GET
 def older_messages(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
     record = get_record_for_user(request.user, ct_id, object_id)
     before = request.GET.get("before", "")
@@ -125,12 +143,13 @@ def post_message_view(request: FeedRequest, ct_id: int, object_id: int) -> HttpR
     form.auto_id = "note_%s" if is_note else "msg_%s"
     if form.is_valid():
         try:
-            services.post_message(
+            message = services.post_message(
                 record=record, author=request.user, **form.service_kwargs()
             )
         except FeedError as exc:
             form.add_error("attachments", exc.user_message)
         else:
+            flash.success(request, _post_confirmation(message))
             return _panel_response(request, record)
     composer = "note" if is_note else "message"
     forms: PanelForms = {"note_form": form} if is_note else {"message_form": form}
@@ -143,8 +162,10 @@ def follow_view(request: FeedRequest, ct_id: int, object_id: int) -> HttpRespons
     record = get_record_for_user(request.user, ct_id, object_id)
     if request.POST.get("action") == "unfollow":
         services.unfollow(record=record, user=request.user)
+        flash.success(request, _("You no longer follow this record."))
     else:
         services.follow(record=record, user=request.user)
+        flash.success(request, _("You follow this record."))
     return _panel_response(request, record)
 
 
@@ -158,11 +179,23 @@ def add_follower(request: FeedRequest, ct_id: int, object_id: int) -> HttpRespon
             request, record, status=422, follower_form=form, open_composer="followers"
         )
     if form.cleaned_data.get("user"):
-        services.follow(record=record, user=form.cleaned_data["user"])
+        user = form.cleaned_data["user"]
+        services.follow(record=record, user=user)
+        flash.success(request, _("%(name)s follows it now.") % {"name": person(user)})
     if form.cleaned_data.get("email"):
         contact = find_or_create_contact(form.cleaned_data["email"])
         services.follow(record=record, contact=contact)
+        flash.success(request, _("%(name)s follows it now.") % {"name": contact})
     return _panel_response(request, record)
+
+
+def _post_confirmation(message: Message) -> str:
+    if message.kind == Message.Kind.NOTE:
+        return _("Note logged.")
+    count = message.recipients.count()
+    if not count:
+        return _("Message posted (no one to email).")
+    return _("Message queued for %(n)d recipient(s).") % {"n": count}
 
 
 def _follower_for_write(
@@ -184,6 +217,7 @@ def _follower_for_write(
 def remove_follower(request: FeedRequest, follower_id: int) -> HttpResponse:
     follower, record = _follower_for_write(request, follower_id)
     follower.delete()
+    flash.success(request, _("%(name)s no longer follows it.") % {"name": follower})
     return _panel_response(request, record)
 
 
@@ -201,6 +235,7 @@ def edit_subscription(request: FeedRequest, follower_id: int) -> HttpResponse:
         contact=follower.contact,
         subtypes=subtypes,
     )
+    flash.success(request, _("Subscription saved."))
     return _panel_response(request, record)
 
 
@@ -213,10 +248,19 @@ def schedule_activity(request: FeedRequest, ct_id: int, object_id: int) -> HttpR
         return _panel_response(
             request, record, status=422, activity_form=form, open_composer="activity"
         )
-    services.schedule_activity(
+    activity = services.schedule_activity(
         record=record,
         created_by=request.user,
         **form.service_kwargs(user=request.user),
+    )
+    flash.success(
+        request,
+        _("%(type)s scheduled for %(name)s, due %(due)s.")
+        % {
+            "type": activity.activity_type.name,
+            "name": person(activity.assignee),
+            "due": date_format(activity.due_date),
+        },
     )
     return _panel_response(request, record)
 
@@ -242,6 +286,9 @@ def activity_done(request: FeedRequest, activity_id: int) -> HttpResponse:
     form = DoneForm(request.POST)
     feedback = form.cleaned_data["feedback"] if form.is_valid() else ""
     services.mark_activity_done(activity=activity, user=request.user, feedback=feedback)
+    flash.success(
+        request, _("%(activity)s marked done.") % {"activity": capfirst(str(activity))}
+    )
     if request.POST.get("next") == "my-activities":
         return redirect("feed:my-activities")
     return _panel_response(request, record)
@@ -252,6 +299,9 @@ def activity_done(request: FeedRequest, activity_id: int) -> HttpResponse:
 def activity_cancel(request: FeedRequest, activity_id: int) -> HttpResponse:
     activity, record = _activity_for_write(request, activity_id)
     services.cancel_activity(activity=activity)
+    flash.success(
+        request, _("%(activity)s cancelled.") % {"activity": capfirst(str(activity))}
+    )
     return _panel_response(request, record)
 
 

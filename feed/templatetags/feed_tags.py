@@ -11,6 +11,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from feed.html import sanitize_html
+from feed.mentions import highlight_mentions
 from feed.models import Attachment, Message
 from feed.panel import panel_context
 
@@ -73,6 +74,8 @@ def message_body(message: Message) -> SafeString:
             return f'src="{attachment_url(attachment)}"'
 
         html = _CID_SRC.sub(swap, html)
+    if message.kind != Message.Kind.NOTIFICATION:
+        html = highlight_mentions(html)  # escapes what it adds
     return mark_safe(html)  # noqa: S308 - sanitized just above
 
 

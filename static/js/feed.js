@@ -14,6 +14,79 @@
       { code: "[45]..", swap: false, error: true },
     ];
   }
+  // Feedback on the panel's forms: the button says what is happening and cannot
+  // be pressed twice (hx-disabled-elt), uploads show their progress, and an answer
+  // that is not a form (400 for a request too large, 403, 500, no network) is
+  // told next to the form instead of leaving it silently unchanged.
+  var REASONS = {
+    400: "The server refused this request: it is malformed or too large (a field or the files exceed the size limit).",
+    403: "You may not do this on this record.",
+    404: "This record or item no longer exists.",
+    413: "The request is too large: send fewer or smaller files.",
+    429: "Too many requests: wait a moment and try again.",
+  };
+  function formOf(event) {
+    var elt = event.detail && event.detail.elt;
+    return elt && elt.closest ? elt.closest("form") : null;
+  }
+  function showError(form, text) {
+    var box = form && form.querySelector(".form-error");
+    if (!box) {
+      var panel = document.getElementById("feed-panel");
+      if (!panel) return;
+      box = panel.querySelector(":scope > .feed-error");
+      if (!box) {
+        box = document.createElement("p");
+        box.className = "form-error feed-error";
+        box.setAttribute("role", "alert");
+        panel.insertBefore(box, panel.firstChild);
+      }
+    }
+    box.textContent = text;
+    box.hidden = false;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = formOf(event);
+    if (!form) return;
+    var box = form.querySelector(".form-error");
+    if (box) box.hidden = true;
+    var button = form.querySelector("button[type=submit][data-busy]");
+    if (button) {
+      button.dataset.idle = button.textContent;
+      button.textContent = button.dataset.busy;
+      button.setAttribute("aria-busy", "true");
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = formOf(event);
+    if (!form) return;
+    var button = form.querySelector("button[type=submit][data-busy]");
+    if (button && button.dataset.idle) {
+      button.textContent = button.dataset.idle;
+      button.removeAttribute("aria-busy");
+    }
+    var bar = form.querySelector(".upload-progress");
+    if (bar) bar.hidden = true;
+  });
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var form = formOf(event);
+    var bar = form && form.querySelector(".upload-progress");
+    if (!bar || !event.detail.lengthComputable || !event.detail.total) return;
+    if (!form.querySelector("input[type=file]") || !form.querySelector("input[type=file]").files.length) return;
+    bar.hidden = false;
+    bar.value = Math.round((100 * event.detail.loaded) / event.detail.total);
+    bar.textContent = bar.value + "%";
+  });
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    var text = REASONS[status] || (status >= 500
+      ? "The server failed (" + status + "). Nothing was lost: try again in a moment."
+      : "The request failed (" + status + ").");
+    showError(formOf(event), text);
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    showError(formOf(event), "The server could not be reached. Check your connection and try again.");
+  });
   document.addEventListener("toggle", function (event) {
     var opened = event.target;
     if (!opened.classList || !opened.classList.contains("feed-tab") || !opened.open) return;

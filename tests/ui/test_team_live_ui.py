@@ -45,10 +45,10 @@ def test_mail_to_helpdesk_shows_in_a_team_members_inbox(page, login, bob, catcha
     badge = page.locator("#unread-count")
     expect(badge).to_be_hidden()
     raw = (
-        "From: Ready Mat <mat@ready.example>\r\nTo: helpdesk@example.com\r\n"
-        "Subject: Scanner jams every morning\r\nMessage-ID: <jam-1@ready.example>\r\n"
-        "\r\nThe scanner jams at 9 every day.\r\n"
-    ).encode()
+        b"From: Ready Mat <mat@ready.example>\r\nTo: helpdesk@example.com\r\n"
+        b"Subject: Scanner jams every morning\r\nMessage-ID: <jam-1@ready.example>\r\n"
+        b"\r\nThe scanner jams at 9 every day.\r\n"
+    )
     assert route_incoming_message(raw=raw, source="test").outcome == "routed"
     expect(badge).to_be_visible(timeout=LIVE_MS)
     assert int(badge.inner_text()) >= 1
