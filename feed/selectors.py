@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Max, Model, Prefetch, QuerySet, Subquery
+from django.db.models import Count, Max, Model, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from feed.models import (
@@ -70,6 +70,37 @@ def feed_stamp(*, record: Model) -> str:
         delivered = f"{delivered.timestamp():.6f}"
     counts = ("messages", "last_message", "deliveries")
     return "-".join(str(getattr(row, k, 0) or 0) for k in counts) + f"-{delivered or 0}"
+
+
+CONTACT_FEED_SIZE = 50
+
+
+def contact_messages(
+    *, contact_id: int, user: User, size: int = CONTACT_FEED_SIZE
+) -> list[Message]:
+    """The newest messages from or to a contact, across every record the user may
+    see (each with ``linked_record`` set), newest first."""
+    ids = (
+        Message.objects.filter(
+            Q(author_contact_id=contact_id) | Q(recipients__contact_id=contact_id)
+        )
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)
+        .distinct()
+    )
+    rows = list(
+        message_queryset()
+        .filter(pk__in=list(ids[: size * 2]))
+        .select_related("content_type")
+        .order_by("-created_at", "-id")
+    )
+    attach_records(rows)
+    visible = [
+        m
+        for m in rows
+        if m.linked_record is not None and can_view_record(user, m.linked_record)
+    ]
+    return visible[:size]
 
 
 def _record_filter(record: Model) -> dict:

@@ -77,6 +77,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "knowlix.context_processors.knowlix",
             ],
+            # {{ value|when }}: the one date style (relative, exact on hover).
+            "builtins": ["knowlix.templatetags.knowlix_dates"],
         },
     },
 ]

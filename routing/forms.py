@@ -53,6 +53,10 @@ class AliasForm(forms.ModelForm):
         kinds = self.fields["content_type"]
         assert isinstance(kinds, RecordKindField)  # Meta.field_classes
         kinds.queryset = ContentType.objects.filter(pk__in=ids)
+        kinds.empty_label = "Choose a record kind"
+        team = self.fields["team"]
+        assert isinstance(team, forms.ModelChoiceField)
+        team.empty_label = "No team"
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip().lower()

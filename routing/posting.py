@@ -30,6 +30,8 @@ from routing.parsing import ParsedMessage
 # Sanitizing is linear in the size (nh3 is an HTML5 parser), so a size budget is a
 # time budget: above it the text body is posted and the HTML kept as a file.
 HTML_BUDGET_CHARS = 400_000
+# A description is for reading at a glance; the whole mail is in the feed.
+DESCRIPTION_CHARS = 20_000
 
 
 @dataclass
@@ -150,12 +152,25 @@ def new_record(
     values.setdefault(
         model.TITLE_FIELD, (parsed.subject or _("(no subject)"))[:max_length]
     )
+    if model.DESCRIPTION_FIELD and not values.get(model.DESCRIPTION_FIELD):
+        values[model.DESCRIPTION_FIELD] = mail_description(parsed)
     record = model.new_from_mail(
         subject=parsed.subject, contact=author.contact, defaults=values
     )
     if team is not None:
         apply_team(record=record, team=team)
     return record
+
+
+def mail_description(parsed: ParsedMessage) -> str:
+    """The first mail's body as a record's description: its text (or its HTML as
+    text), cut at ``DESCRIPTION_CHARS``."""
+    text = parsed.body_text.strip()
+    if not text and parsed.body_html:
+        text = html_to_text(parsed.body_html[:HTML_BUDGET_CHARS]).strip()
+    if len(text) > DESCRIPTION_CHARS:
+        text = text[:DESCRIPTION_CHARS].rstrip() + "…"
+    return text
 
 
 def create_record(

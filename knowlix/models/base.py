@@ -39,6 +39,9 @@ class Record(models.Model):
     # The user field that says who handles the record: a team's assignment sets
     # it, and whoever it is set to hears about it.
     ASSIGNEE_FIELD: ClassVar[str] = "owner"
+    # A long text field that a mail creating the record fills with its body ("" =
+    # none): shown apart from the other fields.
+    DESCRIPTION_FIELD: ClassVar[str] = ""
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,

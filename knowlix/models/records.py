@@ -50,6 +50,7 @@ class Opportunity(Record):
     TITLE_FIELD = "title"
     TRACKED_FIELDS = ("stage",)
     URL_NAME = "opportunity"
+    DESCRIPTION_FIELD = "description"
 
     class Stage(models.TextChoices):
         NEW = "new", _("New")
@@ -59,6 +60,7 @@ class Opportunity(Record):
         LOST = "lost", _("Lost")
 
     title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
     contact = contact_link()
     expected_revenue = models.DecimalField(default=Decimal(0), **_money)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
@@ -141,6 +143,7 @@ class Ticket(Record):
     TRACKED_FIELDS = ("stage", "assignee")
     URL_NAME = "ticket"
     ASSIGNEE_FIELD = "assignee"
+    DESCRIPTION_FIELD = "description"
 
     class Priority(models.TextChoices):
         LOW = "low", _("Low")
@@ -156,6 +159,7 @@ class Ticket(Record):
         CANCELLED = "cancelled", _("Cancelled")
 
     subject = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
     contact = contact_link()
     priority = models.CharField(
         max_length=10, choices=Priority.choices, default=Priority.NORMAL

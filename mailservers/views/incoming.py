@@ -61,6 +61,9 @@ class IncomingServerForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        team = self.fields["default_team"]
+        assert isinstance(team, forms.ModelChoiceField)
+        team.empty_label = _("No team")
         if self.uses_oauth:
             # No password; connecting the account sets the user name, and an empty
             # host gets the provider's (apply_oauth_rules, on save).

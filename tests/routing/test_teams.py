@@ -124,3 +124,22 @@ def test_inactive_member_is_left_out(helpdesk_team, route):
     tickets = list(Ticket.objects.order_by("pk"))
     assert [t.assignee.username for t in tickets] == ["hank", "joe"]
     assert "ida" not in followers_of(tickets[0])
+
+
+def test_ticket_created_by_mail_has_the_mail_body_as_description(aliases, route):
+    """The first mail's text becomes the ticket's description."""
+    route(new_request(60))
+    assert Ticket.objects.get().description == "It does not print."
+
+
+def test_opportunity_description_from_html_only_mail(aliases, route):
+    """An HTML-only mail to sales@ gives its text as the opportunity's description."""
+    from knowlix.models import Opportunity
+
+    raw = (
+        b"From: Buyer <buyer@client.example>\r\nTo: sales@example.com\r\n"
+        b"Subject: 150 carpets\r\nMessage-ID: <opp-1@client.example>\r\n"
+        b"Content-Type: text/html\r\n\r\n<p>We need <b>150</b> carpets.</p>\r\n"
+    )
+    route(raw)
+    assert Opportunity.objects.get().description.strip() == "We need 150 carpets."
