@@ -59,7 +59,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "knowlix.error_pages.AppErrorPagesMiddleware",
 ]
+# With DEBUG on, the app's own error pages unless a developer asks for Django's
+# (which list every URL pattern and the settings): knowlix/error_pages.py.
+KNOWLIX_DEBUG_PAGES = env_bool("KNOWLIX_DEBUG_PAGES", False)
+DEFAULT_EXCEPTION_REPORTER = "knowlix.error_pages.AppExceptionReporter"
 
 ROOT_URLCONF = "knowlix.urls"
 WSGI_APPLICATION = "knowlix.wsgi.application"
@@ -124,6 +129,8 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing directory
+# Files served at the site's root: /favicon.ico, which browsers ask for anyway.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 STORAGES = {
