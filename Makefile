@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/djlint templates */templates --lint --quiet
 	$(BIN)/djlint templates */templates --check --quiet
 	$(BIN)/python manage.py makemigrations --check --dry-run --skip-checks

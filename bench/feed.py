@@ -52,7 +52,7 @@ def median_ms(fn) -> float:  # noqa: ANN001
 
 
 def build_ticket(alice: User, count: int):  # noqa: ANN201
-    from knowlix import services
+    from feed.services import records as services
     from knowlix.models import Contact, Ticket
     from tests.fixtures_bulk import make_messages
 

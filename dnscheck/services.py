@@ -1,17 +1,17 @@
-"""Sending domains: add them, check their DNS, re-check daily, sign mail with DKIM.
+"""Sending domains: add them, check their DNS, generate the DKIM key.
 
 Owns SendingDomain, DomainCheck and DkimKey. DNS queries run outside any transaction
 (they may take seconds); the result is written in one transaction that locks the
-domain row, so concurrent checks of one domain cannot both notify the admins.
-``dkim_sign`` never raises: a mail that cannot be signed leaves unsigned.
+domain row, so concurrent checks of one domain cannot both see the same break.
+Signing is ``dnscheck.signing``; telling admins of a break is ``dnscheck.notify``
+(the layer above: the daily task and the ``check_dns`` command).
 """
 
 from __future__ import annotations
 
 import base64
-import logging
+from dataclasses import dataclass
 
-import dkim
 import dns.resolver
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -29,29 +29,20 @@ from dnscheck.checks import (
 from dnscheck.errors import DomainAlreadyAdded, InvalidDomainName
 from dnscheck.lookup import make_resolver
 from dnscheck.models import DkimKey, DomainCheck, SendingDomain, Status
-from dnscheck.notify import notify_admins_of_break
 from dnscheck.report import DomainReport
-from knowlix.crypto import DecryptionError
+from dnscheck.signing import get_active_dkim_key
 
 __all__ = [
     "add_sending_domain",
     "check_sending_domain",
     "delete_sending_domain",
-    "dkim_sign",
-    "find_signing_domain",
     "generate_dkim_key",
-    "get_active_dkim_key",
     "get_check_config",
     "get_resolver",
-    "recheck_all_domains",
     "record_check",
 ]
 
-logger = logging.getLogger(__name__)
-
 BROKEN = {Status.MISSING, Status.WRONG}
-# Checks that tell admins when a valid domain breaks (they are not looking at it).
-NOTIFYING_TRIGGERS = {DomainCheck.Trigger.SCHEDULED, DomainCheck.Trigger.COMMAND}
 
 
 # --- Checking -----------------------------------------------------------------------
@@ -96,18 +87,30 @@ def delete_sending_domain(*, domain: SendingDomain) -> None:
     domain.delete()
 
 
-def check_sending_domain(*, domain: SendingDomain, trigger: str) -> DomainCheck:
+@dataclass(frozen=True)
+class RecordedCheck:
+    """A stored check, and the mechanisms it found broken that were valid before."""
+
+    check: DomainCheck
+    broken: list[str]
+
+
+def check_sending_domain(*, domain: SendingDomain, trigger: str) -> RecordedCheck:
     """Query DNS for ``domain`` (seconds, no transaction held) and store the result."""
     report = run_check(domain.name)
     return record_check(domain_id=domain.pk, report=report, trigger=trigger)
 
 
 @transaction.atomic
-def record_check(*, domain_id: int, report: DomainReport, trigger: str) -> DomainCheck:
+def record_check(
+    *, domain_id: int, report: DomainReport, trigger: str
+) -> RecordedCheck:
     """Store a report on the domain and in its history; locks the domain row.
 
-    Admins are notified when a mechanism that was valid is now missing or wrong
-    (a DNS error, "could not check", is not a break).
+    ``broken`` names the mechanisms that were valid and are now missing or wrong (a
+    DNS error, "could not check", is not a break). Telling the admins is the
+    caller's job (``dnscheck.notify``), inside this transaction when it should
+    happen once per break.
     """
     domain = SendingDomain.objects.select_for_update().get(pk=domain_id)
     before = domain.statuses()
@@ -149,9 +152,7 @@ def record_check(*, domain_id: int, report: DomainReport, trigger: str) -> Domai
         broke=bool(broke),
         **{f"{name}_status": status for name, status in domain.statuses().items()},
     )
-    if broke and trigger in NOTIFYING_TRIGGERS:
-        notify_admins_of_break(domain=domain, report=report, broken=broke)
-    return check
+    return RecordedCheck(check=check, broken=broke)
 
 
 def _summary(report: DomainReport) -> str:
@@ -163,20 +164,7 @@ def _summary(report: DomainReport) -> str:
     return "\n".join(lines)
 
 
-def recheck_all_domains() -> int:
-    """Re-check every sending domain (the daily beat job); returns how many."""
-    count = 0
-    for domain in SendingDomain.objects.order_by("pk").iterator():
-        check_sending_domain(domain=domain, trigger=DomainCheck.Trigger.SCHEDULED)
-        count += 1
-    return count
-
-
-# --- DKIM keys and signing ------------------------------------------------------------
-
-
-def get_active_dkim_key() -> DkimKey | None:
-    return DkimKey.objects.filter(is_active=True).first()
+# --- DKIM keys (signing: dnscheck.signing) --------------------------------------------------------
 
 
 @transaction.atomic
@@ -198,41 +186,3 @@ def generate_dkim_key(*, bits: int = 2048, selector: str | None = None) -> DkimK
         public_key=base64.b64encode(der).decode(),
         bits=bits,
     )
-
-
-def find_signing_domain(from_domain: str) -> str | None:
-    """The verified sending domain for ``from_domain``: itself, else a parent."""
-    name = normalize_domain(from_domain.rpartition("@")[2])
-    labels = name.split(".")
-    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
-    verified = set(
-        SendingDomain.objects.filter(
-            name__in=candidates, is_dkim_verified=True
-        ).values_list("name", flat=True)
-    )
-    return next((c for c in candidates if c in verified), None)
-
-
-def dkim_sign(raw: bytes, from_domain: str) -> bytes:
-    """``raw`` with a DKIM-Signature header prepended, or unchanged when the domain
-    (or its parent) is not verified for DKIM, or no key exists."""
-    signing_domain = find_signing_domain(from_domain)
-    if signing_domain is None:
-        return raw
-    linesep = b"\r\n" if b"\r\n" in raw else b"\n"
-    try:
-        key = get_active_dkim_key()
-        if key is None:
-            return raw
-        signature = dkim.sign(
-            raw,
-            key.selector.encode(),
-            signing_domain.encode(),
-            key.private_key.encode(),
-            linesep=linesep,
-        )
-    except (dkim.DKIMException, DecryptionError, ValueError) as exc:
-        # Our configuration (key unreadable) or a mail dkimpy refuses: send unsigned.
-        logger.error("DKIM signing for %s failed: %s", signing_domain, exc)
-        return raw
-    return signature + raw

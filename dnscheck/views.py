@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from dnscheck import selectors, services
+from dnscheck import selectors, services, signing
 from dnscheck.errors import DnsCheckError
 from dnscheck.forms import SendingDomainForm
 from dnscheck.models import DomainCheck, SendingDomain
@@ -21,7 +21,7 @@ HISTORY_LENGTH = 30
 
 
 def _knowlix_key_context() -> dict[str, object]:
-    key = services.get_active_dkim_key()
+    key = signing.get_active_dkim_key()
     selector = settings.KNOWLIX_DKIM_SELECTOR
     return {
         "dkim_key": key,
@@ -81,7 +81,7 @@ def domain_check(request: HttpRequest, pk: int) -> HttpResponse:
     domain = get_object_or_404(SendingDomain, pk=pk)
     check = services.check_sending_domain(
         domain=domain, trigger=DomainCheck.Trigger.MANUAL
-    )
+    ).check
     if check.is_valid:
         messages.success(request, f"{domain}: SPF, DKIM and DMARC are valid.")
     else:

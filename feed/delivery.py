@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Count, Max, Model, Prefetch, Subquery
 from django.template.loader import render_to_string
@@ -24,6 +25,7 @@ from knowlix.models import Record
 from mailservers import mime
 from mailservers.errors import MailServerError
 from mailservers.models import OutgoingRecipient
+from mailservers.services.outgoing import MailRecipient, queue_mail
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +99,6 @@ def queue_message_mail(
     """
     if not addressees:
         return
-    # Imported here: mailservers' services import dnscheck, which posts in feeds.
-    from mailservers.services.outgoing import MailRecipient, queue_mail
-
     record = message.content_object
     assert record is not None  # the message was just posted on it
     rows = {
@@ -121,7 +120,7 @@ def queue_message_mail(
         message=message, record=record, for_users=for_users
     )
     name, address = _sender(message)
-    parent = message.parent
+    in_reply_to, references = message_thread_headers(message, own_id=own_id)
     try:
         with transaction.atomic():
             queue_mail(
@@ -133,11 +132,11 @@ def queue_message_mail(
                 body_text=text,
                 # Only business records have a reply address (reply+<token>@...).
                 record=record if isinstance(record, Record) else None,
-                feed_message=message,
+                feed_message_id=message.pk,
                 attachments=_mail_parts(message),
                 message_id=message.message_id if own_id else "",
-                in_reply_to=parent.message_id if parent else "",
-                references=[parent.message_id] if parent else [],
+                in_reply_to=in_reply_to,
+                references=references,
                 auto_submitted=for_users or message.kind == Message.Kind.NOTIFICATION,
             )
     except MailServerError as exc:
@@ -147,6 +146,37 @@ def queue_message_mail(
                 r.message_recipient_id for r in recipients if r.message_recipient_id
             ]
         ).update(delivery_error=exc.user_message[:500])
+
+
+def message_thread_headers(message: Message, *, own_id: bool) -> tuple[str, list[str]]:
+    """(In-Reply-To, References) of a mail of ``message``: its parent's id, else the
+    record's thread. ``own_id``: the mail carries the message's Message-ID."""
+    parent = message.parent
+    if parent is not None:
+        return parent.message_id, [parent.message_id]
+    record = message.content_object
+    if not isinstance(record, Record):  # only business records thread their mail
+        return "", []
+    return thread_headers(
+        record, exclude_message_id=message.message_id if own_id else ""
+    )
+
+
+def thread_headers(
+    record: Model, *, exclude_message_id: str = ""
+) -> tuple[str, list[str]]:
+    """(In-Reply-To, References) chaining to the record's feed: root, then latest."""
+    ct = ContentType.objects.get_for_model(record)
+    ids = (
+        Message.objects.filter(content_type=ct, object_id=record.pk)
+        .exclude(message_id__in=["", exclude_message_id])
+        .order_by("created_at", "id")
+        .values_list("message_id", flat=True)
+    )
+    root, latest = ids.first(), ids.last()
+    if root is None or latest is None:  # both or neither: the same rows
+        return "", []
+    return latest, list(dict.fromkeys([root, latest]))
 
 
 def recipient_prefetches() -> list[Prefetch]:
@@ -175,17 +205,3 @@ def delivery_stamp_columns(*, content_type_id: int, object_id: int) -> dict:
         "deliveries": Subquery(rows.annotate(n=Count("id")).values("n")),
         "delivered": Subquery(rows.annotate(last=Max("updated_at")).values("last")),
     }
-
-
-def delivery_state(recipient: MessageRecipient) -> tuple[str, str]:
-    """(state, reason) as the Email queue says it: queued / sending / deferred /
-    sent / failed / bounced / cancelled; ("", "") if never mailed."""
-    rows = getattr(recipient, "delivery_rows", None)
-    if rows is None:
-        rows = list(recipient.deliveries.order_by("-id")) if recipient.pk else []
-    if rows:
-        row = rows[0]
-        return row.state, row.last_error
-    if recipient.delivery_error:
-        return OutgoingRecipient.State.FAILED, recipient.delivery_error
-    return "", ""

@@ -20,14 +20,13 @@ from knowlix import params
 from knowlix.access import can_view_record
 from knowlix.users import get_profile
 from mailservers.errors import MailServerError
+from mailservers.services.outgoing import MailRecipient, queue_mail
 
 logger = logging.getLogger(__name__)
 
 
 def send_activity_digests(*, today: dt.date) -> int:
     """Queue one digest per user who prefers email and has something due; count them."""
-    from mailservers.services.outgoing import MailRecipient, queue_mail
-
     by_user = selectors.due_activities_by_user(today=today)
     users = get_user_model().objects.in_bulk(list(by_user))
     sent = 0

@@ -17,6 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from mailservers.models import OutgoingRecipient
+
 
 class Subtype(models.Model):
     """What a message is about; followers subscribe to subtypes."""
@@ -157,16 +159,26 @@ class MessageRecipient(models.Model):
 
     @property
     def delivery_state(self) -> str:
-        """queued / sent / failed / bounced, or "" when no mail went to it."""
-        from feed.delivery import delivery_state
-
+        """The Email queue's state of its mail, or "" when no mail went to it."""
         return delivery_state(self)[0]
 
     @property
     def delivery_reason(self) -> str:
-        from feed.delivery import delivery_state
-
         return delivery_state(self)[1]
+
+
+def delivery_state(recipient: MessageRecipient) -> tuple[str, str]:
+    """(state, reason) as the Email queue says it: queued / sending / deferred /
+    sent / failed / bounced / cancelled; ("", "") if never mailed."""
+    rows = getattr(recipient, "delivery_rows", None)
+    if rows is None:
+        rows = list(recipient.deliveries.order_by("-id")) if recipient.pk else []
+    if rows:
+        row = rows[0]
+        return row.state, row.last_error
+    if recipient.delivery_error:
+        return OutgoingRecipient.State.FAILED, recipient.delivery_error
+    return "", ""
 
 
 def blob_path(blob: Blob, filename: str) -> str:
@@ -214,6 +226,11 @@ class Attachment(models.Model):
     @property
     def is_pdf(self) -> bool:
         return self.mimetype == "application/pdf"
+
+
+# (user_id, contact_id, subtype_id) of one follower's subscription; subtype_id is
+# None for a follower subscribed to nothing.
+FollowerRow = tuple[int | None, int | None, int | None]
 
 
 class Follower(RecordLinkMixin):

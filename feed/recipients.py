@@ -25,7 +25,15 @@ from django.db.models import Model
 
 from feed import delivery
 from feed.delivery import Addressee
-from feed.models import Follower, Message, MessageRecipient, Notification, Subtype
+from feed.models import (
+    Follower,
+    FollowerRow,
+    Message,
+    MessageRecipient,
+    Notification,
+    Subtype,
+)
+from feed.services.followers import follow
 from knowlix import params
 from knowlix.access import can_view_record
 from knowlix.models import Contact, normalize_email
@@ -130,11 +138,6 @@ class Following:
     subscribed: list[tuple[int | None, int | None]] = field(default_factory=list)
 
 
-# (user_id, contact_id, subtype_id) of one follower's subscription; subtype_id is
-# None for a follower subscribed to nothing.
-FollowerRow = tuple[int | None, int | None, int | None]
-
-
 def read_following(*, record: Model, subtype: Subtype) -> Following:
     """The record's followers by their subscriptions, in one query.
 
@@ -176,8 +179,6 @@ def plan_delivery(
     """``following``: :func:`read_following` for the message's subtype, when the
     caller already read it (it is read here otherwise). ``lookups``: reads shared
     with other plans of the same call."""
-    from feed.services import follow  # the public service; avoids an import cycle
-
     plan = DeliveryPlan()
     lookups = lookups or Lookups()
     subtype = message.subtype

@@ -17,6 +17,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Max, Model, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from feed.delivery import delivery_stamp_columns, recipient_prefetches
 from feed.models import (
     Activity,
     ActivityType,
@@ -48,8 +49,6 @@ def feed_stamp(*, record: Model) -> str:
     """Changes whenever the record's feed does: a message is posted or deleted, or
     a delivery state changes. One query of indexed aggregates, no rows read: what
     a page polls to learn that nothing changed (``feed:changes``)."""
-    from feed.delivery import delivery_stamp_columns
-
     ct = ContentType.objects.get_for_model(record)
     messages = (
         Message.objects.filter(content_type=ct, object_id=record.pk)
@@ -112,8 +111,6 @@ def _record_filter(record: Model) -> dict:
 
 def recipient_queryset() -> QuerySet[MessageRecipient]:
     """Recipients with what is needed to show their delivery state."""
-    from feed.delivery import recipient_prefetches
-
     return MessageRecipient.objects.prefetch_related(*recipient_prefetches()).order_by(
         "id"
     )

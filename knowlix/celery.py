@@ -11,6 +11,8 @@ import os
 from celery import Celery, signals
 from celery.schedules import crontab
 
+from knowlix.runtime import freeze_startup_heap
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "knowlix.settings")
 
 app = Celery("knowlix")
@@ -57,6 +59,4 @@ app.conf.beat_schedule = {
 @signals.worker_ready.connect  # the main process (solo and threads pools run tasks here)
 def _freeze_startup_heap(**_kwargs: object) -> None:
     """See knowlix.runtime: start-up objects are never walked by the collector."""
-    from knowlix.runtime import freeze_startup_heap
-
     freeze_startup_heap()

@@ -12,6 +12,8 @@ import time
 
 from django.conf import settings
 
+from knowlix.models import SystemParameter
+
 CATCHALL_DOMAIN = "mail.catchall.domain"
 DEFAULT_FROM = "mail.default.from"
 BOUNCE_ALIAS = "mail.bounce.alias"
@@ -41,8 +43,6 @@ _loaded_at = 0.0
 
 
 def _load() -> dict[str, str]:
-    from knowlix.models import SystemParameter
-
     return dict(SystemParameter.objects.values_list("key", "value"))
 
 
@@ -75,8 +75,6 @@ def get_int_param(key: str) -> int:
 
 
 def set_param(key: str, value: str) -> None:
-    from knowlix.models import SystemParameter
-
     SystemParameter.objects.update_or_create(key=key, defaults={"value": value})
     clear_cache()
 

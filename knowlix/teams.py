@@ -2,7 +2,7 @@
 assignee (the default one, or each active member in turn).
 
 Call :func:`apply_team` on the unsaved record, inside the transaction that creates
-it (``knowlix.services.create_record(s)``): the round-robin locks the team's row, so
+it (``feed.services.create_record(s)``): the round-robin locks the team's row, so
 two workers creating records at once never pick the same position.
 """
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from feed.models import Message
 from feed.services import new_record_followers, post_messages
-from knowlix import services as record_services
+from feed.services import records as record_services
 from knowlix.models import Contact, Record, Team, normalize_email
 from knowlix.records import record_label
 from mailservers.models import OutgoingMail

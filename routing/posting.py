@@ -1,7 +1,7 @@
 """Turn a parsed message into feed posts and new records (through their services).
 
 Messages are written only through ``feed.services.post_message`` and records only
-through ``knowlix.services.create_record``. Nothing is dropped silently: an HTML
+through ``feed.services.create_record``. Nothing is dropped silently: an HTML
 body over the budget is posted as text with the original HTML attached, and an
 attachment over the size limit is named in the body (the raw mail is kept).
 """
@@ -16,11 +16,11 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
 from feed.attachments import AttachmentInput, max_attachment_bytes
-from feed.html import html_to_text
 from feed.models import Message
 from feed.recipients import FollowerRow
 from feed.services import NewPost, new_message_id, post_messages
-from knowlix import services as record_services
+from feed.services import records as record_services
+from knowlix.html import html_to_text
 from knowlix.models import Record, Team
 from knowlix.teams import apply_team
 from routing.authenticity import Verdict
@@ -145,7 +145,7 @@ def new_record(
 ) -> Record:
     """An unsaved record of ``model`` from the mail: title from the subject, its
     contact, its team's followers and assignee
-    (``knowlix.services.create_records`` saves it)."""
+    (``feed.services.create_records`` saves it)."""
     values = dict(defaults or {})
     field = model._meta.get_field(model.TITLE_FIELD)
     max_length = getattr(field, "max_length", None) or 200

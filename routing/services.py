@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet, Value
 from django.utils import timezone
@@ -27,7 +28,7 @@ from mailservers.models import OutgoingMail
 from routing import bounces, matching
 from routing.authenticity import Verdict, sender_verdict
 from routing.errors import ParseError, RoutingError
-from routing.models import InboundMail, UnprocessedMail
+from routing.models import Alias, InboundMail, UnprocessedMail
 from routing.parsing import ParsedMessage, parse_message
 from routing.routes import IncomingServerLike, Router
 
@@ -337,10 +338,6 @@ DEFAULT_ALIASES = {
 
 def ensure_default_aliases() -> list:
     """Create the module aliases helpdesk@, sales@, expenses@, jobs@ (idempotent)."""
-    from django.contrib.contenttypes.models import ContentType
-
-    from routing.models import Alias
-
     aliases = []
     for name, model in DEFAULT_ALIASES.items():
         content_type = ContentType.objects.get_by_natural_key("knowlix", model)

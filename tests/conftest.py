@@ -90,7 +90,7 @@ def contact(make_contact) -> Contact:
 @pytest.fixture
 def ticket(alice, contact) -> Ticket:
     """A helpdesk ticket owned by alice about the customer contact."""
-    from knowlix import services
+    from feed.services import records as services
 
     return services.create_record(
         record=Ticket(subject="Printer on fire", contact=contact), author=alice

@@ -2,10 +2,10 @@
 
 from django.db import migrations
 
+from feed.defaults import ACTIVITY_TYPES, SUBTYPES
+
 
 def create_defaults(apps, schema_editor):
-    from feed.defaults import ACTIVITY_TYPES, SUBTYPES
-
     Subtype = apps.get_model("feed", "Subtype")
     ActivityType = apps.get_model("feed", "ActivityType")
     for code, name, internal, default, sequence in SUBTYPES:

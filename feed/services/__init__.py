@@ -5,6 +5,7 @@
 - :mod:`.notices`: record-created and tracking notices, ``notify_users``.
 - :mod:`.activities`: schedule, mark done, cancel.
 - :mod:`.inbox`: marking notifications read.
+- :mod:`.records`: creating and updating business records with their feed events.
 - :mod:`.assignments`: telling people a record or an activity is theirs.
 """
 
@@ -32,11 +33,14 @@ from feed.services.posting import (
     post_message,
     post_messages,
 )
+from feed.services.records import create_record, create_records, update_record
 
 __all__ = [
     "AttachmentInput",
     "NewPost",
     "cancel_activity",
+    "create_record",
+    "create_records",
     "default_due_date",
     "ensure_default_data",
     "follow",
@@ -56,4 +60,5 @@ __all__ = [
     "post_tracking",
     "schedule_activity",
     "unfollow",
+    "update_record",
 ]

@@ -11,11 +11,11 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
-from feed.html import sanitize_html, text_to_html
 from feed.models import Activity, ActivityType, Message, Subtype
 from feed.services.assignments import notify_activity
 from feed.services.followers import follow
 from feed.services.posting import post_message
+from knowlix.html import sanitize_html, text_to_html
 from knowlix.models import Record
 
 

@@ -13,9 +13,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.db.models import Model
 
-from feed import recipients as rcpt
 from feed.defaults import cached_subtypes
-from feed.models import Follower, Subtype
+from feed.models import Follower, FollowerRow, Subtype
 from knowlix.models import Contact
 
 
@@ -82,7 +81,7 @@ def _follow_defaults(
     *,
     is_new: bool = False,
     has_followers: bool = True,
-) -> list[rcpt.FollowerRow] | None:
+) -> list[FollowerRow] | None:
     """Make the record's people follow it. On a new record, returns all its
     followers' subscriptions (known exactly, since they were just written)."""
     users, contact = _default_people(record, author)
@@ -110,19 +109,17 @@ def _default_people(
     return users, getattr(record, "feed_contact", None)
 
 
-def new_record_followers(
-    *, record: Model, author: User | None
-) -> list[rcpt.FollowerRow]:
+def new_record_followers(*, record: Model, author: User | None) -> list[FollowerRow]:
     """The followers ``notify_record_created(is_new=True)`` gave ``record``, as
     ``post_message(followers=...)`` rows, without reading them back.
 
-    Only right after ``knowlix.services.create_record`` of a new record, before
+    Only right after ``feed.services.create_record`` of a new record, before
     anything else changes who follows it (its "created" notice changes nothing)."""
     users, contact = _default_people(record, author)
     people: list[tuple[int | None, int | None]] = [(u.pk, None) for u in users]
     if contact is not None:
         people.append((None, contact.pk))
-    rows: list[rcpt.FollowerRow] = []
+    rows: list[FollowerRow] = []
     for user_id, contact_id in people:
         subtypes = _default_subtypes(for_contact=contact_id is not None)
         rows += [(user_id, contact_id, s.pk) for s in subtypes] or [
@@ -137,7 +134,7 @@ def _follow_new_record(
     users: list[User],
     contact: Contact | None,
     has_followers: bool = True,
-) -> list[rcpt.FollowerRow]:
+) -> list[FollowerRow]:
     """``follow()`` for each of them, at once, on a record created in the current
     transaction: no one else can follow it concurrently, so the missing followers
     are inserted together, with no savepoint each. Returns every follower's
@@ -151,15 +148,15 @@ NewFollowers = tuple[Model, list[User], Contact | None, bool]
 
 def _follow_new_records(
     entries: Sequence[NewFollowers],
-) -> list[list[rcpt.FollowerRow]]:
+) -> list[list[FollowerRow]]:
     """:func:`_follow_new_record` for several records: one insert of the followers
     and one of their subscriptions for all of them."""
-    all_rows: list[list[rcpt.FollowerRow]] = []
+    all_rows: list[list[FollowerRow]] = []
     new: list[Follower] = []
     entry_of: list[int] = []  # the entry of each new follower
     for entry, (record, users, contact, has_followers) in enumerate(entries):
         ct = ContentType.objects.get_for_model(record)
-        rows: list[rcpt.FollowerRow] = []
+        rows: list[FollowerRow] = []
         if has_followers:
             rows = list(
                 Follower.objects.filter(content_type=ct, object_id=record.pk)

@@ -15,7 +15,6 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from feed import recipients as rcpt
-from feed.html import html_to_text, sanitize_html
 from feed.models import Message, MessageRecipient, Subtype
 from feed.services.followers import (
     _default_people,
@@ -29,6 +28,7 @@ from feed.services.posting import (
     post_message,
     post_messages,
 )
+from knowlix.html import html_to_text, sanitize_html
 
 
 @transaction.atomic

@@ -28,10 +28,10 @@ from feed.attachments import (
 )
 from feed.defaults import cached_subtypes, ensure_default_data
 from feed.errors import EmptyMessage
-from feed.html import html_to_text, sanitize_html, text_to_html
 from feed.models import Message, MessageRecipient, Subtype
 from feed.services.followers import follow
 from knowlix import params
+from knowlix.html import html_to_text, sanitize_html, text_to_html
 from knowlix.models import Contact
 from mailservers.mime import make_message_id
 

@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from feed.html import sanitize_html
 from feed.mentions import highlight_mentions
 from feed.models import Attachment, Message
 from feed.panel import panel_context
+from knowlix.html import sanitize_html
 
 register = template.Library()
 

@@ -14,10 +14,10 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from knowlix.models.contacts import Contact
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-    from knowlix.models.contacts import Contact
 
 
 def new_reply_token() -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -11,9 +11,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from knowlix.models.base import Record
-
-if TYPE_CHECKING:
-    from knowlix.models.contacts import Contact
+from knowlix.models.contacts import Contact
 
 
 def contact_link() -> models.ForeignKey:

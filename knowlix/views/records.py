@@ -15,7 +15,7 @@ from django.db.models import Field, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from knowlix import services
+from feed.services import records as services
 from knowlix.access import (
     can_add_model,
     can_change_model,

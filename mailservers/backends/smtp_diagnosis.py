@@ -11,7 +11,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from django.utils.translation import gettext as _
 
@@ -22,8 +22,19 @@ from mailservers.errors import (
     TransientError,
 )
 
-if TYPE_CHECKING:
-    from mailservers.backends.smtp import SmtpParams
+
+class ServerAddress(Protocol):
+    """What a diagnosis reads of ``mailservers.backends.smtp.SmtpParams``."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def security(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+
 
 SECURITY_SSL = "ssl"
 _GMAIL_HOSTS = ("gmail.com", "googlemail.com")
@@ -41,7 +52,7 @@ def describe_error(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
 
-def connection_error(exc: BaseException, p: SmtpParams) -> MailServerError:
+def connection_error(exc: BaseException, p: ServerAddress) -> MailServerError:
     """A precise, secret-free explanation of why connecting/authenticating failed."""
     where = {"host": p.host, "port": p.port, "timeout": int(p.timeout)}
     if isinstance(exc, socket.gaierror):

@@ -52,6 +52,9 @@ class OAuthGrant(models.Model):
         on_delete=models.SET_NULL,
         related_name="oauth_grants",
     )
+    # Set in the transaction that flips a valid grant to *needs reconnect*; cleared
+    # by the layer above once it told the owner and the admins (oauth_notices).
+    reconnect_notice_due = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mailservers.models.incoming import IncomingServer
+from mailservers.models.outgoing import OutgoingServer
 from mailservers.oauth import google, microsoft
 
 if TYPE_CHECKING:
     from django import forms
-
-    from mailservers.models.incoming import IncomingServer
-    from mailservers.models.outgoing import OutgoingServer
 
 # (provider, server kind) -> host, port, security
 SERVER_PRESETS: dict[tuple[str, str], dict[str, str | int]] = {

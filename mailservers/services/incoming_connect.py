@@ -24,6 +24,7 @@ from mailservers.incoming.pop3 import Pop3Fetcher
 from mailservers.models import IncomingServer
 from mailservers.oauth.presets import apply_oauth_rules
 from mailservers.services import incoming_notify
+from mailservers.services.oauth import with_fresh_token
 from mailservers.tls import mail_ssl_context
 
 logger = logging.getLogger(__name__)
@@ -76,8 +77,6 @@ def open_fetcher(server: IncomingServer) -> ImapFetcher | Pop3Fetcher:
         raise ServerConfigError(
             _("Connect the %(provider)s account first.") % {"provider": provider}
         )
-    from mailservers.services.oauth import with_fresh_token
-
     return with_fresh_token(
         server.oauth_grant,
         lambda token: _connect(

@@ -1,6 +1,6 @@
 """Tell the admins (inbox) that an incoming server needs attention or left mail behind.
 
-Like ``oauth_notify``, through ``feed.services.notify_users``: a notice on the server
+Like ``mailservers.oauth_notices``, through ``feed.services.notify_users``: a notice on the server
 row (its inbox link opens the server page) for every active admin. Called inside the
 transaction that flags the server, so the notice exists exactly when the flag does.
 """
@@ -16,13 +16,11 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from feed.models import Message
+from feed.services import notify_users
 from mailservers.models.incoming import IncomingServer
 
 
 def _notify_admins(*, server: IncomingServer, subject: str, body_html: str) -> Message:
-    # Imported here: feed.services imports the outgoing side, which imports back.
-    from feed.services import notify_users
-
     admins = get_user_model().objects.filter(
         Q(is_active=True) & (Q(is_staff=True) | Q(is_superuser=True))
     )

@@ -31,6 +31,8 @@ from mailservers.mime import (
     parse_address,
 )
 from mailservers.models import CaughtMail
+from routing import services as routing_services
+from routing.models import InboundMail
 
 logger = logging.getLogger(__name__)
 CATCHER_SOURCE = "mailcatcher"
@@ -91,13 +93,11 @@ def route_caught_mail(*, caught: CaughtMail) -> None:
     Mail to outside addresses is only caught. Never raises: a routing exception is
     logged and stored on the row, which keeps the mail.
     """
-    from routing.services import route_incoming_message
-
     raw = bytes(caught.raw)
     if not is_for_catchall(rcpt_tos=list(caught.rcpt_tos), raw=raw):
         return
     try:
-        result = route_incoming_message(raw=raw, source=CATCHER_SOURCE)
+        result = routing_services.route_incoming_message(raw=raw, source=CATCHER_SOURCE)
     except Exception as exc:  # noqa: BLE001 - any failure must leave the mail caught
         logger.exception("routing caught mail %s failed", caught.pk)
         caught.routing_outcome = ERROR
@@ -188,10 +188,8 @@ def reply_to_caught_mail(
     *, caught: CaughtMail, body: str, attachment: UploadedFile | None = None
 ) -> ReplyOutcome:
     """Reply to ``caught`` as its recipient through the routing pipeline."""
-    from routing.services import route_incoming_message
-
     raw = build_reply(caught=caught, body=body, attachment=attachment)
-    result = route_incoming_message(raw=raw, source=REPLY_SOURCE)
+    result = routing_services.route_incoming_message(raw=raw, source=REPLY_SOURCE)
     return ReplyOutcome(
         outcome=str(result.outcome),
         reason=result.reason,
@@ -202,8 +200,6 @@ def reply_to_caught_mail(
 
 def get_reply_outcome(inbound_id: int) -> ReplyOutcome | None:
     """What routing made of a reply sent from the Local mailbox (shown after it)."""
-    from routing.models import InboundMail
-
     inbound = InboundMail.objects.filter(pk=inbound_id, source=REPLY_SOURCE).first()
     if inbound is None:
         return None

@@ -5,8 +5,10 @@ Invariants:
   per-process lock for threads), and the locked row is re-read first: when another
   worker already refreshed, its token is used. Rotated refresh tokens are saved in
   the same transaction as the access token they came with.
-- ``invalid_grant`` flags the grant *needs reconnect* once and notifies its owner and
-  the admins; every caller then gets ``OAuthReconnectRequired``, never a crash.
+- ``invalid_grant`` flags the grant *needs reconnect* once, with
+  ``reconnect_notice_due``: telling its owner and the admins is the job of the layer
+  above (``mailservers.oauth_notices``, run by the tasks and views that refresh);
+  every caller then gets ``OAuthReconnectRequired``, never a crash.
 Connecting an account (``state``, code exchange) lives in ``oauth_connect``.
 """
 
@@ -32,7 +34,6 @@ from mailservers.errors import (
 )
 from mailservers.models.oauth import OAuthGrant
 from mailservers.oauth import config
-from mailservers.services import oauth_notify
 
 logger = logging.getLogger(__name__)
 
@@ -138,17 +139,17 @@ def _flag_needs_reconnect(grant: OAuthGrant, exc: OAuthReconnectRequired) -> Non
     grant.access_token = ""
     grant.last_error = f"{exc.user_message} ({exc.detail})"
     grant.last_error_at = timezone.now()
+    grant.reconnect_notice_due = grant.reconnect_notice_due or was_valid
     grant.save(
         update_fields=[
             "state",
             "access_token",
             "last_error",
             "last_error_at",
+            "reconnect_notice_due",
             "updated_at",
         ]
     )
-    if was_valid:
-        oauth_notify.notify_needs_reconnect(grant=grant)
 
 
 def _copy_token_fields(*, source: OAuthGrant, target: OAuthGrant) -> None:

@@ -36,6 +36,7 @@ from mailservers.errors import (
     ServerQuotaError,
 )
 from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
+from mailservers.services.oauth import with_fresh_token
 from mailservers.services.outbox_results import (  # noqa: F401  (MAX_ATTEMPTS: tests)
     MAX_ATTEMPTS,
     UNCERTAIN_REASON,
@@ -92,7 +93,6 @@ def open_connection(conn: SmtpConnection, server: OutgoingServer | None) -> None
     if server is None or server.auth_method == OutgoingServer.AuthMethod.PASSWORD:
         conn.open()
         return
-    from mailservers.services.oauth import with_fresh_token
 
     def attempt(token: Callable[[], str]) -> None:
         conn.params = dataclasses.replace(conn.params, token=token)

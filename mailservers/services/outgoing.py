@@ -6,8 +6,8 @@ Public API (keep stable; ``feed.delivery`` calls it)::
         *, from_address: str, from_name: str = "",
         recipients: Sequence[MailRecipient],      # address, name, kind, message_recipient_id
         subject: str, body_html: str = "", body_text: str = "",
-        record: Model | None = None,               # threads + reply+<token>@catch-all
-        feed_message: Message | None = None,
+        record: Model | None = None,               # reply+<token>@catch-all, linked
+        feed_message_id: int | None = None,
         attachments: Sequence[MailPart] = (),      # content_id set: inline image
         message_id: str = "", in_reply_to: str = "", references: Sequence[str] = (),
         reply_to: str = "", auto_submitted: bool = False,
@@ -19,37 +19,45 @@ Public API (keep stable; ``feed.delivery`` calls it)::
 ``queue_mail`` builds the bytes once, refuses a mail above ``KNOWLIX_MAIL_MAX_BYTES``
 (``MailTooLargeError``) or with a bad address (``DeliveryError(permanent=True)``)
 before any row exists, chooses the server (``mailservers.selection``) and records
-the choice. With ``send_now`` a Celery task sends it once the transaction commits.
-Sending is ``mailservers.services.outbox`` (re-exported below).
+the choice. With ``send_now`` the Celery task ``mailservers.tasks.send_mail`` (named,
+not imported: tasks are a higher layer) sends it once the transaction commits.
+Thread headers (In-Reply-To, References) come ready-made from the caller: the feed
+knows the thread, the queue does not read it. Sending is
+``mailservers.services.outbox`` (re-exported below).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
+from celery import signature
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dnscheck.services import dkim_sign
-from feed.html import html_to_text
-from feed.models import Message
+from dnscheck.signing import dkim_sign
 from knowlix import params
+from knowlix.html import html_to_text
 from mailservers import mime
 from mailservers.backends.smtp import ConnectionCheck, SmtpParams, test_connection
 from mailservers.errors import DeliveryError, MailServerError, MailTooLargeError
 from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
 from mailservers.selection import select_server
 from mailservers.services.outbox import (  # noqa: F401  (the public door)
+    open_connection,
     process_outbox,
     recover_stuck_mail,
     send_mail_item,
+    smtp_params_for,
 )
 
 Recipient = OutgoingRecipient
+# Sends one queued mail right away; the beat's ``process_outbox`` is the fallback.
+SEND_MAIL_TASK = "mailservers.tasks.send_mail"
 
 
 @dataclass(frozen=True)
@@ -88,21 +96,9 @@ def record_reply_address(record: models.Model) -> str:
     return f"reply+{token}@{params.catchall_domain()}" if token else ""
 
 
-def thread_headers(
-    record: models.Model, *, exclude_message_id: str = ""
-) -> tuple[str, list[str]]:
-    """(In-Reply-To, References) chaining to the record's feed: root, then latest."""
-    ct = ContentType.objects.get_for_model(record)
-    ids = (
-        Message.objects.filter(content_type=ct, object_id=record.pk)
-        .exclude(message_id__in=["", exclude_message_id])
-        .order_by("created_at", "id")
-        .values_list("message_id", flat=True)
-    )
-    root, latest = ids.first(), ids.last()
-    if root is None or latest is None:  # both or neither: the same rows
-        return "", []
-    return latest, list(dict.fromkeys([root, latest]))
+def start_sending(mail_id: int) -> None:
+    """Ask a worker to send the mail now (by task name: tasks are the layer above)."""
+    signature(SEND_MAIL_TASK, args=(mail_id,)).delay()
 
 
 def _valid_msgids(values: Sequence[str]) -> list[str]:
@@ -119,7 +115,7 @@ def queue_mail(
     body_html: str = "",
     body_text: str = "",
     record: models.Model | None = None,
-    feed_message: Message | None = None,
+    feed_message_id: int | None = None,
     attachments: Sequence[mime.MailPart] = (),
     message_id: str = "",
     in_reply_to: str = "",
@@ -150,8 +146,6 @@ def queue_mail(
         original = mime.make_address(sender.display_name, selection.original_from)
         reply_to = str(original)
     message_id = message_id or mime.make_message_id(params.catchall_domain())
-    if record is not None and not in_reply_to and not references:
-        in_reply_to, references = thread_headers(record, exclude_message_id=message_id)
     in_reply_to = (_valid_msgids([in_reply_to]) or [""])[0]
 
     def header_list(kind: str) -> list[tuple[str, str]]:
@@ -179,7 +173,7 @@ def queue_mail(
 
     with transaction.atomic():
         mail = OutgoingMail.objects.create(
-            feed_message=feed_message,
+            feed_message_id=feed_message_id,
             content_type=ContentType.objects.get_for_model(record) if record else None,
             object_id=record.pk if record else None,
             server=selection.server,
@@ -205,9 +199,7 @@ def queue_mail(
             for r in recipients
         )
         if send_now:
-            from mailservers.tasks.outgoing import send_mail
-
-            send_mail.delay_on_commit(mail.pk)
+            transaction.on_commit(partial(start_sending, mail.pk))
     return mail
 
 
@@ -282,8 +274,6 @@ def mark_recipient_bounced(
 
 def check_server_connection(*, server: OutgoingServer | None) -> ConnectionCheck:
     """*Test Connection*: connect, TLS, log in; the outcome is stored on the server."""
-    from mailservers.services.outbox import open_connection, smtp_params_for
-
     try:
         check = test_connection(
             smtp_params_for(server), opener=lambda conn: open_connection(conn, server)

@@ -13,6 +13,7 @@ from celery import shared_task
 
 from mailservers.errors import MailServerError
 from mailservers.models import IncomingServer
+from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.services import incoming as services
 
 __all__ = ["poll_due_servers", "poll_server"]
@@ -39,4 +40,5 @@ def poll_server(server_id: int) -> int:
         return services.poll_incoming_server(server=server).stored
     except MailServerError as exc:  # already stored on the row; beat retries
         logger.info("Incoming server %s: %s", server_id, exc.user_message)
+        send_reconnect_notices()  # the poll may have found its OAuth grant revoked
         return 0

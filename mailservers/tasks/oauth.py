@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from mailservers.errors import OAuthProviderUnavailable, PermanentError
 from mailservers.models import OAuthGrant
+from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.services import oauth as services
 from mailservers.services import oauth_connect
 
@@ -31,7 +32,8 @@ def refresh_oauth_grant(self: Task, grant_id: int) -> None:
     except OAuthProviderUnavailable as exc:
         raise self.retry(exc=exc, countdown=300 * 2**self.request.retries) from exc
     except PermanentError:
-        return  # recorded on the grant (needs reconnect / config error) and notified
+        # Recorded on the grant (needs reconnect / config error); tell its people.
+        send_reconnect_notices()
 
 
 @shared_task(name="mailservers.tasks.keep_oauth_grants_alive")

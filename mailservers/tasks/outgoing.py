@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.services import outbox
 
 __all__ = ["process_outbox", "recover_stuck_mail", "send_mail"]
@@ -22,8 +23,10 @@ def send_mail(mail_id: int) -> None:
 
 @shared_task(name="mailservers.tasks.process_outbox")
 def process_outbox() -> None:
-    """Drain every due mail (beat, every minute)."""
+    """Drain every due mail (beat, every minute), then tell owners and admins of OAuth
+    grants found revoked meanwhile (by this drain or any other path)."""
     outbox.process_outbox()
+    send_reconnect_notices()
 
 
 @shared_task(name="mailservers.tasks.recover_stuck_mail")

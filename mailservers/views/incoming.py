@@ -23,6 +23,7 @@ from knowlix.decorators import admin_required, technical_required
 from mailservers.errors import MailServerError
 from mailservers.models import FetchedMessage, IncomingServer
 from mailservers.oauth.presets import form_uses_oauth
+from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.services.incoming_connect import (
     check_incoming_server,
     save_incoming_server,
@@ -158,6 +159,7 @@ def server_test(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         summary = check_incoming_server(server=server)
     except MailServerError as exc:  # stored on the server by the service
+        send_reconnect_notices()  # the test may have found the OAuth grant revoked
         messages.error(request, _("Test failed: %s") % exc.user_message)
     else:
         messages.success(request, _("Connection OK (%s); server confirmed.") % summary)

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from knowlix import params
 from knowlix.decorators import admin_required, technical_required
+from knowlix.html import sanitize_html
 from mailservers.localmailbox_forms import LocalReplyForm
 from mailservers.models import (
     PRESETS,
@@ -30,9 +31,11 @@ from mailservers.models import (
     OutgoingRecipient,
     OutgoingServer,
 )
+from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.outgoing_forms import OutgoingServerForm
 from mailservers.services import localmailbox as localmailbox_services
 from mailservers.services import outgoing as services
+from mailservers.tasks.outgoing import send_mail
 
 PAGE_SIZE = 50
 
@@ -88,6 +91,7 @@ def outgoing_test(request: HttpRequest, pk: int) -> HttpResponse:
         OutgoingServer.objects.select_related("oauth_grant"), pk=pk
     )
     check = services.check_server_connection(server=server)
+    send_reconnect_notices()  # the test may have found the OAuth grant revoked
     (messages.success if check.ok else messages.error)(request, check.message)
     return redirect("mailservers:outgoing-edit", pk=server.pk)
 
@@ -188,8 +192,6 @@ def _back_to_queue(request: HttpRequest) -> HttpResponse:
 @require_POST
 def queue_retry(request: HttpRequest, pk: int) -> HttpResponse:
     if services.retry_mail(mail_id=pk):
-        from mailservers.tasks.outgoing import send_mail
-
         send_mail.delay_on_commit(pk)
         messages.success(request, "The mail is queued again.")
     else:
@@ -231,8 +233,6 @@ def _render_detail(
     reply: localmailbox_services.ReplyOutcome | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    from feed.html import sanitize_html
-
     msg = _parse(caught)
     html_part = msg.get_body(preferencelist=("html",))
     text_part = msg.get_body(preferencelist=("plain",))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from dnscheck import services
+from dnscheck import notify, services
 from tests.servers.dns_fixtures import publish_domain
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,7 @@ def test_break_notification_is_listed_in_inbox(
     publish_domain(dns_server, "company.com")
     services.add_sending_domain(name="company.com")
     dns_server.set_txt("company.com", "v=spf1 +all")
-    services.recheck_all_domains()
+    notify.recheck_all_domains()
     client.force_login(admin_user)
     response = client.get(reverse("feed:inbox"))
     assert response.status_code == 200

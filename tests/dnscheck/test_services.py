@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.core.management import call_command
 
-from dnscheck import services
+from dnscheck import notify, services
 from dnscheck.errors import DomainAlreadyAdded, InvalidDomainName
 from dnscheck.models import DomainCheck, SendingDomain
 from feed.models import Notification
@@ -72,7 +73,7 @@ def test_daily_recheck_notifies_admins_when_valid_domain_breaks(
     publish_domain(dns_server, "company.com")
     domain = services.add_sending_domain(name="company.com", user=admin_user)
     dns_server.remove(f"{DKIM_SELECTOR}._domainkey.company.com")
-    assert services.recheck_all_domains() == 1
+    assert notify.recheck_all_domains() == 1
     check = domain.checks.first()
     assert check.trigger == DomainCheck.Trigger.SCHEDULED
     assert check.broke
@@ -92,12 +93,12 @@ def test_recheck_does_not_notify_again_or_for_dns_errors(
     publish_domain(dns_server, "company.com")
     services.add_sending_domain(name="company.com")
     dns_server.servfail("_dmarc.company.com")
-    services.recheck_all_domains()
+    notify.recheck_all_domains()
     assert Notification.objects.count() == 0
     dns_server.reset()
     dns_server.set_txt("company.com", "v=spf1 -all")
-    services.recheck_all_domains()
-    services.recheck_all_domains()
+    notify.recheck_all_domains()
+    notify.recheck_all_domains()
     assert Notification.objects.count() == 1
 
 
@@ -109,6 +110,31 @@ def test_manual_check_does_not_notify(dns_server, dkim_key, admin_user):
     services.check_sending_domain(domain=domain, trigger=DomainCheck.Trigger.MANUAL)
     assert domain.checks.first().broke
     assert Notification.objects.count() == 0
+
+
+def test_checker_reports_a_break_but_posts_no_notice(dns_server, dkim_key, admin_user):
+    """The service names what broke; only the layer above tells the admins."""
+    publish_domain(dns_server, "company.com")
+    domain = services.add_sending_domain(name="company.com")
+    dns_server.remove(f"{DKIM_SELECTOR}._domainkey.company.com")
+    recorded = services.check_sending_domain(
+        domain=domain, trigger=DomainCheck.Trigger.SCHEDULED
+    )
+    assert recorded.broken == ["dkim"]
+    assert recorded.check.broke
+    assert Notification.objects.count() == 0
+
+
+def test_check_dns_command_notifies_admins_of_a_break(dns_server, dkim_key, admin_user):
+    """``manage.py check_dns`` on a saved domain that broke tells the admins once."""
+    publish_domain(dns_server, "company.com")
+    services.add_sending_domain(name="company.com")
+    dns_server.set_txt("company.com", "v=spf1 +all")
+    call_command("check_dns", "company.com", "--json")
+    call_command("check_dns", "company.com", "--json")
+    notes = Notification.objects.select_related("message")
+    assert [n.user for n in notes] == [admin_user]
+    assert notes[0].message.subject == "Sending domain company.com: SPF no longer valid"
 
 
 def test_recheck_task_runs_the_service(dns_server, dkim_key):

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from dnscheck import services
+from dnscheck import services, signing
 from dnscheck.lookup import make_resolver
 from dnscheck.models import DkimKey, SendingDomain
 from tests.servers.dns_fixtures import publish_domain
@@ -43,7 +43,7 @@ def test_verified_domain_mail_is_signed_and_verifies(dns_server, dkim_key):
     """Mail from a DKIM-verified domain carries a signature dkimpy verifies."""
     publish_domain(dns_server, "company.com")
     services.add_sending_domain(name="company.com")
-    signed = services.dkim_sign(RAW, "company.com")
+    signed = signing.dkim_sign(RAW, "company.com")
     assert signed.startswith(b"DKIM-Signature: ")
     assert b"d=company.com" in signed
     assert b"s=knowlix" in signed
@@ -56,7 +56,7 @@ def test_tampered_mail_does_not_verify(dns_server, dkim_key):
     """The verification is real: a changed body fails it."""
     publish_domain(dns_server, "company.com")
     services.add_sending_domain(name="company.com")
-    signed = services.dkim_sign(RAW, "company.com")
+    signed = signing.dkim_sign(RAW, "company.com")
     tampered = signed.replace(b"We are on it.", b"Send bitcoins.")
     assert not dkim.verify(tampered, dnsfunc=loopback_dnsfunc(dns_server))
 
@@ -65,8 +65,8 @@ def test_unverified_domain_is_returned_unchanged(dns_server, dkim_key):
     """A domain that is not verified for DKIM: the bytes come back untouched."""
     dns_server.set_txt("company.com", "v=spf1 -all")
     services.add_sending_domain(name="company.com")
-    assert services.dkim_sign(RAW, "company.com") is RAW
-    assert services.dkim_sign(RAW, "unknown.example") is RAW
+    assert signing.dkim_sign(RAW, "company.com") is RAW
+    assert signing.dkim_sign(RAW, "unknown.example") is RAW
 
 
 def test_subdomain_is_signed_with_verified_organizational_domain(dns_server, dkim_key):
@@ -74,7 +74,7 @@ def test_subdomain_is_signed_with_verified_organizational_domain(dns_server, dki
     publish_domain(dns_server, "company.com")
     services.add_sending_domain(name="company.com")
     raw = RAW.replace(b"alice@company.com", b"news@marketing.company.com")
-    signed = services.dkim_sign(raw, "marketing.company.com")
+    signed = signing.dkim_sign(raw, "marketing.company.com")
     assert b"d=company.com" in signed
     assert dkim.verify(signed, dnsfunc=loopback_dnsfunc(dns_server))
 
@@ -83,7 +83,7 @@ def test_subdomain_verified_itself_signs_as_itself(dns_server, dkim_key):
     """A verified subdomain signs with its own d= (strict alignment works)."""
     publish_domain(dns_server, "marketing.company.com")
     services.add_sending_domain(name="marketing.company.com")
-    signed = services.dkim_sign(RAW, "news@marketing.company.com")
+    signed = signing.dkim_sign(RAW, "news@marketing.company.com")
     assert b"d=marketing.company.com" in signed
     assert dkim.verify(signed, dnsfunc=loopback_dnsfunc(dns_server))
 
@@ -93,7 +93,7 @@ def test_lf_line_endings_are_kept(dns_server, dkim_key):
     publish_domain(dns_server, "company.com")
     services.add_sending_domain(name="company.com")
     raw = RAW.replace(b"\r\n", b"\n")
-    signed = services.dkim_sign(raw, "company.com")
+    signed = signing.dkim_sign(raw, "company.com")
     assert b"\r\n" not in signed
     assert dkim.verify(signed, dnsfunc=loopback_dnsfunc(dns_server))
 
@@ -101,7 +101,7 @@ def test_lf_line_endings_are_kept(dns_server, dkim_key):
 def test_no_key_means_no_signature(dns_server):
     """Verified domain but no key generated: unsigned."""
     SendingDomain.objects.create(name="company.com", is_dkim_verified=True)
-    assert services.dkim_sign(RAW, "company.com") is RAW
+    assert signing.dkim_sign(RAW, "company.com") is RAW
 
 
 def test_unreadable_key_leaves_mail_unsigned(dns_server, dkim_key, settings):
@@ -109,7 +109,7 @@ def test_unreadable_key_leaves_mail_unsigned(dns_server, dkim_key, settings):
     publish_domain(dns_server, "company.com")
     services.add_sending_domain(name="company.com")
     settings.KNOWLIX_ENCRYPTION_KEY = "cmVwbGFjZWQtZW5jcnlwdGlvbi1rZXktZm9yLXRlc3Q="
-    assert services.dkim_sign(RAW, "company.com") is RAW
+    assert signing.dkim_sign(RAW, "company.com") is RAW
 
 
 def test_keygen_stores_key_encrypted_and_prints_record(capsys, settings):

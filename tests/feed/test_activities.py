@@ -11,7 +11,7 @@ from django.utils import timezone
 from feed import digests, selectors, services
 from feed.defaults import ensure_default_data
 from feed.models import Activity, ActivityDigest, ActivityType, Follower, Subtype
-from knowlix import services as record_services
+from feed.services import records as record_services
 from knowlix.models import Opportunity
 from mailservers.models import OutgoingMail
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from feed.models import ActivityType, Notification
-from feed.services import schedule_activity
+from feed.services import create_record, schedule_activity, update_record
 from knowlix.models import Opportunity, Project, Ticket
-from knowlix.services import create_record, update_record
 
 
 def inbox_subjects(user) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feed.html import html_to_text, sanitize_html, text_to_html
+from knowlix.html import html_to_text, sanitize_html, text_to_html
 
 # Each payload must come out inert: no script, no handler, no active URL.
 XSS_CORPUS = [

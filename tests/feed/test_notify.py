@@ -187,7 +187,7 @@ def test_reply_to_internal_note_stays_internal(post_on, ticket, alice, contact, 
 
 def test_stage_change_notifies_users_only(ticket, alice, bob_follows, queued):
     """A tracked change is posted and notified to users, never mailed to contacts."""
-    from knowlix import services as record_services
+    from feed.services import records as record_services
 
     ticket.stage = ticket.Stage.SOLVED
     record_services.update_record(record=ticket, author=alice, changed_fields=["stage"])

@@ -13,12 +13,14 @@ import email.policy
 import pytest
 from django.urls import reverse
 
+from dnscheck import notify as dns_notify
 from dnscheck import services as dns_services
 from dnscheck.models import SendingDomain
 from feed import services
 from feed.models import Message, Notification
 from mailservers.errors import OAuthReconnectRequired, ServerAuthError
 from mailservers.models import OAuthGrant
+from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.services import incoming as incoming_service
 from mailservers.services import oauth as oauth_service
 from mailservers.services.outgoing import process_outbox
@@ -46,11 +48,13 @@ def technical_staff(staff):
 
 
 def revoke_grant(oauth_server, owner=None) -> OAuthGrant:  # noqa: ANN001
-    """A grant the provider revoked, found out on the next token refresh."""
+    """A grant the provider revoked, found out on the next token refresh, whose
+    notice the task that ran the refresh then sent."""
     grant = make_grant(oauth_server, owner=owner, expires_in=dt.timedelta(0))
     oauth_server.revoke_user(grant.account_address)
     with pytest.raises(OAuthReconnectRequired):
         oauth_service.get_access_token(grant)
+    send_reconnect_notices()
     return OAuthGrant.objects.get(pk=grant.pk)
 
 
@@ -188,7 +192,7 @@ def test_inbox_opens_dns_break_notice_for_staff_admin(
     publish_domain(dns_server, "company.com")
     domain = dns_services.add_sending_domain(name="company.com")
     dns_server.remove(f"{DKIM_SELECTOR}._domainkey.company.com")
-    assert dns_services.recheck_all_domains() == 1
+    assert dns_notify.recheck_all_domains() == 1
     inbox = client_inbox(client, staff)
     assert "Sending domain company.com: DKIM no longer valid" in inbox
     assert "Sending domain" in inbox and "no longer open" not in inbox

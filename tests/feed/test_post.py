@@ -174,7 +174,7 @@ def test_filenames_are_cleaned(ticket, alice):
 
 def test_tracking_posts_each_change(ticket, alice, bob):
     """Assigning and changing stage posts one notification listing both."""
-    from knowlix import services as record_services
+    from feed.services import records as record_services
 
     ticket.stage = ticket.Stage.IN_PROGRESS
     ticket.assignee = bob

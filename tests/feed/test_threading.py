@@ -15,9 +15,9 @@ from django.urls import reverse
 from feed import services
 from feed.models import Message
 from feed.selectors import FEED_PAGE_SIZE
+from feed.services import create_record
 from feed.templatetags.feed_tags import reply_excerpt
 from knowlix.models import Ticket
-from knowlix.services import create_record
 from tests.fixtures_bulk import make_messages
 
 pytestmark = pytest.mark.django_db

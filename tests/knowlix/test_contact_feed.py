@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from feed import services
 from feed.models import Message
+from feed.services import create_record
 from knowlix.models import Opportunity, Ticket
-from knowlix.services import create_record
 
 
 def test_contact_page_lists_messages_from_and_to_them(client, alice, contact, ticket):

@@ -13,6 +13,7 @@ from django.test import Client
 
 from feed.models import Notification
 from mailservers.models import OAuthGrant, OutgoingServer
+from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.services import oauth as token_services
 from mailservers.services.oauth_connect import server_url
 from tests.mailservers.oauth_helpers import make_grant
@@ -37,7 +38,7 @@ def root(django_user_model):
 @pytest.fixture
 def revoked(oauth_server, olga, root, settings):
     """olga's Gmail grant behind an outgoing server, revoked at the provider and
-    flagged by a refresh (which sent the notices)."""
+    flagged by a refresh, its notices sent."""
     settings.KNOWLIX_BASE_URL = "http://testserver"
     grant = make_grant(oauth_server, owner=olga, expires_in=dt.timedelta(0))
     server = OutgoingServer.objects.create(
@@ -51,6 +52,7 @@ def revoked(oauth_server, olga, root, settings):
     oauth_server.revoke_user(ADDRESS)
     with pytest.raises(token_services.OAuthReconnectRequired):
         token_services.get_access_token(grant)
+    send_reconnect_notices()  # what the task that ran the refresh does next
     grant.refresh_from_db()
     assert grant.state == OAuthGrant.State.NEEDS_RECONNECT
     return grant, server
@@ -192,6 +194,7 @@ def test_notice_goes_only_to_those_who_can_open_it(
     oauth_server.revoke_user(ADDRESS)
     with pytest.raises(token_services.OAuthReconnectRequired):
         token_services.get_access_token(grant)
+    send_reconnect_notices()
     notified = list(
         django_user_model.objects.filter(knowlix_notifications__isnull=False)
     )

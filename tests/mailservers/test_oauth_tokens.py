@@ -9,9 +9,12 @@ from contextlib import nullcontext
 import pytest
 
 from feed.models import Notification
+from mailservers import oauth_notices
 from mailservers.errors import OAuthProviderUnavailable, OAuthReconnectRequired
 from mailservers.models import OAuthGrant
 from mailservers.services import oauth as services
+from mailservers.tasks.oauth import refresh_oauth_grant
+from mailservers.tasks.outgoing import process_outbox
 from tests.mailservers.oauth_helpers import make_grant
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +57,8 @@ def test_refused_token_is_refreshed_once_more(oauth_server):
 def test_revoked_grant_needs_reconnect_and_notifies_owner_and_admins(
     oauth_server, django_user_model
 ):
-    """invalid_grant flags the grant and notifies its owner and the admins."""
+    """invalid_grant flags the grant; the layer above then notifies its owner and the
+    admins, once."""
     owner = django_user_model.objects.create_user("olga")
     admin = django_user_model.objects.create_user("adam", is_staff=True)
     outsider = django_user_model.objects.create_user("carol")
@@ -65,6 +69,9 @@ def test_revoked_grant_needs_reconnect_and_notifies_owner_and_admins(
     stored = OAuthGrant.objects.get(pk=grant.pk)
     assert stored.state == OAuthGrant.State.NEEDS_RECONNECT
     assert "invalid_grant" in stored.last_error
+    assert stored.reconnect_notice_due
+    assert Notification.objects.count() == 0  # the token service posts nothing
+    assert oauth_notices.send_reconnect_notices() == 1
     notified = set(Notification.objects.values_list("user__username", flat=True))
     assert notified == {"olga", "adam"}
     assert outsider.username not in notified
@@ -73,6 +80,7 @@ def test_revoked_grant_needs_reconnect_and_notifies_owner_and_admins(
     with pytest.raises(OAuthReconnectRequired):
         services.get_access_token(stored)
     assert len(oauth_server.refresh_requests()) == 1
+    assert oauth_notices.send_reconnect_notices() == 0
     assert Notification.objects.count() == 2
 
 
@@ -148,3 +156,36 @@ def test_stale_needs_reconnect_object_sees_the_reconnect(oauth_server):
     stale = OAuthGrant.objects.get(pk=grant.pk)
     stale.state = OAuthGrant.State.NEEDS_RECONNECT
     assert services.get_access_token(stale) == grant.access_token
+
+
+def test_keepalive_task_of_a_revoked_grant_notifies_once(
+    oauth_server, django_user_model
+):
+    """The daily refresh task that finds a grant revoked tells its owner, once."""
+    owner = django_user_model.objects.create_user("olga")
+    grant = make_grant(oauth_server, owner=owner)
+    oauth_server.revoke_user("ops@gmail.example")
+    refresh_oauth_grant.apply(args=[grant.pk]).get()
+    refresh_oauth_grant.apply(args=[grant.pk]).get()
+    assert OAuthGrant.objects.get(pk=grant.pk).state == OAuthGrant.State.NEEDS_RECONNECT
+    assert list(Notification.objects.values_list("user__username", flat=True)) == [
+        "olga"
+    ]
+
+
+def test_outbox_task_tells_of_a_grant_flagged_on_another_path(
+    oauth_server, django_user_model
+):
+    """A flag no task told of yet (a browser's test, a killed worker) goes out with
+    the next beat of process_outbox; a grant reconnected meanwhile gets no notice."""
+    owner = django_user_model.objects.create_user("olga")
+    flagged = make_grant(oauth_server, owner=owner, expires_in=dt.timedelta(0))
+    oauth_server.revoke_user("ops@gmail.example")
+    with pytest.raises(OAuthReconnectRequired):
+        services.get_access_token(flagged)
+    fixed = make_grant(oauth_server, address="ops2@gmail.example", owner=owner)
+    OAuthGrant.objects.filter(pk=fixed.pk).update(reconnect_notice_due=True)
+    process_outbox.apply().get()
+    notes = Notification.objects.select_related("message")
+    assert [n.message.object_id for n in notes] == [flagged.pk]
+    assert not OAuthGrant.objects.filter(reconnect_notice_due=True).exists()

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest
 from django.utils import timezone
 
+from feed.delivery import thread_headers
 from feed.models import Message
 from knowlix import params
 from mailservers.errors import DeliveryError, MailTooLargeError
@@ -101,7 +102,8 @@ def test_foreign_from_is_rewritten_with_reply_to(outbox_server):  # noqa: ANN001
 
 
 def test_record_mail_threads_and_replies_to_the_record(outbox_server, ticket):  # noqa: ANN001
-    """Mail about a record replies to reply+token@catch-all and chains its thread."""
+    """Mail about a record replies to reply+token@catch-all and carries the thread
+    headers the feed computed (root, then latest message of the record's feed)."""
     from django.contrib.contenttypes.models import ContentType
 
     ct = ContentType.objects.get_for_model(ticket)
@@ -113,7 +115,13 @@ def test_record_mail_threads_and_replies_to_the_record(outbox_server, ticket):  
             message_id=f"<m{n}@catchall.test>",
             created_at=timezone.now() + timedelta(seconds=n),
         )
-    mail = queue(record=ticket, auto_submitted=True)
+    in_reply_to, references = thread_headers(ticket)
+    mail = queue(
+        record=ticket,
+        auto_submitted=True,
+        in_reply_to=in_reply_to,
+        references=references,
+    )
     outbox.process_outbox()
     msg = parse(outbox_server.received[0].raw)
     assert msg["Reply-To"] == f"reply+{ticket.reply_token}@catchall.test"

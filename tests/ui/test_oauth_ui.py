@@ -17,6 +17,7 @@ from mailservers.errors import OAuthReconnectRequired
 from mailservers.incoming import ConnectionSettings
 from mailservers.incoming.imap import ImapFetcher
 from mailservers.models import IncomingServer, OAuthGrant, OutgoingServer
+from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.services.oauth import with_fresh_token
 from tests.servers.oauth_fixtures import GMAIL_CLIENT, OUTLOOK_CLIENT
 
@@ -179,6 +180,7 @@ def test_admin_connects_outlook_and_gmail_and_reconnects_after_revocation(
     incoming.refresh_from_db()
     with pytest.raises(OAuthReconnectRequired):
         fetch_mail(incoming, test_ca)
+    send_reconnect_notices()  # what the poll task does after a failed poll
     assert Notification.objects.filter(user=admin_user).exists()
     page.goto(incoming.get_absolute_url())
     assert page.inner_text(".oauth-status") == "Gmail: reconnect needed"

@@ -14,7 +14,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dnscheck import services
+from dnscheck import notify, services
 from dnscheck.checks import is_valid_domain_name, normalize_domain
 from dnscheck.models import DomainCheck, SendingDomain
 from dnscheck.report import DomainReport, Status
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         report = services.run_check(name)
         domain = SendingDomain.objects.filter(name=name).first()
         if domain is not None:
-            services.record_check(
+            notify.record_check_and_notify(
                 domain_id=domain.pk, report=report, trigger=DomainCheck.Trigger.COMMAND
             )
         if options["json"]:

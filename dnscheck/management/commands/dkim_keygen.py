@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dnscheck import services
+from dnscheck import services, signing
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        current = services.get_active_dkim_key()
+        current = signing.get_active_dkim_key()
         if current is not None and not options["rotate"]:
             raise CommandError(
                 f"An active key exists ({current}). Pass --rotate to replace it; "

@@ -15,7 +15,10 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from knowlix import params, services
+from dnscheck.services import generate_dkim_key
+from dnscheck.signing import get_active_dkim_key
+from feed.services import create_record, ensure_default_data
+from knowlix import params
 from knowlix.models import (
     Contact,
     Expense,
@@ -29,6 +32,8 @@ from knowlix.models import (
 )
 from knowlix.setup import EMPLOYEES, ensure_default_groups
 from knowlix.users import get_profile
+from routing.models import Alias
+from routing.services import ensure_default_aliases
 
 DEMO_PASSWORD = "admin"  # noqa: S105 - demo only, printed by `make run`
 # The colleagues' domain; mail to it is only caught locally, never routed.
@@ -53,8 +58,6 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args: object, **options: object) -> None:
         groups = ensure_default_groups()
-        from feed.services import ensure_default_data
-
         ensure_default_data()
         if not params.get_param(params.CATCHALL_DOMAIN, default=""):
             params.set_param(params.CATCHALL_DOMAIN, params.catchall_domain())
@@ -70,8 +73,6 @@ class Command(BaseCommand):
         get_profile(admin)
         get_profile(marc)
         self._routing_defaults(team_members=[admin, marc])
-        from dnscheck.services import generate_dkim_key, get_active_dkim_key
-
         if get_active_dkim_key() is None:
             generate_dkim_key()  # so the Sending domains page shows the key record
         if Ticket.objects.exists():
@@ -103,7 +104,7 @@ class Command(BaseCommand):
                            job_position="Support engineer"),
         ]  # fmt: skip
         for record in records:
-            services.create_record(record=record, author=admin)
+            create_record(record=record, author=admin)
         self.stdout.write(self.style.SUCCESS(f"Loaded {len(records)} demo records."))
 
     def _ensure_user(
@@ -129,9 +130,6 @@ class Command(BaseCommand):
     def _routing_defaults(self, *, team_members: list[User]) -> None:
         """The module aliases; helpdesk@'s tickets go to the Helpdesk team, each
         member in turn (an alias given another team keeps it)."""
-        from routing.models import Alias
-        from routing.services import ensure_default_aliases
-
         ensure_default_aliases()
         team, created = Team.objects.get_or_create(
             name="Helpdesk", defaults={"assignment": Team.Assignment.ROUND_ROBIN}

@@ -1,4 +1,4 @@
-"""HTML bodies of feed messages: sanitize them, and render them as plain text.
+"""HTML bodies of feed messages and mail: sanitize them, and render them as text.
 
 Every body (typed in the composer or received by mail) goes through
 :func:`sanitize_html` before it is stored; templates still escape nothing else.

@@ -1,4 +1,4 @@
-"""``knowlix.services.create_records``: many new records, one insert per kind,
+"""``feed.services.create_records``: many new records, one insert per kind,
 unless saving a record does more than an insert."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 
 from feed.models import Follower, Message
+from feed.services import create_records
 from knowlix.models import Expense, Ticket
-from knowlix.services import create_records
 
 
 def inserts(queries, table: str) -> int:

@@ -13,7 +13,8 @@ from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.db.models import Field, signals
 
-from feed import services as feed_services
+from feed.services import notices as feed_services
+from feed.services.assignments import notify_assignment
 from knowlix.models import Record
 
 
@@ -105,4 +106,4 @@ def _notify_new_assignee(
         return
     assignee = getattr(record, field)
     if assignee is not None and assignee.pk != getattr(old, f"{field}_id"):
-        feed_services.notify_assignment(record=record, assignee=assignee, author=author)
+        notify_assignment(record=record, assignee=assignee, author=author)

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('knowlix', '0002_team'),
-        ('mailservers', '0007_incoming_poll_owner'),
+        ('mailservers', '0008_oauthgrant_reconnect_notice_due'),
     ]
 
     operations = [
