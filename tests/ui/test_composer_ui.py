@@ -46,9 +46,10 @@ def test_mention_autocomplete_highlight_and_unknown_flag(page, login, alice, mak
 
 
 def test_errors_sending_state_and_confirmations(page, login, alice, bob, ticket,
-                                                settings):  # fmt: skip
+                                                settings, tmp_path):  # fmt: skip
     """A 10 MB subject (the server's 400) is told next to the composer; the button
-    reads Sending… while the post is on its way; scheduling and Mark done confirm."""
+    reads Sending… while the post is on its way, with the upload's progress;
+    scheduling and Mark done confirm."""
     login(alice)
     page.goto(ticket.get_absolute_url())
     page.click("summary:has-text('Send message')")
@@ -57,7 +58,8 @@ def test_errors_sending_state_and_confirmations(page, login, alice, bob, ticket,
     form.locator("input[name=subject]").evaluate(
         "el => { el.removeAttribute('maxlength'); el.value = 'x'.repeat(10 * 1024 * 1024); }"
     )
-    form.locator("button:has-text('Send')").click()
+    # 10 MB through htmx's FormData takes a while on two busy cores.
+    form.locator("button:has-text('Send')").click(timeout=60_000)
     error = form.locator(".form-error")
     expect(error).to_be_visible(timeout=30_000)
     expect(error).to_contain_text("too large")
@@ -69,6 +71,16 @@ def test_errors_sending_state_and_confirmations(page, login, alice, bob, ticket,
         re.compile(r".*/post/$"),
         lambda route: (page.wait_for_timeout(800), route.continue_()),
     )
+    upload = tmp_path / "photos.bin"
+    upload.write_bytes(b"\0" * 2_000_000)
+    form.locator("input[name=attachments]").set_input_files(str(upload))
+    page.evaluate(
+        """document.addEventListener("htmx:xhr:progress", () => {
+            const bar = document.querySelector("[data-test=message-form] .upload-progress");
+            window.__bar = Math.max(window.__bar || 0, bar.value);
+            window.__barShown = window.__barShown || !bar.hidden;
+        })"""
+    )
     button = form.locator("button[type=submit]")
     button.click()
     expect(button).to_have_text("Sending…")
@@ -76,6 +88,8 @@ def test_errors_sending_state_and_confirmations(page, login, alice, bob, ticket,
     expect(page.locator(".feed-flash")).to_contain_text("Message queued for")
     page.unroute(re.compile(r".*/post/$"))
     assert Message.objects.filter(kind="email").count() == 1
+    assert page.evaluate("window.__barShown") is True  # upload progress was shown
+    assert page.evaluate("window.__bar") == 100
 
     page.click("summary:has-text('Schedule activity')")
     activity = page.locator("[data-test=activity-form]")

@@ -62,7 +62,7 @@ def test_second_browser_sees_message_delivery_state_and_reply(
     catchall,
 ):  # fmt: skip
     """alice keeps the ticket open; bob sends from his browser; alice sees the
-    message, then "sent", then a deferral's reason, then the reply, no reload."""
+    message, a deferral's reason, "sent", then two replies on one line, no reload."""
     settings.KNOWLIX_SMTP_URL = f"smtp://127.0.0.1:{smtp_server.port}"
     login(alice)
     page.goto(ticket.get_absolute_url())
@@ -110,6 +110,17 @@ def test_second_browser_sees_message_delivery_state_and_reply(
     answer = page.locator("article.feed-email", has_text="Thank you, got it!")
     expect(answer).to_be_visible(timeout=LIVE_MS)
     expect(card.locator(".feed-replies")).to_contain_text("1 reply from Dana Customer")
+    # A second reply from the same person: one line, her name once.
+    again = reply.replace(b"dana-thanks@", b"dana-again@").replace(
+        b"Thank you, got it!", b"It works now."
+    )
+    assert route_incoming_message(raw=again, source="test").outcome == "routed"
+    expect(page.locator("article.feed-email", has_text="It works now.")).to_be_visible(
+        timeout=LIVE_MS
+    )
+    expect(card.locator(".feed-replies")).to_have_text(
+        re.compile(r"^\W*2 replies from\s+Dana Customer\s*$")
+    )
     assert page.evaluate("window.__same_page") is True
     assert Ticket.objects.count() == 1
     other.close()
