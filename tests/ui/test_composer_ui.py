@@ -25,6 +25,9 @@ def test_mention_autocomplete_highlight_and_unknown_flag(page, login, alice, mak
     page.goto(ticket.get_absolute_url())
     page.click("summary:has-text('Log note')")
     area = page.locator("[data-test=note-form] textarea[name=body]")
+    # Idle: no empty progress bar or error box on show.
+    expect(page.locator("[data-test=note-form] .upload-progress")).to_be_hidden()
+    expect(page.locator("[data-test=note-form] .form-error")).to_be_hidden()
     area.click()
     area.press_sequentially("Please ask @nobody")
     warning = page.locator("[data-test=note-form] .mention-warning")
@@ -34,6 +37,8 @@ def test_mention_autocomplete_highlight_and_unknown_flag(page, login, alice, mak
     option = page.locator(".mention-list li", has_text="Marc Demo")
     expect(option).to_be_visible()
     expect(option).to_contain_text("@mdemo")
+    # One suggestion per line, under the text.
+    assert option.bounding_box()["width"] > area.bounding_box()["width"] * 0.9
     area.press("Enter")
     expect(area).to_have_value("Please check with @mdemo ")
     expect(page.locator(".mention-list")).to_have_count(0)
