@@ -8,7 +8,7 @@ import pytest
 from feed.models import Follower, Notification
 from knowlix.models import Team, Ticket
 from knowlix.users import get_profile
-from mailservers.models import OutgoingMail, OutgoingRecipient
+from mailservers.models import IncomingServer, OutgoingMail, OutgoingRecipient
 from routing.batch import route_incoming_messages
 
 
@@ -98,20 +98,28 @@ def test_round_robin_in_batch(helpdesk_team):
 
 
 def test_server_default_team_follows_its_records(aliases, make_user, route):
-    """Mail that matches no alias takes the server's default action and team."""
-    team = Team.objects.create(name="Support")
+    """Mail that matches no alias takes the incoming server's default action and
+    team, one by one and in the pollers' batch."""
+    team = Team.objects.create(name="Support", assignment=Team.Assignment.ROUND_ROBIN)
     team.members.add(make_user("kim"))
-
-    class Server:
-        default_action = "knowlix.ticket"
-        default_team = team
-
-        def __str__(self) -> str:
-            return "Support mailbox"
-
-    result = route(new_request(40, to="support@mailbox.example"), server=Server())
+    server = IncomingServer.objects.create(
+        name="Support mailbox",
+        host="imap.example.com",
+        username="support@mailbox.example",
+        default_team=team,
+    )
+    result = route(new_request(40, to="support@mailbox.example"), server=server)
     assert result.outcome == "routed"
-    assert followers_of(Ticket.objects.get()) == {"kim"}
+    results = route_incoming_messages(
+        raws=[new_request(41, to="support@mailbox.example")],
+        source="imap",
+        server=server,
+    )
+    assert [r.outcome for r in results] == ["routed"]
+    tickets = list(Ticket.objects.order_by("pk"))
+    assert len(tickets) == 2
+    assert all(followers_of(t) == {"kim"} for t in tickets)
+    assert all(t.assignee.username == "kim" for t in tickets)
 
 
 def test_inactive_member_is_left_out(helpdesk_team, route):

@@ -127,4 +127,5 @@ def test_discard_drops_the_message_on_purpose(developer, aliases, route):
     developer.post(reverse("routing:unprocessed-discard", args=[row.pk]))
     assert not UnprocessedMail.objects.exists()
     inbound = InboundMail.objects.get()
-    assert inbound.outcome == "ignored" and "admin" in inbound.reason
+    # By full name, as everywhere (the admin persona is "Admin").
+    assert inbound.outcome == "ignored" and "by Admin." in inbound.reason
