@@ -1,7 +1,8 @@
 // The live feed: every few seconds, ask whether the record's feed changed (a new
 // message, a delivery state) and, only then, swap in its first page. The server
 // answers 304 Not Modified to the stamp the page has (If-None-Match), so an
-// unchanged feed costs two small indexed queries and no rendering.
+// unchanged feed costs one aggregate query and no rendering. With older pages
+// loaded by hand, new messages go on top and the older pages stay.
 // The panel re-includes this file after each htmx swap: set up once only.
 (function () {
   "use strict";
@@ -12,8 +13,6 @@
   function tick() {
     var box = document.getElementById("feed-messages");
     if (!box || !box.dataset.liveUrl || document.hidden || pending) return;
-    // Older pages loaded by hand stay until the reader reloads.
-    if (box.dataset.olderLoaded) return;
     pending = true;
     var stamp = box.dataset.stamp || "";
     fetch(box.dataset.liveUrl, {
@@ -27,7 +26,8 @@
         return response.text().then(function (html) {
           var current = document.getElementById("feed-messages");
           if (!current || current !== box) return; // the panel was re-rendered
-          box.innerHTML = html;
+          if (box.dataset.olderLoaded) merge(box, html);
+          else box.innerHTML = html;
           box.dataset.stamp = etag;
           if (window.htmx) htmx.process(box);
           document.dispatchEvent(new CustomEvent("knowlix:feed-updated"));
@@ -38,12 +38,29 @@
         pending = false;
       });
   }
-  document.addEventListener("htmx:afterSettle", function (event) {
-    var target = event.detail && event.detail.elt;
-    if (target && target.closest && target.closest("#feed-messages") && target.id !== "feed-messages") {
-      var box = document.getElementById("feed-messages");
-      if (box) box.dataset.olderLoaded = "1";
-    }
+  // With older pages loaded: update the messages shown and put new ones on top,
+  // leaving the older pages in place.
+  function merge(box, html) {
+    var fresh = document.createElement("template");
+    fresh.innerHTML = html;
+    var first = box.querySelector("article.feed-message");
+    fresh.content.querySelectorAll("article.feed-message").forEach(function (article) {
+      var shown = document.getElementById(article.id);
+      if (shown) {
+        shown.replaceWith(article);
+      } else if (first) {
+        box.insertBefore(article, first);
+      } else {
+        box.prepend(article);
+      }
+    });
+  }
+  // "Load older messages" was asked for (a request from inside the list): keep
+  // what the reader loaded rather than swap the first page back in.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var source = event.detail && event.detail.elt;
+    var box = source && source.closest ? source.closest("#feed-messages") : null;
+    if (box) box.dataset.olderLoaded = "1";
   });
   setInterval(tick, EVERY_MS);
   document.addEventListener("visibilitychange", tick);

@@ -9,6 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from feed import services
 from feed.models import Message
 from knowlix import params
 from knowlix.models import Team, Ticket
@@ -16,6 +17,7 @@ from mailservers.models import OutgoingMail
 from mailservers.services import outbox
 from routing.models import Alias
 from routing.services import ensure_default_aliases, route_incoming_message
+from tests.fixtures_bulk import make_messages
 
 pytestmark = pytest.mark.browser
 
@@ -124,3 +126,22 @@ def test_second_browser_sees_message_delivery_state_and_reply(
     assert page.evaluate("window.__same_page") is True
     assert Ticket.objects.count() == 1
     other.close()
+
+
+def test_live_feed_keeps_older_pages_loaded_by_hand(page, login, alice, bob, ticket,
+                                                    contact, settings, tmp_path):  # fmt: skip
+    """With "Load older messages" clicked, a new note still shows on top and the
+    older page stays."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    make_messages(record=ticket, author=alice, contact=contact, count=45)
+    login(alice)
+    page.goto(ticket.get_absolute_url())
+    articles = page.locator("#feed-messages article.feed-message")
+    expect(articles).to_have_count(30)
+    page.click("text=Load older messages")
+    expect(articles).to_have_count(46)
+    services.post_message(
+        record=ticket, kind=Message.Kind.NOTE, author=bob, body_html="<p>Fresh news</p>"
+    )
+    expect(articles.first).to_contain_text("Fresh news", timeout=LIVE_MS)
+    expect(articles).to_have_count(47)
