@@ -54,8 +54,9 @@ def when(value: dt.datetime | dt.date | None, empty: str = "") -> SafeString | s
             exact(value),
             text,
         )
+    # data-relative: static/js/when.js keeps the text true on a page left open.
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
+        '<time datetime="{}" title="{}" data-relative>{}</time>',
         value.isoformat(),
         exact(value),
         relative(value),

@@ -145,3 +145,17 @@ def test_live_feed_keeps_older_pages_loaded_by_hand(page, login, alice, bob, tic
     )
     expect(articles.first).to_contain_text("Fresh news", timeout=LIVE_MS)
     expect(articles).to_have_count(47)
+
+
+def test_relative_dates_stay_true_on_an_open_page(page, login, alice, ticket):
+    """ "just now" on a page left open becomes "3 minutes ago" three minutes later,
+    the exact time still in its title."""
+    page.clock.install()
+    login(alice)
+    page.goto(ticket.get_absolute_url())
+    when = page.locator("#feed-messages time[data-relative]").first
+    expect(when).to_have_text("just now")
+    title = when.get_attribute("title")
+    page.clock.run_for(3 * 60_000 + 1_000)
+    expect(when).to_have_text("3\xa0minutes ago")
+    assert when.get_attribute("title") == title
