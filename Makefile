@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_layers.py -k "belongs_to_one_layer or inside_a_function"
 	$(BIN)/djlint templates */templates --lint --quiet
 	$(BIN)/djlint templates */templates --check --quiet
 	$(BIN)/python manage.py makemigrations --check --dry-run --skip-checks

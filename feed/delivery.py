@@ -4,8 +4,8 @@ Called inside ``post_message``'s transaction: the ``OutgoingMail`` rows commit (
 roll back) with the message, and ``queue_mail`` sends only once the transaction
 commits, so a rolled-back post never emails anyone. A mail that cannot be queued
 (bad address, too large) does not undo the post: the reason is stored on the
-message's recipients and shown in the feed. Everything that knows about
-``mailservers`` lives here.
+message's recipients and shown in the feed. A post reaches ``mailservers`` only
+through here, with its thread headers computed here (the queue never reads the feed).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Count, Max, Model, Prefetch, Subquery
 from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
 
 from feed.models import Attachment, Message, MessageRecipient
 from knowlix import params
@@ -46,7 +47,10 @@ def _sender(message: Message) -> tuple[str, str]:
         name = user.get_full_name() or user.get_username()
         return name, user.email or params.default_from_address()
     if message.author_contact_id:
-        return str(message.author_contact), params.default_from_address()
+        name = str(message.author_contact)
+        if message.is_unverified_sender:  # never in the name of whom it claims
+            name = _("%(name)s (unverified)") % {"name": name}
+        return name, params.default_from_address()
     return "Knowlix", params.default_from_address()
 
 

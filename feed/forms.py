@@ -125,29 +125,42 @@ class MessageForm(forms.Form):
                 _("No colleague is called %(names)s: pick a name from the list.")
                 % {"names": names},
             )
-        if data.get("kind") == Message.Kind.EMAIL:
-            self._check_mail_size(data)
+        self._check_sizes(data)
         return data
 
-    def _check_mail_size(self, data: dict[str, Any]) -> None:
-        """Refuse now what the outgoing queue would refuse (``KNOWLIX_MAIL_MAX_BYTES``).
-
-        Attachments travel base64-encoded (4/3 of their size) beside the text and
-        HTML renderings of the body, so this estimate errs on the generous side only
-        by the headers.
-        """
-        limit = settings.KNOWLIX_MAIL_MAX_BYTES
-        files = data.get("attachments") or []
-        estimate = sum(f.size for f in files) * 4 // 3 + 3 * len(data.get("body", ""))
-        if estimate > limit:
-            self.add_error(
-                "attachments",
+    def _check_sizes(self, data: dict[str, Any]) -> None:
+        """One post's files together may not exceed ``KNOWLIX_POST_MAX_BYTES``; an
+        email is refused now if the outgoing queue would refuse it
+        (``KNOWLIX_MAIL_MAX_BYTES``: attachments travel base64-encoded, 4/3 of their
+        size, beside the text and HTML renderings of the body)."""
+        files = sum(f.size for f in data.get("attachments") or [])
+        checks = [
+            (
+                files,
+                settings.KNOWLIX_POST_MAX_BYTES,
                 _(
-                    "With these files the email would be about %(size)s, above the "
-                    "%(limit)s limit for one email. Send fewer or smaller files."
-                )
-                % {"size": filesizeformat(estimate), "limit": filesizeformat(limit)},
+                    "These files are %(size)s together; one message may carry at "
+                    "most %(limit)s. Send fewer or smaller files."
+                ),
             )
+        ]
+        if data.get("kind") == Message.Kind.EMAIL:
+            checks.append(
+                (
+                    files * 4 // 3 + 3 * len(data.get("body", "")),
+                    settings.KNOWLIX_MAIL_MAX_BYTES,
+                    _(
+                        "With these files the email would be about %(size)s, above "
+                        "the %(limit)s limit for one email. Send fewer or smaller "
+                        "files."
+                    ),
+                )
+            )
+        for size, limit, text in checks:
+            if size > limit:
+                values = {"size": filesizeformat(size), "limit": filesizeformat(limit)}
+                self.add_error("attachments", text % values)
+                return
 
     def service_kwargs(self) -> MessageArgs:
         """Arguments for ``feed.services.post_message`` (the body is plain text)."""

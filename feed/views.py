@@ -21,7 +21,6 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.formats import date_format
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -41,6 +40,7 @@ from knowlix.access import get_record_for_user
 from knowlix.decorators import AuthenticatedHttpRequest, technical_required
 from knowlix.models import Record
 from knowlix.users import person_label as person
+from knowlix.redirects import safe_next_url
 
 
 class FeedRequest(AuthenticatedHttpRequest):
@@ -324,6 +324,8 @@ def attachment(request: FeedRequest, attachment_id: int, filename: str) -> FileR
     )
     if not (inline and row.is_pdf):  # a sandboxed PDF would not open in Chromium
         response["Content-Security-Policy"] = "sandbox"
+    else:  # nor would one under the pages' policy (object-src 'none')
+        response._csp_exempt = True  # type: ignore[attr-defined]
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -384,10 +386,7 @@ def notification_read(request: FeedRequest, notification_id: int) -> HttpRespons
     services.mark_notifications_read(
         user=request.user, notification_ids=[notification_id]
     )
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = "feed:inbox"
-    return redirect(target or "feed:inbox")
+    return redirect(safe_next_url(request, request.POST.get("next"), "feed:inbox"))
 
 
 @login_required

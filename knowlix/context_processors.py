@@ -21,6 +21,7 @@ TECHNICAL_MENU = (
     ("Unprocessed mail", "routing:unprocessed-list"),
     ("Messages", "feed:message-list"),
     ("System parameters", "knowlix:parameters"),
+    ("Locked logins", "knowlix:locked-logins"),
 )
 
 

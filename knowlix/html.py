@@ -78,6 +78,31 @@ def sanitize_html(html: str) -> str:
     ).strip()
 
 
+# A remote image in sanitized HTML (nh3 writes every attribute double-quoted).
+_REMOTE_IMG = re.compile(r'<img\b[^>]*\bsrc="(?:https?:)?//[^"]*"[^>]*>', re.I)
+_ALT = re.compile(r'\balt="([^"]*)"')
+
+
+def has_remote_image(html: str) -> bool:
+    """Sanitized ``html`` would load an image from another site."""
+    return bool(_REMOTE_IMG.search(html))
+
+
+def block_remote_images(html: str) -> str:
+    """Sanitized ``html`` with every remote image replaced by a placeholder: no
+    request leaves the reader's browser (tracking pixels) until asked."""
+
+    def placeholder(match: re.Match[str]) -> str:
+        alt = _ALT.search(match.group(0))
+        label = alt.group(1) if alt and alt.group(1) else "image"
+        return (
+            '<span class="blocked-image" title="Remote image not loaded">'
+            f"[{label}]</span>"
+        )
+
+    return _REMOTE_IMG.sub(placeholder, html)
+
+
 def text_to_html(text: str) -> str:
     """Plain text as escaped HTML paragraphs (for text-only mail and notes)."""
     paragraphs = re.split(r"\n\s*\n", (text or "").strip())

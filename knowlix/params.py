@@ -24,6 +24,7 @@ USE_CUSTOM_SERVERS = "mail.use_custom_servers"
 TRUSTED_AUTHSERV_IDS = "mail.gateway.authserv_ids"  # trusted Authentication-Results
 DKIM_VERIFY = "mail.gateway.dkim_verify"  # local DKIM check of incoming mail
 LOOP_ALLOWLIST = "mail.gateway.loop.allowlist"  # never loop-limited senders
+REFUSALS_PER_HOUR = "mail.gateway.refusals_per_hour"  # automatic answers per address
 
 DEFAULTS: dict[str, str] = {
     DEFAULT_FROM: "notifications",
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, str] = {
     TRUSTED_AUTHSERV_IDS: "",
     DKIM_VERIFY: "true",
     LOOP_ALLOWLIST: "",
+    REFUSALS_PER_HOUR: "3",
 }
 
 CACHE_SECONDS = 30.0

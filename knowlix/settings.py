@@ -41,6 +41,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "csp",
+    "axes",
     "knowlix",
     "feed",
     "mailservers",
@@ -50,6 +52,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "knowlix.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -60,11 +64,33 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "knowlix.error_pages.AppErrorPagesMiddleware",
+    # Last: it answers a locked-out login itself (django-axes).
+    "axes.middleware.AxesMiddleware",
 ]
 # With DEBUG on, the app's own error pages unless a developer asks for Django's
 # (which list every URL pattern and the settings): knowlix/error_pages.py.
 KNOWLIX_DEBUG_PAGES = env_bool("KNOWLIX_DEBUG_PAGES", False)
 DEFAULT_EXCEPTION_REPORTER = "knowlix.error_pages.AppExceptionReporter"
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------
+# No inline script anywhere (every script is a file under static/), no remote
+# resource: a received message's remote images load only after *Show images*
+# (that page alone adds ``img-src https:``). Inline *styles* stay allowed: received
+# HTML keeps its sanitized style attributes.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "frame-src": ["'self'"],
+        "frame-ancestors": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+    }
+}
 
 ROOT_URLCONF = "knowlix.urls"
 WSGI_APPLICATION = "knowlix.wsgi.application"
@@ -110,6 +136,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out login first
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes): after KNOWLIX_LOGIN_FAILURES wrong passwords for
+# one user name from one address, that pair is locked out (even with the right
+# password) for KNOWLIX_LOGIN_LOCKOUT_MINUTES, or until an admin unlocks it
+# (Settings > Technical > Locked logins).
+AXES_FAILURE_LIMIT = env_int("KNOWLIX_LOGIN_FAILURES", 5)
+AXES_COOLOFF_TIME = env_int("KNOWLIX_LOGIN_LOCKOUT_MINUTES", 30) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -145,7 +185,12 @@ STORAGES = {
 KNOWLIX_ATTACHMENT_MAX_BYTES = env_int("KNOWLIX_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
 # A whole outgoing mail (bodies and attachments) above this size is refused (bytes).
 KNOWLIX_MAIL_MAX_BYTES = env_int("KNOWLIX_MAIL_MAX_BYTES", 25 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# One post's files together (any kind of message), and any request as a whole.
+KNOWLIX_POST_MAX_BYTES = env_int("KNOWLIX_POST_MAX_BYTES", 25 * 1024 * 1024)
+KNOWLIX_REQUEST_MAX_BYTES = env_int(
+    "KNOWLIX_REQUEST_MAX_BYTES", KNOWLIX_POST_MAX_BYTES + 1024 * 1024
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # form fields (not files) of a request
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Secrets at rest --------------------------------------------------------------

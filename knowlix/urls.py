@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from knowlix.core_urls import record_urlpatterns
-from knowlix.views import contacts, home, teams
+from knowlix.views import contacts, home, security, teams
 from knowlix.views import settings as settings_views
 from mailservers.views.oauth import root_urlpatterns as oauth_root_urlpatterns
 
@@ -31,6 +31,16 @@ knowlix_patterns = [
         settings_views.parameter_edit,
         name="parameter-edit",
     ),
+    path(
+        "settings/technical/locked-logins/",
+        security.locked_logins,
+        name="locked-logins",
+    ),
+    path(
+        "settings/technical/locked-logins/<int:pk>/unlock/",
+        security.unlock_login,
+        name="locked-login-unlock",
+    ),
     path("preferences/", settings_views.preferences, name="preferences"),
     path("settings/teams/", teams.team_list, name="team-list"),
     path("settings/teams/new/", teams.team_edit, name="team-create"),
@@ -46,6 +56,22 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", security.password_reset, name="password_reset"),
+    path(
+        "password-reset/sent/",
+        security.password_reset_done,
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        security.password_reset_confirm,
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        security.password_reset_complete,
+        name="password_reset_complete",
+    ),
     path("", include((knowlix_patterns, "knowlix"))),
     path("feed/", include("feed.urls")),
     path("settings/technical/email/", include("mailservers.urls")),

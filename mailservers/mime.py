@@ -4,9 +4,11 @@ Text and HTML alternatives, inline ``cid:`` images related to the HTML, attachme
 whose non-ASCII names use RFC 2231, our ``Message-ID`` (repeated in
 ``X-Knowlix-Message-Id``, which survives relays that rewrite Message-ID, so routing
 still knows our own mail), the thread's ``In-Reply-To`` and ``References``,
-``Reply-To`` and ``Auto-Submitted``. Invariant: every header value goes
-through :func:`clean_header`, so no value can carry a line break (header injection is
-impossible by construction), and the output is 7-bit (no 8BITMIME/SMTPUTF8 needed).
+``Reply-To`` and ``Auto-Submitted``. Invariant: every top-level header is written
+by :mod:`mailservers.headers` (never by the standard library, which decodes and
+re-folds encoded words unsafely on some releases), and MIME part parameters get
+only values that :func:`mailservers.headers.clean_text` cleaned, so no value can
+carry a line break in any encoding. The output is 7-bit (no 8BITMIME/SMTPUTF8).
 Pure: no ORM, no settings.
 """
 
@@ -25,21 +27,22 @@ from typing import cast
 
 from django.utils import timezone
 
-# CR, LF, NUL and every other character Python's str.splitlines() breaks on.
-_LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
-_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII, no colon
-_MSGID = re.compile(r"^<[^<>\s]+@[^<>\s]+>$")
+from mailservers import headers
+from mailservers.headers import InvalidAddress, Mailbox
+
 POLICY = email.policy.SMTP.clone(cte_type="7bit")
 # Headers we set ourselves; ``extra_headers`` may not override them.
 _RESERVED = {
     "from", "to", "cc", "bcc", "reply-to", "subject", "message-id", "in-reply-to",
     "references", "date", "mime-version", "content-type", "content-transfer-encoding",
-    "auto-submitted", "x-knowlix-message-id",
+    "auto-submitted", "x-knowlix-message-id", "x-auto-response-suppress",
+    "content-disposition", "content-id", "sender", "return-path",
 }  # fmt: skip
-
-
-class InvalidAddress(ValueError):
-    """An address that cannot be written into a header."""
+# What the MIME body adds to the top-level header block (written by the stdlib from
+# our fixed values only).
+_BODY_HEADERS = {"mime-version", "content-type", "content-transfer-encoding"}
+_MIME_TOKEN = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")  # RFC 6838 names
+MESSAGE_ID = headers.MESSAGE_ID  # what may be written as a Message-ID
 
 
 @dataclass(frozen=True)
@@ -57,48 +60,44 @@ class MailPart:
 
 
 def clean_header(value: str) -> str:
-    """The value on one line: any line break (CR, LF, U+2028, ...) becomes a space."""
-    return _LINE_BREAKS.sub(" ", str(value)).strip()
+    """The value as one line of clean text (see :func:`headers.clean_text`)."""
+    return headers.clean_text(value, limit=998)
 
 
 def make_address(name: str, addr_spec: str) -> Address:
     """A checked ``Address``; raises :class:`InvalidAddress` for anything odd."""
-    addr_spec = clean_header(addr_spec)
-    if not addr_spec or " " in addr_spec or "@" not in addr_spec:
-        raise InvalidAddress(f"{addr_spec!r} is not an email address")
-    try:
-        return Address(display_name=clean_header(name), addr_spec=addr_spec)
-    except (ValueError, IndexError) as exc:
-        raise InvalidAddress(f"{addr_spec!r} is not an email address") from exc
+    mailbox = headers.make_mailbox(name, addr_spec)
+    return Address(
+        display_name=mailbox.name, username=mailbox.local, domain=mailbox.domain
+    )
 
 
 def parse_address(value: str | tuple[str, str]) -> Address:
     """``"Name <a@b>"``, ``"a@b"`` or ``(name, address)`` as a checked ``Address``."""
     if isinstance(value, tuple):
         return make_address(*value)
-    pairs = getaddresses([clean_header(value)])
+    pairs = getaddresses([value.replace("\r", " ").replace("\n", " ")])
     if len(pairs) != 1 or not pairs[0][1]:
         raise InvalidAddress(f"{value!r} is not a single email address")
     return make_address(*pairs[0])
 
 
+def _mailbox(value: str | tuple[str, str] | Address) -> Mailbox:
+    if isinstance(value, Address):
+        return headers.make_mailbox(value.display_name, value.addr_spec)
+    address = parse_address(value)
+    return headers.make_mailbox(address.display_name, address.addr_spec)
+
+
 def make_message_id(domain: str) -> str:
     """A new unique ``<knowlix.random@domain>`` (every Message-ID we mint; 120
     random bits, short enough that its header is rarely folded)."""
-    domain = clean_header(domain).strip("<>@ ") or "localhost"
+    domain = clean_header(domain).strip("<>@ ").replace(" ", "") or "localhost"
     return f"<knowlix.{secrets.token_urlsafe(15)}@{domain}>"
 
 
 def _msgid(value: str) -> str:
-    value = clean_header(value)
-    if not _MSGID.match(value):
-        raise ValueError(f"{value!r} is not a Message-ID")
-    return value
-
-
-def _set_addresses(msg: EmailMessage, name: str, values: Sequence) -> None:
-    if values:
-        msg[name] = [parse_address(v) for v in values]
+    return headers.check_message_id(clean_header(value))
 
 
 def build_message(
@@ -122,30 +121,31 @@ def build_message(
 
     Bcc recipients never appear here: they only go in the SMTP envelope.
     """
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = parse_address(from_addr)
-    _set_addresses(msg, "To", to)
-    _set_addresses(msg, "Cc", cc)
-    _set_addresses(msg, "Reply-To", reply_to)
-    msg["Subject"] = clean_header(subject)
-    msg["Date"] = format_datetime(date or timezone.now())
+    head = headers.HeaderBlock()
+    head.mailboxes("From", [_mailbox(from_addr)])
+    for name, values in (("To", to), ("Cc", cc), ("Reply-To", reply_to)):
+        if values:
+            head.mailboxes(name, [_mailbox(v) for v in values])
+    head.text("Subject", subject)
+    head.token("Date", format_datetime(date or timezone.now()))
     message_id = _msgid(message_id)
-    msg["Message-ID"] = message_id
+    head.message_ids("Message-ID", [message_id])
     # Relays (Exchange, some ESPs) replace Message-ID; routing reads this one back.
-    msg["X-Knowlix-Message-Id"] = message_id
+    head.message_ids("X-Knowlix-Message-Id", [message_id])
     if in_reply_to:
-        msg["In-Reply-To"] = _msgid(in_reply_to)
-    refs = [_msgid(r) for r in references if r]
+        head.message_ids("In-Reply-To", [_msgid(in_reply_to)])
+    refs = list(dict.fromkeys(_msgid(r) for r in references if r))
     if refs:
-        msg["References"] = " ".join(dict.fromkeys(refs))
+        head.message_ids("References", refs)
     if auto_submitted:
-        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to us
-        msg["X-Auto-Response-Suppress"] = "All"  # Exchange's equivalent
+        head.token("Auto-Submitted", "auto-generated")  # RFC 3834: no auto-replies
+        head.token("X-Auto-Response-Suppress", "All")  # Exchange's equivalent
     for name, value in (extra_headers or {}).items():
-        if not _HEADER_NAME.match(name) or name.lower() in _RESERVED:
+        if name.lower() in _RESERVED or not headers.is_header_name(name):
             raise ValueError(f"{name!r} cannot be set as an extra header")
-        msg[name] = clean_header(value)
+        head.text(name, value)
 
+    msg = EmailMessage(policy=POLICY)
     msg.set_content(text or "", subtype="plain", charset="utf-8")
     if html:
         msg.add_alternative(html, subtype="html", charset="utf-8")
@@ -158,8 +158,8 @@ def build_message(
                     part.content,
                     maintype,
                     subtype,
-                    cid=f"<{clean_header(part.content_id).strip('<>')}>",
-                    filename=clean_header(part.filename) or None,
+                    cid=headers.clean_content_id(part.content_id),
+                    filename=headers.clean_filename(part.filename),
                     disposition="inline",
                 )
     for part in attachments:
@@ -170,14 +170,27 @@ def build_message(
             part.content,
             maintype,
             subtype,
-            filename=clean_header(part.filename) or "attachment",
+            filename=headers.clean_filename(part.filename),
         )
-    return msg.as_bytes(policy=POLICY)
+    body = msg.as_bytes(policy=POLICY)
+    raw = head.as_bytes() + body
+    # Defence in depth: the block holds exactly the fields written above.
+    written = headers.written_header_names(raw)
+    if (
+        written[: len(head.names)] != head.names
+        or not set(written[len(head.names) :]) <= _BODY_HEADERS
+    ):
+        raise ValueError(f"unexpected header fields in a built mail: {written}")
+    return raw
 
 
 def _split_type(mimetype: str) -> tuple[str, str]:
     maintype, _, subtype = clean_header(mimetype).lower().partition("/")
-    if not maintype or not subtype or maintype in ("multipart", "message"):
+    if (
+        not _MIME_TOKEN.match(maintype)
+        or not _MIME_TOKEN.match(subtype)
+        or maintype in ("multipart", "message")
+    ):
         return "application", "octet-stream"
     return maintype, subtype
 

@@ -1,30 +1,53 @@
-"""Sender authenticity: trust the receiving server's verdict, else check DKIM here.
+"""Sender authenticity: is the From address proven, failed, or merely claimed?
 
-Authentication-Results are trusted only from an authserv-id listed in the
-``mail.gateway.authserv_ids`` parameter (anyone can write that header). Without a
-trusted verdict, a DKIM-signed message is verified locally with dkimpy; a DNS
-failure is a *temperror* and never marks the sender unverified.
+Proof is a ``pass`` aligned with the From domain in an ``Authentication-Results``
+of a trusted authserv-id (``mail.gateway.authserv_ids``, set by an admin: anyone
+can write that header, only our own MTA's is believed, and it removes copies of
+its id that arrive from outside), or
+a DKIM signature checked here with dkimpy whose ``d=`` aligns with the From domain
+(relaxed alignment: the same organizational domain, RFC 7489). A DNS failure is a
+*temperror*: it neither proves nor fails. Invariant: mail claiming a user's address
+without proof is *unverified*: never authored as the user, marked, never mailed to
+followers in the user's name, loop-limited like an outsider. A contact's mail is
+marked only when authentication fails.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import dkim
 import dns.exception
 import dns.resolver
+from django.contrib.auth import get_user_model
+from django.db.models.functions import Lower
 
+from dnscheck.domains import organizational_domain
+from dnscheck.services import get_resolver
 from knowlix import params
 from routing.matching import trusted_authserv_ids
 from routing.parsing import ParsedMessage
+from routing.reports import AuthVerdict
 
 DKIM_VERIFY = "mail.gateway.dkim_verify"  # "false" turns the local check off
+MAX_SIGNATURES = 5  # checked per message (each may cost a DNS query)
+FAILURES = ("fail", "softfail", "permerror")
 
 
 @dataclass
 class Verdict:
-    is_unverified: bool = False
+    passed: bool = False  # proven: an aligned pass (trusted or checked here)
+    failed: bool = False  # authentication failed (trusted verdict or local DKIM)
     text: str = ""  # e.g. "spf=pass dkim=pass dmarc=pass (mx.example.com)"
+    claims_user: bool = False  # the From is the address of a Knowlix user
+    # A trusted SPF, DKIM or DMARC fail (or a local DKIM fail): never answered
+    some_failed: str = ""
+
+    @property
+    def is_unverified(self) -> bool:
+        """Marked *unverified sender*: a failure, or a user's address unproven."""
+        return self.failed or (self.claims_user and not self.passed)
 
 
 class DnsUnavailable(Exception):
@@ -32,9 +55,10 @@ class DnsUnavailable(Exception):
 
 
 def resolve_txt(name: bytes, timeout: int = 3) -> bytes | None:
-    """The TXT record dkimpy asks for; None if it does not exist."""
+    """The TXT record dkimpy asks for (KNOWLIX_DNS_NAMESERVERS); None if absent."""
+    resolver = get_resolver()
     try:
-        answer = dns.resolver.resolve(name.decode("ascii"), "TXT", lifetime=timeout)
+        answer = resolver.resolve(name.decode("ascii"), "TXT")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return None
     except dns.exception.DNSException as exc:
@@ -42,8 +66,20 @@ def resolve_txt(name: bytes, timeout: int = 3) -> bytes | None:
     return b"".join(b"".join(r.strings) for r in answer)
 
 
-def check_dkim(raw: bytes) -> str:
-    """ "pass", "fail" or "temperror" for the message's first DKIM signature."""
+def is_aligned(domain: str, from_domain: str) -> bool:
+    """Relaxed alignment (RFC 7489 3.1): the same organizational domain."""
+    domain = domain.strip().rstrip(".").lower()
+    from_domain = from_domain.strip().rstrip(".").lower()
+    if not domain or not from_domain:
+        return False
+    return domain == from_domain or organizational_domain(
+        domain
+    ) == organizational_domain(from_domain)
+
+
+def check_dkim(raw: bytes, from_domain: str = "") -> str:
+    """``pass`` (a valid signature aligned with ``from_domain``; any valid one when
+    it is empty), ``unaligned`` (valid, another domain), ``fail`` or ``temperror``."""
     dns_failed = False
 
     def dnsfunc(name: bytes, timeout: int = 3) -> bytes | None:
@@ -55,28 +91,116 @@ def check_dkim(raw: bytes) -> str:
             return None
 
     try:
-        ok = dkim.verify(raw, dnsfunc=dnsfunc)
-    except Exception:  # dkimpy raises on malformed signatures: that is a failure
-        ok = False
-    if ok:
-        return "pass"
+        verifier = dkim.DKIM(raw)
+        count = sum(
+            1 for name, _value in verifier.headers if name.lower() == b"dkim-signature"
+        )
+    except Exception:  # noqa: BLE001 - dkimpy raises on unparsable mail: no proof
+        return "fail"
+    valid_elsewhere = False
+    for index in range(min(count, MAX_SIGNATURES)):
+        try:
+            ok = verifier.verify(idx=index, dnsfunc=dnsfunc)
+        except Exception:  # noqa: BLE001 - a malformed signature is a failed one
+            ok = False
+        if not ok:
+            continue
+        signer = (verifier.domain or b"").decode("ascii", "replace")
+        if not from_domain or is_aligned(signer, from_domain):
+            return "pass"
+        valid_elsewhere = True
+    if valid_elsewhere:
+        return "unaligned"
     return "temperror" if dns_failed else "fail"
 
 
-def sender_verdict(parsed: ParsedMessage, raw: bytes) -> Verdict:
-    """Is the From believable? Only a failed verdict marks the sender unverified."""
+def trusted_pass(verdict: AuthVerdict, from_domain: str) -> bool:
+    """An aligned ``pass`` in a trusted verdict: DMARC, DKIM ``header.d`` or SPF
+    ``smtp.mailfrom`` (a result without its domain proves nothing)."""
+    for entry in verdict.entries:
+        if entry.result != "pass":
+            continue
+        props = entry.properties
+        if entry.method == "dmarc":
+            domain = props.get("header.from", from_domain)
+        elif entry.method == "dkim":
+            domain = (
+                props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
+            )
+        elif entry.method == "spf":
+            domain = props.get("smtp.mailfrom", "").rpartition("@")[2]
+        else:
+            continue
+        if is_aligned(domain, from_domain):
+            return True
+    return False
+
+
+def user_addresses(addresses: Collection[str]) -> set[str]:
+    """Those of ``addresses`` (lower case) that a user (active or not) has: one
+    query for a whole batch of senders."""
+    wanted = {a.lower() for a in addresses if a}
+    if not wanted:
+        return set()
+    return set(
+        get_user_model()
+        .objects.annotate(address=Lower("email"))
+        .filter(address__in=wanted)
+        .values_list("address", flat=True)
+    )
+
+
+def sender_verdict(
+    parsed: ParsedMessage, raw: bytes, *, users: Collection[str] | None = None
+) -> Verdict:
+    """What proves or disproves the From address (see the module docstring).
+    ``users``: :func:`user_addresses` of the senders, when the caller read them."""
+    from_domain = parsed.from_address.rpartition("@")[2]
+    if users is None:
+        users = user_addresses([parsed.from_address])
+    claims_user = parsed.from_address.lower() in users
     trusted = trusted_authserv_ids()
-    for verdict in parsed.auth_verdicts:
-        if verdict.authserv_id in trusted:
-            shown = [
+    # Every trusted verdict counts (OpenDKIM and OpenDMARC each write one): the MTA
+    # removes copies of its authserv-id that arrived from outside (RFC 8601 5.).
+    ours = [v for v in parsed.auth_verdicts if v.authserv_id in trusted]
+    if ours:
+        text = (
+            " ".join(
                 f"{method}={verdict.results[method]}"
+                for verdict in ours
                 for method in ("spf", "dkim", "dmarc")
                 if method in verdict.results
-            ]
-            text = f"{' '.join(shown)} ({verdict.authserv_id})"
-            return Verdict(is_unverified=verdict.failed, text=text)
+            )
+            + f" ({ours[0].authserv_id})"
+        )
+        some_failed = next(
+            (
+                f"{e.method}={e.result}"
+                for verdict in ours
+                for e in verdict.entries
+                if e.method in ("spf", "dkim", "dmarc") and e.result in FAILURES
+            ),
+            "",
+        )
+        passed = any(trusted_pass(verdict, from_domain) for verdict in ours)
+        failed = not passed and any(verdict.failed for verdict in ours)
+        if passed or failed or some_failed:
+            return Verdict(
+                passed=passed,
+                failed=failed,
+                text=text,
+                claims_user=claims_user,
+                some_failed=some_failed,
+            )
+        # no verdict either way: a local DKIM check may still prove it
     enabled = (params.get_param(DKIM_VERIFY) or "true").lower() != "false"
     if parsed.has_dkim_signature and enabled:
-        result = check_dkim(raw)
-        return Verdict(is_unverified=result == "fail", text=f"dkim={result} (local)")
-    return Verdict()
+        result = check_dkim(raw, from_domain)
+        return Verdict(
+            passed=result == "pass",
+            failed=result == "fail",
+            text=f"dkim={result} (local)",
+            claims_user=claims_user,
+            some_failed="dkim=fail" if result == "fail" else "",
+        )
+    return Verdict(claims_user=claims_user)

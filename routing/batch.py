@@ -34,7 +34,7 @@ from knowlix.models import Contact, Record, Team, normalize_email
 from knowlix.records import record_label
 from mailservers.models import OutgoingMail
 from routing import loops, matching, posting
-from routing.authenticity import Verdict, sender_verdict
+from routing.authenticity import Verdict, sender_verdict, user_addresses
 from routing.errors import ParseError
 from routing.matching import Author
 from routing.models import Alias, InboundMail, SenderRateCounter
@@ -91,10 +91,11 @@ def prepare_messages(
     call outside the transaction that routes them, so that it stays short."""
     parsed = [_parse(raw) for raw in raws]
     aliases = _aliases_for([p for p in parsed if p is not None])
+    users = user_addresses([p.from_address for p in parsed if p is not None])
     mails: list[_NewRecordMail | None] = []
     for index, (raw, message) in enumerate(zip(raws, parsed, strict=True)):
         try:
-            mails.append(_new_record_mail(index, raw, message, server, aliases))
+            mails.append(_new_record_mail(index, raw, message, server, aliases, users))
         except Exception:  # a bug: the message goes alone, where it is quarantined
             logger.exception("routing: message %s of a batch is routed alone", index)
             mails.append(None)
@@ -162,6 +163,7 @@ def _new_record_mail(
     parsed: ParsedMessage | None,
     server: IncomingServerLike | None,
     aliases: dict[str, Alias],
+    users: set[str],
 ) -> _NewRecordMail | None:
     """The message if its content alone says it creates a record, else None.
 
@@ -201,7 +203,7 @@ def _new_record_mail(
             return None
         defaults = {}
         team = default_team(server)
-    verdict = sender_verdict(parsed, raw)
+    verdict = sender_verdict(parsed, raw, users=users)
     return _NewRecordMail(index, raw, parsed, verdict, model, defaults, names, team)
 
 

@@ -1,55 +1,110 @@
 """Automatic answers of the routing pipeline: polite bounces for refused mail.
 
 Sent from ``MAILER-DAEMON <mail.bounce.alias@domain>`` with ``Auto-Submitted:
-auto-replied``, never to machine-generated mail (that is how mail loops start). Mail
-leaves through the outgoing queue only (``mailservers.services.outgoing.queue_mail``),
+auto-replied``. No backscatter: never to a null Return-Path, machine, list or bulk
+mail, never to a sender whose SPF, DKIM or DMARC failed (the address is likely
+forged), and at most ``mail.gateway.refusals_per_hour`` (3) answers per address and
+hour; every refusal not answered says why on its ``InboundMail``. Mail leaves
+through the outgoing queue only (``mailservers.services.outgoing.queue_mail``),
 inside routing's transaction, so a rolled-back routing never answers anyone.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import uuid
 
+from django.db import connection
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from knowlix import params
 from mailservers.errors import MailServerError
+from mailservers.models import OutgoingRecipient
 from mailservers.services.outgoing import MailRecipient, queue_mail
+from routing.authenticity import Verdict
 from routing.models import InboundMail
 from routing.parsing import ParsedMessage
 from routing.reports import DAEMON_LOCALPARTS
 
-DEFAULT_REFUSAL = _(
+REFUSAL_ID_PREFIX = "knowlix-refusal"  # every answer's Message-ID starts so
+DEFAULT_REFUSAL = _lazy(
     "The address you wrote to does not accept messages. Please check the address, "
     "or reply to a message you received from us."
 )
-LOOP_REFUSAL = _(
+LOOP_REFUSAL = _lazy(
     "We received too many messages from your address in a short time, so this one "
     "was not accepted. If an automatic responder is answering our mail, please "
     "switch it off for our addresses."
 )
 
 
-def may_answer(parsed: ParsedMessage) -> bool:
-    """Never answer machines: auto-submitted mail, bounces, daemons, no sender."""
-    address = parsed.return_path or parsed.from_address
-    if not address or parsed.is_auto_submitted or parsed.bounce.detected:
-        return False
-    return address.split("@")[0] not in DAEMON_LOCALPARTS
+def answer_address(parsed: ParsedMessage) -> str:
+    """Where an answer would go: the Return-Path, else From ("" for a null one)."""
+    if parsed.return_path is not None:
+        return parsed.return_path
+    return parsed.from_address
+
+
+def why_not_answer(parsed: ParsedMessage, verdict: Verdict | None = None) -> str:
+    """Why the sender of ``parsed`` must not be answered, or "" if it may be."""
+    address = answer_address(parsed)
+    if not address:
+        return _("no sender address (null Return-Path)")
+    if parsed.is_auto_submitted:
+        return _("automatic, list or bulk mail (%(why)s)") % {
+            "why": parsed.auto_submitted
+        }
+    if parsed.bounce.detected or address.split("@")[0] in DAEMON_LOCALPARTS:
+        return _("mail from a mail system")
+    if verdict is not None and verdict.some_failed:
+        return _("the sender's authentication failed (%(result)s)") % {
+            "result": verdict.some_failed
+        }
+    return ""
+
+
+def refusals_sent(address: str) -> int:
+    """Automatic answers queued to ``address`` in the last hour.
+
+    Call inside routing's transaction: on PostgreSQL it takes a transaction lock
+    per address, so that two workers cannot both count 2 and send the 4th answer
+    (SQLite's write transactions are serialized already)."""
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(
+            hashlib.sha256(address.lower().encode()).digest()[:8], "big", signed=True
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    since = timezone.now() - dt.timedelta(hours=1)
+    return OutgoingRecipient.objects.filter(
+        address__iexact=address,
+        mail__created_at__gte=since,
+        mail__message_id__startswith=f"<{REFUSAL_ID_PREFIX}.",
+    ).count()
 
 
 def send_refusal(
-    *, inbound: InboundMail, parsed: ParsedMessage, reason: str, loop_tag: str = ""
+    *,
+    inbound: InboundMail,
+    parsed: ParsedMessage,
+    reason: str,
+    loop_tag: str = "",
+    verdict: Verdict | None = None,
 ) -> tuple[bool, str]:
-    """Queue a polite bounce to the sender: (queued, why it could not be queued).
-
-    Not queued, with no error, when the sender must not be answered (a machine).
-    """
-    if not may_answer(parsed):
-        return False, ""
-    to = parsed.return_path or parsed.from_address
+    """Queue a polite bounce to the sender: (queued, why it was not queued)."""
+    why_not = why_not_answer(parsed, verdict)
+    if why_not:
+        return False, why_not
+    to = answer_address(parsed)
+    limit = params.get_int_param(params.REFUSALS_PER_HOUR)
+    if refusals_sent(to) >= limit:
+        return False, _("%(count)s automatic answers to this address this hour") % {
+            "count": limit
+        }
     domain = params.catchall_domain()
     context = {
         "subject": parsed.subject,
@@ -60,7 +115,7 @@ def send_refusal(
     subject = render_to_string("emails/routing_refused/subject.txt", context).strip()
     body_text = render_to_string("emails/routing_refused/body.txt", context)
     body_html = render_to_string("emails/routing_refused/body.html", context)
-    prefix = loop_tag or "knowlix-refusal"
+    prefix = f"{REFUSAL_ID_PREFIX}.{loop_tag}" if loop_tag else REFUSAL_ID_PREFIX
     headers = {"X-Knowlix-Loop": loop_tag} if loop_tag else {}
     try:
         queue_mail(
@@ -77,6 +132,6 @@ def send_refusal(
             headers=headers,
         )
     except MailServerError as exc:  # e.g. an unusable sender address
-        return False, exc.user_message
+        return False, _("it could not be sent: %(e)s") % {"e": exc.user_message}
     inbound.replied_at = timezone.now()
     return True, ""

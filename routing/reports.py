@@ -19,6 +19,15 @@ from routing.text import clean_text, decode_part
 
 DAEMON_LOCALPARTS = ("mailer-daemon", "postmaster", "mail-daemon")
 BULK_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
+# Any of these says a machine or a list sent the mail (RFC 2369, 2919, 3834).
+AUTOMATIC_HEADERS = (
+    "X-Autoreply",
+    "X-Autorespond",
+    "X-Auto-Response-Suppress",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Post",
+)
 _COMMENT = re.compile(r"\([^()]*\)")
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
 
@@ -38,9 +47,19 @@ class BounceInfo:
 
 
 @dataclass
+class AuthResult:
+    """One resinfo: ``dkim=pass header.d=example.com`` (properties lower-cased)."""
+
+    method: str
+    result: str
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class AuthVerdict:
     authserv_id: str
     results: dict[str, str]  # method ("spf", "dkim", "dmarc") -> result ("pass", ...)
+    entries: list[AuthResult] = field(default_factory=list)  # every resinfo, in order
 
     @property
     def failed(self) -> bool:
@@ -62,15 +81,23 @@ def parse_authentication_results(values: list[str]) -> list[AuthVerdict]:
         head, _, rest = value.partition(";")
         authserv_id = head.strip().split(" ")[0].lower() if head.strip() else ""
         results: dict[str, str] = {}
+        entries: list[AuthResult] = []
         for resinfo in rest.split(";"):
             tokens = resinfo.strip().split()
             if not tokens or "=" not in tokens[0]:
                 continue
             method, _, result = tokens[0].partition("=")
             method = method.split("/")[0].strip().lower()
-            results.setdefault(method, result.strip().lower())
+            result = result.strip().lower()
+            results.setdefault(method, result)
+            properties: dict[str, str] = {}
+            for token in tokens[1:]:
+                key, equals, prop = token.partition("=")
+                if equals:
+                    properties.setdefault(key.lower(), prop.strip('"').lower())
+            entries.append(AuthResult(method, result, properties))
         if authserv_id:
-            verdicts.append(AuthVerdict(authserv_id, results))
+            verdicts.append(AuthVerdict(authserv_id, results, entries))
     return verdicts
 
 
@@ -92,7 +119,7 @@ def detect_auto_submitted(
     precedence = _first(msg, "Precedence").lower()
     if precedence in BULK_PRECEDENCE:
         return f"Precedence: {precedence}"
-    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "List-Id"):
+    for name in AUTOMATIC_HEADERS:
         if _first(msg, name):
             return f"{name} header"
     if return_path == "":

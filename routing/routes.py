@@ -237,11 +237,13 @@ class Router:
             self.inbound.loop_tag = tag
 
     def answer(self, reason: str, *, loop_tag: str = "") -> bool:
-        queued, error = replies.send_refusal(
-            inbound=self.inbound, parsed=self.parsed, reason=reason, loop_tag=loop_tag
+        queued, why_not = replies.send_refusal(
+            inbound=self.inbound,
+            parsed=self.parsed,
+            reason=reason,
+            loop_tag=loop_tag,
+            verdict=self.verdict,
         )
-        if error:
-            self.refusal += " " + _(
-                "(The automatic answer could not be sent: %(e)s)"
-            ) % {"e": error}
+        if why_not:
+            self.refusal += " " + _("(Not answered: %(why)s.)") % {"why": why_not}
         return queued

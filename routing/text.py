@@ -12,6 +12,9 @@ import re
 from email.header import decode_header
 from email.message import Message
 
+from mailservers import headers
+
+MAX_HEADER_CHARS = 1_000_000  # no cut: References keep their latest ids
 _SURROGATE_RUN = re.compile(r"[\udc80-\udcff]+")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -75,7 +78,9 @@ def decode_header_text(name: str, raw_value: str) -> str:
         text = _legacy_decode(value)
     if "\ufffd" in text and "\ufffd" not in value:  # an unknown charset: do better
         text = _legacy_decode(value)
-    return clean_text(text).replace("\r", " ").replace("\n", " ")
+    # Decoded once; what still hides (double-encoded words, line breaks) is cleaned
+    # the way every header we write is, so the text shown is the text we would send.
+    return headers.clean_text(clean_text(text), limit=MAX_HEADER_CHARS)
 
 
 def _legacy_decode(value: str) -> str:
@@ -117,7 +122,7 @@ def _part_charset(part: Message) -> str | None:
 
 def safe_filename(name: str) -> str:
     """A file name without path, control characters or leading dots (max 200)."""
-    name = clean_text(str(name))
+    name = headers.clean_text(clean_text(str(name)), limit=1000)
     name = re.split(r"[/\\]", name)[-1]
     name = _CONTROL.sub("", name).strip().lstrip(".").strip()
     if len(name) > 200:

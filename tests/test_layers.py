@@ -1,5 +1,6 @@
-"""The layer contract (``pyproject.toml``, run by ``make lint``) names every module and
-fails when a lower layer imports a higher one, even from inside a function.
+"""The import contracts (``pyproject.toml``, run by ``make lint``): the layers name
+every module and fail when a lower layer imports a higher one, even from inside a
+function; no two sibling modules import each other in a cycle.
 
 The failing cases run ``lint-imports`` on a copy of the apps with one upward import
 added, so the real tree is never touched.
@@ -108,7 +109,7 @@ def test_the_contract_holds_on_the_unchanged_copy(tmp_path):
     """The control case: the copied tree passes, so a failure below is the edit's."""
     result = lint_imports(copy_apps(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert "2 kept, 0 broken" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -151,8 +152,20 @@ def test_an_upward_import_breaks_the_contract(tmp_path, path, added, broken):
         source.write("\n\n" + added)
     result = lint_imports(tree)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "0 kept, 1 broken" in result.stdout
+    assert "Knowlix layers: nothing imports upward BROKEN" in result.stdout
     assert broken in result.stdout
+
+
+def test_a_cycle_within_a_layer_breaks_the_acyclic_contract(tmp_path):
+    """Two modules of one layer that import each other fail ``make lint`` too."""
+    tree = copy_apps(tmp_path)
+    with (tree / "dnscheck/checks.py").open("a") as source:
+        source.write("\n\nfrom dnscheck import services  # noqa\n")
+    result = lint_imports(tree)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Knowlix layers: nothing imports upward KEPT" in result.stdout
+    assert "no import cycles between sibling modules BROKEN" in result.stdout
+    assert "No cycles are allowed in dnscheck" in result.stdout
 
 
 def function_level_imports() -> list[str]:

@@ -13,7 +13,7 @@ from django.utils.text import Truncator
 from feed.mentions import highlight_mentions
 from feed.models import Attachment, Message
 from feed.panel import panel_context
-from knowlix.html import sanitize_html
+from knowlix.html import block_remote_images, has_remote_image, sanitize_html
 
 register = template.Library()
 
@@ -41,7 +41,11 @@ def feed_panel(context: template.Context, record: Model) -> dict[str, object]:
         user=request.user,
         focus_message_id=int(focus) if focus.isdigit() else None,
     )
-    result.update(request=request, csrf_token=context.get("csrf_token"))
+    result.update(
+        request=request,
+        csrf_token=context.get("csrf_token"),
+        show_images=request.GET.get("images", ""),
+    )
     return result
 
 
@@ -60,10 +64,25 @@ def is_previewable(attachment: Attachment) -> bool:
 
 
 @register.filter
-def message_body(message: Message) -> SafeString:
+def has_remote_images(message: Message) -> bool:
+    return has_remote_image(sanitize_html(message.body_html))
+
+
+@register.simple_tag(takes_context=True)
+def message_html(context: template.Context, message: Message) -> SafeString:
+    """:func:`message_body`, with the remote images the reader asked for (the
+    ``show_images`` message id of the panel's context)."""
+    return message_body(message, context.get("show_images"))
+
+
+@register.filter
+def message_body(message: Message, show_images: object = None) -> SafeString:
     """The body, sanitized again (rows written around ``post_message`` exist), with
-    cid: images pointing at our files."""
+    cid: images pointing at our files, and remote images blocked unless
+    ``show_images`` is this message's id (the reader clicked *Show images*)."""
     html = sanitize_html(message.body_html)
+    if str(show_images) != str(message.pk):
+        html = block_remote_images(html)
     if "cid:" in html:
         by_cid = {a.content_id: a for a in message.attachments.all() if a.content_id}
 
@@ -83,6 +102,12 @@ def message_body(message: Message) -> SafeString:
 def clean_html(html: str) -> SafeString:
     """Any stored HTML fragment, sanitized before it is shown."""
     return mark_safe(sanitize_html(html or ""))  # noqa: S308 - sanitized here
+
+
+@register.filter
+def clean_html_without_remote(html: str) -> SafeString:
+    """Stored HTML, sanitized, its remote images replaced by placeholders."""
+    return mark_safe(block_remote_images(sanitize_html(html or "")))  # noqa: S308
 
 
 @register.filter

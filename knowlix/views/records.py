@@ -96,7 +96,7 @@ def record_detail(request: HttpRequest, kind: RecordKind, pk: int) -> HttpRespon
         for name in kind.fields
         if name != described
     ]
-    return render(
+    response = render(
         request,
         "knowlix/record_detail.html",
         {
@@ -109,6 +109,11 @@ def record_detail(request: HttpRequest, kind: RecordKind, pk: int) -> HttpRespon
             "can_change": can_change_model(request.user, kind.model),
         },
     )
+    if request.GET.get("images", "").isdigit():
+        # The reader asked for one message's remote images (the feed renders the
+        # others without them): this page may load images from https sites.
+        response._csp_update = {"img-src": ["https:"]}  # type: ignore[attr-defined]
+    return response
 
 
 def record_create(request: AuthenticatedHttpRequest, kind: RecordKind) -> HttpResponse:

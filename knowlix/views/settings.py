@@ -16,6 +16,7 @@ from knowlix.decorators import (
     technical_required,
 )
 from knowlix.models import SystemParameter, UserProfile
+from knowlix.redirects import safe_next_url
 from knowlix.users import get_profile, is_admin
 
 
@@ -125,7 +126,9 @@ def toggle_developer_mode(request: AuthenticatedHttpRequest) -> HttpResponse:
     profile.save(update_fields=["developer_mode"])
     state = "on" if profile.developer_mode else "off"
     messages.info(request, f"Developer mode is {state}.")
-    return redirect(request.POST.get("next") or "knowlix:settings")
+    return redirect(
+        safe_next_url(request, request.POST.get("next"), "knowlix:settings")
+    )
 
 
 class ParameterForm(forms.ModelForm):

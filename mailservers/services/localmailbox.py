@@ -4,8 +4,8 @@ mail can be answered as its recipient.
 Owns the ``routing_*`` fields of ``CaughtMail``. Invariant: the ``CaughtMail`` row is
 stored before routing starts and routing never deletes it, so a routing failure never
 loses the caught mail (routing quarantines bad mail itself; anything it raises is
-logged and kept on the row). Replies are RFC 5322 messages built with the stdlib email
-API, every header value on one line (``mime.clean_header``).
+logged and kept on the row). Replies are built by ``mime.build_message`` like every
+mail Knowlix writes (headers safe by construction).
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
-from email.policy import SMTP
 from email.policy import default as default_policy
-from email.utils import format_datetime, getaddresses
+from email.utils import getaddresses
 
 from django.core.files.uploadedfile import UploadedFile
-from django.utils import timezone
 
 from knowlix import params
 from knowlix.records import get_record_by_label
 from mailservers.mime import (
+    MESSAGE_ID,
     InvalidAddress,
+    MailPart,
+    build_message,
     clean_header,
     make_message_id,
     parse_address,
@@ -157,31 +158,34 @@ def build_reply(
     if sender is None or not recipients:
         raise NoReplyAddress("no recipient or sender")
 
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = sender
-    msg["To"] = recipients
     subject = clean_header(str(headers.get("Subject", "") or caught.subject))
-    msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-    msg["Date"] = format_datetime(timezone.now())
-    msg["Message-ID"] = make_message_id(sender.domain)
+    references: list[str] = []
     parent_id = clean_header(caught.message_id)
     if parent_id:
-        references = clean_header(str(headers.get("References", ""))).split()
-        chain = [*references[-(MAX_REFERENCES - 1) :], parent_id]
-        msg["In-Reply-To"] = parent_id
-        msg["References"] = " ".join(dict.fromkeys(chain))
-    msg.set_content(body.replace("\r\n", "\n"), subtype="plain", charset="utf-8")
+        chain = clean_header(str(headers.get("References", ""))).split()
+        references = [*chain[-(MAX_REFERENCES - 1) :], parent_id]
+    parts = []
     if attachment is not None:
-        maintype, _, subtype = (attachment.content_type or "").lower().partition("/")
-        if not maintype or not subtype or maintype in ("multipart", "message"):
-            maintype, subtype = "application", "octet-stream"
-        msg.add_attachment(
-            attachment.read(),
-            maintype,
-            subtype,
-            filename=clean_header(attachment.name or "") or "attachment",
+        parts.append(
+            MailPart(
+                filename=attachment.name or "attachment",
+                content=attachment.read(),
+                mimetype=attachment.content_type or "application/octet-stream",
+            )
         )
-    return msg.as_bytes(policy=SMTP)
+    try:
+        return build_message(
+            from_addr=(sender.display_name, sender.addr_spec),
+            to=[(r.display_name, r.addr_spec) for r in recipients],
+            subject=subject if subject.lower().startswith("re:") else f"Re: {subject}",
+            text=body.replace("\r\n", "\n"),
+            message_id=make_message_id(sender.domain),
+            in_reply_to=parent_id if MESSAGE_ID.match(parent_id) else "",
+            references=[r for r in references if MESSAGE_ID.match(r)],
+            attachments=parts,
+        )
+    except ValueError as exc:  # InvalidAddress included
+        raise NoReplyAddress(str(exc)) from exc
 
 
 def reply_to_caught_mail(

@@ -103,7 +103,7 @@ def start_sending(mail_id: int) -> None:
 
 def _valid_msgids(values: Sequence[str]) -> list[str]:
     """Keep only well-formed ids: a malformed foreign Message-ID must not block mail."""
-    return [v for v in values if v and mime._MSGID.match(mime.clean_header(v))]
+    return [v for v in values if v and mime.MESSAGE_ID.match(mime.clean_header(v))]
 
 
 def queue_mail(

@@ -4,7 +4,7 @@ The confirm endpoints live at the site root (``root_urlpatterns``) because their
 are registered at Microsoft and Google: ``/microsoft_outlook/confirm`` and
 ``/google_gmail/confirm``. They never raise a server error: every failure renders a
 page saying what to do. Client registrations and server pages are for admins; a
-grant's page and *Reconnect* also for its owner (``mailservers.oauth.access``).
+grant's page and *Reconnect* also for its owner (``mailservers.oauth_access``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from mailservers.errors import (
     OAuthProviderUnavailable,
 )
 from mailservers.oauth import config
-from mailservers.oauth.access import get_grant_for_user, get_server_for_user
 from mailservers.oauth.forms import OAuthClientsForm
+from mailservers.oauth_access import get_grant_for_user, get_server_for_user
 from mailservers.services import oauth_connect as services
 
 logger = logging.getLogger(__name__)

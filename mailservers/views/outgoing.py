@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from knowlix import params
 from knowlix.decorators import admin_required, technical_required
-from knowlix.html import sanitize_html
+from knowlix.html import block_remote_images, sanitize_html
 from mailservers.localmailbox_forms import LocalReplyForm
 from mailservers.models import (
     PRESETS,
@@ -247,7 +247,10 @@ def _render_detail(
         {
             "caught": caught,
             "view": view,
-            "html": sanitize_html(html_part.get_content()) if html_part else "",
+            # Remote images stay out, as in feeds (the page's policy refuses them).
+            "html": block_remote_images(sanitize_html(html_part.get_content()))
+            if html_part
+            else "",
             "text": text_part.get_content() if text_part else "",
             "headers": list(msg.items()),
             "attachments": attachments,

@@ -125,8 +125,12 @@ def test_follower_is_preferred_as_author(aliases, route, ticket, make_contact, a
 
 
 def test_user_sender_is_the_author_and_follows(aliases, route, bob):
-    """Mail from a user's address is authored by the user, who follows the record."""
-    result = route(to_alias(30, sender=bob.email))
+    """Proven mail from a user's address is authored by the user, who follows."""
+    params.set_param(TRUSTED_AUTHSERV_IDS, "mx.example.com")
+    result = route(
+        b"Authentication-Results: mx.example.com; dmarc=pass header.from=example.com\r\n"
+        + to_alias(30, sender=bob.email)
+    )
     message = Message.objects.get(pk=result.routes[0].message)
     assert message.author_user == bob
     ticket = Ticket.objects.get()

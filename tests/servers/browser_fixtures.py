@@ -49,16 +49,33 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
+def is_csp_violation(text: str) -> bool:
+    """A console message of Chromium's about a Content-Security-Policy refusal."""
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
+
+
 @pytest.fixture
 def page(browser, live_server) -> Iterator[object]:
-    """A fresh browser context (no cookies) with a page; screenshots go to var/screenshots."""
+    """A fresh browser context (no cookies) with a page; screenshots go to var/screenshots.
+
+    Every page must work under the Content-Security-Policy: a CSP violation in the
+    console (an inline script, a remote image...) fails the test that caused it.
+    """
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": 1280, "height": 900}
     )
     context.set_default_timeout(15_000)
     page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if is_csp_violation(msg.text) else None,
+    )
+    page.on("pageerror", lambda exc: violations.append(f"page error: {exc}"))
+    page.csp_violations = violations  # tests that expect one may read and clear it
     yield page
     context.close()
+    assert not violations, f"Content-Security-Policy violations: {violations}"
 
 
 @pytest.fixture
