@@ -39,8 +39,8 @@ from feed.templatetags.feed_tags import INLINE_TYPES
 from knowlix.access import get_record_for_user
 from knowlix.decorators import AuthenticatedHttpRequest, technical_required
 from knowlix.models import Record
-from knowlix.users import person_label as person
 from knowlix.redirects import safe_next_url
+from knowlix.users import person_label as person
 
 
 class FeedRequest(AuthenticatedHttpRequest):
