@@ -24,6 +24,7 @@ from django.utils.formats import date_format
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -307,6 +308,7 @@ def activity_cancel(request: FeedRequest, activity_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
+@xframe_options_sameorigin  # the feed previews files in a same-origin iframe
 def attachment(request: FeedRequest, attachment_id: int, filename: str) -> FileResponse:
     """Serve a file to users who may see its record; only safe types inline."""
     row = selectors.get_attachment(attachment_id=attachment_id)

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from knowlix.env import env_bool, env_int, env_list, env_secret, env_str
+from knowlix.keys import weak_secret_key_reason
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("KNOWLIX_VAR_DIR", str(BASE_DIR / "var")))
@@ -24,7 +26,14 @@ DEBUG = env_bool("DEBUG", True)
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me"
 SECRET_KEY = env_secret("SECRET_KEY", _DEV_SECRET if DEBUG else "")
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off (`manage.py generate_keys`)"
+    )
+if not DEBUG and (_weak := weak_secret_key_reason(SECRET_KEY, (_DEV_SECRET,))):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak for DEBUG=false: {_weak} "
+        "(`manage.py generate_keys` prints a new one)"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 PORT = env_int("PORT", 8000)
@@ -41,6 +50,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "health_check",
+    "django_prometheus",
     "csp",
     "axes",
     "knowlix",
@@ -51,6 +62,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "knowlix.middleware.RequestSizeLimitMiddleware",
@@ -64,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "knowlix.error_pages.AppErrorPagesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last: it answers a locked-out login itself (django-axes).
     "axes.middleware.AxesMiddleware",
 ]
@@ -156,7 +169,26 @@ AUTH_PASSWORD_VALIDATORS = [
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
-X_FRAME_OPTIONS = "SAMEORIGIN"
+# Pages are never framed; the feed's attachment preview opts in to same-origin.
+X_FRAME_OPTIONS = "DENY"
+
+# --- Behind a TLS proxy (see docs/deploy.md) --------------------------------------
+# The proxy terminates TLS and tells Django so in a header, e.g. X-Forwarded-Proto:
+# set SECURE_PROXY_SSL_HEADER to that header's name (its value must be "https").
+# Only behind a proxy that overwrites the header: a client could send it otherwise.
+_PROXY_SSL_HEADER = env_str("SECURE_PROXY_SSL_HEADER", "")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+    if _PROXY_SSL_HEADER
+    else None
+)
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Paths answered over plain HTTP too (container healthchecks, the metrics scraper).
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 # --- Internationalisation -------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -200,7 +232,15 @@ KNOWLIX_ENCRYPTION_KEY = env_secret(
     "KNOWLIX_ENCRYPTION_KEY", _DEV_FERNET if DEBUG else ""
 )
 if not KNOWLIX_ENCRYPTION_KEY:
-    raise ImproperlyConfigured("KNOWLIX_ENCRYPTION_KEY must be set when DEBUG is off")
+    raise ImproperlyConfigured(
+        "KNOWLIX_ENCRYPTION_KEY must be set when DEBUG is off "
+        "(`manage.py generate_keys`)"
+    )
+if not DEBUG and _DEV_FERNET in KNOWLIX_ENCRYPTION_KEY:
+    raise ImproperlyConfigured(
+        "KNOWLIX_ENCRYPTION_KEY holds the published development key: "
+        "not with DEBUG=false (`manage.py generate_keys`)"
+    )
 
 # --- Celery -----------------------------------------------------------------------
 # Default: kombu's filesystem transport under var/, so `make run` needs no Redis.
@@ -220,6 +260,21 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat records a heartbeat row at each tick (knowlix.beat); it ticks at least this often.
+CELERY_BEAT_SCHEDULER = "knowlix.beat:HeartbeatScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 10
+# Three queues, so each kind of work can get its own workers (docs/deploy.md):
+# sending, polling, and everything else. A worker without -Q consumes all three.
+KNOWLIX_QUEUES = ("celery", "outgoing", "incoming")
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in KNOWLIX_QUEUES]
+CELERY_TASK_ROUTES = {
+    "mailservers.tasks.send_mail": {"queue": "outgoing"},
+    "mailservers.tasks.process_outbox": {"queue": "outgoing"},
+    "mailservers.tasks.recover_stuck_mail": {"queue": "outgoing"},
+    "mailservers.tasks.poll_due_servers": {"queue": "incoming"},
+    "mailservers.tasks.poll_server": {"queue": "incoming"},
+}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}  # filled by knowlix.celery
 
 # --- Mail -------------------------------------------------------------------------
@@ -258,6 +313,18 @@ KNOWLIX_GOOGLE_TOKEN_URI = env_str(
 )
 # A CA bundle for the OAuth providers' TLS (tests point it at their own CA).
 KNOWLIX_OAUTH_CA_BUNDLE = env_str("KNOWLIX_OAUTH_CA_BUNDLE", "")
+
+# --- Health and metrics (docs/deploy.md) ------------------------------------------
+# /health/beat/ fails when beat's last tick is older than this (seconds).
+KNOWLIX_HEALTH_BEAT_MAX_AGE = env_int("KNOWLIX_HEALTH_BEAT_MAX_AGE", 60)
+# /health/outbox/ fails when a mail is overdue (or stuck sending) this long (seconds).
+KNOWLIX_HEALTH_OUTBOX_STALL = env_int("KNOWLIX_HEALTH_OUTBOX_STALL", 600)
+# /metrics wants "Authorization: Bearer <token>"; unset, it answers loopback only.
+KNOWLIX_METRICS_TOKEN = env_secret("KNOWLIX_METRICS_TOKEN", "")
+KNOWLIX_METRICS_COLLECTORS = [
+    "mailservers.metrics.MailCollector",
+    "routing.metrics.RoutingCollector",
+]
 
 # --- Logging ------------------------------------------------------------------------
 LOGGING = {

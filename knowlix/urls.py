@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpResponseBase
 from django.urls import include, path
+from health_check.views import HealthCheckView
 
 from knowlix.core_urls import record_urlpatterns
-from knowlix.views import contacts, home, security, teams
+from knowlix.views import contacts, home, ops, security, teams
 from knowlix.views import settings as settings_views
 from mailservers.views.oauth import root_urlpatterns as oauth_root_urlpatterns
 
@@ -48,8 +54,35 @@ knowlix_patterns = [
     *record_urlpatterns(),
 ]
 
+# What each compose service's healthcheck asks (docs/deploy.md); /health/ asks all.
+HEALTH_CHECKS: dict[str, list[str | tuple[str, dict[str, object]]]] = {
+    "web": ["health_check.checks.Database", "knowlix.health.Broker"],
+    "worker": [
+        ("health_check.contrib.celery.Ping", {"timeout": dt.timedelta(seconds=3)})
+    ],
+    "beat": ["knowlix.health.Beat"],
+    "outbox": ["mailservers.health.Outbox"],
+}
+
+
+def health_view(*parts: str) -> Callable[..., HttpResponseBase]:
+    checks = [check for part in parts for check in HEALTH_CHECKS[part]]
+    return login_not_required(HealthCheckView.as_view(checks=checks))
+
+
+health_patterns = [
+    path("", health_view(*HEALTH_CHECKS), name="health"),
+    *(
+        path(f"{part}/", health_view(part), name=f"health-{part}")
+        for part in HEALTH_CHECKS
+    ),
+]
+
 urlpatterns = [
     path("", home.home, name="home"),
+    path("health/", include(health_patterns)),
+    path("metrics", ops.metrics, name="metrics"),
+    path("setup/", ops.first_admin, name="first-admin"),
     path(
         "login/",
         auth_views.LoginView.as_view(template_name="registration/login.html"),

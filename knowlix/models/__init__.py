@@ -11,12 +11,13 @@ from knowlix.models.records import (
     SalesOrder,
     Ticket,
 )
-from knowlix.models.system import SystemParameter, UserProfile
+from knowlix.models.system import Heartbeat, SystemParameter, UserProfile
 from knowlix.models.teams import Team
 
 __all__ = [
     "Contact",
     "Expense",
+    "Heartbeat",
     "Invoice",
     "JobApplication",
     "Opportunity",

@@ -39,3 +39,19 @@ class SystemParameter(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class Heartbeat(models.Model):
+    """The last sign of life of a singleton process (``beat``), for health checks.
+
+    One row per name; ``stopped_at`` is set when the process stops cleanly, so a
+    stopped beat is reported at once rather than when its heartbeat grows old.
+    """
+
+    name = models.CharField(max_length=50, unique=True)
+    beat_at = models.DateTimeField()
+    host = models.CharField(max_length=255, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"

@@ -22,6 +22,12 @@ from django.utils.translation import gettext_lazy as _
 from knowlix.crypto import EncryptedTextField
 from knowlix.users import is_admin
 
+# Beat asks which servers are due once a minute (knowlix.celery), and a poll starts
+# a few seconds after the tick that queued it: the next tick then comes a little
+# less than one interval after that start. Half a tick of slack keeps a 1-minute
+# server on every tick instead of every other one (polls were 120 s apart).
+POLL_DUE_SLACK = dt.timedelta(seconds=30)
+
 __all__ = ["FetchedMessage", "IncomingServer"]
 
 
@@ -185,7 +191,7 @@ class IncomingServer(models.Model):
         if self.last_poll_at is None:
             return True
         interval = dt.timedelta(minutes=self.poll_interval_minutes)
-        return timezone.now() >= self.last_poll_at + interval
+        return timezone.now() + POLL_DUE_SLACK >= self.last_poll_at + interval
 
 
 class FetchedMessage(models.Model):

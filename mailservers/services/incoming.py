@@ -22,10 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, Q, Value
+from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mailservers.errors import (
@@ -162,7 +161,8 @@ def _release(server: IncomingServer, token: str) -> None:
         poll_token="",
         poll_owner="",
         poll_lease_until=None,
-        last_poll_at=timezone.now(),
+        # When this poll started: the interval runs from start to start.
+        last_poll_at=F("poll_started_at"),
     )
 
 

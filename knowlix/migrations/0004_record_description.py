@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('knowlix', '0002_team'),
+        ('knowlix', '0003_team'),
     ]
 
     operations = [

@@ -1,0 +1,102 @@
+"""Operations pages: the first administrator's set-up, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import UserCreationForm
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.utils.crypto import constant_time_compare
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.registry import CollectorRegistry
+
+from knowlix import firstadmin
+
+
+class FirstAdminForm(UserCreationForm):
+    email = forms.EmailField(label=_("Email"))
+
+
+@login_not_required
+@never_cache
+def first_admin(request: HttpRequest) -> HttpResponse:
+    """Create the first administrator: open while no user exists, with the code."""
+    code = request.GET.get("code", "")
+    if not firstadmin.is_open() or not firstadmin.is_valid_code(code):
+        raise Http404
+    form = FirstAdminForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = firstadmin.create_first_admin(
+                username=form.cleaned_data["username"],
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password1"],
+            )
+        except firstadmin.FirstAdminExists:
+            raise Http404 from None
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, _("Welcome! You are the administrator."))
+        return redirect("home")
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "registration/first_admin.html", {"form": form}, status=status
+    )
+
+
+@functools.cache
+def _knowlix_registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    for path in settings.KNOWLIX_METRICS_COLLECTORS:
+        registry.register(import_string(path)())
+    return registry
+
+
+def _process_registry() -> CollectorRegistry:
+    """This process's metrics, or all gunicorn workers' in multiprocess mode."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def _may_scrape(request: HttpRequest) -> bool:
+    """With KNOWLIX_METRICS_TOKEN, its bearer; without, loopback callers only
+    (and not through a proxy on the same host, which adds X-Forwarded-For)."""
+    token = settings.KNOWLIX_METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return constant_time_compare(given.strip(), token)
+    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+        return False
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
+@login_not_required
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    if not _may_scrape(request):
+        return HttpResponseForbidden("metrics: token required\n")
+    body = generate_latest(_process_registry()) + generate_latest(_knowlix_registry())
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
