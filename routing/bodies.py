@@ -3,12 +3,19 @@
 multipart/alternative keeps the last plain text and the last richer part; the first
 part of multipart/related is the body and the rest are inline (cid:) parts;
 message/rfc822 becomes an .eml attachment; nesting deeper than MAX_DEPTH is kept as
-one raw attachment and more than MAX_PARTS parts are left out (and reported).
+one raw attachment and more than MAX_PARTS parts are left out (and reported). Images
+inlined in the HTML as ``data:`` URLs become inline parts referenced by ``cid:``
+(the sanitizer keeps no ``data:`` URL). A part whose type has no subtype (a bare
+``pdf``) is ``application/octet-stream``, not the text RFC 2045 would default to.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.policy
+import re
+import urllib.parse
 from dataclasses import dataclass
 from email.message import EmailMessage, MIMEPart
 
@@ -16,6 +23,20 @@ from routing.text import clean_text, decode_header_text, decode_part, safe_filen
 
 MAX_DEPTH = 30
 MAX_PARTS = 500
+# data: images taken out of the HTML (more stay as they are, and are not shown).
+MAX_DATA_IMAGES = 50
+DATA_IMAGE_TYPES = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/bmp": ".bmp",
+}
+_DATA_SRC = re.compile(
+    r"""(\bsrc\s*=\s*)(?:"data:([^,"]*),([^"]*)"|'data:([^,']*),([^']*)'"""
+    r"""|data:([^,"'\s>]*),([^\s>]*))""",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +54,8 @@ def walk_body(msg: EmailMessage) -> tuple[str, str, list[ParsedAttachment], bool
     walker.visit(msg, depth=0, in_related=False)
     text = "\n\n".join(t for t in walker.texts if t.strip())
     html = "\n".join(h for h in walker.htmls if h.strip())
+    if "data:" in html:
+        html = walker.take_data_images(html)
     return text, html, walker.attachments, walker.truncated
 
 
@@ -51,7 +74,7 @@ class _BodyWalker:
         if self.count > MAX_PARTS:
             self.truncated = True
             return
-        ctype = part.get_content_type()
+        ctype = content_type(part)
         if depth > MAX_DEPTH:
             self.add_attachment(part, fallback_name="nested-part")
             return
@@ -84,11 +107,11 @@ class _BodyWalker:
     def visit_alternative(self, children: list[MIMEPart], depth: int) -> None:
         """Keep the last plain text and the last HTML (or richer) alternative."""
         text = next(
-            (c for c in reversed(children) if c.get_content_type() == "text/plain"),
+            (c for c in reversed(children) if content_type(c) == "text/plain"),
             None,
         )
         rich = next(
-            (c for c in reversed(children) if c.get_content_type() != "text/plain"),
+            (c for c in reversed(children) if content_type(c) != "text/plain"),
             None,
         )
         if text is not None:
@@ -122,10 +145,41 @@ class _BodyWalker:
         name = _filename(part) or safe_filename(f"{subject or 'message'}.eml")
         self.append(ParsedAttachment(name, "message/rfc822", content))
 
+    def take_data_images(self, html: str) -> str:
+        """Replace ``data:`` images by ``cid:`` references to inline parts."""
+        taken = 0
+
+        def take(match: re.Match[str]) -> str:
+            nonlocal taken
+            prefix, *values = match.groups()
+            meta, data = next(
+                (values[i], values[i + 1]) for i in (0, 2, 4) if values[i] is not None
+            )
+            mimetype, *params = meta.lower().split(";")
+            ext = DATA_IMAGE_TYPES.get(mimetype.strip())
+            content = _data_url_bytes(data, is_base64="base64" in params)
+            if ext is None or content is None or taken >= MAX_DATA_IMAGES:
+                return match.group(0)
+            taken += 1
+            number = len(self.attachments) + 1
+            content_id = f"data-image-{number}@knowlix"
+            self.append(
+                ParsedAttachment(
+                    filename=f"image-{number}{ext}",
+                    content_type=mimetype.strip(),
+                    content=content,
+                    content_id=content_id,
+                    is_inline=True,
+                )
+            )
+            return f'{prefix}"cid:{content_id}"'
+
+        return _DATA_SRC.sub(take, html)
+
     def add_attachment(
         self, part: MIMEPart, *, fallback_name: str, inline: bool = False
     ) -> None:
-        ctype = part.get_content_type()
+        ctype = content_type(part)
         name = _filename(part)
         if not name:
             ext = _EXTENSIONS.get(ctype, ".bin")
@@ -157,6 +211,28 @@ _EXTENSIONS = {
     "application/pkcs7-signature": ".p7s",
     "message/rfc822": ".eml",
 }
+
+
+def content_type(part: MIMEPart) -> str:
+    """The part's type; a declared type without a subtype (``Content-Type: pdf``)
+    is unknown data, where the standard library would default to text/plain."""
+    ctype = part.get_content_type()
+    if ctype == "text/plain":
+        declared = str(part.get("Content-Type", "") or "").split(";")[0].strip()
+        if declared and "/" not in declared:
+            return "application/octet-stream"
+    return ctype
+
+
+def _data_url_bytes(data: str, *, is_base64: bool) -> bytes | None:
+    """The bytes of a data: URL's payload (None if it is not what it claims)."""
+    try:
+        if is_base64:
+            text = re.sub(r"\s+|%0[aAdD]|%20", "", data)
+            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        return urllib.parse.unquote_to_bytes(data)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _filename(part: MIMEPart) -> str:

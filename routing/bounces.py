@@ -59,18 +59,3 @@ def _single_recipient(message_ids: list[str]) -> list[str]:
         if addresses:
             return [addresses[0].lower()] if len(addresses) == 1 else []
     return []
-
-
-def reset_bounce_count(address: str) -> Contact | None:
-    """A normal mail from the address proves it works again: reset its contacts'
-    bounce counters. Returns the address's oldest contact (None if there is none),
-    read once here so that author matching does not read it again."""
-    if not address:
-        return None
-    contacts = list(Contact.objects.filter(email_normalized=address).order_by("pk"))
-    bounced = [c for c in contacts if c.bounce_count > 0]
-    if bounced:
-        Contact.objects.filter(pk__in=[c.pk for c in bounced]).update(bounce_count=0)
-        for contact in bounced:
-            contact.bounce_count = 0
-    return contacts[0] if contacts else None

@@ -7,7 +7,12 @@ Every exception carries a translatable ``user_message`` shown on the quarantine 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from routing.models import Alias
 
 
 class RoutingError(Exception):
@@ -34,6 +39,17 @@ class SenderError(RoutingError):
 
 
 class RoutingConfigError(RoutingError):
-    """Our configuration is wrong (no catch-all domain, an alias without a kind)."""
+    """Our configuration is wrong (no catch-all domain, an alias without a kind).
+    ``alias``: the alias at fault, whose creator is told (``routing.aliases``)."""
 
     default_message = _("Mail routing is not configured correctly.")
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        detail: str = "",
+        alias: Alias | None = None,
+    ) -> None:
+        super().__init__(user_message, detail=detail)
+        self.alias = alias

@@ -34,26 +34,34 @@ class AliasForm(forms.ModelForm):
             "content_type",
             "object_id",
             "defaults",
+            "parent_content_type",
+            "parent_object_id",
             "contact_policy",
             "bounce_message",
             "team",
             "is_active",
         ]
-        field_classes = {"content_type": RecordKindField}
+        field_classes = {
+            "content_type": RecordKindField,
+            "parent_content_type": RecordKindField,
+        }
         widgets = {"bounce_message": forms.Textarea(attrs={"rows": 3})}
         help_texts = {
             "object_id": "Leave empty to create a record per mail; set to post every "
             "mail on that record instead.",
             "defaults": 'Field values of created records, e.g. {"priority": "high"}.',
+            "parent_object_id": "The record whose followers the “Followers only” "
+            "policy accepts (e.g. the project of the tickets it creates); a fixed "
+            "record is its own parent.",
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         ids = [ct.pk for ct in record_content_types()]
-        kinds = self.fields["content_type"]
-        assert isinstance(kinds, RecordKindField)  # Meta.field_classes
-        kinds.queryset = ContentType.objects.filter(pk__in=ids)
-        kinds.empty_label = "Choose a record kind"
+        for name in ("content_type", "parent_content_type"):
+            kinds = self.fields[name]
+            assert isinstance(kinds, RecordKindField)  # Meta.field_classes
+            kinds.queryset = ContentType.objects.filter(pk__in=ids)
         team = self.fields["team"]
         assert isinstance(team, forms.ModelChoiceField)
         team.empty_label = "No team"
@@ -86,6 +94,7 @@ class AliasForm(forms.ModelForm):
             self.add_error(
                 "object_id", f"There is no {model._meta.verbose_name} #{object_id}."
             )
+        self._clean_parent(data)
         defaults = data.get("defaults") or {}
         if not isinstance(defaults, dict):
             self.add_error("defaults", "Give an object of field names and values.")
@@ -99,3 +108,22 @@ class AliasForm(forms.ModelForm):
                     f"{model._meta.verbose_name} has no field “{field_name}”.",
                 )
         return data
+
+    def _clean_parent(self, data: dict[str, Any]) -> None:
+        """The parent record exists; the followers policy has one to follow."""
+        kind, pk = data.get("parent_content_type"), data.get("parent_object_id")
+        if (kind is None) != (pk is None):
+            self.add_error("parent_object_id", "Give both the parent's kind and id.")
+            return
+        model = kind.model_class() if kind is not None else None
+        if model is not None and not model._default_manager.filter(pk=pk).exists():
+            self.add_error(
+                "parent_object_id", f"There is no {model._meta.verbose_name} #{pk}."
+            )
+        followers = data.get("contact_policy") == Alias.ContactPolicy.FOLLOWERS
+        if followers and kind is None and data.get("object_id") is None:
+            self.add_error(
+                "contact_policy",
+                "“Followers only” needs a parent record (or a fixed record) whose "
+                "followers it accepts.",
+            )

@@ -45,19 +45,17 @@ def loop_limit() -> int:
     return params.get_int_param(params.LOOP_LIMIT) or 20
 
 
-def is_over_limit(*, address: str, scope: str, record: str = "") -> bool:
-    """True if the sender already reached the limit in the current window."""
-    if not address or is_allowed_sender(address):
-        return False
+def window_total(*, address: str, scope: str, record: str = "") -> int:
+    """What the address counted in the window for ``scope`` and ``record``."""
     total = SenderRateCounter.objects.filter(
         address=address, scope=scope, record=record, bucket__gte=_window_start()
     ).aggregate(total=Sum("count"))["total"]
-    return (total or 0) >= loop_limit()
+    return total or 0
 
 
 def window_totals(*, addresses: Sequence[str], scope: str) -> dict[str, int]:
     """What each address counted in the window for ``scope`` (no record), in one
-    query: :func:`is_over_limit` for many senders (absent: 0)."""
+    query: :func:`window_total` for many senders (absent: 0)."""
     if not addresses:
         return {}
     rows = (
@@ -72,17 +70,6 @@ def window_totals(*, addresses: Sequence[str], scope: str) -> dict[str, int]:
         .values_list("address", "total")
     )
     return dict(rows)
-
-
-def count_message(*, address: str, scope: str, record: str = "") -> None:
-    """Add one to the sender's current bucket (safe under concurrency).
-
-    One ``INSERT … ON CONFLICT DO UPDATE`` (SQLite and PostgreSQL): a concurrent
-    first count of the same bucket adds to it instead of failing, with no savepoint.
-    """
-    if not address:
-        return
-    count_messages(keys=[(address, scope, record)])
 
 
 def count_messages(*, keys: Sequence[tuple[str, str, str]]) -> None:

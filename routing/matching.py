@@ -72,14 +72,6 @@ def is_to_bounce_alias(parsed: ParsedMessage) -> bool:
     return False
 
 
-def is_from_ourselves(parsed: ParsedMessage) -> bool:
-    """From one of our own system addresses or aliases: our mail looping back.
-
-    Checked after bounces: our own MTA's reports come from MAILER-DAEMON@our domain.
-    """
-    return is_system_address(parsed.from_address)
-
-
 def is_system_address(address: str, *, alias_names: set[str] | None = None) -> bool:
     """One of Knowlix's own addresses: default From, bounce, reply+token, an alias.
 
@@ -198,11 +190,15 @@ def took_part(record: Record, address: str) -> bool:
     ).exists()
 
 
-def alias_names(parsed: ParsedMessage) -> list[str]:
-    """The names an alias among the recipients could have, in recipient order."""
+def alias_names(
+    parsed: ParsedMessage, *, only: list[tuple[str, str]] | None = None
+) -> list[str]:
+    """The names an alias among the recipients could have, in recipient order.
+    ``only``: these recipients (e.g. ``parsed.to``) instead of all of them."""
     domain = our_domain()
     locals_: list[str] = []
-    for local, d in map(split_address, parsed.recipients):
+    addresses = parsed.recipients if only is None else [a.lower() for _n, a in only]
+    for local, d in map(split_address, addresses):
         if d != domain or local.startswith(REPLY_PREFIX):
             continue
         for name in (local, local.split("+")[0]):

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from knowlix.models import Record
+from knowlix.users import is_admin
 
 
 class Alias(models.Model):
@@ -39,6 +43,19 @@ class Alias(models.Model):
         null=True, blank=True, verbose_name=_("fixed record id")
     )
     defaults = models.JSONField(default=dict, blank=True)
+    # Whose followers the *followers* policy accepts (e.g. the project whose
+    # tickets the alias creates); a fixed record is its own parent.
+    parent_content_type = models.ForeignKey(
+        ContentType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("parent record kind"),
+    )
+    parent_object_id = models.PositiveBigIntegerField(
+        null=True, blank=True, verbose_name=_("parent record id")
+    )
     contact_policy = models.CharField(
         max_length=20, choices=ContactPolicy.choices, default=ContactPolicy.EVERYONE
     )
@@ -55,13 +72,26 @@ class Alias(models.Model):
         help_text=_("Who follows (and may be assigned) every record it creates."),
     )
     is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # The configuration problem routing last met (its creator was told once).
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
         verbose_name_plural = _("aliases")
-        indexes = [models.Index(fields=["content_type", "object_id"])]
+        indexes = [
+            models.Index(fields=["content_type", "object_id"]),
+            models.Index(fields=["parent_content_type", "parent_object_id"]),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -70,16 +100,51 @@ class Alias(models.Model):
         self.name = self.name.strip().lower()
         super().save(*args, **kwargs)
 
+    def get_absolute_url(self) -> str:
+        return reverse("routing:alias-edit", args=[self.pk])
+
+    def can_be_opened_by(self, user: User | AnonymousUser) -> bool:
+        """Admins open an alias (a notice about it links there)."""
+        return is_admin(user)
+
     @property
     def model(self) -> type[Record] | None:
         """The record kind, or None if its content type is gone or no record kind
         (the form offers only record kinds)."""
-        model = self.content_type.model_class()
-        return model if model is not None and issubclass(model, Record) else None
+        return _record_model(self.content_type)
+
+    @property
+    def kind_label(self) -> str:
+        """The record kind as people say it ("Helpdesk ticket"), "" if gone."""
+        model = self.model
+        return str(model._meta.verbose_name).capitalize() if model else ""
 
     @property
     def creates_records(self) -> bool:
         return self.object_id is None
+
+    def fixed_record(self) -> Record | None:
+        """The record every mail is posted on (None: it creates records, or the
+        record is gone)."""
+        model = self.model
+        if self.object_id is None or model is None:
+            return None
+        return model._default_manager.filter(pk=self.object_id).first()
+
+    def parent_record(self) -> Record | None:
+        """Whose followers the *followers* policy accepts: the parent record, else
+        the fixed record (None if there is none, or it is gone)."""
+        if self.parent_content_type_id is None:
+            return self.fixed_record()
+        model = _record_model(self.parent_content_type)
+        if self.parent_object_id is None or model is None:
+            return None
+        return model._default_manager.filter(pk=self.parent_object_id).first()
+
+
+def _record_model(content_type: ContentType | None) -> type[Record] | None:
+    model = content_type.model_class() if content_type is not None else None
+    return model if model is not None and issubclass(model, Record) else None
 
 
 class InboundMail(models.Model):

@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django.db.models import Model
+from django.db.models import ForeignKey, Model
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
 from feed.attachments import AttachmentInput, max_attachment_bytes
 from feed.models import Message
 from feed.recipients import FollowerRow
-from feed.services import NewPost, new_message_id, post_messages
-from feed.services import records as record_services
+from feed.services import NewPost, new_message_id
 from knowlix.html import html_to_text
 from knowlix.models import Record, Team
 from knowlix.teams import apply_team
@@ -87,11 +86,6 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def post_mail(post: NewPost) -> Message:
-    """Post one received mail (a :func:`mail_post`) on its record."""
-    return post_messages([post])[0]
-
-
 def mail_post(
     *,
     record: Model,
@@ -105,7 +99,7 @@ def mail_post(
     is_system_address: Callable[[str], bool] = is_system_address,
 ) -> NewPost:
     """The received mail as a post on ``record`` (a child of ``parent`` if given),
-    for :func:`post_mail` or ``post_messages`` (many at once).
+    for ``post_messages``.
 
     The first route keeps the mail's Message-ID (threads find it); further routes
     of the same mail get fresh ids, since a Message-ID names one feed message.
@@ -144,9 +138,13 @@ def new_record(
     team: Team | None = None,
 ) -> Record:
     """An unsaved record of ``model`` from the mail: title from the subject, its
-    contact, its team's followers and assignee
+    contact, its description (the mail's body), its team's followers and assignee
     (``feed.services.create_records`` saves it)."""
-    values = dict(defaults or {})
+    values = {}
+    for name, value in (defaults or {}).items():
+        # {"assignee": 7} names the user by id: the field's id attribute takes it.
+        field = model._meta.get_field(name)
+        values[field.attname if isinstance(field, ForeignKey) else name] = value
     field = model._meta.get_field(model.TITLE_FIELD)
     max_length = getattr(field, "max_length", None) or 200
     values.setdefault(
@@ -171,18 +169,3 @@ def mail_description(parsed: ParsedMessage) -> str:
     if len(text) > DESCRIPTION_CHARS:
         text = text[:DESCRIPTION_CHARS].rstrip() + "…"
     return text
-
-
-def create_record(
-    *,
-    model: type[Record],
-    defaults: dict,
-    parsed: ParsedMessage,
-    author: Author,
-    team: Team | None = None,
-) -> Record:
-    """A new record of ``model`` from the mail: title from the subject, its contact."""
-    record = new_record(
-        model=model, defaults=defaults, parsed=parsed, author=author, team=team
-    )
-    return record_services.create_record(record=record, author=author.user)

@@ -1,29 +1,34 @@
-"""The routing rules proper (steps 4 to 9 of issue #8) for one parsed message.
+"""The routing rules, in one place: what one parsed message becomes (issue #8, #12).
 
-A ``Router`` collects routes (created/posted records with their feed message) and,
-when nothing may be created, the reason for a refusal. It is the only place that
-decides between replying in a thread, forwarding to an alias of another kind,
-creating records, and refusing politely. Call inside ``transaction.atomic()``.
+``Router.decide`` reads (through ``GroupReads``, shared by the messages routed
+together) and returns a ``Plan``: the routes to write (records to create, records to
+post on), the refusal and its polite answer, or why the message is ignored or a
+bounce. It writes nothing: ``routing.writes`` writes the plans of a whole group in
+bulk. The order of the rules: loop-bounce reply, bounce, our own mail, reply token,
+thread headers, subject tag, aliases (a forward when the To names an alias of
+another record kind), server default, refusal.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.utils.translation import gettext as _
 
 from feed.models import Message
-from feed.services import new_record_followers
 from knowlix.models import Contact, Record, Team
 from knowlix.records import RECORD_MODELS, record_label
-from routing import loops, matching, posting, replies
+from routing import loops, matching, replies
 from routing.authenticity import Verdict
-from routing.errors import RoutingConfigError
+from routing.errors import RoutingConfigError, RoutingError
 from routing.matching import Author, Target
 from routing.models import Alias, InboundMail, SenderRateCounter
 from routing.parsing import ParsedMessage
+from routing.reads import GroupReads
 
 Scope = SenderRateCounter.Scope
+Outcome = InboundMail.Outcome
 
 
 def model_for_action(action: str) -> type[Record] | None:
@@ -44,7 +49,40 @@ class IncomingServerLike(Protocol):
     # default_team (a knowlix Team or None) is read with getattr: optional.
 
 
+@dataclass
+class PlannedRoute:
+    """A record to create (``record`` None) or an existing record to post on."""
+
+    author: Author
+    record: Record | None = None
+    parent: Message | None = None
+    model: type[Record] | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    team: Team | None = None  # of a record to create: its followers, its assignee
+
+
+@dataclass
+class Plan:
+    """What routing one message writes (``routing.writes``)."""
+
+    outcome: str = ""  # "" until written: routed, refused, or no route at all
+    reason: str = ""
+    routes: list[PlannedRoute] = field(default_factory=list)
+    answer: str = ""  # the polite bounce to send, if any
+    loop_tag: str = ""  # the answer is a loop warning with this tag
+    is_bounce: bool = False  # a delivery report: ``bounces.handle_bounce``
+    alias_names: set[str] = field(default_factory=set)
+
+
+class SegmentConflict(Exception):
+    """The message posts on a record that an earlier message of its segment posts
+    on too: it must see that post (a new follower, a count) before it is decided."""
+
+
 class Router:
+    """Decide what one message becomes. ``inbound``: its stored row (an earlier
+    answer, ``replied_at``, is not sent again when it is reprocessed)."""
+
     def __init__(
         self,
         *,
@@ -52,32 +90,57 @@ class Router:
         parsed: ParsedMessage,
         server: IncomingServerLike | None,
         verdict: Verdict,
-        sender_contact: Contact | None | matching._NotRead = matching.NOT_READ,
+        reads: GroupReads,
     ) -> None:
         self.inbound = inbound
-        # The sender's oldest contact, once read (and once created, if unknown).
-        self.sender_contact = sender_contact
         self.parsed = parsed
         self.server = server
+        self.reads = reads
         self.address = parsed.from_address
         self.verdict = verdict
-        self.verified = not self.verdict.is_unverified
-        self.routes: list[tuple[str, Record, Message]] = []
-        self.refusal = ""
-        self._content: posting.MailContent | None = None
+        self.verified = not verdict.is_unverified
+        self.plan = Plan(alias_names=reads.alias_names(parsed))
+        self.sender_contact: Contact | None = None
+        self._answered = bool(inbound.replied_at)
+        self.touched: set[str] = set()  # the existing records it posts on
 
-    # --- the rules in order ---------------------------------------------------------
+    def decide(self) -> Plan:
+        """The plan; raises ``RoutingError`` when a human must decide."""
+        parsed, plan = self.parsed, self.plan
+        if parsed.loop_tags:
+            plan.outcome = Outcome.IGNORED
+            plan.reason = _("A reply to one of our loop-protection bounces.")
+        elif parsed.bounce.detected or matching.is_to_bounce_alias(parsed):
+            plan.outcome, plan.is_bounce = Outcome.BOUNCE, True
+        elif self.reads.is_from_ourselves(parsed):
+            plan.outcome = Outcome.IGNORED
+            plan.reason = _("Sent from our own address %(address)s: a mail loop.") % {
+                "address": parsed.from_address
+            }
+        else:
+            self.sender_contact = self.reads.sender_contact(self.address)
+            self.route()
+            if not plan.routes and not plan.reason:
+                raise RoutingError(
+                    _(
+                        "No route: not addressed to an alias, a reply address or a "
+                        "known thread."
+                    )
+                )
+        return plan
 
-    def run(self) -> None:
+    def route(self) -> None:
         target = self.find_target()
-        aliases = matching.find_aliases(self.parsed)
+        aliases = self.reads.find_aliases(self.parsed)
         if target is not None:
-            self.post(target.record, parent=target.parent)
-            for alias in aliases:
-                self.apply_alias(alias, thread_record=target.record)
+            forwards = self.forwards(aliases, thread_record=target.record)
+            if not forwards:
+                self.post(target.record, parent=target.parent)
+            for alias in forwards:
+                self.apply_alias(alias)
         elif aliases:
             for alias in aliases:
-                self.apply_alias(alias, thread_record=None)
+                self.apply_alias(alias)
         elif (model := self.default_model()) is not None:
             self.create(model, {}, team=default_team(self.server))
         elif matching.addressed_to_us(self.parsed):
@@ -95,98 +158,109 @@ class Router:
             target = matching.find_tag_target(self.parsed, verified=self.verified)
         return target
 
+    def forwards(self, aliases: list[Alias], *, thread_record: Record) -> list[Alias]:
+        """The aliases a reply is forwarded to: those in its To of another record
+        kind than its thread's. In Cc only, or of the thread's kind, they leave it a
+        reply (the sender keeps the alias informed, or wrote to the kind's
+        address)."""
+        in_to = matching.alias_names(self.parsed, only=self.parsed.to)
+        return [
+            alias
+            for alias in aliases
+            if alias.name in in_to
+            and alias.model is not None
+            and not isinstance(thread_record, alias.model)
+        ]
+
     def default_model(self) -> type[Record] | None:
         return model_for_action(getattr(self.server, "default_action", "") or "")
 
-    def apply_alias(self, alias: Alias, *, thread_record: Record | None) -> None:
-        """Post on the alias's fixed record, or create one unless it is a reply."""
+    def apply_alias(self, alias: Alias) -> None:
+        """Post on the alias's fixed record, or create one of its kind."""
+        problem = self.reads.alias_problem(alias)
         model = alias.model
-        if model is None:
+        if problem or model is None:
             raise RoutingConfigError(
-                _("The alias %(name)s has no record kind.") % {"name": alias.name}
+                _("The alias %(name)s is invalid: %(reason)s")
+                % {"name": alias.name, "reason": problem},
+                alias=alias,
             )
-        fixed = None
-        if not alias.creates_records:
-            fixed = model._default_manager.filter(pk=alias.object_id).first()
-            if fixed is None:
-                raise RoutingConfigError(
-                    _("The fixed record of alias %(name)s no longer exists.")
-                    % {"name": alias.name}
-                )
-            if fixed == thread_record:
-                return
-        elif thread_record is not None and isinstance(thread_record, model):
-            return  # a reply that also went to the alias of its own kind
-        if not self.policy_allows(alias, fixed or thread_record):
-            text = alias.bounce_message.strip() or _(
-                "The address %(alias)s only accepts messages from known senders."
-            ) % {"alias": f"{alias.name}@{matching.our_domain()}"}
-            self.refuse(text)
-            return
-        if fixed is not None:
+        fixed = alias.fixed_record()
+        refusal = self.policy_refusal(alias)
+        if refusal:
+            self.refuse(alias.bounce_message.strip() or refusal)
+        elif fixed is not None:
             self.post(fixed, parent=None)
         else:
             self.create(model, alias.defaults or {}, team=alias.team)
 
-    def policy_allows(self, alias: Alias, record: Record | None) -> bool:
+    def policy_refusal(self, alias: Alias) -> str:
+        """Why the alias's contact policy refuses the sender ("" if it accepts)."""
         policy = alias.contact_policy
         if policy == Alias.ContactPolicy.EVERYONE:
-            return True
+            return ""
+        address = f"{alias.name}@{matching.our_domain()}"
+        if policy == Alias.ContactPolicy.KNOWN:
+            text = _(
+                "The address %(alias)s only accepts messages from known contacts "
+                "and users, sent from a verified address."
+            ) % {"alias": address}
+            user = self.reads.user(self.address) if self.verified else None
+            if self.verified and (user or self.sender_contact) is not None:
+                return ""
+            return text
+        record = alias.parent_record()
+        assert record is not None  # else the alias is invalid (alias_problem)
+        text = _(
+            "The address %(alias)s only accepts messages from followers of "
+            "%(record)s, sent from a verified address."
+        ) % {"alias": address, "record": record.display_name}
         if not self.verified or not self.address:
-            return False
-        author, is_follower = matching.find_author(
+            return text
+        _author, is_follower = matching.find_author(
             self.address, record=record, verified=True, contact=self.sender_contact
         )
-        if policy == Alias.ContactPolicy.KNOWN:
-            return author.is_known
-        return record is not None and is_follower
+        return "" if is_follower else text
 
-    # --- writes ---------------------------------------------------------------------
-
-    @property
-    def content(self) -> posting.MailContent:
-        if self._content is None:
-            self._content = posting.build_content(self.parsed)
-        return self._content
+    # --- routes ---------------------------------------------------------------------
 
     def author_for(self, record: Record | None) -> Author:
-        author, _follower = matching.find_author(
-            self.address,
-            record=record,
-            verified=self.verified,
-            contact=self.sender_contact,
-        )
-        if not author.is_known and self.address:
-            author.contact = Contact.objects.create(
-                name=(self.parsed.from_name or self.address)[:200], email=self.address
+        """The sender as the author on ``record``: a follower, a user (verified
+        only), a contact; an unknown sender's contact is created with the writes."""
+        if record is None:
+            user = self.reads.user(self.address) if self.verified else None
+            author = Author(user=user) if user else Author(contact=self.sender_contact)
+        else:
+            author, _follower = matching.find_author(
+                self.address,
+                record=record,
+                verified=self.verified,
+                contact=self.sender_contact,
             )
+        if not author.is_known and self.address:
+            author.contact = self.reads.new_contact(self.address, self.parsed.from_name)
             self.sender_contact = author.contact
         return author
 
     def is_limited(self, author: Author, scope: str, record: str = "") -> bool:
         if author.user is not None:
             return False  # our own users are never loop-limited
-        return loops.is_over_limit(address=self.address, scope=scope, record=record)
+        return self.reads.is_over_limit(self.address, scope, record)
 
     def post(self, record: Record, *, parent: Message | None) -> None:
-        author = self.author_for(record)
         label = record_label(record)
+        if label in self.reads.touched - self.touched:
+            raise SegmentConflict(label)
+        self.touched.add(label)
+        self.reads.mark_touched(label)
+        author = self.author_for(record)
         if self.is_limited(author, Scope.POST, label):
             self.refuse_loop()
             return
-        message = posting.post_mail(
-            posting.mail_post(
-                record=record,
-                parsed=self.parsed,
-                content=self.content,
-                author=author,
-                verdict=self.verdict,
-                parent=parent,
-                first_route=not self.routes,
-            )
+        self.reads.count(self.address, Scope.POST, label)
+        self.plan.routes.append(
+            PlannedRoute(author=author, record=record, parent=parent)
         )
-        loops.count_message(address=self.address, scope=Scope.POST, record=label)
-        self.routes.append(("posted", record, message))
 
     def create(
         self, model: type[Record], defaults: dict[str, Any], *, team: Team | None
@@ -195,55 +269,35 @@ class Router:
         if self.is_limited(author, Scope.CREATE):
             self.refuse_loop()
             return
-        record = posting.create_record(
-            model=model, defaults=defaults, parsed=self.parsed, author=author, team=team
+        self.reads.count(self.address, Scope.CREATE)
+        self.plan.routes.append(
+            PlannedRoute(author=author, model=model, defaults=dict(defaults), team=team)
         )
-        message = posting.post_mail(
-            posting.mail_post(
-                record=record,
-                parsed=self.parsed,
-                content=self.content,
-                author=author,
-                verdict=self.verdict,
-                parent=None,
-                first_route=not self.routes,
-                # Just created: its followers are the defaults, not read back.
-                followers=new_record_followers(record=record, author=author.user),
-            )
-        )
-        loops.count_messages(
-            keys=[
-                (self.address, Scope.CREATE, ""),
-                (self.address, Scope.POST, record_label(record)),
-            ]
-        )
-        self.routes.append(("created", record, message))
 
     # --- refusals -------------------------------------------------------------------
 
     def refuse(self, reason: str) -> None:
-        self.refusal = self.refusal or reason
-        if not self.inbound.replied_at:
-            self.answer(reason)
+        self.plan.reason = self.plan.reason or reason
+        self.answer(reason)
 
     def refuse_loop(self) -> None:
-        self.refusal = self.refusal or _(
+        self.plan.reason = self.plan.reason or _(
             "Too many messages from %(sender)s in a short time (mail loop protection)."
         ) % {"sender": self.address}
-        if self.inbound.replied_at or loops.recently_warned(self.address):
+        if self._answered or self.reads.recently_warned(self.address):
             return
-        tag = loops.new_loop_tag()
-        if self.answer(str(replies.LOOP_REFUSAL), loop_tag=tag):
-            self.inbound.loop_tag = tag
+        if self.answer(str(replies.LOOP_REFUSAL), loop_tag=loops.new_loop_tag()):
+            self.reads.mark_warned(self.address)
 
-    def answer(self, reason: str, *, loop_tag: str = "") -> bool:
-        queued, why_not = replies.send_refusal(
-            inbound=self.inbound,
-            parsed=self.parsed,
-            reason=reason,
-            loop_tag=loop_tag,
-            verdict=self.verdict,
-        )
+    def answer(self, text: str, *, loop_tag: str = "") -> bool:
+        """Plan one polite bounce per message; a sender who must not be answered
+        (a machine, a list, a failed authentication) is told in the reason."""
+        if self._answered:
+            return False
+        why_not = replies.why_not_answer(self.parsed, self.verdict)
         if why_not:
-            self.refusal += " " + _("(Not answered: %(why)s.)") % {"why": why_not}
-        return queued
+            self.plan.reason += " " + _("(Not answered: %(why)s.)") % {"why": why_not}
+            return False
+        self._answered = True
+        self.plan.answer, self.plan.loop_tag = text, loop_tag
+        return True

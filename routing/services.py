@@ -1,10 +1,15 @@
-"""Route an incoming message: the one pipeline every entry point goes through.
+"""Route incoming messages: the one pipeline every entry point goes through.
 
-The raw bytes are stored first (``InboundMail``, unique by sha256) and committed
-before routing starts; routing then runs in its own savepoint, so a failure rolls
-back its writes, quarantines the message with the reason and never blocks the next
-one. The rule order is the one of issue #8 (duplicate, loop-bounce reply, bounce,
-reply token, thread headers, subject tag, aliases, server default, refusal).
+``route_incoming_messages`` routes a group of messages in order (a single message
+is a group of one): the pollers, ``manage.py route_email``, the mail catcher, the
+Local mailbox and *Reprocess* all enter here. The group is cut into *segments* of
+messages that cannot see each other's writes (see ``_segments``); for each segment
+the raw bytes are stored first (``InboundMail``, unique by sha256, committed before
+routing when no caller's transaction is open), then every message is decided by the
+rules of ``routing.routes`` with reads shared by the segment (``routing.reads``),
+then the plans are written in bulk (``routing.writes``) in one savepoint. If that
+fails, the segment's messages are routed one at a time, so that a bad message is
+quarantined alone with the reason and never blocks the next one.
 """
 
 from __future__ import annotations
@@ -12,29 +17,27 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
 
-from feed.models import Message
+from knowlix.models import normalize_email
 from knowlix.records import record_label
-from mailservers.models import OutgoingMail
-from routing import bounces, matching
-from routing.authenticity import Verdict, sender_verdict
-from routing.errors import ParseError, RoutingError
-from routing.models import Alias, InboundMail, UnprocessedMail
+from routing import matching
+from routing.aliases import report_alias_problem
+from routing.authenticity import Verdict, sender_verdict, user_addresses
+from routing.errors import ParseError, RoutingConfigError, RoutingError
+from routing.models import InboundMail, UnprocessedMail
 from routing.parsing import ParsedMessage, parse_message
-from routing.routes import IncomingServerLike, Router
+from routing.reads import SAME_BYTES, GroupReads, duplicate_reasons
+from routing.routes import IncomingServerLike, Router, SegmentConflict
+from routing.writes import Decided, write_plans
 
 logger = logging.getLogger(__name__)
 Outcome = InboundMail.Outcome
-SAME_BYTES = _lazy("The same bytes were received before.")
 INTERRUPTED_AFTER_MINUTES = 10  # routing one message never takes that long
 
 
@@ -65,70 +68,275 @@ class RoutingResult:
         return data
 
 
+@dataclass
+class Incoming:
+    """One message of a group, from its bytes to its result."""
+
+    raw: bytes
+    sha256: str
+    parsed: ParsedMessage | None
+    error: ParseError | None = None
+    verdict: Verdict | None = None
+    inbound: InboundMail | None = None  # stored (or given, to reprocess)
+    result: RoutingResult | None = None
+
+    @property
+    def keys(self) -> set[str]:
+        """What makes another message its duplicate."""
+        keys = {self.sha256}
+        if self.parsed is not None:
+            if self.parsed.has_message_id:
+                keys.add(self.parsed.message_id)
+            if self.parsed.knowlix_message_id:
+                keys.add(self.parsed.knowlix_message_id)
+        return keys
+
+
+@dataclass
+class PreparedMessages:
+    """Messages parsed and their senders checked, before any write."""
+
+    raws: Sequence[bytes]
+    items: list[Incoming]
+
+
+def prepare_messages(
+    *, raws: Sequence[bytes], server: IncomingServerLike | None = None
+) -> PreparedMessages:
+    """Parse the messages and check their senders (a DKIM check may wait on DNS):
+    call outside the transaction that routes them, so that it stays short."""
+    items = []
+    for raw in raws:
+        try:
+            items.append(Incoming(raw, "", parse_message(raw)))
+        except ParseError as exc:
+            items.append(Incoming(raw, hashlib.sha256(raw).hexdigest(), None, exc))
+    senders = [item.parsed.from_address for item in items if item.parsed]
+    users = user_addresses(senders)  # one read for the group
+    for item in items:
+        if item.parsed is not None:
+            item.sha256 = item.parsed.sha256
+            item.verdict = sender_verdict(item.parsed, item.raw, users=users)
+    return PreparedMessages(raws=raws, items=items)
+
+
+def route_incoming_messages(
+    *,
+    raws: Sequence[bytes],
+    source: str,
+    server: IncomingServerLike | None = None,
+    prepared: PreparedMessages | None = None,
+    stored: Sequence[InboundMail] = (),
+) -> list[RoutingResult]:
+    """Store and route ``raws`` in order; one result each, never raises on bad
+    mail. Call inside a transaction to commit them together (the pollers do, with
+    their ledger). ``prepared``: :func:`prepare_messages` of the same ``raws``, done
+    before. ``stored``: the rows the ``raws`` are already stored in (to reprocess
+    quarantined mail: not checked for duplicates, their quarantine ends when
+    routed)."""
+    if prepared is None:
+        prepared = prepare_messages(raws=raws, server=server)
+    assert len(prepared.raws) == len(raws)
+    items = prepared.items
+    for item, row in zip(items, stored, strict=False):
+        item.inbound = row
+    reprocess = bool(stored)
+    for segment in _segments(items):
+        new = [item for item in segment if item.inbound is None]
+        if new:
+            _store(new, source=source, server=server)
+        todo = [item for item in segment if item.result is None]
+        while todo:
+            todo = todo[_route_stored(todo, server, reprocess=reprocess) :]
+    results = [item.result for item in items]
+    assert all(r is not None for r in results)  # every message has its result
+    return [r for r in results if r is not None]
+
+
 def route_incoming_message(
     *, raw: bytes, source: str, server: IncomingServerLike | None = None
 ) -> RoutingResult:
-    """Store ``raw`` and route it; returns what happened (never raises on bad mail)."""
-    sha256 = hashlib.sha256(raw).hexdigest()
+    """Route one message: a group of one (:func:`route_incoming_messages`)."""
+    return route_incoming_messages(raws=[raw], source=source, server=server)[0]
+
+
+def _segments(items: list[Incoming]) -> Iterator[list[Incoming]]:
+    """Cut the group where a message must see the writes of the ones before it:
+    a copy of an earlier one (a duplicate), mail from an address an earlier one
+    named in To/Cc (its contact is linked to that mail one by one), and mail that
+    is a reply or a bounce (it finds its thread, or marks what it names) goes in a
+    segment of its own."""
+    segment: list[Incoming] = []
+    keys: set[str] = set()
+    named: set[str] = set()
+    for item in items:
+        parsed = item.parsed
+        alone = parsed is not None and _goes_alone(parsed)
+        sender = parsed.from_address if parsed is not None else ""
+        if segment and (alone or item.keys & keys or sender in named):
+            yield segment
+            segment, keys, named = [], set(), set()
+        segment.append(item)
+        keys |= item.keys
+        if parsed is not None:
+            named |= {normalize_email(a) for _n, a in parsed.to + parsed.cc}
+        if alone:
+            yield segment
+            segment, keys, named = [], set(), set()
+    if segment:
+        yield segment
+
+
+def _goes_alone(parsed: ParsedMessage) -> bool:
+    if parsed.bounce.detected or matching.is_to_bounce_alias(parsed):
+        return True
+    if parsed.thread_ids or parsed.subject_tags:
+        return True
+    domain = matching.our_domain()
+    return any(
+        d == domain and local.lower().startswith(matching.REPLY_PREFIX)
+        for local, d in map(matching.split_address, parsed.recipients_cased)
+    )
+
+
+def _store(
+    items: list[Incoming], *, source: str, server: IncomingServerLike | None
+) -> None:
+    """Store the new messages of a segment; a duplicate gets its result instead.
+
+    With no transaction open (an MTA pipe, the mail catcher) the rows are committed
+    before routing: a crash mid-routing leaves them for the next delivery of the
+    same bytes to find (``_seen_before``). Inside the caller's transaction (the
+    pollers, with their ledger) they are inserted with their outcome, by
+    ``write_plans``: committed with everything else, or not at all."""
+    reasons = duplicate_reasons([(item.sha256, item.parsed) for item in items])
+    fresh: list[tuple[Incoming, InboundMail]] = []
+    for item, reason in zip(items, reasons, strict=True):
+        if reason:
+            item.result = _seen_before(item.sha256, reason)
+            continue
+        row = new_inbound_mail(
+            item.raw, item.sha256, source=source, server=server, parsed=item.parsed
+        )
+        fresh.append((item, row))
+    if transaction.get_connection().in_atomic_block:
+        for item, row in fresh:
+            item.inbound = row
+        return
     try:
-        parsed = parse_message(raw)
-    except ParseError as exc:
-        inbound = _store(raw, sha256, source=source, server=server, parsed=None)
-        if inbound is None:
-            return _seen_before(sha256, str(SAME_BYTES))
-        return _quarantine(inbound, exc.user_message, detail=exc.detail)
-    duplicate = _duplicate_reason(parsed, sha256)
-    if duplicate:
-        return _seen_before(sha256, duplicate)
-    inbound = _store(raw, sha256, source=source, server=server, parsed=parsed)
-    if inbound is None:
-        return _seen_before(sha256, str(SAME_BYTES))
-    return _route_stored(inbound, parsed, server)
+        with transaction.atomic():
+            InboundMail.objects.bulk_create([row for _item, row in fresh])
+        for item, row in fresh:
+            item.inbound = row
+    except IntegrityError:  # the same bytes won a race: one by one, to know which
+        for item, row in fresh:
+            row.pk = None
+            try:
+                with transaction.atomic():
+                    row.save(force_insert=True)
+            except IntegrityError:
+                item.result = _seen_before(item.sha256, str(SAME_BYTES))
+            else:
+                item.inbound = row
 
 
-def _duplicate_reason(parsed: ParsedMessage, sha256: str) -> str:
-    """Why the message was seen before (same bytes, Message-ID, our own id), or "".
-
-    One query: a UNION of the indexed lookups in InboundMail, Message and
-    OutgoingMail, each row tagged with where it was found.
-    """
-    seen = Q(sha256=sha256)
-    if parsed.has_message_id:
-        seen |= Q(message_id=parsed.message_id)
-    lookups: list[QuerySet[Any, tuple[str, str]]] = [
-        InboundMail.objects.filter(seen)
-        .order_by()
-        .annotate(found_in=Value("inbound"))
-        .values_list("sha256", "found_in")
-    ]
-    ours = [parsed.message_id] if parsed.has_message_id else []
-    if parsed.knowlix_message_id:
-        ours.append(parsed.knowlix_message_id)
-    if ours:
-        lookups.append(
-            Message.objects.filter(message_id__in=ours)
-            .order_by()
-            .annotate(found_in=Value("feed"))
-            .values_list("message_id", "found_in")
+def _route_stored(
+    items: list[Incoming], server: IncomingServerLike | None, *, reprocess: bool
+) -> int:
+    """Decide the stored ``items`` and write their plans together; returns how
+    many it routed (it stops before a message that must see their writes)."""
+    if items[0].parsed is None:  # unparsable: quarantined with the reason
+        item = items[0]
+        assert item.error is not None
+        _quarantine_item(item, item.error.user_message, detail=item.error.detail)
+        return 1
+    batch: list[Incoming] = []
+    for item in items:
+        if item.parsed is None:
+            break
+        batch.append(item)
+    errors: dict[int, Exception] = {}
+    decided: list[Decided] = []
+    try:
+        with transaction.atomic():
+            reads = GroupReads([item.parsed for item in batch if item.parsed])
+            for index, item in enumerate(batch):
+                assert item.inbound is not None and item.parsed and item.verdict
+                reads.checkpoint()
+                router = Router(
+                    inbound=item.inbound,
+                    parsed=item.parsed,
+                    server=server,
+                    verdict=item.verdict,
+                    reads=reads,
+                )
+                try:
+                    plan = router.decide()
+                except SegmentConflict:
+                    reads.restore()
+                    batch = batch[:index]
+                    break
+                except RoutingError as exc:  # no route, or our configuration
+                    reads.restore()
+                    errors[index] = exc
+                    continue
+                decided.append(Decided(item.inbound, item.parsed, item.verdict, plan))
+            routes = write_plans(decided, reads, from_quarantine=reprocess)
+    except Exception as exc:  # a bug or an outage: never block the next message
+        if len(batch) > 1:
+            logger.exception("routing: %s messages are routed one by one", len(batch))
+            for item in batch:
+                _route_stored([item], server, reprocess=reprocess)
+            return len(batch)
+        item = batch[0]
+        logger.exception("routing: a message from %s quarantined", item.sha256)
+        _quarantine_item(
+            item,
+            _("Routing failed: %(error)s") % {"error": str(exc)[:300]},
+            detail=f"{type(exc).__name__}: {exc}"[:2000],
         )
-    if parsed.knowlix_message_id:
-        lookups.append(
-            OutgoingMail.objects.filter(message_id=parsed.knowlix_message_id)
-            .order_by()
-            .annotate(found_in=Value("outgoing"))
-            .values_list("message_id", "found_in")
+        return 1
+    done = iter(zip(decided, routes, strict=True))
+    for index, item in enumerate(batch):
+        assert item.inbound is not None
+        if index in errors:
+            error = errors[index]
+            logger.info(
+                "routing: a message from %s quarantined: %s", item.sha256, error
+            )
+            message, detail = _error_text(error)
+            _quarantine_item(item, message, detail=detail)
+            if isinstance(error, RoutingConfigError) and error.alias is not None:
+                report_alias_problem(alias=error.alias, reason=message)
+            continue
+        written, mine = next(done)
+        item.result = RoutingResult(
+            written.plan.outcome,
+            routes=[Route(a, record_label(r), pk) for a, r, pk in mine],
+            reason=written.plan.reason,
+            inbound_id=item.inbound.pk,
         )
-    rows = set(lookups[0].union(*lookups[1:]) if len(lookups) > 1 else lookups[0])
-    found_in = {where for _value, where in rows}
-    if (sha256, "inbound") in rows:
-        return str(SAME_BYTES)
-    if "inbound" in found_in:
-        return _("A message with this Message-ID was received before.")
-    if "feed" in found_in:
-        return _("The message is already in a feed.")
-    if "outgoing" in found_in:
-        return _("The message is one of ours (X-Knowlix-Message-Id).")
-    return ""
+    return len(batch)
+
+
+def _quarantine_item(item: Incoming, reason: str, *, detail: str = "") -> None:
+    """Quarantine a stored message (inserting its row first if it waited for its
+    outcome: a copy stored meanwhile makes it a duplicate)."""
+    assert item.inbound is not None
+    if item.inbound.pk is None:
+        try:
+            with transaction.atomic():
+                item.inbound.save(force_insert=True)
+        except IntegrityError:
+            item.result = _seen_before(item.sha256, str(SAME_BYTES))
+            return
+    item.result = _quarantine(item.inbound, reason, detail=detail)
+
+
+def _error_text(error: Exception) -> tuple[str, str]:
+    if isinstance(error, RoutingError):
+        return error.user_message, error.detail
+    return str(error), ""
 
 
 def _seen_before(sha256: str, reason: str) -> RoutingResult:
@@ -169,75 +377,6 @@ def new_inbound_mail(
     return inbound
 
 
-def _store(
-    raw: bytes,
-    sha256: str,
-    *,
-    source: str,
-    server: IncomingServerLike | None,
-    parsed: ParsedMessage | None,
-) -> InboundMail | None:
-    """Commit the raw bytes before routing; None if the same bytes won a race."""
-    inbound = new_inbound_mail(raw, sha256, source=source, server=server, parsed=parsed)
-    try:
-        with transaction.atomic():
-            inbound.save()
-    except IntegrityError:
-        return None
-    return inbound
-
-
-def _route_stored(
-    inbound: InboundMail,
-    parsed: ParsedMessage,
-    server: IncomingServerLike | None,
-    *,
-    from_quarantine: bool = False,
-) -> RoutingResult:
-    # Before the transaction: a local DKIM check may wait on DNS.
-    verdict = sender_verdict(parsed, bytes(inbound.raw))
-    try:
-        with transaction.atomic():
-            result = route_parsed(
-                inbound=inbound, parsed=parsed, server=server, verdict=verdict
-            )
-            _finish(inbound, result, from_quarantine=from_quarantine)
-    except RoutingError as exc:  # no route, or our configuration: a human decides
-        logger.info("routing: inbound mail %s quarantined: %s", inbound.pk, exc)
-        return _quarantine(inbound, exc.user_message, detail=exc.detail)
-    except Exception as exc:  # a bug or an outage: never block the next message
-        logger.exception("routing: inbound mail %s quarantined", inbound.pk)
-        message = str(exc)
-        return _quarantine(
-            inbound,
-            _("Routing failed: %(error)s") % {"error": message[:300]},
-            detail=f"{type(exc).__name__}: {exc}"[:2000],
-        )
-    result.inbound_id = inbound.pk
-    return result
-
-
-def _finish(
-    inbound: InboundMail, result: RoutingResult, *, from_quarantine: bool
-) -> None:
-    inbound.outcome = result.outcome
-    inbound.reason = result.reason
-    inbound.routes = [r.as_dict() for r in result.routes]
-    inbound.processed_at = timezone.now()
-    inbound.save(
-        update_fields=[
-            "outcome",
-            "reason",
-            "routes",
-            "processed_at",
-            "loop_tag",
-            "replied_at",
-        ]
-    )
-    if from_quarantine:
-        UnprocessedMail.objects.filter(inbound=inbound).delete()
-
-
 def _quarantine(
     inbound: InboundMail, reason: str, *, detail: str = ""
 ) -> RoutingResult:
@@ -259,60 +398,15 @@ def _quarantine(
     return RoutingResult(Outcome.QUARANTINED, reason=reason, inbound_id=inbound.pk)
 
 
-def route_parsed(
-    *,
-    inbound: InboundMail,
-    parsed: ParsedMessage,
-    server: IncomingServerLike | None,
-    verdict: Verdict,
-) -> RoutingResult:
-    """Apply the routing rules in order. Call inside ``transaction.atomic()``."""
-    if parsed.loop_tags:
-        return RoutingResult(
-            Outcome.IGNORED, reason=_("A reply to one of our loop-protection bounces.")
-        )
-    if parsed.bounce.detected or matching.is_to_bounce_alias(parsed):
-        return RoutingResult(Outcome.BOUNCE, reason=bounces.handle_bounce(parsed))
-    if matching.is_from_ourselves(parsed):
-        return RoutingResult(
-            Outcome.IGNORED,
-            reason=_("Sent from our own address %(address)s: a mail loop.")
-            % {"address": parsed.from_address},
-        )
-    sender_contact = bounces.reset_bounce_count(parsed.from_address)
-    router = Router(
-        inbound=inbound,
-        parsed=parsed,
-        server=server,
-        verdict=verdict,
-        sender_contact=sender_contact,
-    )
-    router.run()
-    routes = [
-        Route(action, record_label(record), message.pk)
-        for action, record, message in router.routes
-    ]
-    if routes:
-        return RoutingResult(Outcome.ROUTED, routes=routes)
-    if router.refusal:
-        return RoutingResult(Outcome.REFUSED, reason=router.refusal)
-    raise RoutingError(
-        _("No route: not addressed to an alias, a reply address or a known thread.")
-    )
-
-
 # --- Quarantine page actions --------------------------------------------------------
 
 
 def reprocess_unprocessed(*, unprocessed: UnprocessedMail) -> RoutingResult:
     """Route a quarantined message again (after a fix of configuration or code)."""
     inbound = unprocessed.inbound
-    raw = bytes(inbound.raw)
-    try:
-        parsed = parse_message(raw)
-    except ParseError as exc:
-        return _quarantine(inbound, exc.user_message, detail=exc.detail)
-    return _route_stored(inbound, parsed, server=None, from_quarantine=True)
+    return route_incoming_messages(
+        raws=[bytes(inbound.raw)], source=inbound.source, stored=[inbound]
+    )[0]
 
 
 @transaction.atomic
@@ -326,32 +420,9 @@ def discard_unprocessed(*, unprocessed: UnprocessedMail, user_label: str) -> Non
     unprocessed.delete()
 
 
-# --- Demo data ----------------------------------------------------------------------
-
-DEFAULT_ALIASES = {
-    "helpdesk": "ticket",
-    "sales": "opportunity",
-    "expenses": "expense",
-    "jobs": "jobapplication",
-}
-
-
-def ensure_default_aliases() -> list:
-    """Create the module aliases helpdesk@, sales@, expenses@, jobs@ (idempotent)."""
-    aliases = []
-    for name, model in DEFAULT_ALIASES.items():
-        content_type = ContentType.objects.get_by_natural_key("knowlix", model)
-        alias, _created = Alias.objects.get_or_create(
-            name=name, defaults={"content_type": content_type}
-        )
-        aliases.append(alias)
-    return aliases
-
-
 __all__ = [
     "RoutingResult",
     "discard_unprocessed",
-    "ensure_default_aliases",
     "reprocess_unprocessed",
     "route_incoming_message",
 ]

@@ -11,6 +11,7 @@ from knowlix import params
 from knowlix.decorators import technical_required
 from knowlix.users import person_label
 from routing import services
+from routing.aliases import alias_problem, save_alias
 from routing.forms import AliasForm
 from routing.models import Alias, UnprocessedMail
 
@@ -19,11 +20,14 @@ RAW_PREVIEW_BYTES = 20_000
 
 @technical_required
 def alias_list(request: HttpRequest) -> HttpResponse:
-    aliases = Alias.objects.select_related("content_type", "team")
+    aliases = Alias.objects.select_related(
+        "content_type", "parent_content_type", "team"
+    )
+    rows = [(alias, alias_problem(alias)) for alias in aliases]
     return render(
         request,
         "routing/alias_list.html",
-        {"aliases": aliases, "domain": params.catchall_domain()},
+        {"rows": rows, "domain": params.catchall_domain()},
     )
 
 
@@ -36,7 +40,9 @@ def alias_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         return redirect("routing:alias-list")
     form = AliasForm(request.POST or None, instance=alias)
     if request.method == "POST" and form.is_valid():
-        saved = form.save()
+        user = request.user
+        assert user.is_authenticated  # technical_required
+        saved = save_alias(alias=form.save(commit=False), user=user)
         messages.success(request, f"Alias {saved.name} saved.")
         return redirect("routing:alias-list")
     return render(

@@ -42,7 +42,6 @@ from mailservers.services.incoming_connect import (
     record_failure,
     record_success,
 )
-from routing import batch as routing_batch
 from routing import services as routing_services
 
 logger = logging.getLogger(__name__)
@@ -68,28 +67,26 @@ class PollResult:
 
 def route_message(*, raw: bytes, server: IncomingServer) -> None:
     """Hand one message to the routing pipeline (call inside a transaction)."""
-    routing_services.route_incoming_message(
-        raw=raw, source=f"{server.kind}:{server.pk}", server=server
-    )
+    route_messages(raws=[raw], server=server)
 
 
 def prepare_messages(
     *, raws: list[bytes], server: IncomingServer
-) -> routing_batch.PreparedMessages:
+) -> routing_services.PreparedMessages:
     """Parse a group and check its senders, before its transaction (DNS waits)."""
-    return routing_batch.prepare_messages(raws=raws, server=server)
+    return routing_services.prepare_messages(raws=raws, server=server)
 
 
 def route_messages(
     *,
     raws: list[bytes],
     server: IncomingServer,
-    prepared: routing_batch.PreparedMessages | None = None,
+    prepared: routing_services.PreparedMessages | None = None,
 ) -> None:
     """Hand a group of messages to the routing pipeline, in order, written together
     where they can be (call inside a transaction). ``prepared``: see
     ``prepare_messages``."""
-    routing_batch.route_incoming_messages(
+    routing_services.route_incoming_messages(
         raws=raws, source=f"{server.kind}:{server.pk}", server=server, prepared=prepared
     )
 

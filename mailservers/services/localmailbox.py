@@ -98,7 +98,9 @@ def route_caught_mail(*, caught: CaughtMail) -> None:
     if not is_for_catchall(rcpt_tos=list(caught.rcpt_tos), raw=raw):
         return
     try:
-        result = routing_services.route_incoming_message(raw=raw, source=CATCHER_SOURCE)
+        [result] = routing_services.route_incoming_messages(
+            raws=[raw], source=CATCHER_SOURCE
+        )
     except Exception as exc:  # noqa: BLE001 - any failure must leave the mail caught
         logger.exception("routing caught mail %s failed", caught.pk)
         caught.routing_outcome = ERROR
@@ -193,7 +195,7 @@ def reply_to_caught_mail(
 ) -> ReplyOutcome:
     """Reply to ``caught`` as its recipient through the routing pipeline."""
     raw = build_reply(caught=caught, body=body, attachment=attachment)
-    result = routing_services.route_incoming_message(raw=raw, source=REPLY_SOURCE)
+    [result] = routing_services.route_incoming_messages(raws=[raw], source=REPLY_SOURCE)
     return ReplyOutcome(
         outcome=str(result.outcome),
         reason=result.reason,

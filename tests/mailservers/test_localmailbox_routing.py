@@ -27,12 +27,12 @@ CATCHALL = "catchall.test"
 
 @pytest.fixture
 def catchall(groups) -> Iterator[str]:  # noqa: ANN001
-    """The catch-all domain and the demo's module aliases (helpdesk@, ...)."""
-    from routing.services import ensure_default_aliases
+    """The catch-all domain and the module aliases (helpdesk@, ...)."""
+    from tests.routing.conftest import ensure_module_aliases
 
     params.clear_cache()
     params.set_param(params.CATCHALL_DOMAIN, CATCHALL)
-    ensure_default_aliases()
+    ensure_module_aliases()
     yield CATCHALL
     params.clear_cache()
 
@@ -93,7 +93,7 @@ def test_routing_failure_keeps_the_caught_mail(
     def broken(**kwargs: object) -> None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(routing.services, "route_incoming_message", broken)
+    monkeypatch.setattr(routing.services, "route_incoming_messages", broken)
     send(mailcatcher, [f"helpdesk@{catchall}"], new_request(f"helpdesk@{catchall}"))
     caught = CaughtMail.objects.get()
     assert caught.routing_outcome == "error"

@@ -1,4 +1,4 @@
-"""Routing many messages at once (``routing.batch``, the pollers' path) gives every
+"""Routing a group of messages at once (``route_incoming_messages``, the pollers' way)
 message the outcome, records, feed messages, followers, recipients, notifications,
 loop counters and quarantine entries that routing them one by one gives."""
 
@@ -17,9 +17,8 @@ from knowlix import params
 from knowlix.models import Contact, Ticket
 from knowlix.records import RECORD_MODELS
 from mailservers.models import OutgoingMail
-from routing.batch import route_incoming_messages
 from routing.models import Alias, InboundMail, SenderRateCounter, UnprocessedMail
-from routing.services import route_incoming_message
+from routing.services import route_incoming_messages
 from tests.routing.conftest import eml
 
 CORPUS = sorted(
@@ -196,7 +195,7 @@ def test_batch_routing_equals_routing_one_by_one(batch_world):
     server = Server()
     with transaction.atomic():
         one_by_one = [
-            route_incoming_message(raw=raw, source="imap:1", server=server)
+            route_incoming_messages(raws=[raw], source="imap:1", server=server)[0]
             for raw in batch_world
         ]
         expected = snapshot()
@@ -217,13 +216,13 @@ def test_batch_routing_equals_routing_one_by_one(batch_world):
 
 
 def test_a_run_that_cannot_be_written_is_routed_one_by_one(aliases):
-    """A bad alias configuration fails the bulk write of its run: its mail is
-    quarantined with the reason, and the other mail of the run is routed."""
-    Alias.objects.filter(name="helpdesk").update(defaults={"no_such_field": 1})
+    """A record the database refuses fails the bulk write of its segment: its mail
+    is quarantined with the reason, and the other mail of the segment is routed."""
+    Alias.objects.filter(name="helpdesk").update(defaults={"priority": None})
     raws = [request(1), request(2, to="helpdesk@example.com"), request(3)]
     results = route_incoming_messages(raws=raws, source="imap:1", server=Server())
     assert [r.outcome for r in results] == ["routed", "quarantined", "routed"]
-    assert "no_such_field" in results[1].reason
+    assert "priority" in results[1].reason  # NOT NULL
     assert Ticket.objects.count() == 2
     assert InboundMail.objects.count() == 3
     assert UnprocessedMail.objects.get().inbound.subject == "Request 2"

@@ -1,4 +1,4 @@
-"""More mailboxes routed both ways (``routing.batch`` and one by one) that must
+"""More mailboxes routed as one group and as groups of one, that must
 write the same: senders who are users, unverified senders, loop limits."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from django.db import transaction
 from knowlix import params
 from knowlix.models import Project
 from knowlix.users import get_profile
-from routing.batch import route_incoming_messages
 from routing.matching import TRUSTED_AUTHSERV_IDS
 from routing.models import Alias
-from routing.services import route_incoming_message
+from routing.services import route_incoming_messages
 from tests.routing.test_batch import Server, outcomes, snapshot
 from tests.routing.test_batch import batch_world as batch_world  # noqa: F401, PLC0414
 
@@ -46,7 +45,7 @@ def routes_the_same(raws: list[bytes]) -> list:
     server = Server()
     with transaction.atomic():
         one_by_one = [
-            route_incoming_message(raw=raw, source="imap:1", server=server)
+            route_incoming_messages(raws=[raw], source="imap:1", server=server)[0]
             for raw in raws
         ]
         expected = snapshot() | more_snapshot()
@@ -229,3 +228,71 @@ def test_users_aliases_and_files_route_the_same(
         mail(13, sender="zed@partner.example"),
     ]
     routes_the_same(raws)
+
+
+def test_forwards_policies_and_invalid_aliases_route_the_same(
+    trusted, ticket, alice, bob, make_contact
+):
+    """Forwards and Cc'd replies, two mails posting on one fixed record (the second
+    sees the first), a followers-only alias with a parent, an alias gone invalid,
+    data: images and charsets: a group writes what groups of one write."""
+    from feed.models import Message
+    from feed.services import follow, post_message
+    from feed.services import records as record_services
+    from knowlix.models import Ticket
+    from tests.routing.conftest import DATA, eml
+
+    parent = post_message(
+        record=ticket, kind=Message.Kind.EMAIL, author=alice, body_html="<p>On it</p>"
+    )
+    tickets = ContentType.objects.get_for_model(Ticket)
+    Alias.objects.create(
+        name="printer",
+        content_type=tickets,
+        object_id=ticket.pk,
+        contact_policy=Alias.ContactPolicy.KNOWN,
+    )
+    project = record_services.create_record(record=Project(name="Acme"), author=alice)
+    follow(record=project, contact=make_contact("Rita", "rita@recruit.example"))
+    Alias.objects.create(
+        name="acme",
+        content_type=tickets,
+        parent_content_type=ContentType.objects.get_for_model(Project),
+        parent_object_id=project.pk,
+        contact_policy=Alias.ContactPolicy.FOLLOWERS,
+    )
+    Alias.objects.create(
+        name="gone", content_type=tickets, defaults={"assignee": bob.pk}
+    )
+    bob.delete()
+    raws = [
+        eml("reply_to_other_kind.eml", parent=parent.message_id),
+        eml("forward_to_other_kind.eml", parent=parent.message_id),
+        mail(1, sender="dana@customer.example", to="printer@example.com"),
+        mail(2, sender="dana@customer.example", to="printer@example.com"),
+        mail(3, sender="newbie@else.example", to="printer@example.com"),
+        mail(4, sender="rita@recruit.example", auth="pass", to="acme@example.com"),
+        mail(5, sender="stranger@else.example", to="acme@example.com"),
+        mail(6, sender="dana@customer.example", to="gone@example.com"),
+        mail(7, sender="dana@customer.example", to="gone@example.com"),
+        (DATA / "routing" / "data_image.eml").read_bytes(),
+        (DATA / "routing" / "charsets" / "windows-874.eml").read_bytes(),
+        (DATA / "routing" / "bare_content_type.eml").read_bytes(),
+    ]
+    got = routes_the_same(raws)
+    assert [o for o, _r, _routes in got] == [
+        "routed",
+        "routed",
+        "routed",
+        "routed",
+        "refused",
+        "routed",
+        "refused",
+        "quarantined",
+        "quarantined",
+        "routed",
+        "routed",
+        "routed",
+    ]
+    assert got[0][2] == [("created", "knowlix.opportunity")]
+    assert got[1][2] == [("posted", "knowlix.ticket")]

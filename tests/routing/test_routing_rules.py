@@ -195,13 +195,40 @@ def test_bcc_alias_is_found_in_delivered_to(aliases, route):
     assert Opportunity.objects.get().title == "We would like a quote"
 
 
-def test_reply_cc_alias_of_other_kind_is_a_forward(aliases, route, ticket, alice):
-    """A ticket reply Cc'd to sales@ posts on the ticket and creates an opportunity."""
+def test_reply_cc_alias_of_other_kind_stays_a_reply(aliases, route, ticket, alice):
+    """A ticket reply with sales@ only in Cc is posted on the ticket, nothing more."""
     parent = outgoing_email(ticket, alice)
     result = route(eml("forward_to_other_kind.eml", parent=parent.message_id))
-    actions = sorted((r.action, r.record.split(":")[0]) for r in result.routes)
-    assert actions == [("created", "knowlix.opportunity"), ("posted", "knowlix.ticket")]
-    assert Opportunity.objects.get().contact.email == "dana@customer.example"
+    assert [(r.action, r.record) for r in result.routes] == [
+        ("posted", f"knowlix.ticket:{ticket.pk}")
+    ]
+    assert not Opportunity.objects.exists()
+    assert Message.objects.get(pk=result.routes[0].message).parent == parent
+
+
+def test_reply_to_alias_of_other_kind_is_a_forward(aliases, route, ticket, alice):
+    """A ticket reply addressed To sales@ creates an opportunity, and is not posted
+    on the ticket."""
+    parent = outgoing_email(ticket, alice)
+    result = route(eml("reply_to_other_kind.eml", parent=parent.message_id))
+    assert [r.action for r in result.routes] == ["created"]
+    opportunity = Opportunity.objects.get()
+    assert result.routes[0].record == f"knowlix.opportunity:{opportunity.pk}"
+    assert opportunity.contact.email == "dana@customer.example"
+    on_ticket = Message.objects.filter(
+        content_type=ContentType.objects.get_for_model(ticket), object_id=ticket.pk
+    )
+    assert list(on_ticket.filter(kind=Message.Kind.EMAIL)) == [parent]
+
+
+def test_reply_to_alias_of_same_kind_stays_a_reply(aliases, route, ticket, alice):
+    """A ticket reply addressed To helpdesk@ is posted on the ticket, no new ticket."""
+    parent = outgoing_email(ticket, alice)
+    result = route(eml("reply_to_same_kind.eml", parent=parent.message_id))
+    assert [(r.action, r.record) for r in result.routes] == [
+        ("posted", f"knowlix.ticket:{ticket.pk}")
+    ]
+    assert Ticket.objects.count() == 1
 
 
 def test_two_creating_aliases_create_a_record_in_each(aliases, route):
@@ -291,12 +318,12 @@ def test_database_failure_while_routing_quarantines_the_message(
     aliases, route, monkeypatch
 ):
     """An unexpected error mid-routing rolls back its writes and quarantines the mail."""
-    from routing import posting
+    from routing import writes
 
-    def broken(post):
+    def broken(posts):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(posting, "post_mail", broken)
+    monkeypatch.setattr(writes, "post_messages", broken)
     result = route(eml("new_ticket.eml"))
     assert result.outcome == "quarantined"
     assert "disk full" in UnprocessedMail.objects.get().detail
@@ -310,7 +337,7 @@ def test_concurrent_copies_with_one_message_id_store_once(aliases, route, monkey
 
     raw = eml("new_ticket.eml")
     other = b"Received: from relay.example\r\n" + raw
-    monkeypatch.setattr(services, "_duplicate_reason", lambda parsed, sha256: "")
+    monkeypatch.setattr(services, "duplicate_reasons", lambda items: [""] * len(items))
     assert route(raw).outcome == "routed"
     assert route(other).outcome == "duplicate"  # both passed the check
     assert Ticket.objects.count() == 1

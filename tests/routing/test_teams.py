@@ -9,7 +9,7 @@ from feed.models import Follower, Notification
 from knowlix.models import Team, Ticket
 from knowlix.users import get_profile
 from mailservers.models import IncomingServer, OutgoingMail, OutgoingRecipient
-from routing.batch import route_incoming_messages
+from routing.services import route_incoming_messages
 
 
 def new_request(n: int, to: str = "helpdesk@example.com") -> bytes:

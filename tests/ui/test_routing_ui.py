@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from feed.models import Message
@@ -15,8 +16,8 @@ from feed.services import post_message
 from knowlix import params
 from knowlix.users import get_profile
 from routing.models import UnprocessedMail
-from routing.services import ensure_default_aliases, route_incoming_message
-from tests.routing.conftest import eml
+from routing.services import route_incoming_message
+from tests.routing.conftest import eml, ensure_module_aliases
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +29,7 @@ def test_routed_reply_is_threaded_with_its_attachment(
     settings.MEDIA_ROOT = tmp_path / "media"
     params.clear_cache()
     params.set_param(params.CATCHALL_DOMAIN, "example.com")
-    ensure_default_aliases()
+    ensure_module_aliases()
     original = post_message(
         record=ticket,
         kind=Message.Kind.EMAIL,
@@ -115,3 +116,34 @@ def test_quarantined_mail_is_listed_and_discarded_from_the_page(
     page.locator("text=Message discarded.").wait_for()
     assert not UnprocessedMail.objects.exists()
     params.clear_cache()
+
+
+def test_aliases_page_on_a_phone_shows_kind_policy_and_invalid_reason(
+    page, login, admin_user, alice, settings
+):
+    """On a phone-sized screen, each module alias shows its kind and policy; one
+    whose default user was deleted reads "Invalid" with the reason."""
+    from routing.models import Alias
+
+    params.clear_cache()
+    params.set_param(params.CATCHALL_DOMAIN, "example.com")
+    ensure_module_aliases()
+    Alias.objects.filter(name="sales").update(defaults={"owner": alice.pk})
+    alice.delete()
+    profile = get_profile(admin_user)
+    profile.developer_mode = True
+    profile.save(update_fields=["developer_mode"])
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(admin_user)
+    page.goto(reverse("routing:alias-list"))
+    helpdesk = page.locator("tr", has_text="helpdesk@example.com")
+    expect(helpdesk).to_contain_text("Helpdesk ticket")
+    expect(helpdesk).to_contain_text("Everyone")
+    expect(helpdesk).to_contain_text("Active")
+    sales = page.locator("tr", has_text="sales@example.com")
+    expect(sales).to_contain_text("Opportunity")
+    expect(sales).to_contain_text("Invalid")
+    expect(sales).to_contain_text("points at a deleted user")
+    page.screenshot(
+        path=str(settings.VAR_DIR / "screenshot-aliases.png"), full_page=True
+    )

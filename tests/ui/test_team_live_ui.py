@@ -16,8 +16,9 @@ from knowlix.models import Team, Ticket
 from mailservers.models import OutgoingMail
 from mailservers.services import outbox
 from routing.models import Alias
-from routing.services import ensure_default_aliases, route_incoming_message
+from routing.services import route_incoming_message
 from tests.fixtures_bulk import make_messages
+from tests.routing.conftest import ensure_module_aliases
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +37,7 @@ def catchall(db):
 def test_mail_to_helpdesk_shows_in_a_team_members_inbox(page, login, bob, catchall):
     """bob is in the Helpdesk team: the badge counts the new ticket's mail without
     a reload, and his inbox lists it."""
-    ensure_default_aliases()
+    ensure_module_aliases()
     team = Team.objects.create(name="Helpdesk")
     team.members.add(bob)
     Alias.objects.filter(name="helpdesk").update(team=team)

@@ -1,4 +1,5 @@
-"""Load demo data idempotently: users, contacts, a few records of each kind, aliases.
+"""Load demo data idempotently: users, contacts, a few records of each kind (the
+module aliases come from a migration, and are not recreated here once deleted).
 
 Users' addresses are never at the catch-all domain: the local mail catcher routes
 mail to that domain back into Knowlix, so a colleague's notification mail would come
@@ -33,7 +34,6 @@ from knowlix.models import (
 from knowlix.setup import EMPLOYEES, ensure_default_groups
 from knowlix.users import get_profile
 from routing.models import Alias
-from routing.services import ensure_default_aliases
 
 DEMO_PASSWORD = "admin"  # noqa: S105 - demo only, printed by `make run`
 # The colleagues' domain; mail to it is only caught locally, never routed.
@@ -72,7 +72,7 @@ class Command(BaseCommand):
         marc.groups.add(groups[EMPLOYEES])
         get_profile(admin)
         get_profile(marc)
-        self._routing_defaults(team_members=[admin, marc])
+        self._team_defaults(team_members=[admin, marc])
         if get_active_dkim_key() is None:
             generate_dkim_key()  # so the Sending domains page shows the key record
         if Ticket.objects.exists():
@@ -127,10 +127,9 @@ class Command(BaseCommand):
             user.save(update_fields=["email"])
         return user
 
-    def _routing_defaults(self, *, team_members: list[User]) -> None:
-        """The module aliases; helpdesk@'s tickets go to the Helpdesk team, each
-        member in turn (an alias given another team keeps it)."""
-        ensure_default_aliases()
+    def _team_defaults(self, *, team_members: list[User]) -> None:
+        """helpdesk@'s tickets go to the Helpdesk team, each member in turn (an
+        alias given another team keeps it)."""
         team, created = Team.objects.get_or_create(
             name="Helpdesk", defaults={"assignment": Team.Assignment.ROUND_ROBIN}
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from routing.services import route_incoming_message
+from routing.services import route_incoming_messages
 
 
 class Command(BaseCommand):
@@ -36,8 +36,8 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot read the message: {exc}") from exc
         try:
-            result = route_incoming_message(
-                raw=raw, source=source or ("file" if file else "mta")
+            [result] = route_incoming_messages(
+                raws=[raw], source=source or ("file" if file else "mta")
             )
         except Exception as exc:  # not stored: the MTA keeps the mail and retries
             raise CommandError(f"the message could not be handled: {exc}") from exc

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('knowlix', '0003_team'),
-        ('routing', '0001_initial'),
+        ('routing', '0003_module_aliases'),
     ]
 
     operations = [
