@@ -74,8 +74,12 @@ def test_runall_stops_every_process_within_ten_seconds(tmp_path, how):
     """One SIGTERM to runall (or SIGINT to its terminal's process group): every
     process it started is gone within 10 s, and nothing printed a traceback."""
     web, catcher = free_port(), free_port()
+    # As a shell would start it: not with the browser tests' async override.
+    inherited = {
+        k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"
+    }
     env = {
-        **os.environ,
+        **inherited,
         "KNOWLIX_VAR_DIR": str(tmp_path),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "CELERY_BROKER_URL": "filesystem://",
