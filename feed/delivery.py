@@ -20,13 +20,19 @@ from django.db.models import Count, Max, Model, Prefetch, Subquery
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
-from feed.models import Attachment, Message, MessageRecipient
+from feed.errors import NothingToResend
+from feed.models import Attachment, Message, MessageRecipient, delivery_state
 from knowlix import params
 from knowlix.models import Record
 from mailservers import mime
 from mailservers.errors import MailServerError
 from mailservers.models import OutgoingRecipient
-from mailservers.services.outgoing import MailRecipient, queue_mail
+from mailservers.services.outgoing import (
+    MailCopy,
+    MailRecipient,
+    copy_message_id,
+    queue_mail_copies,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +41,7 @@ logger = logging.getLogger(__name__)
 class Addressee:
     address: str
     name: str = ""
+    kind: str = "to"  # "to" or "cc": the header it goes in
 
 
 def absolute_url(path: str) -> str:
@@ -94,14 +101,22 @@ def render_message_mail(
     return " ".join(subject.split()), text, html
 
 
-def queue_message_mail(
-    *, message: Message, addressees: list[Addressee], for_users: bool
+def queue_message_copies(
+    *,
+    message: Message,
+    copies: list[list[Addressee]],
+    for_users: bool,
+    own_id: bool = True,
 ) -> None:
-    """Queue one mail of ``message`` to ``addressees`` (customers, or colleagues).
+    """Queue ``message`` as one mail per copy (each copy's addressees in its
+    To/Cc): customers, or colleagues. Call inside the posting transaction.
 
-    Call inside the posting transaction. Failures are stored on the recipients.
+    An unusable address fails alone; a mail that cannot be queued at all (too
+    large) fails for everyone. Failures are stored on the recipients. ``own_id``
+    False: fresh Message-IDs even for our own message (a resend).
     """
-    if not addressees:
+    copies = [copy for copy in copies if copy]
+    if not copies:
         return
     record = message.content_object
     assert record is not None  # the message was just posted on it
@@ -110,27 +125,40 @@ def queue_message_mail(
         for r in MessageRecipient.objects.filter(message=message)
         if (r.user_id is not None) == for_users
     }
-    recipients = [
-        MailRecipient(
-            address=a.address,
-            name=a.name,
-            message_recipient_id=getattr(rows.get(a.address.lower()), "pk", None),
+    # Our own message to customers carries its Message-ID (the first copy; the
+    # others its family), so their replies thread.
+    own_id = (
+        own_id and not for_users and message.direction != Message.Direction.INCOMING
+    )
+    mail_copies = [
+        MailCopy(
+            recipients=[
+                MailRecipient(
+                    address=a.address,
+                    name=a.name,
+                    kind=a.kind,
+                    message_recipient_id=getattr(
+                        rows.get(a.address.lower()), "pk", None
+                    ),
+                )
+                for a in copy
+            ],
+            message_id=copy_message_id(message.message_id, n) if own_id else "",
         )
-        for a in addressees
+        for n, copy in enumerate(copies)
     ]
-    # Our own message to customers carries its Message-ID, so their replies thread.
-    own_id = not for_users and message.direction != Message.Direction.INCOMING
     subject, text, html = render_message_mail(
         message=message, record=record, for_users=for_users
     )
     name, address = _sender(message)
     in_reply_to, references = message_thread_headers(message, own_id=own_id)
+    every_row = [r for c in mail_copies for r in c.recipients]
     try:
         with transaction.atomic():
-            queue_mail(
+            queued = queue_mail_copies(
                 from_address=address,
                 from_name=name,
-                recipients=recipients,
+                copies=mail_copies,
                 subject=subject,
                 body_html=html,
                 body_text=text,
@@ -138,18 +166,44 @@ def queue_message_mail(
                 record=record if isinstance(record, Record) else None,
                 feed_message_id=message.pk,
                 attachments=_mail_parts(message),
-                message_id=message.message_id if own_id else "",
                 in_reply_to=in_reply_to,
                 references=references,
                 auto_submitted=for_users or message.kind == Message.Kind.NOTIFICATION,
             )
     except MailServerError as exc:
         logger.info("feed message %s: mail not queued: %s", message.pk, exc)
-        MessageRecipient.objects.filter(
-            pk__in=[
-                r.message_recipient_id for r in recipients if r.message_recipient_id
-            ]
-        ).update(delivery_error=exc.user_message[:500])
+        _store_error(every_row, exc.user_message)
+        return
+    for recipient, reason in queued.refused:
+        _store_error([recipient], reason)
+
+
+def _store_error(recipients: list[MailRecipient], reason: str) -> None:
+    MessageRecipient.objects.filter(
+        pk__in=[r.message_recipient_id for r in recipients if r.message_recipient_id]
+    ).update(delivery_error=reason[:500])
+
+
+@transaction.atomic
+def resend_to_recipient(*, recipient: MessageRecipient) -> None:
+    """Queue ``recipient``'s mail of its message again, to that address alone (a
+    new mail with its own Message-ID of the thread, its own delivery state).
+
+    Only when its last delivery failed or bounced (``NothingToResend``); locks the
+    recipient row, so two clicks queue one mail.
+    """
+    recipient = MessageRecipient.objects.select_for_update().get(pk=recipient.pk)
+    state, _reason = delivery_state(recipient)
+    if state not in (OutgoingRecipient.State.FAILED, OutgoingRecipient.State.BOUNCED):
+        raise NothingToResend()
+    message = recipient.message
+    MessageRecipient.objects.filter(pk=recipient.pk).update(delivery_error="")
+    for_users = recipient.user_id is not None
+    copy = [Addressee(recipient.address, recipient.name)]
+    # A fresh id in the thread: the first one is taken by the original mail.
+    queue_message_copies(
+        message=message, copies=[copy], for_users=for_users, own_id=False
+    )
 
 
 def message_thread_headers(message: Message, *, own_id: bool) -> tuple[str, list[str]]:

@@ -21,3 +21,7 @@ class AttachmentTooLarge(FeedError):
 
 class EmptyMessage(FeedError):
     default_message = _("Write something or attach a file.")
+
+
+class NothingToResend(FeedError):
+    default_message = _("Only a failed or bounced recipient can be resent.")

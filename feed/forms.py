@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from email.utils import getaddresses
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.core.validators import validate_email
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from django.utils.html import urlize
 from django.utils.translation import gettext_lazy as _
 
 from feed.mentions import unknown_mentions
 from feed.models import ActivityType, Message, Subtype
 from knowlix.users import PersonChoiceField, active_people
+from mailservers.addresses import InvalidAddress, smtp_address
 
 
 def text_as_html(text: str) -> str:
@@ -32,6 +34,15 @@ def text_as_html(text: str) -> str:
     )
 
 
+def _with_name(name: str, address: str) -> str:
+    """``"Name" <address>``, parsed back alike by ``getaddresses`` (commas, quotes
+    and non-ASCII included)."""
+    if not name:
+        return address
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>'
+
+
 class MessageArgs(TypedDict):
     """The composer's arguments of ``feed.services.post_message``."""
 
@@ -40,7 +51,18 @@ class MessageArgs(TypedDict):
     body_html: str
     body_text: str
     recipients: list[str]
+    cc: list[str]
     attachments: list[UploadedFile]
+
+
+class ScheduleArgs(TypedDict):
+    """The composer's arguments of ``feed.scheduled.schedule_message``."""
+
+    subject: str
+    body_text: str
+    recipients: list[str]
+    cc: list[str]
+    send_at: dt.datetime
 
 
 class ActivityArgs(TypedDict):
@@ -89,26 +111,51 @@ class MessageForm(forms.Form):
     )
     recipients = forms.CharField(
         required=False,
-        label=_("Add recipients"),
-        help_text=_("Email addresses, separated by commas."),
+        label=_("To"),
+        help_text=_(
+            "Addresses to add, separated by commas: they get this mail together, "
+            "as typed. Each follower gets a mail of its own."
+        ),
     )
+    cc = forms.CharField(required=False, label=_("Cc"))
     attachments = MultipleFileField(label=_("Attach files"))
+    send_at = forms.DateTimeField(
+        required=False,
+        label=_("Send later"),
+        help_text=_("Empty: send now. Until it leaves you can change or cancel it."),
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+        ),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+    )
 
-    def clean_recipients(self) -> list[str]:
-        raw = self.cleaned_data.get("recipients", "")
-        addresses = []
-        for name, address in getaddresses([raw]):
+    def _clean_addresses(self, name: str) -> list[str]:
+        """Each address checked as the outgoing queue checks it (IDN domains and
+        non-ASCII local parts are fine; anything SMTP cannot carry is not)."""
+        raw = self.cleaned_data.get(name, "")
+        addresses, errors = [], []
+        for display, address in getaddresses([raw]):
             if not address:
                 continue
             try:
-                validate_email(address)
-            except ValidationError:
-                raise ValidationError(
-                    _("%(address)s is not an email address."),
-                    params={"address": address},
-                ) from None
-            addresses.append(f"{name} <{address}>" if name else address)
+                smtp_address(address)
+            except InvalidAddress as exc:
+                errors.append(exc.user_message)
+                continue
+            addresses.append(_with_name(display, address))
+        if errors:
+            raise ValidationError(errors)
+        if raw.strip() and not addresses:
+            raise ValidationError(
+                _("%(value)s is not an email address."), params={"value": raw.strip()}
+            )
         return addresses
+
+    def clean_recipients(self) -> list[str]:
+        return self._clean_addresses("recipients")
+
+    def clean_cc(self) -> list[str]:
+        return self._clean_addresses("cc")
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -117,6 +164,9 @@ class MessageForm(forms.Form):
             self.add_error("body", _("Write something or attach a file."))
         if data.get("kind") == Message.Kind.NOTE and data.get("recipients"):
             self.add_error("recipients", _("Notes are internal: no recipients."))
+        if data.get("kind") == Message.Kind.NOTE and data.get("cc"):
+            self.add_error("cc", _("Notes are internal: no recipients."))
+        self._check_send_at(data)
         unknown = unknown_mentions(data.get("body", ""))
         if unknown:
             names = ", ".join("@" + name for name in unknown)
@@ -127,6 +177,22 @@ class MessageForm(forms.Form):
             )
         self._check_sizes(data)
         return data
+
+    def _check_send_at(self, data: dict[str, Any]) -> None:
+        send_at = data.get("send_at")
+        if send_at is None:
+            return
+        if data.get("kind") != Message.Kind.EMAIL:  # the note form has no send_at
+            self.add_error("body", _("Only an email can be sent later."))
+        elif send_at <= timezone.now():
+            self.add_error("send_at", _("Choose a time in the future."))
+        elif data.get("attachments"):
+            self.add_error(
+                "send_at",
+                _(
+                    "Files cannot be sent later yet: send now, or schedule without files."
+                ),
+            )
 
     def _check_sizes(self, data: dict[str, Any]) -> None:
         """One post's files together may not exceed ``KNOWLIX_POST_MAX_BYTES``; an
@@ -162,6 +228,17 @@ class MessageForm(forms.Form):
                 self.add_error("attachments", text % values)
                 return
 
+    def schedule_kwargs(self) -> ScheduleArgs:
+        """Arguments for ``feed.scheduled`` (a form whose ``send_at`` is set)."""
+        data = self.cleaned_data
+        return {
+            "subject": data.get("subject", ""),
+            "body_text": data.get("body", ""),
+            "recipients": data.get("recipients", []),
+            "cc": data.get("cc", []),
+            "send_at": data["send_at"],
+        }
+
     def service_kwargs(self) -> MessageArgs:
         """Arguments for ``feed.services.post_message`` (the body is plain text)."""
         data = self.cleaned_data
@@ -172,6 +249,7 @@ class MessageForm(forms.Form):
             "body_html": text_as_html(text),
             "body_text": text,
             "recipients": data.get("recipients", []),
+            "cc": data.get("cc", []),
             "attachments": data.get("attachments", []),
         }
 
@@ -196,10 +274,12 @@ class ActivityForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Read the few types once: the widget would query them at each rendering.
-        types = self.fields["activity_type"]
-        assert isinstance(types, forms.ModelChoiceField)
-        types.choices = [(t.pk, str(t)) for t in ActivityType.objects.all()]
+        # Read the types once: a required select otherwise reads its first choice
+        # again (for the required attribute) on every render of the feed panel.
+        field = self.fields["activity_type"]
+        assert isinstance(field, forms.ModelChoiceField)
+        # iter(): a generator, so list() asks no COUNT(*) first.
+        field.widget.choices = list(iter(cast("Iterable[Any]", field.choices)))
 
     def service_kwargs(self, *, user: User) -> ActivityArgs:
         data = self.cleaned_data

@@ -402,3 +402,68 @@ class ActivityDigest(models.Model):
 
     def __str__(self) -> str:
         return f"digest of {self.user} for {self.day}"
+
+
+class ScheduledMessage(RecordLinkMixin):
+    """An email written now to be sent later (*Send later* in the composer).
+
+    It is posted on the record's feed, like any message, only when it leaves
+    (``feed.scheduled.send_due_messages``, run by beat); until then its author or
+    anyone who may edit the record can change or cancel it. The row moves from
+    *scheduled* to *sent* in the transaction that posts it, so it leaves once.
+    """
+
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        SENT = "sent", _("Sent")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Failed")
+
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    subject = models.CharField(max_length=200, blank=True)
+    body_text = models.TextField()
+    recipients = models.JSONField(default=list, blank=True)  # typed To, as typed
+    cc = models.JSONField(default=list, blank=True)
+    send_at = models.DateTimeField()
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.SCHEDULED
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["send_at", "id"]
+        indexes = [
+            models.Index(fields=["content_type", "object_id"]),
+            models.Index(fields=["state", "send_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject or self.body_text[:40]} ({self.state})"
+
+
+class ImageSender(models.Model):
+    """A sender whose remote images a user chose to always load (*Show images*,
+    always for this sender). Without a row, remote images wait for a click."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    address = models.CharField(max_length=320)  # lower case
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "address"], name="feed_imagesender_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} shows images of {self.address}"

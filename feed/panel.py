@@ -9,11 +9,27 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
+from django.utils import timezone
 
-from feed import selectors
+from feed import scheduled, selectors
 from feed.forms import ActivityForm, AddFollowerForm, DoneForm, MessageForm
-from feed.models import Message
+from feed.models import Message, ScheduledMessage
 from knowlix.access import can_change_model
+
+
+def scheduled_form(row: ScheduledMessage) -> MessageForm:
+    """The edit form of a scheduled email, filled with what it holds now."""
+    return MessageForm(
+        initial={
+            "kind": Message.Kind.EMAIL,
+            "subject": row.subject,
+            "body": row.body_text,
+            "recipients": ", ".join(row.recipients),
+            "cc": ", ".join(row.cc),
+            "send_at": timezone.localtime(row.send_at),
+        },
+        auto_id=f"sch{row.pk}_%s",
+    )
 
 
 def panel_context(
@@ -41,6 +57,10 @@ def panel_context(
         "followers": followers,
         "my_follower": me,
         "activities": selectors.record_activities(record=record),
+        "scheduled_messages": [
+            (row, scheduled_form(row))
+            for row in scheduled.scheduled_for_record(record=record)
+        ],
         "message_form": message_form
         or MessageForm(initial={"kind": Message.Kind.EMAIL}, auto_id="msg_%s"),
         "note_form": note_form

@@ -7,8 +7,14 @@ Rules (tested one by one in tests/feed/test_notify.py):
 - contacts get the message by email only when neither the message nor its subtype is
   internal: notes (and replies to them) never leave Knowlix;
 - addresses added to an outgoing email become contacts that follow the record;
-  known contacts in the To/Cc of a received mail start following it.
-Internal only: call from inside ``post_message``'s transaction.
+  known contacts in the To/Cc of a received mail start following it;
+- each contact gets a mail of its own (To: that contact alone), and so does each
+  colleague who prefers email; the addresses the author typed into To/Cc get one
+  mail, addressed as typed; nobody in the To/Cc of a received mail is mailed it
+  again (colleagues there still get the inbox notification).
+:func:`plan_delivery` only reads: what to write (new contacts, follows) is in the
+plan, and ``feed.services.posting.write_plan`` writes it. Internal only: call from inside
+``post_message``'s transaction.
 """
 
 from __future__ import annotations
@@ -33,21 +39,30 @@ from feed.models import (
     Notification,
     Subtype,
 )
-from feed.services.followers import follow
 from knowlix import params
 from knowlix.access import can_view_record
 from knowlix.models import Contact, normalize_email
 from knowlix.users import get_profile
+from mailservers.models import OutgoingRecipient
 
+OutgoingKind = OutgoingRecipient.Kind
 MENTION = re.compile(r"(?<![\w.@])@([\w][\w.+-]*[\w]|[\w])")
 
 
 @dataclass
 class DeliveryPlan:
+    """Who hears about a message. ``external`` and ``users_by_email`` get a mail
+    each; ``typed`` (the composer's To/Cc) get one mail together. ``new_contacts``
+    (unsaved) and ``follow_contacts`` are ``write_plan``'s to write; the
+    ``recipient_rows`` may point at the new contacts until then."""
+
     notified_users: list[User] = field(default_factory=list)
     external: list[Addressee] = field(default_factory=list)
+    typed: list[Addressee] = field(default_factory=list)
     users_by_email: list[Addressee] = field(default_factory=list)
     recipient_rows: list[MessageRecipient] = field(default_factory=list)
+    new_contacts: list[Contact] = field(default_factory=list)
+    follow_contacts: list[Contact] = field(default_factory=list)
 
 
 def mentioned_usernames(text: str) -> set[str]:
@@ -59,6 +74,14 @@ def find_or_create_contact(address: str, name: str = "") -> Contact:
     contact = Contact.objects.filter(email_normalized=normalized).first()
     if contact is None:
         contact = Contact.objects.create(name=name or address, email=address)
+    return contact
+
+
+def new_contact(address: str, name: str = "") -> Contact:
+    """An unsaved contact for an address nobody has yet (``write_plan`` saves
+    it)."""
+    contact = Contact(name=(name or address)[:200], email=address)
+    contact.email_normalized = normalize_email(address)
     return contact
 
 
@@ -105,8 +128,10 @@ class Lookups:
         return {pk: c for pk in ids if (c := self._contacts[pk]) is not None}
 
     def remember(self, contact: Contact) -> None:
-        """A contact just found or created for an address (an outgoing email's)."""
-        self._contacts[contact.pk] = contact
+        """A contact just found or planned for an address (an outgoing email's;
+        a planned one is saved by ``write_plan`` before the next plan)."""
+        if contact.pk is not None:
+            self._contacts[contact.pk] = contact
         if self._by_address.get(contact.email_normalized) is None:
             self._by_address[contact.email_normalized] = contact
 
@@ -173,47 +198,44 @@ def plan_delivery(
     message: Message,
     record: Model,
     extra_addresses: Sequence[str],
+    cc_addresses: Sequence[str] = (),
     following: Following | None = None,
     lookups: Lookups | None = None,
 ) -> DeliveryPlan:
-    """``following``: :func:`read_following` for the message's subtype, when the
-    caller already read it (it is read here otherwise). ``lookups``: reads shared
-    with other plans of the same call."""
+    """Who hears about ``message`` (no writes: see ``posting.write_plan``).
+
+    ``extra_addresses``: a received mail's To/Cc, or the To typed in the composer
+    (``cc_addresses``: its Cc). ``following``: :func:`read_following` for the
+    message's subtype, when the caller already read it (it is read here
+    otherwise). ``lookups``: reads shared with other plans of the same call."""
     plan = DeliveryPlan()
     lookups = lookups or Lookups()
     subtype = message.subtype
     assert subtype is not None  # only system notices have none (plan_notice)
     if following is None:
         following = read_following(record=record, subtype=subtype)
-    user_ids = [
-        user_id
-        for user_id, _contact_id in following.subscribed
-        if user_id is not None and user_id != message.author_user_id
-    ]
-    users = lookups.users(user_ids)
-    if message.kind != Message.Kind.NOTIFICATION:
-        for user in lookups.users_named(mentioned_usernames(message.body_text)):
-            if user.pk != message.author_user_id:
-                users.setdefault(user.pk, user)
-    plan.notified_users = [
-        u for u in users.values() if u.is_active and can_view_record(u, record)
-    ]
-    taken: set[str] = set()
-    for user in plan.notified_users:
-        if get_profile(user).prefers_email and user.email:
-            taken.add(normalize_email(user.email))
-            plan.users_by_email.append(Addressee(user.email, user.get_full_name()))
-            plan.recipient_rows.append(
-                MessageRecipient(message=message, address=user.email, user=user)
-            )
     incoming = message.direction == Message.Direction.INCOMING
-    parsed = [(n, a) for n, a in getaddresses(list(extra_addresses)) if "@" in a]
+    parsed = [
+        (n, a, OutgoingKind.TO) for n, a in getaddresses(list(extra_addresses))
+    ] + [(n, a, OutgoingKind.CC) for n, a in getaddresses(list(cc_addresses))]
+    parsed = [(n, a, k) for n, a, k in parsed if "@" in a]
+    # Whoever the received mail was addressed to has it already.
+    taken: set[str] = (
+        {normalize_email(a) for _n, a, _k in parsed} if incoming else set()
+    )
+    _plan_users(
+        plan,
+        message=message,
+        record=record,
+        following=following,
+        lookups=lookups,
+        taken=taken,
+    )
+    public = not (message.is_internal or subtype.internal)
     if incoming:  # the mail's own To/Cc: recorded, and they already have it
-        known = lookups.known_contacts([a for _n, a in parsed])
-        public = not (message.is_internal or subtype.internal)
-        for name, address in parsed:
+        known = lookups.known_contacts([a for _n, a, _k in parsed])
+        for name, address, _kind in parsed:
             contact = known.get(normalize_email(address))
-            taken.add(normalize_email(address))
             plan.recipient_rows.append(
                 MessageRecipient(
                     message=message, address=address, name=name[:200], contact=contact
@@ -225,9 +247,9 @@ def plan_delivery(
                 and not message.is_unverified_sender
                 and contact.pk not in following.contacts
             ):
-                follow(record=record, contact=contact)  # known Cc'd people follow
+                plan.follow_contacts.append(contact)  # known Cc'd people follow
                 following.contacts.add(contact.pk)
-    if message.is_internal or subtype.internal:
+    if not public:
         return plan
     if incoming and message.is_unverified_sender:
         return plan  # do not relay mail whose sender we could not verify
@@ -238,15 +260,14 @@ def plan_delivery(
         following, author_contact_id=message.author_contact_id, lookups=lookups
     )
     if not incoming and message.kind == Message.Kind.EMAIL:
-        for name, address in parsed:
-            if _is_ours(address):
-                continue
-            contact = find_or_create_contact(address, name)
-            lookups.remember(contact)
-            if contact.pk not in following.contacts:
-                follow(record=record, contact=contact)
-                following.contacts.add(contact.pk)
-            contacts.append(contact)
+        _plan_typed(
+            plan,
+            message=message,
+            parsed=parsed,
+            following=following,
+            lookups=lookups,
+            taken=taken,
+        )
     for contact in contacts:
         key = normalize_email(contact.email)
         if not key or key in taken or contact.pk == message.author_contact_id:
@@ -262,6 +283,80 @@ def plan_delivery(
             )
         )
     return plan
+
+
+def _plan_users(
+    plan: DeliveryPlan,
+    *,
+    message: Message,
+    record: Model,
+    following: Following,
+    lookups: Lookups,
+    taken: set[str],
+) -> None:
+    """Subscribed and mentioned users: an inbox notification each, and a mail to
+    those who prefer email (unless they were addressed by the received mail)."""
+    user_ids = [
+        user_id
+        for user_id, _contact_id in following.subscribed
+        if user_id is not None and user_id != message.author_user_id
+    ]
+    users = lookups.users(user_ids)
+    if message.kind != Message.Kind.NOTIFICATION:
+        for user in lookups.users_named(mentioned_usernames(message.body_text)):
+            if user.pk != message.author_user_id:
+                users.setdefault(user.pk, user)
+    plan.notified_users = [
+        u for u in users.values() if u.is_active and can_view_record(u, record)
+    ]
+    addressed = set(taken)
+    for user in plan.notified_users:
+        if get_profile(user).prefers_email and user.email:
+            key = normalize_email(user.email)
+            taken.add(key)
+            if key in addressed:
+                continue  # in the To/Cc of the received mail: has it already
+            plan.users_by_email.append(Addressee(user.email, user.get_full_name()))
+            plan.recipient_rows.append(
+                MessageRecipient(message=message, address=user.email, user=user)
+            )
+
+
+def _plan_typed(
+    plan: DeliveryPlan,
+    *,
+    message: Message,
+    parsed: Sequence[tuple[str, str, str]],
+    following: Following,
+    lookups: Lookups,
+    taken: set[str],
+) -> None:
+    """The To/Cc the author typed: one mail addressed as typed; each address is
+    (or becomes) a contact following the record."""
+    lookups.known_contacts([a for _n, a, _k in parsed])  # one read for them all
+    for name, address, kind in parsed:
+        key = normalize_email(address)
+        if _is_ours(address) or key in taken:
+            continue
+        taken.add(key)
+        contact = lookups.known_contacts([address]).get(key)
+        if contact is None:
+            contact = new_contact(address, name)
+            plan.new_contacts.append(contact)
+            lookups.remember(contact)
+        if contact.pk is None or contact.pk not in following.contacts:
+            plan.follow_contacts.append(contact)
+            if contact.pk is not None:
+                following.contacts.add(contact.pk)
+        plan.typed.append(Addressee(address, name, kind))
+        plan.recipient_rows.append(
+            MessageRecipient(
+                message=message,
+                address=address,
+                name=(name or contact.name)[:200],
+                contact=contact,
+            )
+        )
 
 
 def _subscribed_contacts(
@@ -320,10 +415,13 @@ def create_notifications_for(
 
 
 def queue_planned_mail(*, message: Message, plan: DeliveryPlan) -> None:
-    """Queue the plan's mail: one to customers, one to colleagues who want email."""
-    delivery.queue_message_mail(
-        message=message, addressees=plan.external, for_users=False
+    """Queue the plan's mail: one per contact and per colleague who wants email,
+    one to the typed To/Cc."""
+    delivery.queue_message_copies(
+        message=message,
+        copies=[[a] for a in plan.external] + ([plan.typed] if plan.typed else []),
+        for_users=False,
     )
-    delivery.queue_message_mail(
-        message=message, addressees=plan.users_by_email, for_users=True
+    delivery.queue_message_copies(
+        message=message, copies=[[a] for a in plan.users_by_email], for_users=True
     )

@@ -23,6 +23,7 @@ from feed.models import (
     ActivityType,
     Attachment,
     Follower,
+    ImageSender,
     Message,
     MessageRecipient,
     Notification,
@@ -276,6 +277,13 @@ def due_activities_by_user(*, today: dt.date) -> dict[int, list[Activity]]:
         if activity.linked_record is not None:
             by_user.setdefault(activity.assignee_id, []).append(activity)
     return by_user
+
+
+def image_senders(*, user: User | AnonymousUser) -> set[str]:
+    """The addresses whose remote images ``user`` always shows (lower case)."""
+    if not user.is_authenticated:
+        return set()
+    return set(ImageSender.objects.filter(user=user).values_list("address", flat=True))
 
 
 def get_attachment(*, attachment_id: int) -> Attachment | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from feed import blob_gc, digests
+from feed import blob_gc, digests, scheduled
 
 
 @shared_task
@@ -18,3 +18,9 @@ def send_activity_digests() -> int:
 def collect_unused_blobs() -> int:
     """Daily (beat): delete attachment blobs no attachment references; bytes freed."""
     return blob_gc.collect_unused_blobs().bytes_freed
+
+
+@shared_task
+def send_scheduled_messages() -> int:
+    """Every minute (beat): post the scheduled emails that are due."""
+    return scheduled.send_due_messages()

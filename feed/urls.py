@@ -54,5 +54,25 @@ urlpatterns = [
         name="notification-open",
     ),
     path("messages/", views.message_list, name="message-list"),
+    path(
+        "scheduled/<int:scheduled_id>/edit/",
+        views.scheduled_edit,
+        name="scheduled-edit",
+    ),
+    path(
+        "scheduled/<int:scheduled_id>/cancel/",
+        views.scheduled_cancel,
+        name="scheduled-cancel",
+    ),
+    path(
+        "recipients/<int:recipient_id>/resend/",
+        views.resend_recipient,
+        name="recipient-resend",
+    ),
+    path(
+        "messages/<int:message_id>/images-always/",
+        views.images_always,
+        name="images-always",
+    ),
     path("people/", views.people, name="people"),
 ]

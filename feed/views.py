@@ -28,16 +28,23 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from feed import selectors, services
+from feed import delivery, scheduled, selectors, services
 from feed.errors import FeedError
 from feed.forms import ActivityForm, AddFollowerForm, DoneForm, MessageForm
 from feed.mentions import find_people, unknown_mentions
-from feed.models import Activity, Follower, Message, Notification
+from feed.models import (
+    Activity,
+    Follower,
+    Message,
+    MessageRecipient,
+    Notification,
+    ScheduledMessage,
+)
 from feed.panel import panel_context
 from feed.recipients import find_or_create_contact
 from feed.targets import can_open_target, get_target_for_user, target_url
 from feed.templatetags.feed_tags import INLINE_TYPES
-from knowlix.access import get_record_for_user
+from knowlix.access import can_change_model, get_record_for_user
 from knowlix.decorators import AuthenticatedHttpRequest, technical_required
 from knowlix.models import Record
 from knowlix.redirects import safe_next_url
@@ -77,7 +84,8 @@ def _panel_response(
     context = panel_context(
         record=record, user=request.user, open_composer=open_composer, **forms
     )
-    # The confirmation of what was just done, shown above the re-rendered panel.
+    # What a view flashed: a confirmation, or a refusal (a refused resend, a
+    # scheduled mail that already left), shown above the re-rendered panel.
     context["flash_notices"] = list(flash.get_messages(request))
     return render(request, "feed/_feed.html", context, status=status)
 
@@ -132,6 +140,7 @@ def older_messages(request: FeedRequest, ct_id: int, object_id: int) -> HttpResp
     )
     context = {"record": record, "page": page, "messages": page.messages}
     context["record_ct_id"] = ct_id
+    context["can_write"] = can_change_model(request.user, type(record))
     return render(request, "feed/_messages.html", context)
 
 
@@ -142,6 +151,11 @@ def post_message_view(request: FeedRequest, ct_id: int, object_id: int) -> HttpR
     form = MessageForm(request.POST, request.FILES)
     is_note = request.POST.get("kind") == Message.Kind.NOTE
     form.auto_id = "note_%s" if is_note else "msg_%s"
+    if form.is_valid() and form.cleaned_data.get("send_at"):
+        scheduled.schedule_message(
+            record=record, author=request.user, **form.schedule_kwargs()
+        )
+        return _panel_response(request, record)
     if form.is_valid():
         try:
             message = services.post_message(
@@ -155,6 +169,64 @@ def post_message_view(request: FeedRequest, ct_id: int, object_id: int) -> HttpR
     composer = "note" if is_note else "message"
     forms: PanelForms = {"note_form": form} if is_note else {"message_form": form}
     return _panel_response(request, record, status=422, open_composer=composer, **forms)
+
+
+def _scheduled_for_write(
+    request: FeedRequest, scheduled_id: int
+) -> tuple[ScheduledMessage, Record]:
+    row = get_object_or_404(ScheduledMessage, pk=scheduled_id)
+    record = get_record_for_user(
+        request.user, row.content_type_id, row.object_id, write=True
+    )
+    return row, record
+
+
+@login_required
+@require_POST
+def scheduled_edit(request: FeedRequest, scheduled_id: int) -> HttpResponse:
+    """Change a scheduled email's text, recipients or time (until it leaves)."""
+    row, record = _scheduled_for_write(request, scheduled_id)
+    form = MessageForm(request.POST, auto_id=f"sch{row.pk}_%s")
+    if not form.is_valid() or not form.cleaned_data.get("send_at"):
+        for errors in form.errors.values():
+            flash.error(request, " ".join(str(e) for e in errors))
+        if form.is_valid():
+            flash.error(request, _("Choose when to send it, or cancel it."))
+        return _panel_response(request, record, status=422)
+    try:
+        scheduled.update_scheduled_message(scheduled=row, **form.schedule_kwargs())
+    except FeedError as exc:
+        flash.error(request, exc.user_message)
+    return _panel_response(request, record)
+
+
+@login_required
+@require_POST
+def scheduled_cancel(request: FeedRequest, scheduled_id: int) -> HttpResponse:
+    row, record = _scheduled_for_write(request, scheduled_id)
+    try:
+        scheduled.cancel_scheduled_message(scheduled=row)
+    except FeedError as exc:
+        flash.error(request, exc.user_message)
+    return _panel_response(request, record)
+
+
+@login_required
+@require_POST
+def resend_recipient(request: FeedRequest, recipient_id: int) -> HttpResponse:
+    """Resend a message to one failed or bounced recipient (needs write access)."""
+    recipient = get_object_or_404(
+        MessageRecipient.objects.select_related("message"), pk=recipient_id
+    )
+    message = recipient.message
+    record = get_record_for_user(
+        request.user, message.content_type_id, message.object_id, write=True
+    )
+    try:
+        delivery.resend_to_recipient(recipient=recipient)
+    except FeedError as exc:
+        flash.error(request, exc.user_message)
+    return _panel_response(request, record)
 
 
 @login_required
@@ -431,3 +503,21 @@ def message_list(request: FeedRequest) -> HttpResponse:
     rows = list(page.object_list)
     selectors.attach_records(rows)
     return render(request, "feed/message_list.html", {"page_obj": page, "rows": rows})
+
+
+@login_required
+@require_POST
+def images_always(request: FeedRequest, message_id: int) -> HttpResponse:
+    """*Always for this sender*: from now on, this reader sees the remote images of
+    the message's sender; back to the message."""
+    message = get_object_or_404(Message, pk=message_id)
+    record = get_record_for_user(
+        request.user, message.content_type_id, message.object_id
+    )
+    address = services.always_show_images(user=request.user, message=message)
+    if address:
+        flash.info(
+            request, _("Images from %(address)s are shown.") % {"address": address}
+        )
+    url = record.get_absolute_url() if hasattr(record, "get_absolute_url") else "/"
+    return redirect(f"{url}?message={message.pk}#message-{message.pk}")

@@ -32,6 +32,11 @@ app.conf.beat_schedule = {
         "task": "mailservers.tasks.poll_due_servers",
         "schedule": 60.0,
     },
+    # Emails scheduled with "Send later" that are due.
+    "send-scheduled-messages": {
+        "task": "feed.tasks.send_scheduled_messages",
+        "schedule": 60.0,
+    },
     # Daily activity digest for users who prefer email.
     "activity-digest": {
         "task": "feed.tasks.send_activity_digests",

@@ -78,8 +78,11 @@ def sanitize_html(html: str) -> str:
     ).strip()
 
 
-# A remote image in sanitized HTML (nh3 writes every attribute double-quoted).
-_REMOTE_IMG = re.compile(r'<img\b[^>]*\bsrc="(?:https?:)?//[^"]*"[^>]*>', re.I)
+# A remote image in sanitized HTML (nh3 writes every attribute double-quoted): any
+# src but the message's own parts (cid:), since the sanitizer keeps https: sources
+# and browsers read "https:host/x", "https:/host", "https:\\host" and " https://host"
+# alike as https://host/.
+_REMOTE_IMG = re.compile(r'<img\b[^>]*\bsrc="(?!\s*cid:)[^"]*"[^>]*>', re.I)
 _ALT = re.compile(r'\balt="([^"]*)"')
 
 

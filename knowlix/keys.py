@@ -14,12 +14,14 @@ from cryptography.fernet import Fernet
 # Django's own check (security.W009) calls a key weak below these figures.
 SECRET_KEY_MIN_LENGTH = 50
 SECRET_KEY_MIN_UNIQUE = 5
-_ALPHABET = string.ascii_letters + string.digits + "-_.:@+~"
+# Literal in .env files and in shell assignments (no quote, `$`, `#`, space, nor `~`,
+# which sh expands to a home directory at the start or after a `:`).
+SECRET_KEY_ALPHABET = string.ascii_letters + string.digits + "-_.:@+"
 
 
 def new_secret_key() -> str:
-    """A 64-character random SECRET_KEY (no quote, `$`, `#` or space: safe in .env and shells)."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(64))
+    """A 64-character random SECRET_KEY of :data:`SECRET_KEY_ALPHABET`."""
+    return "".join(secrets.choice(SECRET_KEY_ALPHABET) for _ in range(64))
 
 
 def new_encryption_key() -> str:

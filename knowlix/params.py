@@ -7,24 +7,28 @@ processes, after ``CACHE_SECONDS``).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from django.conf import settings
 
 from knowlix.models import SystemParameter
+from knowlix.param_rules import (  # noqa: F401  (the keys: params.X everywhere)
+    BOUNCE_ALIAS,
+    CATCHALL_DOMAIN,
+    DEFAULT_FROM,
+    DKIM_VERIFY,  # local DKIM check of incoming mail
+    LOOP_ALLOWLIST,  # never loop-limited senders
+    LOOP_LIMIT,
+    LOOP_MINUTES,
+    REFUSALS_PER_HOUR,  # automatic answers per address
+    TRUSTED_AUTHSERV_IDS,  # trusted Authentication-Results
+    USE_CUSTOM_SERVERS,
+    is_valid,
+)
 
-CATCHALL_DOMAIN = "mail.catchall.domain"
-DEFAULT_FROM = "mail.default.from"
-BOUNCE_ALIAS = "mail.bounce.alias"
-LOOP_LIMIT = "mail.gateway.loop.threshold"
-LOOP_MINUTES = "mail.gateway.loop.minutes"
-USE_CUSTOM_SERVERS = "mail.use_custom_servers"
-# Routing of incoming mail (read by routing/):
-TRUSTED_AUTHSERV_IDS = "mail.gateway.authserv_ids"  # trusted Authentication-Results
-DKIM_VERIFY = "mail.gateway.dkim_verify"  # local DKIM check of incoming mail
-LOOP_ALLOWLIST = "mail.gateway.loop.allowlist"  # never loop-limited senders
-REFUSALS_PER_HOUR = "mail.gateway.refusals_per_hour"  # automatic answers per address
+logger = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, str] = {
     DEFAULT_FROM: "notifications",
@@ -45,7 +49,15 @@ _loaded_at = 0.0
 
 
 def _load() -> dict[str, str]:
-    return dict(SystemParameter.objects.values_list("key", "value"))
+    """The stored values; one that breaks its key's rules (written before they
+    existed, or straight into the database) is ignored: the default applies."""
+    values = {}
+    for key, value in SystemParameter.objects.values_list("key", "value"):
+        if value and not is_valid(key, value):
+            logger.error("system parameter %s: invalid value ignored", key)
+            continue
+        values[key] = value
+    return values
 
 
 def get_param(key: str, default: str | None = None) -> str | None:
@@ -92,8 +104,10 @@ def catchall_domain() -> str:
 
 
 def default_from_address() -> str:
-    """``notifications@<catch-all domain>`` (the local part is ``mail.default.from``)."""
-    return f"{get_param(DEFAULT_FROM)}@{catchall_domain()}"
+    """``mail.default.from`` when it is a full address, else that local part at
+    the catch-all domain (``notifications@<catch-all domain>``)."""
+    value = (get_param(DEFAULT_FROM) or DEFAULTS[DEFAULT_FROM]).strip()
+    return value if "@" in value else f"{value}@{catchall_domain()}"
 
 
 def bounce_address() -> str:

@@ -160,6 +160,9 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env_int("KNOWLIX_LOGIN_FAILURES", 5)
 AXES_COOLOFF_TIME = env_int("KNOWLIX_LOGIN_LOCKOUT_MINUTES", 30) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Behind the TLS proxy, the browser's address (not the proxy's, which would let
+# anyone lock a user out for everybody): knowlix.middleware.client_ip.
+AXES_CLIENT_IP_CALLABLE = "knowlix.middleware.client_ip"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password"]

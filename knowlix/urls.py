@@ -67,7 +67,10 @@ HEALTH_CHECKS: dict[str, list[str | tuple[str, dict[str, object]]]] = {
 
 def health_view(*parts: str) -> Callable[..., HttpResponseBase]:
     checks = [check for part in parts for check in HEALTH_CHECKS[part]]
-    return login_not_required(HealthCheckView.as_view(checks=checks))
+    view = HealthCheckView.as_view(checks=checks)
+    if "worker" in parts:  # the workers' ping waits seconds: not for strangers
+        view = ops.for_this_host_or_token(view)
+    return login_not_required(view)
 
 
 health_patterns = [

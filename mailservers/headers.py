@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
+import functools
 import quopri
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import webencodings
 
 # Every character that ends a line somewhere (str.splitlines, Unicode, C strings),
 # the other C0/C1 controls, and DEL. Tabs too: they only ever separate words.
@@ -26,6 +30,9 @@ _BREAKS_AND_CONTROLS = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]+"
 )
 _SPACES = re.compile(r"\s+")
+# Half of a UTF-16 pair alone (UTF-7 and UTF-16 words decode to them): no mail, file
+# or database can hold one.
+_LONE_SURROGATES = re.compile(r"[\ud800-\udfff]")
 # A lenient encoded word (RFC 2047 2.): what any decoder may take for one.
 ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([bBqQ])\?([^?\s]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)\s+(=\?)")
@@ -34,6 +41,9 @@ MAX_DECODE_ROUNDS = 8
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII, no colon
 # RFC 5322 dot-atom text of a local part (no quoted local parts: nobody needs them)
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")  # fmt: skip
+# The same with any other printable character too (RFC 6532 UTF8-non-ascii): only
+# in a mail whose headers are UTF-8, sent with SMTPUTF8.
+_UTF8_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u00a0-\U0010ffff-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u00a0-\U0010ffff-]+)*$")  # fmt: skip
 _DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 MESSAGE_ID = re.compile(
     r"^(?!.*=\?)<[!-;=?-~]{1,900}@[!-;=?-~]{1,250}>$"
@@ -51,6 +61,40 @@ class InvalidAddress(ValueError):
 # --- Cleaning text taken from anywhere (received mail included) ----------------------
 
 
+# Supersets of what a label names, where mail in the wild uses the larger set.
+_SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030", "euc_kr": "cp949"}
+# Python codecs that are no charset of mail: a sender must not get Python's escapes
+# ("\\x0d" read as a line break) by naming them.
+_NOT_MAIL_CHARSETS = {
+    "unicode_escape",
+    "raw_unicode_escape",
+    "punycode",
+    "idna",
+    "undefined",
+}
+
+
+@functools.lru_cache(maxsize=256)
+def codec_for(declared: str) -> str:
+    """The Python codec of a declared charset ("" if none is known)."""
+    label = declared.strip().strip("\"'").strip().lower()
+    if not label:
+        return ""
+    try:
+        # WHATWG reads "utf-16" as little-endian; Python's codec honours the BOM.
+        encoding = None if label in ("utf-16", "utf16") else webencodings.lookup(label)
+        name = encoding.codec_info.name if encoding else label
+        if name == "replacement":  # WHATWG refuses ISO-2022-KR, HZ: Python reads them
+            name = label
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # unknown; a NUL or a surrogate in the label
+        return ""
+    name = info.name.replace("-", "_")
+    if not info._is_text_encoding or name in _NOT_MAIL_CHARSETS:
+        return ""
+    return _SUPERSETS.get(name, name)
+
+
 def _decode_word(match: re.Match[str]) -> str:
     charset, encoding, payload = match.groups()
     charset = charset.split("*", 1)[0] or "us-ascii"  # RFC 2231 language suffix
@@ -61,9 +105,9 @@ def _decode_word(match: re.Match[str]) -> str:
             data = quopri.decodestring(payload.replace("_", " ").encode("ascii"))
     except (binascii.Error, ValueError, UnicodeEncodeError):
         return match.group(0).replace("=?", _DEFUSE)
-    try:
-        return data.decode(charset, "replace")
-    except LookupError:  # an unknown charset: best effort, never the raw word
+    try:  # an unknown charset: best effort, never the raw word
+        return data.decode(codec_for(charset) or "utf-8", "replace")
+    except (LookupError, ValueError):
         return data.decode("utf-8", "replace")
 
 
@@ -79,8 +123,9 @@ def clean_text(value: object, *, limit: int = 900) -> str:
 
     Encoded words are decoded (again and again: a double-encoded value hides its
     line break one level down), every line break or control character becomes a
-    space, and an ``=?`` still left is defused, so that decoding the result, once
-    or many times, gives the result.
+    space, a lone surrogate (UTF-7 can decode to one) becomes U+FFFD, and an
+    ``=?`` still left is defused, so that decoding the result, once or many times,
+    gives the result.
     """
     text = str(value)
     for _round in range(MAX_DECODE_ROUNDS):
@@ -89,6 +134,7 @@ def clean_text(value: object, *, limit: int = 900) -> str:
         if decoded == text:
             break
         text = decoded
+    text = _LONE_SURROGATES.sub("\ufffd", text)
     text = _BREAKS_AND_CONTROLS.sub(" ", text)
     text = text.replace("=?", _DEFUSE)
     text = _SPACES.sub(" ", text).strip()
@@ -194,13 +240,17 @@ def ascii_domain(domain: str) -> str:
     return ascii_form
 
 
-def make_mailbox(name: object, addr_spec: object) -> Mailbox:
-    """A checked mailbox: clean display name, dot-atom local part, real domain."""
+def make_mailbox(name: object, addr_spec: object, *, utf8: bool = False) -> Mailbox:
+    """A checked mailbox: clean display name, dot-atom local part, real domain.
+
+    ``utf8``: the local part may hold printable non-ASCII characters (RFC 6532)."""
     address = str(addr_spec).strip()
     local, at, domain = address.rpartition("@")
+    local_part = _UTF8_LOCAL_PART if utf8 else _LOCAL_PART
     if (
         not at
-        or not _LOCAL_PART.match(local)
+        or not local_part.match(local)
+        or not local.isprintable()
         or "=?" in local
         or len(local) > 64
         or len(address) > 254
@@ -228,18 +278,20 @@ def check_header_name(name: str) -> str:
 
 
 class HeaderBlock:
-    """The header fields of a message, written and folded by us (CRLF, 7-bit)."""
+    """The header fields of a message, written and folded by us (CRLF, 7-bit; with
+    ``utf8``, printable non-ASCII tokens too: a UTF-8 local part, RFC 6532)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, utf8: bool = False) -> None:
         self._lines: list[str] = []
         self.names: list[str] = []
+        self.utf8 = utf8
 
     def _add(self, name: str, tokens: Iterable[str], *, sep: str = " ") -> None:
         check_header_name(name)
         line = f"{name}:"
         lines: list[str] = []
         for token in tokens:
-            if not (token.isascii() and token.isprintable()):
+            if not token.isprintable() or not (self.utf8 or token.isascii()):
                 raise ValueError(f"{token!r} cannot be written in {name}")
             if len(line) + 1 + len(token) > LINE_MAX and line.strip(" ,") != f"{name}:":
                 lines.append(line)
@@ -272,7 +324,7 @@ class HeaderBlock:
         self._add(name, value.split(" "))
 
     def as_bytes(self) -> bytes:
-        return "".join(self._lines).encode("ascii")
+        return "".join(self._lines).encode("utf-8" if self.utf8 else "ascii")
 
 
 def written_header_names(raw: bytes) -> list[str]:

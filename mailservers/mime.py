@@ -8,7 +8,9 @@ still knows our own mail), the thread's ``In-Reply-To`` and ``References``,
 by :mod:`mailservers.headers` (never by the standard library, which decodes and
 re-folds encoded words unsafely on some releases), and MIME part parameters get
 only values that :func:`mailservers.headers.clean_text` cleaned, so no value can
-carry a line break in any encoding. The output is 7-bit (no 8BITMIME/SMTPUTF8).
+carry a line break in any encoding. The output is 7-bit (no 8BITMIME/SMTPUTF8),
+except the headers of a mail built with ``utf8`` for a recipient whose local part is
+not ASCII (RFC 6532; sent only with SMTPUTF8, see ``mailservers.addresses``).
 Pure: no ORM, no settings.
 """
 
@@ -82,7 +84,9 @@ def parse_address(value: str | tuple[str, str]) -> Address:
     return make_address(*pairs[0])
 
 
-def _mailbox(value: str | tuple[str, str] | Address) -> Mailbox:
+def _mailbox(value: str | tuple[str, str] | Address, *, utf8: bool = False) -> Mailbox:
+    if isinstance(value, tuple) and utf8:  # no Address: it refuses a UTF-8 local part
+        return headers.make_mailbox(*value, utf8=True)
     if isinstance(value, Address):
         return headers.make_mailbox(value.display_name, value.addr_spec)
     address = parse_address(value)
@@ -116,16 +120,18 @@ def build_message(
     attachments: Sequence[MailPart] = (),
     extra_headers: Mapping[str, str] | None = None,
     date: datetime | None = None,
+    utf8: bool = False,
 ) -> bytes:
     """The mail as CRLF-terminated 7-bit bytes, ready for SMTP DATA.
 
-    Bcc recipients never appear here: they only go in the SMTP envelope.
+    Bcc recipients never appear here: they only go in the SMTP envelope. ``utf8``:
+    To/Cc may hold a non-ASCII local part, written in UTF-8 (RFC 6532).
     """
-    head = headers.HeaderBlock()
+    head = headers.HeaderBlock(utf8=utf8)
     head.mailboxes("From", [_mailbox(from_addr)])
     for name, values in (("To", to), ("Cc", cc), ("Reply-To", reply_to)):
         if values:
-            head.mailboxes(name, [_mailbox(v) for v in values])
+            head.mailboxes(name, [_mailbox(v, utf8=utf8) for v in values])
     head.text("Subject", subject)
     head.token("Date", format_datetime(date or timezone.now()))
     message_id = _msgid(message_id)

@@ -2,8 +2,10 @@
 
 A preset fills host, port, security, authentication and default sending limits. An
 OAuth server (Outlook/Gmail sign-in) has no password and sends only as the connected
-address: the form shows neither a password nor an editable From Filter, and
-``apply_oauth_rules`` enforces both on save whatever is posted.
+address: the page hides the password row for it (``static/js/server_form.js``; it
+appears as soon as *User name and password* is chosen), the From Filter is not
+editable, and ``apply_oauth_rules`` enforces both on save whatever is posted. Host,
+port and From Filter follow ``mailservers.server_rules``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from django import forms
 
 from mailservers.models import PRESET_FIELDS, PRESETS, OutgoingServer
 from mailservers.oauth.presets import apply_oauth_rules, form_uses_oauth
+from mailservers.server_rules import ServerFormRules, clean_from_filter
 
 
-class OutgoingServerForm(forms.ModelForm):
+class OutgoingServerForm(ServerFormRules, forms.ModelForm):
     password = forms.CharField(
         required=False,
         strip=False,
@@ -58,8 +61,8 @@ class OutgoingServerForm(forms.ModelForm):
             values = PRESETS[preset]
             self.initial["name"] = values["label"]
             self.initial.update((k, values[k]) for k in PRESET_FIELDS if k in values)
+        self.init_rules()  # the password row stays: the page hides it for sign-in
         if self.uses_oauth:
-            del self.fields["password"]
             from_filter = self.fields["from_filter"]
             from_filter.disabled = True
             from_filter.help_text = (
@@ -70,6 +73,11 @@ class OutgoingServerForm(forms.ModelForm):
     def uses_oauth(self) -> bool:
         """True when the form is for an Outlook or Gmail sign-in server."""
         return form_uses_oauth(self)
+
+    def clean_from_filter(self) -> str:
+        if self.fields["from_filter"].disabled:
+            return str(self.initial.get("from_filter") or self.instance.from_filter)
+        return clean_from_filter(self.cleaned_data.get("from_filter") or "")
 
     def save(self, commit: bool = True) -> OutgoingServer:
         server = super().save(commit=False)

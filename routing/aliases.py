@@ -12,7 +12,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db.models import Q
+from django.db import models
+from django.db.models import Model, Q
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.translation import gettext as _
@@ -44,30 +45,61 @@ def alias_problem(alias: Alias) -> str:
 
 
 def _defaults_problem(alias: Alias) -> str:
-    model = alias.model
-    assert model is not None
-    defaults = alias.defaults or {}
+    assert alias.model is not None
+    return defaults_problem(model=alias.model, defaults=alias.defaults)
+
+
+def defaults_problem(*, model: type[Model], defaults: object) -> str:
+    """Why ``defaults`` cannot fill a new ``model`` record ("" if they can): each a
+    field a user may set (not its id, reply token or timestamps), with a value the
+    field takes, and a record it names that exists. The Aliases form and routing
+    both ask this."""
+    defaults = defaults or {}
     if not isinstance(defaults, dict):
         return _("Its defaults are not an object of field names and values.")
+    kind = model._meta.verbose_name
     for name, value in defaults.items():
         try:
             field = model._meta.get_field(name)
         except FieldDoesNotExist:
             return _("Its default “%(field)s” is no field of %(kind)s.") % {
                 "field": name,
-                "kind": model._meta.verbose_name,
+                "kind": kind,
+            }
+        if (
+            not isinstance(field, models.Field)
+            or field.primary_key
+            or not field.editable
+            or field.many_to_many
+        ):
+            return _("Its default “%(field)s” cannot be set on a new %(kind)s.") % {
+                "field": name,
+                "kind": kind,
             }
         related = field.related_model if field.many_to_one else None
-        if related is None or isinstance(related, str) or value in (None, ""):
+        if related is not None and not isinstance(related, str):
+            if value in (None, ""):
+                continue
+            try:
+                exists = related._default_manager.filter(pk=value).exists()
+            except (TypeError, ValueError, ValidationError):
+                exists = False
+            if not exists:
+                return _(
+                    "Its default “%(field)s” points at a deleted %(kind)s #%(id)s."
+                ) % {
+                    "field": field.name,
+                    "kind": related._meta.verbose_name,
+                    "id": value,
+                }
             continue
         try:
-            exists = related._default_manager.filter(pk=value).exists()
-        except (TypeError, ValueError, ValidationError):
-            exists = False
-        if not exists:
-            return _(
-                "Its default “%(field)s” points at a deleted %(kind)s #%(id)s."
-            ) % {"field": field.name, "kind": related._meta.verbose_name, "id": value}
+            field.clean(value, None)
+        except ValidationError as exc:
+            return _("Its default “%(field)s” is wrong: %(reason)s") % {
+                "field": name,
+                "reason": " ".join(exc.messages),
+            }
     return ""
 
 

@@ -6,7 +6,8 @@ can write that header, only our own MTA's is believed, and it removes copies of
 its id that arrive from outside), or
 a DKIM signature checked here with dkimpy whose ``d=`` aligns with the From domain
 (relaxed alignment: the same organizational domain, RFC 7489). A DNS failure is a
-*temperror*: it neither proves nor fails. Invariant: mail claiming a user's address
+*temperror*: it neither proves nor fails. Only a single From field with a single
+address can be proven (a pass may be for another From than the first one). Invariant: mail claiming a user's address
 without proof is *unverified*: never authored as the user, marked, never mailed to
 followers in the user's name, loop-limited like an outsider. A contact's mail is
 marked only when authentication fails.
@@ -79,7 +80,9 @@ def is_aligned(domain: str, from_domain: str) -> bool:
 
 def check_dkim(raw: bytes, from_domain: str = "") -> str:
     """``pass`` (a valid signature aligned with ``from_domain``; any valid one when
-    it is empty), ``unaligned`` (valid, another domain), ``fail`` or ``temperror``."""
+    it is empty), ``unaligned`` (valid, another domain), ``partial`` (valid for a
+    first part of the body only: an ``l=`` tag, RFC 6376 8.2, lets anyone append
+    text), ``fail`` or ``temperror``."""
     dns_failed = False
 
     def dnsfunc(name: bytes, timeout: int = 3) -> bytes | None:
@@ -97,7 +100,7 @@ def check_dkim(raw: bytes, from_domain: str = "") -> str:
         )
     except Exception:  # noqa: BLE001 - dkimpy raises on unparsable mail: no proof
         return "fail"
-    valid_elsewhere = False
+    valid_elsewhere = partial = False
     for index in range(min(count, MAX_SIGNATURES)):
         try:
             ok = verifier.verify(idx=index, dnsfunc=dnsfunc)
@@ -105,12 +108,17 @@ def check_dkim(raw: bytes, from_domain: str = "") -> str:
             ok = False
         if not ok:
             continue
+        if b"l" in verifier.signature_fields:
+            partial = True
+            continue
         signer = (verifier.domain or b"").decode("ascii", "replace")
         if not from_domain or is_aligned(signer, from_domain):
             return "pass"
         valid_elsewhere = True
     if valid_elsewhere:
         return "unaligned"
+    if partial:
+        return "partial"
     return "temperror" if dns_failed else "fail"
 
 
@@ -159,6 +167,15 @@ def sender_verdict(
     if users is None:
         users = user_addresses([parsed.from_address])
     claims_user = parsed.from_address.lower() in users
+    if not parsed.has_single_from:
+        # Two From fields or addresses: a pass (the MTA's or dkimpy's) may be for
+        # another one than the first, which Knowlix shows (RFC 7489 6.6.1).
+        return Verdict(
+            failed=True,
+            text="from=ambiguous",
+            claims_user=claims_user,
+            some_failed="from=ambiguous",
+        )
     trusted = trusted_authserv_ids()
     # Every trusted verdict counts (OpenDKIM and OpenDMARC each write one): the MTA
     # removes copies of its authserv-id that arrived from outside (RFC 8601 5.).

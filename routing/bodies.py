@@ -32,6 +32,15 @@ DATA_IMAGE_TYPES = {
     "image/webp": ".webp",
     "image/bmp": ".bmp",
 }
+# How each type's bytes begin: a data: URL whose bytes are not its declared image
+# (an SVG with a script, HTML) is not kept as that image.
+_IMAGE_MAGIC = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+    "image/bmp": (b"BM",),
+}
 _DATA_SRC = re.compile(
     r"""(\bsrc\s*=\s*)(?:"data:([^,"]*),([^"]*)"|'data:([^,']*),([^']*)'"""
     r"""|data:([^,"'\s>]*),([^\s>]*))""",
@@ -158,7 +167,12 @@ class _BodyWalker:
             mimetype, *params = meta.lower().split(";")
             ext = DATA_IMAGE_TYPES.get(mimetype.strip())
             content = _data_url_bytes(data, is_base64="base64" in params)
-            if ext is None or content is None or taken >= MAX_DATA_IMAGES:
+            if (
+                ext is None
+                or content is None
+                or not _is_image(content, mimetype.strip())
+                or taken >= MAX_DATA_IMAGES
+            ):
                 return match.group(0)
             taken += 1
             number = len(self.attachments) + 1
@@ -222,6 +236,12 @@ def content_type(part: MIMEPart) -> str:
         if declared and "/" not in declared:
             return "application/octet-stream"
     return ctype
+
+
+def _is_image(content: bytes, mimetype: str) -> bool:
+    if mimetype == "image/webp" and content[8:12] != b"WEBP":
+        return False
+    return content.startswith(_IMAGE_MAGIC[mimetype])
 
 
 def _data_url_bytes(data: str, *, is_base64: bool) -> bytes | None:

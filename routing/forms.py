@@ -7,10 +7,10 @@ from typing import Any
 
 from django import forms
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import FieldDoesNotExist
 
 from knowlix import params
 from knowlix.records import record_content_types
+from routing.aliases import defaults_problem
 from routing.matching import REPLY_PREFIX
 from routing.models import Alias
 
@@ -97,18 +97,9 @@ class AliasForm(forms.ModelForm):
                 "object_id", f"There is no {model._meta.verbose_name} #{object_id}."
             )
         self._clean_parent(data)
-        defaults = data.get("defaults") or {}
-        if not isinstance(defaults, dict):
-            self.add_error("defaults", "Give an object of field names and values.")
-            return data
-        for field_name in defaults:
-            try:
-                model._meta.get_field(field_name)
-            except FieldDoesNotExist:
-                self.add_error(
-                    "defaults",
-                    f"{model._meta.verbose_name} has no field “{field_name}”.",
-                )
+        problem = defaults_problem(model=model, defaults=data.get("defaults"))
+        if problem:
+            self.add_error("defaults", problem)
         return data
 
     def _clean_parent(self, data: dict[str, Any]) -> None:

@@ -72,6 +72,19 @@ def is_to_bounce_alias(parsed: ParsedMessage) -> bool:
     return False
 
 
+def verp_tokens(parsed: ParsedMessage) -> list[str]:
+    """The tokens of ``bounce+<token>@<catch-all>`` recipients (VERP: the envelope
+    sender of each recipient's transaction, where its bounce comes back)."""
+    alias = (params.get_param(params.BOUNCE_ALIAS) or "bounce").lower()
+    domain = our_domain()
+    prefix = alias + "+"
+    tokens: list[str] = []
+    for local, d in map(split_address, parsed.recipients):
+        if d == domain and local.startswith(prefix) and local[len(prefix) :]:
+            tokens.append(local[len(prefix) :])
+    return list(dict.fromkeys(tokens))
+
+
 def is_system_address(address: str, *, alias_names: set[str] | None = None) -> bool:
     """One of Knowlix's own addresses: default From, bounce, reply+token, an alias.
 
@@ -79,6 +92,8 @@ def is_system_address(address: str, *, alias_names: set[str] | None = None) -> b
     ``alias_names``: every alias name (active or not) that ``address`` could have,
     when the caller read them already (see :func:`alias_names`).
     """
+    if address.lower() == params.default_from_address().lower():
+        return True  # also when mail.default.from is a full address elsewhere
     local, domain = split_address(address)
     if domain != our_domain():
         return False

@@ -69,7 +69,12 @@ class _ReadOncePolicy(_EmailPolicy):
     def header_fetch_parse(self, name: str, value: str) -> str:
         if hasattr(value, "name"):  # already a header object
             return value
-        return _fetch_parsed_header(name, value)
+        try:
+            return _fetch_parsed_header(name, value)
+        except Exception:  # noqa: BLE001 - the modern parser crashed on hostile input
+            # e.g. an RFC 2231 parameter in UTF-7 decoding to a lone surrogate: the
+            # value is read the old way, so one header never stops a whole poll.
+            return str(email.policy.compat32.header_fetch_parse(name, value))
 
 
 PARSE_POLICY = _ReadOncePolicy()
@@ -101,6 +106,9 @@ class ParsedMessage:
     bounce: BounceInfo = field(default_factory=lambda: BounceInfo(detected=False))
     auth_verdicts: list[AuthVerdict] = field(default_factory=list)
     has_dkim_signature: bool = False
+    # exactly one From field holding one address: the only From that can be proven
+    # (a DKIM pass covers the last From field, Knowlix reads the first)
+    has_single_from: bool = True
     subject_tags: list[tuple[str, int]] = field(default_factory=list)
     loop_tags: list[str] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
@@ -242,7 +250,8 @@ def _parse_headers(msg: EmailMessage, sha256: str) -> ParsedMessage:
     headers = _RawHeaders(msg)
     raw_mid = headers.text("Message-ID")
     message_id = normalize_message_id(raw_mid) if raw_mid else ""
-    senders = headers.addresses("From") or headers.addresses("Sender")
+    from_fields = headers.addresses("From")
+    senders = from_fields or headers.addresses("Sender")
     from_name, from_address = senders[0] if senders else ("", "")
     if not from_name and not from_address:
         from_name = headers.text("From")[:200]
@@ -286,6 +295,7 @@ def _parse_headers(msg: EmailMessage, sha256: str) -> ParsedMessage:
             ]
         ),
         has_dkim_signature=bool(headers.values("DKIM-Signature")),
+        has_single_from=len(headers.values("From")) == 1 and len(from_fields) == 1,
         subject_tags=[(kind, int(pk)) for kind, pk in tags],
         loop_tags=_loop_tags(headers, subject, in_reply_to + references),
     )

@@ -8,6 +8,7 @@ attachment over the size limit is named in the body (the raw mail is kept).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from knowlix.models import Record, Team
 from knowlix.teams import apply_team
 from routing.authenticity import Verdict
 from routing.matching import Author, is_system_address
-from routing.parsing import ParsedMessage
+from routing.parsing import SUBJECT_TAG_RE, ParsedMessage
 
 # Sanitizing is linear in the size (nh3 is an HTML5 parser), so a size budget is a
 # time budget: above it the text body is posted and the HTML kept as a file.
@@ -147,13 +148,12 @@ def new_record(
         values[field.attname if isinstance(field, ForeignKey) else name] = value
     field = model._meta.get_field(model.TITLE_FIELD)
     max_length = getattr(field, "max_length", None) or 200
-    values.setdefault(
-        model.TITLE_FIELD, (parsed.subject or _("(no subject)"))[:max_length]
-    )
+    subject = record_title(parsed.subject)
+    values.setdefault(model.TITLE_FIELD, (subject or _("(no subject)"))[:max_length])
     if model.DESCRIPTION_FIELD and not values.get(model.DESCRIPTION_FIELD):
         values[model.DESCRIPTION_FIELD] = mail_description(parsed)
     record = model.new_from_mail(
-        subject=parsed.subject, contact=author.contact, defaults=values
+        subject=subject, contact=author.contact, defaults=values
     )
     if team is not None:
         apply_team(record=record, team=team)
@@ -169,3 +169,22 @@ def mail_description(parsed: ParsedMessage) -> str:
     if len(text) > DESCRIPTION_CHARS:
         text = text[:DESCRIPTION_CHARS].rstrip() + "…"
     return text
+
+
+# Reply and forward prefixes of the mail clients in use (Re, Fwd, AW, WG, SV, RV,
+# TR, Antw), possibly numbered ("Re[2]:"), and our own records' subject tags.
+_SUBJECT_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fwd?|aw|wg|sv|vs|rv|tr|antw|r)\s*(?:\[\d+\])?\s*:|"
+    + SUBJECT_TAG_RE.pattern
+    + r")\s*",
+    re.IGNORECASE,
+)
+
+
+def record_title(subject: str) -> str:
+    """The title of a record made from a mail: its subject without the leading
+    reply/forward prefixes and tags of other records (a forward's new record)."""
+    title = subject
+    while (shorter := _SUBJECT_PREFIX.sub("", title, count=1)) != title:
+        title = shorter
+    return title.strip() or subject.strip()

@@ -3,9 +3,9 @@
 Sent from ``MAILER-DAEMON <mail.bounce.alias@domain>`` with ``Auto-Submitted:
 auto-replied``. No backscatter: never to a null Return-Path, machine, list or bulk
 mail, never to a sender whose SPF, DKIM or DMARC failed (the address is likely
-forged), and at most ``mail.gateway.refusals_per_hour`` (3) answers per address and
-hour; every refusal not answered says why on its ``InboundMail``. Mail leaves
-through the outgoing queue only (``mailservers.services.outgoing.queue_mail``),
+forged), and at most ``mail.gateway.refusals_per_hour`` (3) answers per mailbox
+(an address in any case or +tag) and hour; every refusal not answered says why on
+its ``InboundMail``. Mail leaves through the outgoing queue only (``mailservers.services.outgoing.queue_mail``),
 inside routing's transaction, so a rolled-back routing never answers anyone.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import uuid
 
 from django.db import connection
@@ -67,21 +68,32 @@ def why_not_answer(parsed: ParsedMessage, verdict: Verdict | None = None) -> str
     return ""
 
 
+def mailbox_of(address: str) -> tuple[str, str]:
+    """(local part without its +tag, domain without a final dot), lower case: the
+    one mailbox that ``Victim+1@Innocent.example.`` and its variants reach."""
+    local, _at, domain = address.lower().rpartition("@")
+    return local.split("+", 1)[0], domain.rstrip(".")
+
+
 def refusals_sent(address: str) -> int:
-    """Automatic answers queued to ``address`` in the last hour.
+    """Automatic answers queued to ``address``'s mailbox (any case, +tag or final
+    dot: :func:`mailbox_of`) in the last hour.
 
     Call inside routing's transaction: on PostgreSQL it takes a transaction lock
-    per address, so that two workers cannot both count 2 and send the 4th answer
+    per mailbox, so that two workers cannot both count 2 and send the 4th answer
     (SQLite's write transactions are serialized already)."""
+    local, domain = mailbox_of(address)
     if connection.vendor == "postgresql":
         key = int.from_bytes(
-            hashlib.sha256(address.lower().encode()).digest()[:8], "big", signed=True
+            hashlib.sha256(f"{local}@{domain}".encode()).digest()[:8],
+            "big",
+            signed=True,
         )
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
     since = timezone.now() - dt.timedelta(hours=1)
     return OutgoingRecipient.objects.filter(
-        address__iexact=address,
+        address__iregex=rf"^{re.escape(local)}(\+[^@]*)?@{re.escape(domain)}\.?$",
         mail__created_at__gte=since,
         mail__message_id__startswith=f"<{REFUSAL_ID_PREFIX}.",
     ).count()

@@ -193,9 +193,10 @@ def _read_delivery_status(
         if action == "delayed" or (not action and status.startswith("4")):
             delayed = True
             continue
-        if action not in ("failed", "") or not address:
+        if action not in ("failed", "") or not (address or status.startswith("5")):
             continue
-        failed.setdefault(address, None)
+        if address:  # a report without one still says why (VERP names the mail)
+            failed.setdefault(address, None)
         info.status = info.status or status[:20]
         diagnostic = _first(block, "Diagnostic-Code")
         info.diagnostic = info.diagnostic or diagnostic.partition(";")[2].strip()[:400]

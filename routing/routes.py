@@ -6,7 +6,9 @@ post on), the refusal and its polite answer, or why the message is ignored or a
 bounce. It writes nothing: ``routing.writes`` writes the plans of a whole group in
 bulk. The order of the rules: loop-bounce reply, bounce, our own mail, reply token,
 thread headers, subject tag, aliases (a forward when the To names an alias of
-another record kind), server default, refusal.
+another record kind; also a reply when the record's reply address, or an alias of
+its kind in To, is named too),
+server default, refusal.
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ class Router:
         aliases = self.reads.find_aliases(self.parsed)
         if target is not None:
             forwards = self.forwards(aliases, thread_record=target.record)
-            if not forwards:
+            if not forwards or self.writes_to_thread(aliases, target):
                 self.post(target.record, parent=target.parent)
             for alias in forwards:
                 self.apply_alias(alias)
@@ -171,6 +173,19 @@ class Router:
             and alias.model is not None
             and not isinstance(thread_record, alias.model)
         ]
+
+    def writes_to_thread(self, aliases: list[Alias], target: Target) -> bool:
+        """The sender named the thread's record too (its reply address, or in To an
+        alias of its kind): a forward is then also a reply there."""
+        if target.found_by == "token":
+            return True
+        in_to = matching.alias_names(self.parsed, only=self.parsed.to)
+        return any(
+            alias.name in in_to
+            and alias.model is not None
+            and isinstance(target.record, alias.model)
+            for alias in aliases
+        )
 
     def default_model(self) -> type[Record] | None:
         return model_for_action(getattr(self.server, "default_action", "") or "")

@@ -5,19 +5,16 @@ surrogates, no NUL, which PostgreSQL refuses) and never raises on bad input: the
 declared charset is tried first, then UTF-8, then windows-1252, then Latin-1. A
 declared name is resolved as browsers do (the WHATWG Encoding Standard's labels,
 through ``webencodings``: ``iso-8859-8-i``, ``windows-874``, ``x-sjis``…), then by
-Python's own names (``cp65001``), with a few supersets preferred (below).
+Python's own names (``cp65001``), with a few supersets preferred: one rule for every
+charset name, ``mailservers.headers.codec_for`` (encoded words are decoded there).
 """
 
 from __future__ import annotations
 
-import codecs
 import email.policy
-import functools
 import re
 from email.header import decode_header
 from email.message import Message
-
-import webencodings
 
 from mailservers import headers
 
@@ -26,24 +23,6 @@ _SURROGATE_RUN = re.compile(r"[\udc80-\udcff]+")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _META_CHARSET = re.compile(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_.:-]+)", re.I)
-# Supersets of what a label names, where mail in the wild uses the larger set.
-_SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030", "euc_kr": "cp949"}
-
-
-@functools.lru_cache(maxsize=256)
-def codec_for(declared: str) -> str:
-    """The Python codec of a declared charset ("" if none is known)."""
-    label = declared.strip().strip("\"'").lower()
-    if not label:
-        return ""
-    # WHATWG reads "utf-16" as little-endian; Python's codec honours the BOM.
-    encoding = None if label in ("utf-16", "utf16") else webencodings.lookup(label)
-    try:
-        name = encoding.codec_info.name if encoding else codecs.lookup(label).name
-    except LookupError:
-        return ""
-    name = codecs.lookup(name).name.replace("-", "_")
-    return _SUPERSETS.get(name, name)
 
 
 def decode_bytes(data: bytes, declared: str | None = None) -> str:
@@ -52,7 +31,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     A single-byte declaration (ASCII, Latin-1) on bytes that are valid UTF-8 is a
     mislabel: legitimate Latin-1 text almost never forms valid UTF-8 sequences.
     """
-    charset = codec_for(declared or "")
+    charset = headers.codec_for(declared or "")
     candidates = [charset] if charset else []
     if charset in ("cp1252", "") or charset.startswith("iso8859"):
         candidates.insert(0, "utf-8")

@@ -95,3 +95,15 @@ def ticket(alice, contact) -> Ticket:
     return services.create_record(
         record=Ticket(subject="Printer on fire", contact=contact), author=alice
     )
+
+
+@pytest.fixture
+def tech_client(client, admin_user):
+    """A logged-in admin with developer mode on (the technical pages)."""
+    from knowlix.users import get_profile
+
+    profile = get_profile(admin_user)
+    profile.developer_mode = True
+    profile.save(update_fields=["developer_mode"])
+    client.force_login(admin_user)
+    return client

@@ -5,6 +5,7 @@
 - :mod:`.notices`: record-created and tracking notices, ``notify_users``.
 - :mod:`.activities`: schedule, mark done, cancel.
 - :mod:`.inbox`: marking notifications read.
+- :mod:`.images`: the senders whose remote images a user always shows.
 - :mod:`.records`: creating and updating business records with their feed events.
 - :mod:`.assignments`: telling people a record or an activity is theirs.
 """
@@ -19,6 +20,7 @@ from feed.services.activities import (
 )
 from feed.services.assignments import notify_activity, notify_assignment
 from feed.services.followers import follow, new_record_followers, unfollow
+from feed.services.images import always_show_images, message_sender_address
 from feed.services.inbox import mark_message_read, mark_notifications_read
 from feed.services.notices import (
     notify_record_created,
@@ -37,6 +39,8 @@ from feed.services.records import create_record, create_records, update_record
 
 __all__ = [
     "AttachmentInput",
+    "always_show_images",
+    "message_sender_address",
     "NewPost",
     "cancel_activity",
     "create_record",

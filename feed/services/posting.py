@@ -81,6 +81,7 @@ class NewPost:
     message_id: str | None = None
     parent: Message | None = None
     recipients: Sequence[str] = ()
+    cc: Sequence[str] = ()
     attachments: Sequence[AttachmentSource] = ()
     is_unverified_sender: bool = False
     auth_verdict: str = ""
@@ -103,6 +104,7 @@ def post_message(
     message_id: str | None = None,
     parent: Message | None = None,
     recipients: Sequence[str] = (),
+    cc: Sequence[str] = (),
     attachments: Sequence[AttachmentSource] = (),
     is_unverified_sender: bool = False,
     auth_verdict: str = "",
@@ -118,7 +120,9 @@ def post_message(
     - ``direction``: ``"in"`` for received mail (``message_id``, ``email_from``,
       ``parent`` and ``recipients`` = its To/Cc addresses come from the mail);
       default ``"out"`` for emails, ``"internal"`` otherwise.
-    - ``recipients``: for an outgoing email, addresses added beside the followers;
+    - ``recipients`` (and ``cc``): for an outgoing email, the To (and Cc) the
+      author typed: they get one mail, addressed as typed, and each follower
+      contact gets a mail of its own;
       they become contacts following the record.
     - ``attachments``: ``AttachmentInput`` (bytes) or Django ``UploadedFile``;
       raises ``AttachmentTooLarge`` before anything is written.
@@ -142,6 +146,7 @@ def post_message(
         message_id=message_id,
         parent=parent,
         recipients=recipients,
+        cc=cc,
         attachments=attachments,
         is_unverified_sender=is_unverified_sender,
         auth_verdict=auth_verdict,
@@ -263,13 +268,25 @@ def _plan_post(
         and author_contact.pk not in following.contacts
     ):
         follow(record=record, contact=author_contact)
-    return rcpt.plan_delivery(
+    plan = rcpt.plan_delivery(
         message=message,
         record=record,
         extra_addresses=post.recipients,
+        cc_addresses=post.cc,
         following=following,
         lookups=lookups,
     )
+    write_plan(record=record, plan=plan)
+    return plan
+
+
+def write_plan(*, record: Model, plan: rcpt.DeliveryPlan) -> None:
+    """Write what the plan decided besides mail: new contacts (in one statement),
+    and the contacts that start following the record."""
+    if plan.new_contacts:
+        Contact.objects.bulk_create(plan.new_contacts)
+    for contact in plan.follow_contacts:
+        follow(record=record, contact=contact)
 
 
 def _has_text(clean_html: str) -> bool:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from django import template
 from django.db.models import Model
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
+from feed import selectors
 from feed.mentions import highlight_mentions
 from feed.models import Attachment, Message
 from feed.panel import panel_context
+from feed.services import message_sender_address
 from knowlix.html import block_remote_images, has_remote_image, sanitize_html
 
 register = template.Library()
@@ -45,6 +49,11 @@ def feed_panel(context: template.Context, record: Model) -> dict[str, object]:
         request=request,
         csrf_token=context.get("csrf_token"),
         show_images=request.GET.get("images", ""),
+        # Only the record page itself: its policy allows remote images for them.
+        # Read once, and only if a message has a remote image.
+        image_senders=SimpleLazyObject(
+            lambda: selectors.image_senders(user=request.user)
+        ),
     )
     return result
 
@@ -68,11 +77,40 @@ def has_remote_images(message: Message) -> bool:
     return has_remote_image(sanitize_html(message.body_html))
 
 
+def shows_images(context: template.Context, message: Message) -> bool:
+    """The reader asked for this message's images, or always shows its sender's."""
+    if str(context.get("show_images")) == str(message.pk):
+        return True
+    senders = context.get("image_senders") or ()
+    return not message.is_unverified_sender and (
+        message_sender_address(message) in senders
+    )
+
+
+@register.simple_tag(takes_context=True)
+def images_state(context: template.Context, message: Message) -> str:
+    """ "" (no remote image), "shown" or "blocked": for the note above a body."""
+    if not has_remote_images(message):
+        return ""
+    return "shown" if shows_images(context, message) else "blocked"
+
+
 @register.simple_tag(takes_context=True)
 def message_html(context: template.Context, message: Message) -> SafeString:
     """:func:`message_body`, with the remote images the reader asked for (the
-    ``show_images`` message id of the panel's context)."""
-    return message_body(message, context.get("show_images"))
+    ``show_images`` message id of the panel's context, or a sender always shown).
+    Showing any marks the request (``shows_remote_images``): the record page then
+    lets its policy load https images."""
+
+    def show() -> bool:
+        if not shows_images(context, message):
+            return False
+        request = context.get("request")
+        if request is not None:
+            request.shows_remote_images = True
+        return True
+
+    return render_body(message, show_images=show)
 
 
 @register.filter
@@ -80,8 +118,14 @@ def message_body(message: Message, show_images: object = None) -> SafeString:
     """The body, sanitized again (rows written around ``post_message`` exist), with
     cid: images pointing at our files, and remote images blocked unless
     ``show_images`` is this message's id (the reader clicked *Show images*)."""
+    return render_body(message, show_images=lambda: str(show_images) == str(message.pk))
+
+
+def render_body(message: Message, *, show_images: Callable[[], bool]) -> SafeString:
+    """:func:`message_body`; ``show_images`` is asked only when the body has a
+    remote image."""
     html = sanitize_html(message.body_html)
-    if str(show_images) != str(message.pk):
+    if has_remote_image(html) and not show_images():
         html = block_remote_images(html)
     if "cid:" in html:
         by_cid = {a.content_id: a for a in message.attachments.all() if a.content_id}

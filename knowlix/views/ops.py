@@ -5,14 +5,23 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+from collections.abc import Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseForbidden,
+)
 from django.shortcuts import redirect, render
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
@@ -28,6 +37,8 @@ from prometheus_client import (
 from prometheus_client.registry import CollectorRegistry
 
 from knowlix import firstadmin
+
+View = Callable[..., Any]
 
 
 class FirstAdminForm(UserCreationForm):
@@ -77,19 +88,45 @@ def _process_registry() -> CollectorRegistry:
     return registry
 
 
-def _may_scrape(request: HttpRequest) -> bool:
-    """With KNOWLIX_METRICS_TOKEN, its bearer; without, loopback callers only
-    (and not through a proxy on the same host, which adds X-Forwarded-For)."""
-    token = settings.KNOWLIX_METRICS_TOKEN
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        return constant_time_compare(given.strip(), token)
+def _has_token(request: HttpRequest, token: str) -> bool:
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    return constant_time_compare(given.strip(), token)
+
+
+def _is_this_host(request: HttpRequest) -> bool:
+    """A loopback caller, and not through a proxy on the same host (which adds
+    X-Forwarded-For)."""
     if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
         return False
     try:
         return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
     except ValueError:
         return False
+
+
+def _may_scrape(request: HttpRequest) -> bool:
+    """With KNOWLIX_METRICS_TOKEN, its bearer; without, this host only."""
+    token = settings.KNOWLIX_METRICS_TOKEN
+    if token:
+        return _has_token(request, token)
+    return _is_this_host(request)
+
+
+def for_this_host_or_token(view: Callable[..., HttpResponseBase]) -> View:
+    """Health checks that wait seconds for the workers' answers: this host, or the
+    metrics token's bearer. Public, a few requests would tie up every gunicorn
+    worker."""
+
+    assert iscoroutinefunction(view)  # django-health-check's views are async
+
+    @functools.wraps(view)
+    async def guarded(request: HttpRequest, *args: object, **kwargs: object) -> Any:
+        token = settings.KNOWLIX_METRICS_TOKEN
+        if _is_this_host(request) or (token and _has_token(request, token)):
+            return await view(request, *args, **kwargs)
+        return HttpResponseForbidden("health: token required\n")
+
+    return guarded
 
 
 @login_not_required

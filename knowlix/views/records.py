@@ -109,9 +109,10 @@ def record_detail(request: HttpRequest, kind: RecordKind, pk: int) -> HttpRespon
             "can_change": can_change_model(request.user, kind.model),
         },
     )
-    if request.GET.get("images", "").isdigit():
-        # The reader asked for one message's remote images (the feed renders the
-        # others without them): this page may load images from https sites.
+    if getattr(request, "shows_remote_images", False):
+        # The feed shows remote images the reader asked for (one message's, or a
+        # sender's always; every other one is a placeholder): this page may load
+        # images from https sites.
         response._csp_update = {"img-src": ["https:"]}  # type: ignore[attr-defined]
     return response
 

@@ -4,6 +4,8 @@ EmailBackend, which goes nowhere here)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Any
 
 from axes.models import AccessAttempt
@@ -16,12 +18,17 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse_lazy
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from knowlix import params
 from knowlix.decorators import admin_required
 from mailservers.errors import MailServerError
+from mailservers.models import OutgoingRecipient
 from mailservers.services.outgoing import MailRecipient, queue_mail
+
+RESET_ID_PREFIX = "knowlix-reset"  # every reset mail's Message-ID starts so
+RESETS_PER_HOUR = 3  # reset mails to one address: anyone may ask, nobody mail-bombs
 
 
 @admin_required
@@ -56,6 +63,14 @@ class QueuedPasswordResetForm(PasswordResetForm):
         to_email: str,
         html_email_template_name: str | None = None,
     ) -> None:
+        since = timezone.now() - dt.timedelta(hours=1)
+        sent = OutgoingRecipient.objects.filter(
+            address__iexact=to_email,
+            mail__created_at__gte=since,
+            mail__message_id__startswith=f"<{RESET_ID_PREFIX}.",
+        ).count()
+        if sent >= RESETS_PER_HOUR:
+            return  # the page says the same: a link is on its way already
         context = {**context, "base_url": settings.KNOWLIX_BASE_URL.rstrip("/")}
         subject = render_to_string(subject_template_name, context)
         try:
@@ -66,6 +81,9 @@ class QueuedPasswordResetForm(PasswordResetForm):
                 subject=" ".join(subject.split()),
                 body_text=render_to_string(email_template_name, context),
                 auto_submitted=True,
+                message_id=(
+                    f"<{RESET_ID_PREFIX}.{uuid.uuid4().hex}@{params.catchall_domain()}>"
+                ),
             )
         except MailServerError:
             # The page says the same whether or not the address exists: a mail

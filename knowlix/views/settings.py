@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -9,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from knowlix import params
+from knowlix import param_rules, params
 from knowlix.decorators import (
     AuthenticatedHttpRequest,
     admin_required,
@@ -27,9 +29,12 @@ class GeneralSettingsForm(forms.Form):
         help_text="Replies and aliases are received at this domain, e.g. company.com.",
     )
     default_from = forms.CharField(
-        label="Default From (local part)",
-        max_length=64,
-        help_text="Mail with no matching server leaves as this address at the alias domain.",
+        label="Default From",
+        max_length=320,
+        help_text=(
+            "Mail with no matching server leaves as this address: a local part "
+            "(notifications, at the alias domain) or a full address."
+        ),
     )
     bounce_alias = forms.CharField(label="Bounce alias (local part)", max_length=64)
     use_custom_servers = forms.BooleanField(
@@ -38,29 +43,20 @@ class GeneralSettingsForm(forms.Form):
         help_text="Send through your own SMTP, Outlook or Gmail servers.",
     )
 
-    def clean_catchall_domain(self) -> str:
-        value = self.cleaned_data["catchall_domain"].strip().lower().lstrip("@")
-        labels = value.split(".")
-        if len(labels) < 2 or not all(
-            label and len(label) < 64 and label.replace("-", "").isalnum()
-            for label in labels
-        ):
-            raise forms.ValidationError("Enter a domain such as company.com.")
-        return value
+    def _clean_rule(self, name: str, key: str) -> str:
+        try:
+            return param_rules.clean_param(key, self.cleaned_data[name])
+        except param_rules.InvalidParameter as exc:
+            raise forms.ValidationError(exc.user_message) from None
 
-    def _clean_local(self, name: str) -> str:
-        value = self.cleaned_data[name].strip()
-        if not value or any(c in value for c in '@ <>()[]\\,;:"\r\n'):
-            raise forms.ValidationError(
-                "Enter only the part before the @, e.g. notifications."
-            )
-        return value
+    def clean_catchall_domain(self) -> str:
+        return self._clean_rule("catchall_domain", params.CATCHALL_DOMAIN)
 
     def clean_default_from(self) -> str:
-        return self._clean_local("default_from")
+        return self._clean_rule("default_from", params.DEFAULT_FROM)
 
     def clean_bounce_alias(self) -> str:
-        return self._clean_local("bounce_alias")
+        return self._clean_rule("bounce_alias", params.BOUNCE_ALIAS)
 
 
 @admin_required
@@ -141,6 +137,18 @@ class ParameterForm(forms.ModelForm):
         if not key or any(c.isspace() for c in key):
             raise forms.ValidationError("A key is one word, e.g. mail.catchall.domain.")
         return key
+
+    def clean(self) -> dict[str, Any]:
+        """Known keys follow the same rules as General Settings."""
+        super().clean()
+        data = self.cleaned_data
+        key = data.get("key")
+        if key and "value" in data:
+            try:
+                data["value"] = param_rules.clean_param(key, data["value"] or "")
+            except param_rules.InvalidParameter as exc:
+                self.add_error("value", exc.user_message)
+        return data
 
 
 @technical_required

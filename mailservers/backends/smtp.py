@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.utils.translation import gettext as _
 
+from mailservers.addresses import NO_SMTPUTF8_REASON, InvalidAddress, smtp_address
 from mailservers.backends.smtp_diagnosis import (
     connection_error,
     decode_reply,
@@ -46,7 +47,6 @@ _QUOTA = re.compile(
     r"|quota exceeded|too many (messages|emails|recipients)",
     re.IGNORECASE,
 )
-_UNSAFE_ADDRESS = re.compile(r"[\s<>\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -204,28 +204,49 @@ class SmtpConnection:
         recipients: Sequence[str],
         raw: bytes,
         while_waiting: Callable[[], None] | None = None,
+        utf8_headers: bool = False,
     ) -> dict[str, RecipientResult]:
         """Send ``raw`` to ``recipients``: a result for every recipient.
 
-        A reply about the whole mail (MAIL FROM or DATA refused) is each recipient's
-        result. Raises ``TransientError`` when the connection is lost or closing (421):
-        the connection is then closed and must be reopened. Raises ``ServerQuotaError``
-        on a sending quota. ``while_waiting`` runs once MAIL FROM is on the wire,
-        before its reply is read: the caller's bookkeeping overlaps the round trip.
+        Each address goes out in its SMTP form (IDN domains in punycode); one that
+        cannot (malformed, or a non-ASCII local part on a server without SMTPUTF8)
+        gets a permanent result of its own and the others are still sent. A reply
+        about the whole mail (MAIL FROM or DATA refused) is each recipient's
+        result. ``utf8_headers``: the bytes have UTF-8 headers (RFC 6532), asking
+        for SMTPUTF8 when offered. Raises ``TransientError`` when the connection
+        is lost or closing (421): the connection is then closed and must be
+        reopened. Raises ``ServerQuotaError`` on a sending quota. ``while_waiting``
+        runs once MAIL FROM is on the wire, before its reply is read: the caller's
+        bookkeeping overlaps the round trip.
         """
         if self.connection is None:
             self.open()
         conn = self.connection
         assert conn is not None
-        for address in (mail_from, *recipients):
-            if _UNSAFE_ADDRESS.search(address):
-                raise DeliveryError(
-                    _("%(address)r is not a valid address.") % {"address": address},
-                    permanent=True,
-                )
         try:
-            return self._transaction(
-                conn, mail_from, list(recipients), raw, while_waiting
+            sender = smtp_address(mail_from).addr_spec if mail_from else ""
+        except InvalidAddress as exc:
+            raise DeliveryError(exc.user_message, permanent=True) from None
+        has_smtputf8 = conn.has_extn("smtputf8")
+        results: dict[str, RecipientResult] = {}
+        envelope: dict[str, str] = {}  # SMTP form -> the address as queued
+        for address in recipients:
+            try:
+                smtp = smtp_address(address)
+            except InvalidAddress as exc:
+                results[address] = RecipientResult(address, 553, exc.user_message)
+                continue
+            if smtp.needs_smtputf8 and not has_smtputf8:
+                reason = NO_SMTPUTF8_REASON % {"address": address}
+                results[address] = RecipientResult(address, 553, str(reason))
+                continue
+            envelope[smtp.addr_spec] = address
+        if not envelope:
+            return results
+        utf8 = has_smtputf8 and (utf8_headers or any(not a.isascii() for a in envelope))
+        try:
+            answers = self._transaction(
+                conn, sender, list(envelope), raw, while_waiting, utf8=utf8
             )
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
@@ -234,6 +255,13 @@ class SmtpConnection:
                 % {"host": self.params.host, "error": describe_error(exc)},
                 detail=repr(exc),
             ) from exc
+        finally:
+            if self.connection is not None:
+                self.connection.command_encoding = "ascii"
+        for smtp_form, result in answers.items():
+            address = envelope[smtp_form]
+            results[address] = RecipientResult(address, result.code, result.reply)
+        return results
 
     def _transaction(
         self,
@@ -242,6 +270,8 @@ class SmtpConnection:
         recipients: list[str],
         raw: bytes,
         while_waiting: Callable[[], None] | None,
+        *,
+        utf8: bool = False,
     ) -> dict[str, RecipientResult]:
         options = []
         if conn.has_extn("size"):
@@ -252,8 +282,13 @@ class SmtpConnection:
                 )
                 return _all(recipients, 552, reason % {"size": len(raw)})
             options.append(f"SIZE={len(raw)}")
-        # Addresses were checked above (no spaces, brackets or controls), so they are
-        # quoted as-is, as smtplib.mail/rcpt would after parsing them again.
+        if utf8:  # RFC 6531: UTF-8 in the envelope and the headers
+            options.append("SMTPUTF8")
+            if conn.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+            conn.command_encoding = "utf-8"
+        # Addresses were checked by smtp_address (no spaces, brackets or controls),
+        # so they are quoted as-is, as smtplib.mail/rcpt would after parsing them.
         conn.putcmd("mail", f"FROM:<{mail_from}>" + "".join(f" {o}" for o in options))
         if while_waiting is not None:
             while_waiting()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from mailservers.errors import (
+    DeliveryError,
     MailServerError,
     ServerAuthError,
     ServerConfigError,
@@ -69,10 +70,21 @@ def xoauth2_string(username: str, token: str) -> bytes:
     return f"user={username}\x01auth=Bearer {token}\x01\x01".encode()
 
 
-def translate_error(exc: BaseException, *, where: str) -> MailServerError:
-    """Turn a socket/TLS/protocol exception into one of our errors, by whose fault."""
+def translate_error(
+    exc: BaseException, *, where: str, server: str = ""
+) -> MailServerError:
+    """Turn a socket/TLS/protocol exception into one of our errors, by whose fault.
+
+    ``server`` (``host:port``) starts the message, as the outgoing side's do."""
     if isinstance(exc, MailServerError):
         return exc
+    error = _translate(exc, where=where)
+    if server and not isinstance(error, DeliveryError):
+        return type(error)(f"{server}: {error.user_message}", detail=error.detail)
+    return error
+
+
+def _translate(exc: BaseException, *, where: str) -> MailServerError:
     detail = f"{where}: {type(exc).__name__}: {exc}"
     if isinstance(exc, socket.gaierror):
         return ServerConfigError(

@@ -61,6 +61,7 @@ class ImapFetcher:
         max_message_bytes: int = 25 * 1024 * 1024,
     ) -> None:
         self.settings = settings
+        self._server = f"{settings.host}:{settings.port}"  # named in every error
         self.folder = folder or "INBOX"
         self.max_message_bytes = max_message_bytes
         self.client: IMAPClient | None = None
@@ -98,7 +99,9 @@ class ImapFetcher:
             raise
         except Exception as exc:  # socket, TLS, protocol: translated, then raised
             self.close()
-            raise translate_error(exc, where=f"IMAP connect {s.host}:{s.port}") from exc
+            raise translate_error(
+                exc, where="IMAP connect", server=f"{s.host}:{s.port}"
+            ) from exc
 
     def _login(self) -> None:
         s = self.settings
@@ -110,7 +113,9 @@ class ImapFetcher:
                 self.client.login(s.username, s.password)
         except LoginError as exc:
             if isinstance(exc.__context__, IMAPClientAbortError):  # connection died
-                raise translate_error(exc.__context__, where="IMAP login") from exc
+                raise translate_error(
+                    exc.__context__, where="IMAP login", server=self._server
+                ) from exc
             raise auth_error(str(exc)) from exc
 
     def select(self) -> FolderState:
@@ -118,7 +123,9 @@ class ImapFetcher:
         try:
             info = self.client.select_folder(self.folder)
         except IMAPClientAbortError as exc:  # the connection, not the folder
-            raise translate_error(exc, where="IMAP SELECT") from exc
+            raise translate_error(
+                exc, where="IMAP SELECT", server=self._server
+            ) from exc
         except IMAPClientError as exc:
             raise ServerConfigError(
                 _("The folder %(folder)s cannot be opened: %(err)s")
@@ -153,7 +160,9 @@ class ImapFetcher:
         except MailServerError:
             raise
         except Exception as exc:
-            raise translate_error(exc, where=f"IMAP {what}") from exc
+            raise translate_error(
+                exc, where=f"IMAP {what}", server=self._server
+            ) from exc
 
     def list_uids(self, *, after_uid: int) -> Iterator[int]:
         """UIDs above ``after_uid`` (up to UIDNEXT at select time), ascending."""

@@ -79,6 +79,7 @@ class Pop3Fetcher:
         self, settings: ConnectionSettings, *, max_message_bytes: int = 25 * 1024 * 1024
     ) -> None:
         self.settings = settings
+        self._server = f"{settings.host}:{settings.port}"  # named in every error
         self.max_message_bytes = max_message_bytes
         self.conn: poplib.POP3 | None = None
         self._by_uidl: dict[str, Pop3Entry] = {}
@@ -107,7 +108,9 @@ class Pop3Fetcher:
             raise
         except Exception as exc:
             self.close(commit=False)
-            raise translate_error(exc, where=f"POP3 connect {s.host}:{s.port}") from exc
+            raise translate_error(
+                exc, where="POP3 connect", server=f"{s.host}:{s.port}"
+            ) from exc
 
     def _login(self) -> None:
         s = self.settings
@@ -168,7 +171,9 @@ class Pop3Fetcher:
                 detail=str(exc),
             ) from exc
         except Exception as exc:
-            raise translate_error(exc, where=f"POP3 {what}") from exc
+            raise translate_error(
+                exc, where=f"POP3 {what}", server=self._server
+            ) from exc
 
     # -- reading -----------------------------------------------------------------
     def listing(self) -> list[Pop3Entry]:

@@ -169,6 +169,22 @@ class IncomingServer(models.Model):
         return self.port or self.DEFAULT_PORTS[(self.kind, self.security)]
 
     @property
+    def kind_label(self) -> str:
+        return str(self.get_kind_display())
+
+    @property
+    def list_details(self) -> str:
+        """What the server is for, in the Details column of the server list."""
+        every = str(_("every %(n)s min")) % {"n": self.poll_interval_minutes}
+        return f"{self.folder}, {every}" if self.is_imap else every
+
+    @property
+    def state_badge(self) -> tuple[str, str]:
+        """``(label, tone)`` of the state badge on the server pages."""
+        tones: dict[str, str] = {"confirmed": "ok", "needs_attention": "err"}
+        return str(self.get_state_display()), tones.get(self.state, "muted")
+
+    @property
     def is_imap(self) -> bool:
         return self.kind == self.Kind.IMAP
 

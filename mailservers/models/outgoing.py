@@ -146,7 +146,38 @@ class OutgoingServer(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("mailservers:outgoing-edit", args=[self.pk])
+        return reverse("mailservers:outgoing-detail", args=[self.pk])
+
+    @property
+    def effective_port(self) -> int:
+        """The port connected to (named as on IncomingServer, for shared pages)."""
+        return self.port
+
+    @property
+    def kind_label(self) -> str:
+        return "SMTP"
+
+    @property
+    def list_details(self) -> str:
+        """What the server is for, in the Details column of the server list."""
+        senders = self.from_filter or str(_("any sender"))
+        return str(_("From Filter: %(senders)s; priority %(priority)s")) % {
+            "senders": senders,
+            "priority": self.priority,
+        }
+
+    @property
+    def state_badge(self) -> tuple[str, str]:
+        """``(label, tone)`` of the state badge on the server pages."""
+        if not self.is_active:
+            return str(_("Inactive")), "muted"
+        if self.needs_attention:
+            return str(_("Needs attention")), "err"
+        if self.is_paused:
+            assert self.paused_until is not None  # is_paused checked it
+            until = timezone.localtime(self.paused_until).strftime("%H:%M")
+            return str(_("Paused until %(time)s") % {"time": until}), "warn"
+        return str(_("Active")), "ok"
 
     @property
     def filter_entries(self) -> list[str]:
@@ -169,6 +200,12 @@ class OutgoingServer(models.Model):
             (86400, self.limit_per_day),
         ]
         return [(seconds, limit) for seconds, limit in pairs if limit]
+
+    @property
+    def limits_text(self) -> str:
+        """The sending limits in words ("30 per minute, 10000 per day"), or ""."""
+        names = {60: _("per minute"), 3600: _("per hour"), 86400: _("per day")}
+        return ", ".join(f"{limit} {names[seconds]}" for seconds, limit in self.limits)
 
     @property
     def is_paused(self) -> bool:
@@ -223,6 +260,9 @@ class OutgoingMail(models.Model):
     subject = models.CharField(max_length=998, blank=True)
     message_id = models.CharField(max_length=998, unique=True)
     raw = models.BinaryField(editable=False)
+    # Headers in UTF-8 (a recipient's local part is not ASCII): the server must
+    # offer SMTPUTF8, else its recipients fail (mailservers.addresses).
+    needs_smtputf8 = models.BooleanField(default=False)
     size = models.PositiveIntegerField(default=0)
     state = models.CharField(
         max_length=10, choices=State.choices, default=State.QUEUED, db_index=True
@@ -289,10 +329,21 @@ class OutgoingRecipient(models.Model):
     smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # VERP: this recipient's envelope sender is bounce+<token>@<catch-all>, so a
+    # bounce names the exact mail and recipient even without the original headers.
+    # Empty on rows queued before VERP (their bounces go to the plain alias).
+    verp_token = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         ordering = ["mail_id", "id"]
         indexes = [models.Index(fields=["mail", "state"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["verp_token"],
+                condition=~models.Q(verp_token=""),
+                name="outgoingrecipient_verp_token_unique",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.address} ({self.state})"

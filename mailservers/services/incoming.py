@@ -65,11 +65,6 @@ class PollResult:
     skipped: bool = False  # another poll holds the server
 
 
-def route_message(*, raw: bytes, server: IncomingServer) -> None:
-    """Hand one message to the routing pipeline (call inside a transaction)."""
-    route_messages(raws=[raw], server=server)
-
-
 def prepare_messages(
     *, raws: list[bytes], server: IncomingServer
 ) -> routing_services.PreparedMessages:
@@ -372,9 +367,20 @@ def _store_group(
                     )
     except IntegrityError:
         # Another poll recorded some of these meanwhile (its work stands, ours was
-        # rolled back): one at a time, each finding out whether it is among them.
-        with transaction.atomic():
-            return {m.key: _store(server, m, result, resync=resync) for m in messages}
+        # rolled back): one at a time (groups of one), each finding out whether it
+        # is among them.
+        if len(messages) > 1:
+            with transaction.atomic():
+                states: dict[int | str, str] = {}
+                for message in messages:
+                    states |= _store_group(server, [message], result, resync=resync)
+                return states
+        # Anything else is a real fault (never flag unrecorded mail).
+        where = _ledger_key(server, messages[0])
+        if not FetchedMessage.objects.filter(server=server, **where).exists():
+            raise
+        result.known += 1
+        return {messages[0].key: FetchedMessage.State.KNOWN}
     for row in rows:
         _tally(result, row.state)
     return {row.uid if row.uid is not None else row.uidl: row.state for row in rows}
@@ -421,41 +427,6 @@ def _seen_before_many(server: IncomingServer, rows: list[FetchedMessage]) -> set
         Q(sha256__in=digests) | Q(message_id__in=ids), server=server
     ).values_list("sha256", "message_id")
     return {value for pair in found for value in pair if value}
-
-
-def _store(
-    server: IncomingServer, message: RemoteMessage, result: PollResult, *, resync: bool
-) -> str:
-    """Route one message and record it, in one transaction. Returns the row state."""
-    where = _ledger_key(server, message)
-    row = _ledger_row(server, message)
-    if resync and row.sha256 and _seen_before(server, row.sha256, row.message_id):
-        row.state = FetchedMessage.State.KNOWN
-    try:
-        with transaction.atomic():
-            if row.state == FetchedMessage.State.STORED and message.raw is not None:
-                route_message(raw=message.raw, server=server)
-            row.save(force_insert=True)
-            if row.state == FetchedMessage.State.OVERSIZE:
-                incoming_notify.notify_oversize(
-                    server=server, size=row.size, summary=row.summary
-                )
-    except IntegrityError:
-        # Another poll recorded this UID/UIDL meanwhile: its work stands, ours was
-        # rolled back. Anything else is a real fault (never flag unrecorded mail).
-        if not FetchedMessage.objects.filter(server=server, **where).exists():
-            raise
-        result.known += 1
-        return FetchedMessage.State.KNOWN
-    _tally(result, row.state)
-    return row.state
-
-
-def _seen_before(server: IncomingServer, digest: str, message_id: str) -> bool:
-    match = Q(sha256=digest)
-    if message_id:
-        match |= Q(message_id=message_id)
-    return FetchedMessage.objects.filter(match, server=server).exists()
 
 
 # --- Scheduling ---------------------------------------------------------------------

@@ -38,7 +38,7 @@ def notify_needs_attention(*, server: IncomingServer, reason: str) -> Message:
         + escape(
             _(
                 "Other servers keep working. Fix the settings and click "
-                "Test & confirm; mail is caught up on the next successful poll."
+                "Test connection; mail is caught up on the next successful poll."
             )
         )
         + "</p>"

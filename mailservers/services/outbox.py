@@ -26,7 +26,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from mailservers.backends.smtp import SmtpConnection, SmtpParams
+from knowlix import params
+from mailservers.backends.smtp import RecipientResult, SmtpConnection, SmtpParams
 from mailservers.errors import (
     DeliveryError,
     MailServerError,
@@ -46,6 +47,7 @@ from mailservers.services.outbox_results import (  # noqa: F401  (MAX_ATTEMPTS: 
     record_results,
     release_mails,
 )
+from mailservers.services.reselect import reselect_servers
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +221,9 @@ def _server_problem(
 # --- Sending -----------------------------------------------------------------------
 
 
-def _chunks(ids: list[int]) -> Iterator[tuple[int, str, bytes]]:
-    """Yield (mail_id, from_address, raw) in id order, a few MB of raw at a time."""
+def _chunks(ids: list[int]) -> Iterator[tuple[int, str, bytes, bool]]:
+    """Yield (mail_id, from_address, raw, needs_smtputf8) in id order, a few MB of
+    raw at a time."""
     sizes = dict(Mail.objects.filter(pk__in=ids).values_list("pk", "size"))
     chunk: list[int] = []
     total = 0
@@ -229,20 +232,79 @@ def _chunks(ids: list[int]) -> Iterator[tuple[int, str, bytes]]:
         total += sizes.get(mail_id, 0)
         if total >= CHUNK_BYTES or mail_id == ids[-1]:
             rows = Mail.objects.filter(pk__in=chunk).values_list(
-                "pk", "from_address", "raw"
+                "pk", "from_address", "raw", "needs_smtputf8"
             )
-            by_id = {pk: (pk, sender, bytes(raw)) for pk, sender, raw in rows}
+            by_id = {pk: (pk, sender, bytes(raw), u) for pk, sender, raw, u in rows}
             yield from (by_id[i] for i in chunk if i in by_id)
             chunk, total = [], 0
+
+
+def verp_address(token: str) -> str:
+    """``bounce+<token>@<catch-all>``: the envelope sender of one recipient's
+    transaction, so its bounce comes home to Knowlix and names it (routing.bounces).
+    """
+    alias = params.get_param(params.BOUNCE_ALIAS) or "bounce"
+    return f"{alias}+{token}@{params.catchall_domain()}"
+
+
+def _envelopes(
+    mail_from: str, recipients: list[tuple[str, str]]
+) -> list[tuple[str, list[str]]]:
+    """(MAIL FROM, RCPT TOs) of each SMTP transaction of one mail: one per
+    recipient with a VERP token; the rows queued before VERP share the From."""
+    legacy = [address for address, token in recipients if not token]
+    envelopes = [(verp_address(token), [a]) for a, token in recipients if token]
+    return envelopes + ([(mail_from, legacy)] if legacy else [])
+
+
+def _send_mail(
+    conn: SmtpConnection,
+    mail_from: str,
+    recipients: list[tuple[str, str]],
+    raw: bytes,
+    *,
+    utf8_headers: bool,
+    while_waiting: Callable[[], None],
+) -> dict[str, RecipientResult]:
+    """Every transaction of one mail; a failure after some of them raises
+    :class:`PartlySent` carrying the results already known."""
+    results: dict[str, RecipientResult] = {}
+    for sender, rcpts in _envelopes(mail_from, recipients):
+        try:
+            results.update(
+                conn.send(
+                    mail_from=sender,
+                    recipients=rcpts,
+                    raw=raw,
+                    while_waiting=while_waiting if not results else None,
+                    utf8_headers=utf8_headers,
+                )
+            )
+        except MailServerError as exc:
+            if results:
+                raise PartlySent(results, exc) from exc
+            raise
+    return results
+
+
+class PartlySent(Exception):
+    """A mail's later transaction failed after earlier ones got their answers."""
+
+    def __init__(self, results: dict[str, RecipientResult], error: MailServerError):
+        super().__init__(error.user_message)
+        self.results = results
+        self.error = error
 
 
 def _send_batch(
     server: OutgoingServer | None, ids: list[int], report: DrainReport
 ) -> None:
-    recipients: dict[int, list[str]] = defaultdict(list)
+    recipients: dict[int, list[tuple[str, str]]] = defaultdict(list)
     rows = Rcpt.objects.filter(mail_id__in=ids, state=Rcpt.State.SENDING)
-    for mail_id, address in rows.order_by("id").values_list("mail_id", "address"):
-        recipients[mail_id].append(address)
+    for mail_id, address, token in rows.order_by("id").values_list(
+        "mail_id", "address", "verp_token"
+    ):
+        recipients[mail_id].append((address, token))
     try:
         conn = SmtpConnection(smtp_params_for(server))
     except MailServerError as exc:
@@ -253,7 +315,7 @@ def _send_batch(
     sent_log = SentLog()
     started = time.monotonic()
     try:
-        for mail_id, mail_from, raw in _chunks(ids):
+        for mail_id, mail_from, raw, utf8 in _chunks(ids):
             if done and time.monotonic() - started > BATCH_SECONDS:
                 sent_log.flush()
                 rest = [i for i in ids if i not in done]
@@ -270,11 +332,33 @@ def _send_batch(
                     return
             done.add(mail_id)
             try:
-                results = conn.send(
-                    mail_from=mail_from,
-                    recipients=recipients[mail_id],
-                    raw=raw,
+                results = _send_mail(
+                    conn,
+                    mail_from,
+                    recipients[mail_id],
+                    raw,
+                    utf8_headers=utf8,
                     while_waiting=sent_log.flush_if_due,
+                )
+            except PartlySent as partly:  # some recipients' answers are known
+                error = partly.error
+                delivered = delivered or any(r.ok for r in partly.results.values())
+                if isinstance(error, ServerQuotaError):
+                    sent_log.flush()
+                    record_results(
+                        mail_id,
+                        partly.results,
+                        report,
+                        rest=(Rcpt.State.DEFERRED, error.user_message),
+                    )
+                    _server_problem(
+                        server, error, [i for i in ids if i not in done], report
+                    )
+                    return
+                permanent = isinstance(error, DeliveryError) and error.permanent
+                state = Rcpt.State.FAILED if permanent else Rcpt.State.DEFERRED
+                record_results(
+                    mail_id, partly.results, report, rest=(state, error.user_message)
                 )
             except ServerQuotaError as exc:
                 sent_log.flush()
@@ -286,6 +370,13 @@ def _send_batch(
                 mark_sending(mail_id, state, exc.user_message, report)
             except MailServerError as exc:  # connection lost mid-mail: retry later
                 mark_sending(mail_id, Rcpt.State.DEFERRED, exc.user_message, report)
+            except Exception as exc:  # a bug must not leave the mail in *sending*
+                logger.exception("outgoing mail %s could not be sent", mail_id)
+                conn.close()
+                reason = _("Knowlix could not send this mail (%(error)s).") % {
+                    "error": type(exc).__name__
+                }
+                mark_sending(mail_id, Rcpt.State.FAILED, reason, report)
             else:
                 delivered = delivered or any(r.ok for r in results.values())
                 if results and all(r.ok for r in results.values()):
@@ -308,6 +399,7 @@ def _send_batch(
 def process_outbox(*, batch_size: int = BATCH_SIZE) -> DrainReport:
     """Send every due mail, server by server, until nothing due is left to claim."""
     report = DrainReport()
+    reselect_servers()  # each attempt picks its server afresh
     while True:
         progressed = False
         for server_id in _due_server_ids():
@@ -322,6 +414,7 @@ def process_outbox(*, batch_size: int = BATCH_SIZE) -> DrainReport:
 def send_mail_item(*, mail_id: int) -> DrainReport:
     """Send one mail now if it is due and its server may send (the post trigger)."""
     report = DrainReport()
+    reselect_servers(mail_ids=[mail_id])
     server_id = Mail.objects.filter(pk=mail_id).values_list("server_id", flat=True)
     if not server_id:
         return report

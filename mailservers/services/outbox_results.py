@@ -110,9 +110,16 @@ class SentLog:
 
 
 def record_results(
-    mail_id: int, results: dict[str, RecipientResult], report: DrainReport
+    mail_id: int,
+    results: dict[str, RecipientResult],
+    report: DrainReport,
+    *,
+    rest: tuple[str, str] | None = None,
 ) -> None:
-    """Some recipient was refused: write each one's result and derive the mail's."""
+    """Some recipient was refused: write each one's result and derive the mail's.
+
+    ``rest``: (state, reason) for the recipients without a result (the mail's
+    connection failed before their transaction ended)."""
     now = timezone.now()
     with transaction.atomic():
         sending = Rcpt.objects.filter(mail_id=mail_id, state=Rcpt.State.SENDING)
@@ -130,10 +137,13 @@ def record_results(
                 last_error="" if result.ok else result.as_error().user_message,
                 updated_at=now,
             )
-        errors = [r for r in results.values() if not r.ok]
-        finish_mail(
-            mail_id, errors[0].as_error().user_message if errors else "", report
-        )
+        errors = [r.as_error().user_message for r in results.values() if not r.ok]
+        if rest is not None:
+            Rcpt.objects.filter(mail_id=mail_id, state=Rcpt.State.SENDING).update(
+                state=rest[0], last_error=rest[1], updated_at=now
+            )
+            errors.insert(0, rest[1])
+        finish_mail(mail_id, errors[0] if errors else "", report)
 
 
 def mark_sending(mail_id: int, state: str, reason: str, report: DrainReport) -> None:

@@ -13,8 +13,11 @@ Public API (keep stable; ``feed.delivery`` calls it)::
         reply_to: str = "", auto_submitted: bool = False,
         headers: Mapping[str, str] | None = None, send_now: bool = True,
     ) -> OutgoingMail
+    queue_mail_copies(..., copies: Sequence[MailCopy], ...) -> QueuedCopies
+        # the same content as one mail per copy (its own To/Cc and Message-ID)
     mark_recipient_bounced(*, message_id: str, address: str, reason: str)
         -> OutgoingRecipient | None
+    mark_verp_bounced(*, token: str, reason: str) -> OutgoingRecipient | None
 
 ``queue_mail`` builds the bytes once, refuses a mail above ``KNOWLIX_MAIL_MAX_BYTES``
 (``MailTooLargeError``) or with a bad address (``DeliveryError(permanent=True)``)
@@ -28,8 +31,9 @@ knows the thread, the queue does not read it. Sending is
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 
 from celery import signature
@@ -39,10 +43,11 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dnscheck.signing import dkim_sign
+from dnscheck.signing import dkim_sign, find_signing_domain
 from knowlix import params
 from knowlix.html import html_to_text
-from mailservers import mime
+from mailservers import headers, mime
+from mailservers.addresses import InvalidAddress, SmtpAddress, smtp_address
 from mailservers.backends.smtp import ConnectionCheck, SmtpParams, test_connection
 from mailservers.errors import DeliveryError, MailServerError, MailTooLargeError
 from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
@@ -54,10 +59,15 @@ from mailservers.services.outbox import (  # noqa: F401  (the public door)
     send_mail_item,
     smtp_params_for,
 )
+from mailservers.services.reselect import reselect_servers
 
 Recipient = OutgoingRecipient
 # Sends one queued mail right away; the beat's ``process_outbox`` is the fallback.
 SEND_MAIL_TASK = "mailservers.tasks.send_mail"
+# A fan-out inserts its mails this many at a time (their bytes are not kept after).
+INSERT_CHUNK = 500
+# Drains the queue: after queueing many mails at once, one task instead of one each.
+PROCESS_OUTBOX_TASK = "mailservers.tasks.process_outbox"
 
 
 @dataclass(frozen=True)
@@ -101,9 +111,56 @@ def start_sending(mail_id: int) -> None:
     signature(SEND_MAIL_TASK, args=(mail_id,)).delay()
 
 
+def start_draining() -> None:
+    """Ask a worker to drain the queue now (many mails were just queued)."""
+    signature(PROCESS_OUTBOX_TASK).delay()
+
+
 def _valid_msgids(values: Sequence[str]) -> list[str]:
     """Keep only well-formed ids: a malformed foreign Message-ID must not block mail."""
     return [v for v in values if v and mime.MESSAGE_ID.match(mime.clean_header(v))]
+
+
+@dataclass(frozen=True)
+class MailCopy:
+    """One mail of a fan-out: its own recipients (To/Cc headers, envelope) and its
+    own Message-ID (empty: a fresh one)."""
+
+    recipients: Sequence[MailRecipient]
+    message_id: str = ""
+
+
+@dataclass
+class QueuedCopies:
+    """What :func:`queue_mail_copies` did: the mails queued, and each address it
+    refused before queueing (with the reason), which fails alone."""
+
+    mails: list[OutgoingMail] = field(default_factory=list)
+    refused: list[tuple[MailRecipient, str]] = field(default_factory=list)
+
+
+def copy_message_id(base: str, index: int) -> str:
+    """The Message-ID of the ``index``-th copy of a mail whose id is ``base``: the
+    first copy keeps it, the others add ``.<index>`` to its left part, so every
+    copy threads (routing matches each outgoing mail's own id)."""
+    if index == 0:
+        return base
+    left, at, right = base.strip("<>").rpartition("@")
+    return f"<{left}.{index}@{right}>" if at else base
+
+
+def _checked_recipients(
+    recipients: Sequence[MailRecipient],
+) -> tuple[list[tuple[MailRecipient, SmtpAddress]], list[tuple[MailRecipient, str]]]:
+    """(recipients with their SMTP form, refused ones with the reason)."""
+    good: list[tuple[MailRecipient, SmtpAddress]] = []
+    bad: list[tuple[MailRecipient, str]] = []
+    for r in recipients:
+        try:
+            good.append((r, smtp_address(r.address)))
+        except InvalidAddress as exc:
+            bad.append((r, exc.user_message))
+    return good, bad
 
 
 def queue_mail(
@@ -125,17 +182,68 @@ def queue_mail(
     headers: Mapping[str, str] | None = None,
     send_now: bool = True,
 ) -> OutgoingMail:
-    """Build the mail once and queue it (see the module docstring)."""
+    """Build the mail once and queue it (see the module docstring); one mail to
+    all ``recipients``. Raises ``DeliveryError`` if any address is unusable."""
     if not recipients:
         raise DeliveryError(_("This mail has no recipient."), permanent=True)
+    _good, bad = _checked_recipients(recipients)
+    if bad:
+        raise DeliveryError(bad[0][1], permanent=True)
+    queued = queue_mail_copies(
+        from_address=from_address,
+        from_name=from_name,
+        copies=[MailCopy(recipients=recipients, message_id=message_id)],
+        subject=subject,
+        body_html=body_html,
+        body_text=body_text,
+        record=record,
+        feed_message_id=feed_message_id,
+        attachments=attachments,
+        in_reply_to=in_reply_to,
+        references=references,
+        reply_to=reply_to,
+        auto_submitted=auto_submitted,
+        headers=headers,
+        send_now=send_now,
+    )
+    return queued.mails[0]
+
+
+def queue_mail_copies(
+    *,
+    from_address: str,
+    from_name: str = "",
+    copies: Sequence[MailCopy],
+    subject: str,
+    body_html: str = "",
+    body_text: str = "",
+    record: models.Model | None = None,
+    feed_message_id: int | None = None,
+    attachments: Sequence[mime.MailPart] = (),
+    in_reply_to: str = "",
+    references: Sequence[str] = (),
+    reply_to: str = "",
+    auto_submitted: bool = False,
+    headers: Mapping[str, str] | None = None,
+    send_now: bool = True,
+) -> QueuedCopies:
+    """Queue the same content as several mails, each to its own recipients.
+
+    The server, From, Reply-To and thread headers are chosen once; each copy gets
+    its own To/Cc, Message-ID (:func:`copy_message_id` of the copy's id, or of one
+    fresh id) and bytes. An unusable address fails alone (``refused``); a mail
+    too large raises ``MailTooLargeError``, a bad From ``DeliveryError``. Rows are
+    inserted in bulk, ``INSERT_CHUNK`` mails at a time (the mails of a larger
+    fan-out come back without their bytes); each recipient gets its VERP token.
+    With ``send_now`` the queue is drained once the transaction commits. Call
+    inside a transaction for all-or-nothing (``feed.delivery`` does).
+    """
     text = body_text or (html_to_text(body_html) if body_html else "")
     check_mail_size(
         mime.estimated_size(text=text, html=body_html, attachments=attachments)
     )
     try:
         sender = mime.parse_address((from_name, from_address))
-        for r in recipients:
-            mime.parse_address((r.name, r.address))
     except mime.InvalidAddress as exc:
         raise DeliveryError(str(exc), permanent=True) from exc
 
@@ -145,34 +253,47 @@ def queue_mail(
     if not reply_to and selection.is_rewritten:
         original = mime.make_address(sender.display_name, selection.original_from)
         reply_to = str(original)
-    message_id = message_id or mime.make_message_id(params.catchall_domain())
+    family = mime.make_message_id(params.catchall_domain())
     in_reply_to = (_valid_msgids([in_reply_to]) or [""])[0]
+    signing_domain = selection.from_address.rpartition("@")[2]
 
-    def header_list(kind: str) -> list[tuple[str, str]]:
-        return [(r.name, r.address) for r in recipients if r.kind == kind]
-
-    raw = mime.build_message(
-        from_addr=(sender.display_name, selection.from_address),
-        to=header_list(OutgoingRecipient.Kind.TO),
-        cc=header_list(OutgoingRecipient.Kind.CC),
-        reply_to=[reply_to] if reply_to else [],
-        subject=subject,
-        text=text,
-        html=body_html,
-        message_id=message_id,
-        in_reply_to=in_reply_to,
-        references=_valid_msgids(references),
-        auto_submitted=auto_submitted,
-        attachments=attachments,
-        extra_headers=headers,
+    queued = QueuedCopies()
+    built: list[tuple[OutgoingMail, list[tuple[MailRecipient, SmtpAddress]]]] = []
+    # A copy to one To address is the built template with its own To and
+    # Message-ID lines (a 100,000-copy fan-out builds the MIME once).
+    template = _CopyTemplate(
+        lambda to, message_id, cc=(), utf8=False: mime.build_message(
+            from_addr=(sender.display_name, selection.from_address),
+            to=to,
+            cc=cc,
+            reply_to=[reply_to] if reply_to else [],
+            subject=subject,
+            text=text,
+            html=body_html,
+            message_id=message_id,
+            in_reply_to=in_reply_to,
+            references=_valid_msgids(references),
+            auto_submitted=auto_submitted,
+            attachments=attachments,
+            extra_headers=headers,
+            utf8=utf8,
+        )
     )
-    # Integration point with dnscheck: signs when the From domain is DKIM-verified,
-    # returns the bytes unchanged otherwise (never raises).
-    raw = dkim_sign(raw, selection.from_address.rpartition("@")[2])
-    check_mail_size(len(raw))
-
-    with transaction.atomic():
-        mail = OutgoingMail.objects.create(
+    # Integration point with dnscheck: signs when the From domain is DKIM-verified
+    # (each copy: its To is signed), unchanged otherwise (never raises).
+    signs = find_signing_domain(signing_domain) is not None
+    for index, copy in enumerate(copies):
+        good, bad = _checked_recipients(copy.recipients)
+        queued.refused += bad
+        if not good:
+            continue
+        message_id = copy.message_id or copy_message_id(family, index)
+        utf8 = any(a.needs_smtputf8 for r, a in good if r.kind != Recipient.Kind.BCC)
+        raw = template.render(good, message_id=message_id, utf8=utf8)
+        if signs:
+            raw = dkim_sign(raw, signing_domain)
+        check_mail_size(len(raw))
+        mail = OutgoingMail(
             feed_message_id=feed_message_id,
             content_type=ContentType.objects.get_for_model(record) if record else None,
             object_id=record.pk if record else None,
@@ -187,20 +308,96 @@ def queue_mail(
             message_id=message_id,
             raw=raw,
             size=len(raw),
+            needs_smtputf8=utf8,
         )
+        built.append((mail, good))
+        if len(built) >= INSERT_CHUNK:  # memory stays flat in a large fan-out
+            queued.mails += _insert(built, keep_bytes=False)
+            built = []
+
+    with transaction.atomic():
+        queued.mails += _insert(built, keep_bytes=len(copies) <= INSERT_CHUNK)
+        mails = queued.mails
+        if send_now and len(mails) == 1:
+            transaction.on_commit(partial(start_sending, mails[0].pk))
+        elif send_now and mails:  # one drain for the lot, not a task per copy
+            transaction.on_commit(start_draining)
+    return queued
+
+
+def _insert(
+    built: list[tuple[OutgoingMail, list[tuple[MailRecipient, SmtpAddress]]]],
+    *,
+    keep_bytes: bool,
+) -> list[OutgoingMail]:
+    """Insert built mails and their recipients (two statements). Without
+    ``keep_bytes`` the returned rows drop their bytes (read them from the table)."""
+    if not built:
+        return []
+    with transaction.atomic():
+        mails = OutgoingMail.objects.bulk_create([mail for mail, _good in built])
         OutgoingRecipient.objects.bulk_create(
             OutgoingRecipient(
                 mail=mail,
-                address=r.address.strip(),
+                address=smtp.addr_spec,
                 name=r.name[:200],
                 kind=r.kind,
                 message_recipient_id=r.message_recipient_id,
+                verp_token=new_verp_token(),
             )
-            for r in recipients
+            for mail, (_m, good) in zip(mails, built, strict=True)
+            for r, smtp in good
         )
-        if send_now:
-            transaction.on_commit(partial(start_sending, mail.pk))
-    return mail
+    if not keep_bytes:
+        for mail in mails:
+            mail.raw = b""
+    return mails
+
+
+class _CopyTemplate:
+    """The bytes of each copy: built in full for a copy with several recipients or
+    UTF-8 headers; for one To address, spliced into a template built once (its To,
+    Message-ID and X-Knowlix-Message-Id lines replaced in the header block only;
+    the new To line is written by ``mailservers.headers``, as in a full build)."""
+
+    PLACEHOLDER_TO = "knowlix-copy@placeholder.invalid"
+    PLACEHOLDER_ID = "<knowlix-copy@placeholder.invalid>"
+
+    def __init__(self, build: Callable[..., bytes]) -> None:
+        self.build = build
+        self.head = b""
+        self.body = b""
+
+    def render(
+        self,
+        good: list[tuple[MailRecipient, SmtpAddress]],
+        *,
+        message_id: str,
+        utf8: bool,
+    ) -> bytes:
+        def header_list(kind: str) -> list[tuple[str, str]]:
+            return [(r.name, a.addr_spec) for r, a in good if r.kind == kind]
+
+        to = header_list(OutgoingRecipient.Kind.TO)
+        if utf8 or len(good) != 1 or len(to) != 1 or not message_id.isascii():
+            cc = header_list(OutgoingRecipient.Kind.CC)
+            return self.build(to, message_id, cc, utf8)
+        message_id = headers.check_message_id(message_id)
+        if not self.head:
+            raw = self.build([("", self.PLACEHOLDER_TO)], self.PLACEHOLDER_ID)
+            self.head, _sep, self.body = raw.partition(b"\r\n\r\n")
+        line = headers.HeaderBlock()  # as build_message writes it
+        line.mailboxes("To", [headers.make_mailbox(*to[0])])
+        to_line = line.as_bytes().rstrip(b"\r\n")
+        head = self.head.replace(f"To: {self.PLACEHOLDER_TO}".encode(), to_line, 1)
+        head = head.replace(self.PLACEHOLDER_ID.encode(), message_id.encode())
+        return head + b"\r\n\r\n" + self.body
+
+
+def new_verp_token() -> str:
+    """A recipient's VERP token: 80 random bits, lower-case (MTAs may lower-case
+    the address a bounce is delivered to)."""
+    return secrets.token_hex(10)
 
 
 # --- Acting on queued mail (the Email queue page, routing) -------------------------
@@ -208,14 +405,16 @@ def queue_mail(
 
 @transaction.atomic
 def retry_mail(*, mail_id: int) -> bool:
-    """Queue a failed, deferred or cancelled mail again, now, with a fresh budget."""
+    """Queue a failed, deferred or cancelled mail again, due now (see
+    ``reselect.retry_mail_now`` for *Retry*: an attempt at once)."""
     retryable = [
         OutgoingMail.State.FAILED,
         OutgoingMail.State.DEFERRED,
         OutgoingMail.State.CANCELLED,
     ]
+    # The attempts are kept: the retry is one more, counted by its claim.
     won = OutgoingMail.objects.filter(pk=mail_id, state__in=retryable).update(
-        state=OutgoingMail.State.QUEUED, attempts=0, next_attempt_at=timezone.now()
+        state=OutgoingMail.State.QUEUED, next_attempt_at=timezone.now()
     )
     if won:
         OutgoingRecipient.objects.filter(
@@ -255,6 +454,25 @@ def mark_recipient_bounced(
         .filter(mail__message_id=message_id.strip(), address__iexact=address.strip())
         .first()
     )
+    return _mark_bounced(recipient, reason)
+
+
+@transaction.atomic
+def mark_verp_bounced(*, token: str, reason: str) -> OutgoingRecipient | None:
+    """Record a bounce that came back to ``bounce+<token>@``: exactly the
+    recipient whose transaction had that envelope sender. None if unknown."""
+    token = token.strip().lower()
+    if not token:
+        return None
+    recipient = (
+        OutgoingRecipient.objects.select_for_update().filter(verp_token=token).first()
+    )
+    return _mark_bounced(recipient, reason)
+
+
+def _mark_bounced(
+    recipient: OutgoingRecipient | None, reason: str
+) -> OutgoingRecipient | None:
     if recipient is None:
         return None
     recipient.state = Recipient.State.BOUNCED
@@ -269,11 +487,51 @@ def mark_recipient_bounced(
     return recipient
 
 
+@dataclass(frozen=True)
+class RetryOutcome:
+    ok: bool
+    message: str
+
+
+def retry_mail_now(*, mail_id: int) -> RetryOutcome:
+    """*Retry*: one attempt now, through the server chosen afresh, counted like
+    any other; the outcome says what happened."""
+    if not retry_mail(mail_id=mail_id):
+        return RetryOutcome(
+            False, _("Only failed, deferred or cancelled mail can be retried.")
+        )
+    reselect_servers(mail_ids=[mail_id])
+    send_mail_item(mail_id=mail_id)
+    mail = OutgoingMail.objects.defer("raw").get(pk=mail_id)
+    where = mail.server_label or _("Default server")
+    values = {"n": mail.attempts, "server": where, "reason": mail.last_error}
+    if mail.state == OutgoingMail.State.SENT:
+        return RetryOutcome(True, _("Attempt %(n)s through %(server)s: sent.") % values)
+    if mail.state == OutgoingMail.State.QUEUED:
+        return RetryOutcome(
+            True,
+            _(
+                "Queued again for %(server)s, which cannot send right now (paused "
+                "or at its sending limit): it leaves as soon as it can."
+            )
+            % values,
+        )
+    if mail.state == OutgoingMail.State.DEFERRED:
+        return RetryOutcome(
+            False,
+            _("Attempt %(n)s through %(server)s: deferred, retried later: %(reason)s")
+            % values,
+        )
+    return RetryOutcome(
+        False, _("Attempt %(n)s through %(server)s: failed: %(reason)s") % values
+    )
+
+
 # --- Servers -------------------------------------------------------------------------
 
 
 def check_server_connection(*, server: OutgoingServer | None) -> ConnectionCheck:
-    """*Test Connection*: connect, TLS, log in; the outcome is stored on the server."""
+    """*Test connection*: connect, TLS, log in; the outcome is stored on the server."""
     try:
         check = test_connection(
             smtp_params_for(server), opener=lambda conn: open_connection(conn, server)

@@ -1,7 +1,8 @@
 """Incoming mail server pages (Settings > Technical > Email; admins in developer mode).
 
-List, create/edit, *Test & confirm* (logs in and reports a precise error) and *Fetch
-now* (queues a poll; the page polls a small status fragment with htmx for progress).
+List, detail, create/edit, *Test connection* (logs in, confirms the server and reports a
+precise error) and *Fetch now* (queues a poll; the page polls a small status fragment
+with htmx for progress). The words and layout are the outgoing pages' (views/shared.py).
 """
 
 from __future__ import annotations
@@ -24,16 +25,18 @@ from mailservers.errors import MailServerError
 from mailservers.models import FetchedMessage, IncomingServer
 from mailservers.oauth.presets import form_uses_oauth
 from mailservers.oauth_notices import send_reconnect_notices
+from mailservers.server_rules import ServerFormRules
 from mailservers.services.incoming_connect import (
     check_incoming_server,
     save_incoming_server,
 )
 from mailservers.tasks.incoming import poll_server
+from mailservers.views import shared
 
 Server = IncomingServer
 
 
-class IncomingServerForm(forms.ModelForm):
+class IncomingServerForm(ServerFormRules, forms.ModelForm):
     password = forms.CharField(
         required=False,
         strip=False,
@@ -65,10 +68,10 @@ class IncomingServerForm(forms.ModelForm):
         team = self.fields["default_team"]
         assert isinstance(team, forms.ModelChoiceField)
         team.empty_label = _("No team")
+        self.init_rules()  # the password row stays: the page hides it for sign-in
         if self.uses_oauth:
-            # No password; connecting the account sets the user name, and an empty
-            # host gets the provider's (apply_oauth_rules, on save).
-            del self.fields["password"]
+            # Connecting the account sets the user name, and an empty host gets
+            # the provider's (apply_oauth_rules, on save, which drops a password).
             self.fields["host"].required = False
             self.fields["host"].help_text = _(
                 "Empty: imap.gmail.com or outlook.office365.com."
@@ -128,10 +131,16 @@ def server_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     form = IncomingServerForm(request.POST or None, instance=server)
     if request.method == "POST" and form.is_valid():
         server = save_incoming_server(server=form.instance, changed=form.changed_data)
-        messages.success(request, _("Server saved. Test it to confirm it."))
+        messages.success(request, shared.saved(server.name))
+        for warning in form.warnings:
+            messages.warning(request, warning)
         return redirect(server.get_absolute_url())
     status = 400 if request.method == "POST" else 200
-    context = {"form": form, "server": server}
+    context = {
+        "form": form,
+        "server": server,
+        **shared.page_urls(kind="incoming", pk=server.pk),
+    }
     return render(request, "mailservers/incoming/form.html", context, status=status)
 
 
@@ -148,6 +157,7 @@ def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "phase": fetch_phase(server, since),
         "fetched_count": server.fetched_messages.count(),
         "oversize": oversize,
+        **shared.page_urls(kind="incoming", pk=server.pk),
     }
     return render(request, "mailservers/incoming/detail.html", context)
 
@@ -160,9 +170,10 @@ def server_test(request: HttpRequest, pk: int) -> HttpResponse:
         summary = check_incoming_server(server=server)
     except MailServerError as exc:  # stored on the server by the service
         send_reconnect_notices()  # the test may have found the OAuth grant revoked
-        messages.error(request, _("Test failed: %s") % exc.user_message)
+        messages.error(request, shared.test_failed(exc.user_message))
     else:
-        messages.success(request, _("Connection OK (%s); server confirmed.") % summary)
+        detail = _("%(summary)s; server confirmed") % {"summary": summary}
+        messages.success(request, shared.test_ok(detail))
     return redirect(server.get_absolute_url())
 
 
@@ -186,11 +197,21 @@ def server_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @admin_required
-@require_POST
 def server_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation; POST deletes."""
     server = get_object_or_404(IncomingServer, pk=pk)
+    if request.method != "POST":
+        context = {
+            "server": server,
+            "consequence": _(
+                "Knowlix stops polling it; the mail already imported stays on "
+                "its records."
+            ),
+            "back_url": server.get_absolute_url(),
+        }
+        return render(request, "mailservers/_confirm_delete.html", context)
     server.delete()
-    messages.success(request, _("Server %s deleted.") % server.name)
+    messages.success(request, shared.deleted(server.name))
     return redirect("mailservers:incoming-list")
 
 

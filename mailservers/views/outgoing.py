@@ -35,7 +35,7 @@ from mailservers.oauth_notices import send_reconnect_notices
 from mailservers.outgoing_forms import OutgoingServerForm
 from mailservers.services import localmailbox as localmailbox_services
 from mailservers.services import outgoing as services
-from mailservers.tasks.outgoing import send_mail
+from mailservers.views import shared
 
 PAGE_SIZE = 50
 
@@ -70,8 +70,10 @@ def outgoing_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         server = form.save()
-        messages.success(request, f"{server.name} saved.")
-        return redirect("mailservers:outgoing-edit", pk=server.pk)
+        messages.success(request, shared.saved(server.name))
+        for warning in form.warnings:
+            messages.warning(request, warning)
+        return redirect(server.get_absolute_url())
     return render(
         request,
         "mailservers/outgoing/form.html",
@@ -79,9 +81,29 @@ def outgoing_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             "form": form,
             "server": server,
             "preset": PRESETS.get(form.preset or ""),
+            **shared.page_urls(kind="outgoing", pk=server.pk),
         },
         status=400 if form.is_bound else 200,
     )
+
+
+@technical_required
+def outgoing_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The server's page: state, last success and error, its actions.
+
+    A POST here is a save from the edit form this URL used to show.
+    """
+    if request.method == "POST":
+        return outgoing_edit(request, pk)
+    server = get_object_or_404(
+        OutgoingServer.objects.select_related("oauth_grant"), pk=pk
+    )
+    context = {
+        "server": server,
+        "waiting_count": server.mails.filter(state__in=OutgoingMail.PENDING).count(),
+        **shared.page_urls(kind="outgoing", pk=server.pk),
+    }
+    return render(request, "mailservers/outgoing/detail.html", context)
 
 
 @technical_required
@@ -92,8 +114,11 @@ def outgoing_test(request: HttpRequest, pk: int) -> HttpResponse:
     )
     check = services.check_server_connection(server=server)
     send_reconnect_notices()  # the test may have found the OAuth grant revoked
-    (messages.success if check.ok else messages.error)(request, check.message)
-    return redirect("mailservers:outgoing-edit", pk=server.pk)
+    if check.ok:
+        messages.success(request, shared.test_ok(check.message))
+    else:
+        messages.error(request, shared.test_failed(check.message))
+    return redirect(server.get_absolute_url())
 
 
 @technical_required
@@ -105,11 +130,25 @@ def outgoing_test_default(request: HttpRequest) -> HttpResponse:
 
 
 @technical_required
-@require_POST
 def outgoing_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation; POST deletes."""
     server = get_object_or_404(OutgoingServer, pk=pk)
-    server.delete()  # its queued mail falls back to the default server (SET_NULL)
-    messages.success(request, f"{server.name} deleted.")
+    if request.method != "POST":
+        waiting = server.mails.filter(state__in=OutgoingMail.PENDING).count()
+        consequence = (
+            f"Its {waiting} waiting mail will leave through the server chosen "
+            "again for each one."
+            if waiting
+            else "No mail is waiting for it."
+        )
+        context = {
+            "server": server,
+            "consequence": consequence,
+            "back_url": server.get_absolute_url(),
+        }
+        return render(request, "mailservers/_confirm_delete.html", context)
+    server.delete()  # its queued mail is given a server again (reselect)
+    messages.success(request, shared.deleted(server.name))
     return redirect("mailservers:outgoing-list")
 
 
@@ -191,13 +230,8 @@ def _back_to_queue(request: HttpRequest) -> HttpResponse:
 @technical_required
 @require_POST
 def queue_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    if services.retry_mail(mail_id=pk):
-        send_mail.delay_on_commit(pk)
-        messages.success(request, "The mail is queued again.")
-    else:
-        messages.error(
-            request, "Only failed, deferred or cancelled mail can be retried."
-        )
+    outcome = services.retry_mail_now(mail_id=pk)
+    (messages.success if outcome.ok else messages.error)(request, outcome.message)
     return _back_to_queue(request)
 
 
@@ -329,7 +363,8 @@ def localmailbox_clear(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("outgoing/", outgoing_list, name="outgoing-list"),
     path("outgoing/new/", outgoing_edit, name="outgoing-create"),
-    path("outgoing/<int:pk>/", outgoing_edit, name="outgoing-edit"),
+    path("outgoing/<int:pk>/", outgoing_detail, name="outgoing-detail"),
+    path("outgoing/<int:pk>/edit/", outgoing_edit, name="outgoing-edit"),
     path("outgoing/<int:pk>/test/", outgoing_test, name="outgoing-test"),
     path("outgoing/default/test/", outgoing_test_default, name="outgoing-test-default"),
     path("outgoing/<int:pk>/delete/", outgoing_delete, name="outgoing-delete"),

@@ -112,6 +112,22 @@ def test_health_is_public_and_names_every_component(client):
     assert status == 500  # no worker answers and beat never ran here
 
 
+def test_checks_that_wait_for_workers_are_not_for_strangers(client, settings):
+    """/health/ and /health/worker/ wait seconds for the workers' answers: from the
+    internet (through the proxy) anyone could tie up every gunicorn worker with a
+    few requests, so they want the metrics token there; the cheap ones stay public."""
+    settings.KNOWLIX_METRICS_TOKEN = "s3cret-token"
+    outside = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.9"}
+    for path in ("/health/", "/health/worker/"):
+        assert client.get(path, **outside).status_code == 403
+        with_token = client.get(
+            path, HTTP_AUTHORIZATION="Bearer s3cret-token", **outside
+        )
+        assert with_token.status_code == 500  # it ran: no worker answers here
+    assert client.get("/health/worker/").status_code == 500  # the host itself
+    assert client.get("/health/web/", **outside).status_code == 200
+
+
 def test_metrics_refuse_strangers(client, settings):
     """Without a token: loopback only, never through a proxy; with one: the token."""
     settings.KNOWLIX_METRICS_TOKEN = ""

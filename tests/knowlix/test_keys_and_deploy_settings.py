@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 from feed import services
 from feed.attachments import AttachmentInput
 from feed.templatetags.feed_tags import attachment_url
-from knowlix.keys import weak_secret_key_reason
+from knowlix.keys import SECRET_KEY_ALPHABET, weak_secret_key_reason
 from tests.deploy.test_stack import documented_environment
 from tests.servers.stack import ROOT
 
@@ -25,7 +25,14 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("SECRET_KEY", "KNOWLIX_ENCRYPTION_KEY", "DEBUG")
+        # The browser fixture's async opt-out (same test process) is no deployment's.
+        if k
+        not in (
+            "SECRET_KEY",
+            "KNOWLIX_ENCRYPTION_KEY",
+            "DEBUG",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        )
     }
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
@@ -121,3 +128,17 @@ def test_pages_are_never_framed_but_the_preview_is_same_origin(client, alice, ti
     assert client.get("/")["X-Frame-Options"] == "DENY"
     preview = client.get(attachment_url(message.attachments.get()))
     assert preview["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_every_key_character_is_literal_when_sh_reads_the_env_file(tmp_path):
+    """scripts/postfix-pipe sources KNOWLIX_ENV_FILE with sh: a generated key must
+    come back unchanged wherever its characters fall (a `~` after `:` became
+    the home directory)."""
+    chars = SECRET_KEY_ALPHABET
+    values = [f"{a}{b}{a}" for a in chars for b in ":@+-."] + [chars, chars[::-1]]
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"K{n}={v}\n" for n, v in enumerate(values)))
+    script = f'set -a; . "{env_file}"; env'
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
+    got = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    assert [got[f"K{n}"] for n in range(len(values))] == values

@@ -52,6 +52,37 @@ def test_admin_unlocks_a_locked_login(client, alice, admin_user):
     assert client.session["_auth_user_id"] == str(alice.pk)
 
 
+def test_behind_the_proxy_a_stranger_cannot_lock_a_user_out(client, alice, settings):
+    """Behind the TLS proxy every request comes from the proxy's address: the
+    lockout is per browser address (the proxy's last X-Forwarded-For entry), so
+    a stranger's wrong passwords lock the stranger out, not alice."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    proxy = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "https"}
+    stranger = {**proxy, "HTTP_X_FORWARDED_FOR": "198.51.100.7, 203.0.113.9"}
+    for n in range(6):
+        client.post("/login/", {"username": "alice", "password": f"x{n}"}, **stranger)
+    locked = client.post(
+        "/login/", {"username": "alice", "password": "pw-alice"}, **stranger
+    )
+    assert locked.status_code == 429
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.9"
+    own = {**proxy, "HTTP_X_FORWARDED_FOR": "192.0.2.44"}
+    response = client.post(
+        "/login/", {"username": "alice", "password": "pw-alice"}, **own
+    )
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(alice.pk)
+    client.logout()
+    # A caller reaching gunicorn directly (a public address) cannot pick its own.
+    for n in range(6):
+        direct = {"REMOTE_ADDR": "93.184.216.34", "HTTP_X_FORWARDED_FOR": f"10.0.0.{n}"}
+        client.post("/login/", {"username": "alice", "password": f"x{n}"}, **direct)
+    response = client.post(
+        "/login/", {"username": "alice", "password": "pw-alice"}, **direct
+    )
+    assert response.status_code == 429
+
+
 @pytest.mark.parametrize(
     "target",
     [
@@ -158,3 +189,17 @@ def test_password_reset_mail_goes_through_the_queue(
     assert done.status_code == 302
     alice.refresh_from_db()
     assert alice.check_password("a-new-long-secret")
+
+
+def test_password_reset_mails_to_one_address_are_limited(
+    client, alice, settings, smtp_server
+):
+    """Anyone may ask for a reset link: three mails an hour, not one per request."""
+    settings.KNOWLIX_SMTP_URL = f"smtp://127.0.0.1:{smtp_server.port}"
+    for _n in range(6):
+        response = client.post(
+            reverse("password_reset"), {"email": "Alice@Example.com"}
+        )
+        assert response["Location"] == reverse("password_reset_done")
+    process_outbox()
+    assert [m.rcpt_tos for m in smtp_server.received] == [["alice@example.com"]] * 3

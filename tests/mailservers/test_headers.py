@@ -36,6 +36,7 @@ EVIL = {
     "unknown charset": "=?x-evil?q?a=0D=0AX-Evil:_1?=",
     "rfc2231 value": "utf-8''a%0D%0AX-Evil%3A%201",
     "rfc2231 charset in word": "=?utf-8*en?q?a=0D=0AX-Evil:_1?=",
+    "UTF-7 lone surrogate": "=?utf-7?q?a+2D0-X-Evil:_1?=",
     "long run": "=?utf-8?q?" + "=C3=A9" * 40 + "=0D=0AX-Evil:_1?=",
 }
 TOP = ["from", "to", "cc", "reply-to", "subject", "date", "message-id"]

@@ -54,7 +54,7 @@ def test_configure_test_fetch_and_see_ticket(
     page.wait_for_selector("h1:has-text('Support mailbox')")
     assert "Draft" in page.locator(".server-state").inner_text()
 
-    page.click("button.test-confirm")
+    page.click("#test-connection")
     page.wait_for_selector("text=Connection OK")
     assert "Confirmed" in page.locator(".server-state").inner_text()
 
@@ -69,10 +69,10 @@ def test_configure_test_fetch_and_see_ticket(
 
     server = IncomingServer.objects.get()
     page.goto(server.get_absolute_url())
-    page.click("text=Edit")
+    page.click("#edit-server")
     page.fill("input[name=password]", "not-the-password")
     page.click("button:has-text('Save')")
-    page.click("button.test-confirm")
+    page.click("#test-connection")
     page.wait_for_selector("text=Test failed")
     assert "AUTHENTICATIONFAILED" in page.locator(".server-error").inner_text()
     page.screenshot(path=str(settings.VAR_DIR / "screenshot-incoming-error.png"))

@@ -79,7 +79,6 @@ KILLED_POLL = textwrap.dedent(
     def kill(self, uids, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    incoming.route_message = route
     incoming.route_messages = route_all
     incoming.ImapFetcher.apply_after_store = kill
     incoming.poll_incoming_server(server=IncomingServer.objects.get(pk={pk}))

@@ -7,20 +7,10 @@ from django.db import connection
 from django.urls import reverse
 
 from knowlix.celery import app
-from knowlix.users import get_profile
 from mailservers.models import IncomingServer
 from mailservers.services import incoming as service
+from tests.mailservers import server_pages as pages
 from tests.servers.dovecot_fixtures import make_mail
-
-
-@pytest.fixture
-def tech_client(client, admin_user):
-    """A logged-in admin with developer mode on."""
-    profile = get_profile(admin_user)
-    profile.developer_mode = True
-    profile.save(update_fields=["developer_mode"])
-    client.force_login(admin_user)
-    return client
 
 
 @pytest.fixture
@@ -126,7 +116,7 @@ def test_test_and_confirm(tech_client, dovecot_user, make_incoming_server):
     )
     server.refresh_from_db()
     assert server.state == IncomingServer.State.CONFIRMED
-    assert "Connection OK (1 messages in INBOX)" in response.text
+    assert "Connection OK: 1 messages in INBOX; server confirmed" in response.text
 
 
 def test_test_reports_precise_error(tech_client, dovecot_user, make_incoming_server):
@@ -203,3 +193,34 @@ def test_list_shows_reason_of_failing_server(
     assert "Needs attention" in listing.text and "AUTHENTICATIONFAILED" in listing.text
     detail = tech_client.get(server.get_absolute_url())
     assert "Last error" in detail.text and "AUTHENTICATIONFAILED" in detail.text
+
+
+def test_pages_share_the_outgoing_structure_and_words(tech_client, dovecot_user):
+    """List columns, detail labels and actions, the saved/test/delete messages and
+    the last error with host:port are those of the outgoing server pages."""
+    host, port = dovecot_user.server.host, dovecot_user.server.imap_port
+    saved = tech_client.post(
+        reverse("mailservers:incoming-create"),
+        {
+            "name": "Support box",
+            "kind": "imap",
+            "host": host,
+            "port": port,
+            "security": "none",
+            "username": dovecot_user.username,
+            "password": "not-the-password",
+            "auth_method": "password",
+            "folder": "INBOX",
+            "after_store": "keep",
+            "default_action": "knowlix.ticket",
+            "poll_interval_minutes": 5,
+        },
+        follow=True,
+    ).text
+    assert "Server Support box saved. Test the connection to confirm it." in saved
+    server = IncomingServer.objects.get()
+    pages.check_list(tech_client, "incoming", "Support box")
+    pages.check_detail(tech_client, "incoming", server.pk, extra_actions=["Fetch now"])
+    pages.check_failed_test(tech_client, "incoming", server.pk, f"{host}:{port}")
+    pages.check_edit_and_delete(tech_client, "incoming", server.pk, "Support box")
+    assert not IncomingServer.objects.exists()

@@ -75,6 +75,7 @@ def test_send_read_locally_then_a_real_server_explains_failures(
     page.wait_for_selector("text=Company relay saved.")
     page.click("#test-connection")
     page.wait_for_selector("text=refused the credentials")
+    page.click("#edit-server")
     page.fill("input[name=server-password]", SMTP_PASSWORD)
     page.click("button:has-text('Save')")
     page.click("#test-connection")

@@ -75,10 +75,12 @@ def test_admin_changes_a_preset_limit(tech):  # noqa: ANN001
 
 
 @pytest.mark.parametrize("preset", ["gmail", "outlook"])
-def test_oauth_preset_form_has_no_password_input(tech, preset):  # noqa: ANN001
-    """A new Gmail/Outlook server offers no password and a read-only From Filter."""
+def test_oauth_preset_form_keeps_a_hideable_password_input(tech, preset):  # noqa: ANN001
+    """A new Gmail/Outlook server keeps the password row for the page's script (shown
+    once *User name and password* is chosen) and has a read-only From Filter."""
     body = tech.get(f"{CREATE}?preset={preset}").content.decode()
-    assert 'name="server-password"' not in body
+    assert 'name="server-password"' in body and "data-password-field" in body
+    assert "js/server_form.js" in body
     assert 'name="server-from_filter"' in body
     assert (
         'name="server-password"'
@@ -87,7 +89,7 @@ def test_oauth_preset_form_has_no_password_input(tech, preset):  # noqa: ANN001
 
 
 def test_oauth_server_form_ignores_posted_password_and_from_filter(tech):  # noqa: ANN001
-    """An OAuth server's form has no password input; posting one changes nothing."""
+    """An OAuth server ignores a posted password and From Filter."""
     grant = OAuthGrant.objects.create(
         provider="outlook", account_address="sales@contoso.example"
     )
@@ -101,8 +103,6 @@ def test_oauth_server_form_ignores_posted_password_and_from_filter(tech):  # noq
     )
     url = reverse("mailservers:outgoing-edit", args=[server.pk])
     page = tech.get(url)
-    body = page.content.decode()
-    assert 'name="server-password"' not in body
     assert page.context["form"].fields["from_filter"].disabled
     data = {
         "server-name": "Outlook",

@@ -145,16 +145,22 @@ def test_mailbox_full_is_a_recipient_failure(smtp_server):  # noqa: ANN001
 
 
 def test_header_injection_in_envelope_refused(smtp_server):  # noqa: ANN001
-    """An envelope address carrying CR/LF is refused before anything is sent."""
+    """An envelope address carrying CR/LF fails alone before anything is sent."""
+    bad = "b@x.test>\r\nRCPT TO:<evil@x.test"
+    with SmtpConnection(params(smtp_server)) as conn:
+        results = conn.send(mail_from="a@x.test", recipients=[bad], raw=RAW)
+    assert results[bad].code == 553 and results[bad].permanent
+    assert "not an email address" in results[bad].reply
+    assert smtp_server.received == []
+
+
+def test_header_injection_in_envelope_sender_refused(smtp_server):  # noqa: ANN001
+    """A MAIL FROM carrying CR/LF raises a permanent error; nothing is sent."""
     with (
         SmtpConnection(params(smtp_server)) as conn,
-        pytest.raises(Exception, match="not a valid address"),
+        pytest.raises(DeliveryError, match="not an email address"),
     ):
-        conn.send(
-            mail_from="a@x.test",
-            recipients=["b@x.test>\r\nRCPT TO:<evil@x.test"],
-            raw=RAW,
-        )
+        conn.send(mail_from="a@x.test>\r\nRSET", recipients=["b@x.test"], raw=RAW)
     assert smtp_server.received == []
 
 

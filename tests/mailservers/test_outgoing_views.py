@@ -1,4 +1,4 @@
-"""Outgoing pages: servers with Test Connection, the Email queue, the Local mailbox."""
+"""Outgoing pages: servers (page, form, Test connection), the Email queue, the Local mailbox."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from knowlix.users import get_profile
 from mailservers.mime import MailPart, build_message
 from mailservers.models import CaughtMail, OutgoingMail, OutgoingServer
 from mailservers.services.outgoing import MailRecipient, queue_mail
+from tests.mailservers import server_pages as pages
 from tests.servers.smtp_fixtures import SMTP_PASSWORD, SMTP_USER
 
 pytestmark = pytest.mark.django_db
@@ -112,9 +113,13 @@ def test_queue_lists_by_state_with_retry_and_cancel(tech):  # noqa: ANN001
     tech.post(reverse("mailservers:queue-cancel", args=[mail.pk]))
     mail.refresh_from_db()
     assert mail.state == OutgoingMail.State.CANCELLED
-    tech.post(reverse("mailservers:queue-retry", args=[mail.pk]))
+    # Retry is an attempt at once; no server listens here, so it is deferred.
+    response = tech.post(
+        reverse("mailservers:queue-retry", args=[mail.pk]), follow=True
+    )
     mail.refresh_from_db()
-    assert mail.state == OutgoingMail.State.QUEUED
+    assert (mail.state, mail.attempts) == (OutgoingMail.State.DEFERRED, 1)
+    assert "Attempt 1 through Default server: deferred" in response.content.decode()
 
 
 def caught_mail() -> CaughtMail:
@@ -161,3 +166,53 @@ def test_local_mailbox_is_for_admins(client, alice):  # noqa: ANN001
     """An employee cannot read the local mailbox."""
     client.force_login(alice)
     assert client.get(reverse("mailservers:localmailbox")).status_code == 403
+
+
+def test_pages_share_the_incoming_structure_and_words(tech, smtp_server):  # noqa: ANN001
+    """List columns, detail labels and actions, the saved/test/delete messages and
+    the last error with host:port are those of the incoming server pages."""
+    saved = tech.post(
+        reverse("mailservers:outgoing-create"),
+        server_post(smtp_server, password="not-the-password"),
+        follow=True,
+    ).text
+    assert "Server Relay saved. Test the connection to confirm it." in saved
+    server = OutgoingServer.objects.get()
+    pages.check_list(tech, "outgoing", "Relay")
+    pages.check_detail(tech, "outgoing", server.pk, extra_actions=[])
+    endpoint = f"{smtp_server.host}:{smtp_server.port}"
+    pages.check_failed_test(tech, "outgoing", server.pk, endpoint)
+    server.password = SMTP_PASSWORD
+    server.save()
+    url = reverse("mailservers:outgoing-test", args=[server.pk])
+    assert "Connection OK: Connected to" in tech.post(url, follow=True).text
+    pages.check_edit_and_delete(tech, "outgoing", server.pk, "Relay")
+    assert not OutgoingServer.objects.exists()
+
+
+def test_old_server_url_shows_the_page_and_still_saves(tech, smtp_server):  # noqa: ANN001
+    """/outgoing/<pk>/ was the edit form: it now shows the server's page, and a
+    form posted there (a tab open across the upgrade) still saves."""
+    tech.post(reverse("mailservers:outgoing-create"), server_post(smtp_server))
+    server = OutgoingServer.objects.get()
+    url = reverse("mailservers:outgoing-detail", args=[server.pk])
+    assert url.endswith(f"/outgoing/{server.pk}/")  # the old edit URL
+    assert 'data-test="server-detail"' in tech.get(url).text
+    response = tech.post(url, server_post(smtp_server, name="Renamed", password=""))
+    assert response.status_code == 302 and response["Location"] == url
+    server.refresh_from_db()
+    assert server.name == "Renamed" and server.password == SMTP_PASSWORD
+
+
+def test_server_page_lists_its_limits_in_words(tech):  # noqa: ANN001
+    """The page names each sending limit that is set, and none when none is."""
+    server = OutgoingServer.objects.create(
+        name="Relay", host="smtp.example.com", limit_per_minute=30, limit_per_day=900
+    )
+    url = reverse("mailservers:outgoing-detail", args=[server.pk])
+    assert "30 per minute, 900 per day" in tech.get(url).text
+    OutgoingServer.objects.filter(pk=server.pk).update(
+        limit_per_minute=None, limit_per_day=None
+    )
+    facts = tech.get(url).text.split("Sending limits", 1)[1].split("</dd>", 1)[0]
+    assert '<span class="muted">none</span>' in facts

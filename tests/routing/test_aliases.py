@@ -232,3 +232,52 @@ def test_new_alias_is_its_creators(developer, aliases, admin_user):
         },
     )
     assert Alias.objects.get(name="billing").created_by == admin_user
+
+
+BAD_DEFAULTS = [
+    ({"id": 5}, "cannot be set"),
+    ({"reply_token": "same"}, "cannot be set"),
+    ({"created_at": "2020-01-01"}, "cannot be set"),
+    ({"stage": "bogus"}, "not a valid choice"),
+    ({"expected_revenue": "abc"}, "must be a decimal number"),
+]
+
+
+@pytest.mark.parametrize(("defaults", "reason"), BAD_DEFAULTS)
+def test_alias_with_a_bad_default_value_is_invalid_and_its_creator_told(
+    aliases, route, alice, defaults, reason
+):
+    """A default the record cannot take (its id, a wrong choice, not a number) makes
+    the alias invalid: mail waits in quarantine with the reason, the creator is
+    told, and no record is written with it."""
+    from knowlix.models import Opportunity
+
+    Alias.objects.filter(name="sales").update(defaults=defaults, created_by=alice)
+    result = route(to_alias(1, sender="dana@customer.example", to="sales@example.com"))
+    assert result.outcome == "quarantined"
+    assert "The alias sales is invalid" in result.reason and reason in result.reason
+    assert not Opportunity.objects.exists()
+    (notice,) = Notification.objects.filter(user=alice)
+    assert "sales" in notice.message.subject
+
+
+@pytest.mark.parametrize(("defaults", "reason"), BAD_DEFAULTS)
+def test_alias_form_refuses_a_bad_default_value(developer, aliases, defaults, reason):
+    """The Aliases page refuses the same defaults, with the same reason."""
+    import json
+
+    from knowlix.models import Opportunity
+
+    response = developer.post(
+        reverse("routing:alias-create"),
+        {
+            "name": "quotes",
+            "content_type": ContentType.objects.get_for_model(Opportunity).pk,
+            "defaults": json.dumps(defaults),
+            "contact_policy": "everyone",
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 400
+    assert reason in response.content.decode()
+    assert not Alias.objects.filter(name="quotes").exists()

@@ -175,3 +175,59 @@ def test_contact_is_marked_only_when_authentication_fails(
         attacker_key,
     )
     assert not posted(route(good)).is_unverified_sender
+
+
+def test_second_from_above_a_replayed_signature_proves_nothing(
+    aliases, route, alice, publish, dkim_test_key
+):
+    """A genuine example.com mail (a robot's) replayed with alice's From put above
+    the signed one: the MTA's DKIM pass is for the last From, Knowlix reads the
+    first, so a mail with two From fields (or two addresses) is never the user."""
+    publish("example.com", dkim_test_key)
+    robot = from_alice(30).replace(
+        b"Alice <alice@example.com>", b"Robot <noreply@example.com>"
+    )
+    signer = dkim.DKIM(robot)
+    signer.frozen_sign = set()  # as many signers do: From signed once, not twice
+    signature = signer.sign(
+        b"sel",
+        b"example.com",
+        dkim_test_key.private_pem.encode(),
+        include_headers=[b"from", b"to", b"subject", b"message-id"],
+    )
+    replayed = b"From: Alice <alice@example.com>\r\n" + signature + robot
+    message = posted(route(replayed))  # dkimpy counts From as signed twice: fail
+    assert message.author_user is None and message.is_unverified_sender
+    params.set_param(TRUSTED_AUTHSERV_IDS, "mx.example.com")
+    mta_pass = (
+        b"Authentication-Results: mx.example.com; dkim=pass header.d=example.com\r\n"
+    )
+    message = posted(route(mta_pass + replayed.replace(b"forged-30@", b"forged-31@")))
+    assert message.author_user is None and message.is_unverified_sender
+    two_addresses = mta_pass + from_alice(32).replace(
+        b"From: Alice <alice@example.com>",
+        b"From: Alice <alice@example.com>, Eve <eve@evil.example>",
+    )
+    message = posted(route(two_addresses))
+    assert message.author_user is None and message.is_unverified_sender
+
+
+def test_signature_of_part_of_the_body_proves_nothing(
+    aliases, route, alice, publish, dkim_test_key
+):
+    """A DKIM l= tag signs only the first bytes of the body: text appended to a
+    genuine mail of alice's still verifies, so such a signature is no proof."""
+    publish("example.com", dkim_test_key)
+    raw = from_alice(40)
+    signature = dkim.sign(
+        raw,
+        b"sel",
+        b"example.com",
+        dkim_test_key.private_pem.encode(),
+        include_headers=[b"from", b"to", b"subject", b"message-id"],
+        length=True,
+    )
+    appended = signature + raw + b"\r\nPS: our bank account changed, pay to EVIL.\r\n"
+    message = posted(route(appended))
+    assert message.author_user is None and message.is_unverified_sender
+    assert message.auth_verdict == "dkim=partial (local)"

@@ -123,3 +123,23 @@ def test_concurrent_routing_never_exceeds_the_limit(catchall, route):
     assert errors == []
     assert InboundMail.objects.filter(outcome="refused").count() == 4
     assert OutgoingMail.objects.count() == 1
+
+
+def test_address_variants_share_one_limit(catchall, route, smtp):
+    """Case, +tags and a trailing dot reach one mailbox: they share its limit."""
+    senders = [
+        "victim@innocent.example",
+        "VICTIM@Innocent.Example",
+        "victim+1@innocent.example",
+        "Victim+spam-2@innocent.example",
+        "victim+3@innocent.example.",
+        "victim+@innocent.example",
+    ]
+    for n, sender in enumerate(senders):
+        route(stray(n, sender=sender))
+    process_outbox()
+    assert len(smtp.received) == 3
+    other = route(stray(10, sender="victim2@innocent.example"))
+    assert other.outcome == "refused"
+    process_outbox()
+    assert len(smtp.received) == 4

@@ -90,3 +90,64 @@ def test_bare_content_type_is_octet_stream_not_text():
     assert attachment.filename == "invoice.pdf"
     assert attachment.content_type == "application/octet-stream"
     assert attachment.content.startswith(b"%PDF-1.4")
+
+
+# Labels WHATWG maps to its "replacement" decoder or to a codec Python lacks, labels
+# with a NUL or a lone surrogate, and Python-only codecs that are no mail charset.
+ODD_CHARSETS = [
+    "iso-2022-kr",
+    "hz-gb-2312",
+    "x-user-defined",
+    "utf-8\x00",
+    "utf-8\udcff",
+    "unicode_escape",
+    "raw-unicode-escape",
+    "punycode",
+]
+
+
+@pytest.mark.parametrize("label", ODD_CHARSETS)
+def test_odd_charset_label_routes_with_a_fallback(aliases, route, label):
+    """An odd declared charset never stops routing; the text decodes as UTF-8."""
+    from knowlix.models import Ticket
+
+    raw = (
+        "From: Dana <dana@customer.example>\r\nTo: helpdesk@example.com\r\n"
+        f"Subject: =?{label}?q?caf=C3=A9?=\r\nMessage-ID: <odd-charset@x.example>\r\n"
+        f'Content-Type: text/plain; charset="{label}"\r\n\r\n'
+        "caf\u00e9 \\x0d\\x0aBcc: x \\u0041\r\n"
+    ).encode("utf-8", "surrogateescape")
+    result = route(raw)
+    assert result.outcome == "routed"
+    text = Message.objects.get(pk=result.routes[0].message).body_text
+    assert "café \\x0d\\x0aBcc: x \\u0041" in text  # no Python escapes decoded
+    assert Ticket.objects.get().subject.startswith("caf")
+
+
+@pytest.mark.parametrize(
+    ("declared", "codec"),
+    [(' "windows-874" ', "cp874"), ("' ks_c_5601-1987 '", "cp949"), ("UTF8", "utf_8")],
+)
+def test_charset_label_with_spaces_and_quotes(declared, codec):
+    """A label wrapped in spaces and quotes is the label."""
+    from mailservers.headers import codec_for
+
+    assert codec_for(declared) == codec
+
+
+def test_data_image_whose_bytes_are_not_its_type_is_not_kept():
+    """An SVG with a script (or HTML) declared image/png is no image: it does not
+    become an attachment, and the sanitizer drops the data: URL it stays as."""
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    payload = base64.b64encode(svg).decode()
+    raw = (
+        "From: Dana <dana@customer.example>\r\nTo: helpdesk@example.com\r\n"
+        "Subject: images\r\nMessage-ID: <svg-as-png@x.example>\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n"
+        f'<p><img src="data:image/png;base64,{payload}">'
+        f'<img src="data:image/svg+xml;base64,{payload}">'
+        f'<img src="data:image/gif,%3Csvg%3E"></p>\r\n'
+    ).encode()
+    parsed = parse_message(raw)
+    assert parsed.attachments == []
+    assert "cid:" not in parsed.body_html

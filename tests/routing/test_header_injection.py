@@ -31,6 +31,8 @@ ATTACKS = {
     "double-encoded": (DOUBLE, "utf-8''%3D%3Futf-8%3Fq%3Fa%3D0D%3D0AX-Evil%3A_1%3F%3D"),
     "mixed charsets": (MIXED, "iso-8859-1'fr'caf%E9%0D%0ABcc%3A%20e%40evil.example"),
     "U+2028": (b64_word("a\u2028X-Evil: 1"), "utf-8''a%E2%80%A8X-Evil%3A%201.pdf"),
+    # UTF-7 decodes "+2D0-" to a lone surrogate, which no mail can carry
+    "UTF-7 surrogate": (b64_word("=?utf-7?q?a+2D0-b?="), "utf-7''a%2B2D0-b.pdf"),
 }
 
 
@@ -166,3 +168,23 @@ def test_refusal_to_unknown_address_is_clean(attack, catchall, route, smtp):
     assert smtp.received[0].rcpt_tos == ["dana@customer.example"]
     assert str(mail["Subject"]).startswith("Undeliverable: Re: ")
     assert "could not be delivered" in mail.get_body(("plain",)).get_content()
+
+
+def test_a_utf7_surrogate_never_stops_a_polled_batch(aliases, ticket, smtp):
+    """A file name in UTF-7 decoding to a lone surrogate made the parser raise, so
+    the poller's whole batch failed on every poll: now each mail is routed."""
+    from routing.services import route_incoming_messages
+
+    evil, name_2231 = ATTACKS["UTF-7 surrogate"]
+    hostile = hostile_mail(
+        to="helpdesk@example.com", evil=evil, filename_2231=name_2231, msgid="u7"
+    )
+    plain = hostile_mail(
+        to="helpdesk@example.com", evil="Plain", filename_2231="x.pdf", msgid="p1"
+    )
+    results = route_incoming_messages(raws=[hostile, plain], source="imap:1")
+    assert [r.outcome for r in results] == ["routed", "routed"]
+    message = Message.objects.get(pk=results[0].routes[0].message)
+    assert "\ufffd" in message.subject
+    assert len(message.attachments.all()) == 2
+    assert_all_sent_mail_clean(smtp, expect=0)

@@ -373,3 +373,55 @@ def test_lower_cased_reply_token_still_finds_its_record(aliases, route, ticket):
     )
     result = route(raw)
     assert result.routes[0].record == f"knowlix.ticket:{ticket.pk}"
+
+
+def test_forward_that_keeps_the_reply_address_is_also_a_reply(
+    aliases, route, ticket, alice
+):
+    """To the ticket's reply address and sales@: the sender wrote to both, so the
+    mail is posted on the ticket and creates an opportunity."""
+    parent = outgoing_email(ticket, alice)
+    raw = eml("reply_to_other_kind.eml", parent=parent.message_id).replace(
+        b"To: sales@example.com",
+        f"To: reply+{ticket.reply_token}@example.com, sales@example.com".encode(),
+    )
+    result = route(raw)
+    opportunity = Opportunity.objects.get()
+    assert [(r.action, r.record) for r in result.routes] == [
+        ("posted", f"knowlix.ticket:{ticket.pk}"),
+        ("created", f"knowlix.opportunity:{opportunity.pk}"),
+    ]
+    assert Message.objects.get(pk=result.routes[0].message).parent == parent
+
+
+def test_forwarded_record_title_has_no_reply_prefix_nor_the_threads_tag(
+    aliases, route, ticket, alice
+):
+    """A ticket mail forwarded to sales@ creates "Printer on fire", not
+    "Fwd: Re: [TCK-1] Printer on fire": the prefixes and the other record's tag
+    are the mail's, not the opportunity's."""
+    parent = outgoing_email(ticket, alice)
+    raw = eml("reply_to_other_kind.eml", parent=parent.message_id).replace(
+        b"Subject: Fwd: Printer on fire - we want to buy ten more",
+        f"Subject: Fwd: RE: [TCK-{ticket.pk}] Printer on fire".encode(),
+    )
+    route(raw)
+    assert Opportunity.objects.get().title == "Printer on fire"
+
+
+def test_reply_to_aliases_of_both_kinds_is_a_reply_and_a_forward(
+    aliases, route, ticket, alice
+):
+    """A ticket reply To helpdesk@ and sales@: the helpdesk alias keeps it a reply on
+    the ticket, the sales alias forwards it (an opportunity)."""
+    parent = outgoing_email(ticket, alice)
+    raw = eml("reply_to_other_kind.eml", parent=parent.message_id).replace(
+        b"To: sales@example.com", b"To: helpdesk@example.com, sales@example.com"
+    )
+    result = route(raw)
+    opportunity = Opportunity.objects.get()
+    assert [(r.action, r.record) for r in result.routes] == [
+        ("posted", f"knowlix.ticket:{ticket.pk}"),
+        ("created", f"knowlix.opportunity:{opportunity.pk}"),
+    ]
+    assert Ticket.objects.count() == 1

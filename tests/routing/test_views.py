@@ -7,18 +7,13 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
 from knowlix.models import Team, Ticket
-from knowlix.users import get_profile
 from routing.models import Alias, InboundMail, UnprocessedMail
 from tests.routing.conftest import eml
 
 
 @pytest.fixture
-def developer(client, admin_user):
-    profile = get_profile(admin_user)
-    profile.developer_mode = True
-    profile.save(update_fields=["developer_mode"])
-    client.force_login(admin_user)
-    return client
+def developer(tech_client):
+    return tech_client
 
 
 def test_pages_need_developer_mode(client, alice, aliases):

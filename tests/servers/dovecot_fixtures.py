@@ -142,6 +142,5 @@ def stub_routing(monkeypatch, db):
         for raw in raws:
             route(raw=raw, server=server)
 
-    monkeypatch.setattr(incoming, "route_message", route)
     monkeypatch.setattr(incoming, "route_messages", route_all)
     return Ticket.objects

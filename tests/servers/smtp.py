@@ -202,6 +202,8 @@ class SmtpTestServer:
         # The message with this number (1 = the first) is stored but never answered,
         # so a client can be killed with a mail surely in flight (``--stall-at``).
         self.stall_at: int | None = None
+        # Offer SMTPUTF8 (RFC 6531) to connections opened from now on.
+        self.smtputf8 = False
         self._state = _State()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -255,6 +257,7 @@ class SmtpTestServer:
                 auth_require_tls=self._auth_require_tls,
                 authenticator=self._authenticate,
                 data_size_limit=self._data_size_limit,
+                enable_SMTPUTF8=self.smtputf8,
                 timeout=30,
                 loop=loop,
             )
@@ -326,6 +329,7 @@ class SmtpTestServer:
             self._state.logins.clear()
         self.xoauth2_validator = None
         self.auth_failure_reply = "535 5.7.8 Authentication credentials invalid"
+        self.smtputf8 = False
 
     # -- what arrived --------------------------------------------------------------
     def _store(self, received: Received) -> int:

@@ -41,8 +41,9 @@ def received(ticket, settings, tmp_path):
     )
 
 
-def test_remote_images_wait_for_show_images(page, login, alice, ticket, received):
-    """No request to the tracker until *Show images*; the cid logo shows at once."""
+@pytest.fixture
+def tracker(page) -> list[str]:
+    """The tracker's site answered by the browser's router: the URLs it was asked."""
     requests: list[str] = []
 
     def fulfil(route):
@@ -50,6 +51,13 @@ def test_remote_images_wait_for_show_images(page, login, alice, ticket, received
         route.fulfill(status=200, content_type="image/png", body=PNG)
 
     page.route("https://tracker.example/**", fulfil)
+    return requests
+
+
+def test_remote_images_wait_for_show_images(
+    page, tracker, login, alice, ticket, received
+):
+    """No request to the tracker until *Show images*; the cid logo shows at once."""
     login(alice)
     page.goto(ticket.get_absolute_url())
     article = page.locator(f"#message-{received.pk}")
@@ -58,7 +66,7 @@ def test_remote_images_wait_for_show_images(page, login, alice, ticket, received
     logo.wait_for()
     page.wait_for_load_state("networkidle")
     assert logo.evaluate("el => el.complete && el.naturalWidth") == 1
-    assert requests == []
+    assert tracker == []
     assert article.locator(".blocked-image").inner_text() == "[pixel]"
 
     article.locator("a.feed-show-images").click()
@@ -67,7 +75,25 @@ def test_remote_images_wait_for_show_images(page, login, alice, ticket, received
     pixel.wait_for()
     page.wait_for_load_state("networkidle")
     assert pixel.evaluate("el => el.complete && el.naturalWidth") == 1
-    assert requests == [TRACKER]
+    assert tracker == [TRACKER]
+
+
+def test_always_for_this_sender_in_the_browser(
+    page, tracker, login, alice, ticket, received
+):
+    """*Always for this sender* reloads the message with its images, and they stay
+    on the next visit, under the page's policy (no violation)."""
+    login(alice)
+    page.goto(ticket.get_absolute_url())
+    article = page.locator(f"#message-{received.pk}")
+    article.locator("button.feed-images-always").click()
+    page.wait_for_url(lambda url: f"message={received.pk}" in url)
+    page.goto(ticket.get_absolute_url())
+    pixel = page.locator(f"#message-{received.pk} .feed-body img[alt=pixel]")
+    pixel.wait_for()
+    page.wait_for_load_state("networkidle")
+    assert pixel.evaluate("el => el.complete && el.naturalWidth") == 1
+    assert tracker and set(tracker) == {TRACKER}
 
 
 def test_policy_refuses_what_slips_into_a_page(page, login, alice, ticket):

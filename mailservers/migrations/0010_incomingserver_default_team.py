@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('knowlix', '0003_team'),
-        ('mailservers', '0008_oauthgrant_reconnect_notice_due'),
+        ('mailservers', '0009_verp_smtputf8'),
     ]
 
     operations = [
