@@ -10,7 +10,6 @@ from typing import Any, TypedDict, cast
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
@@ -19,7 +18,9 @@ from django.utils import timezone
 from django.utils.html import urlize
 from django.utils.translation import gettext_lazy as _
 
+from feed.mentions import unknown_mentions
 from feed.models import ActivityType, Message, Subtype
+from knowlix.users import PersonChoiceField, active_people
 from mailservers.addresses import InvalidAddress, smtp_address
 
 
@@ -166,6 +167,14 @@ class MessageForm(forms.Form):
         if data.get("kind") == Message.Kind.NOTE and data.get("cc"):
             self.add_error("cc", _("Notes are internal: no recipients."))
         self._check_send_at(data)
+        unknown = unknown_mentions(data.get("body", ""))
+        if unknown:
+            names = ", ".join("@" + name for name in unknown)
+            self.add_error(
+                "body",
+                _("No colleague is called %(names)s: pick a name from the list.")
+                % {"names": names},
+            )
         self._check_sizes(data)
         return data
 
@@ -255,9 +264,10 @@ class ActivityForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text=_("Empty: the type's default delay."),
     )
-    assignee = forms.ModelChoiceField(
-        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+    assignee = PersonChoiceField(
+        queryset=active_people(),
         required=False,
+        empty_label=_("Me"),
         help_text=_("Empty: you."),
     )
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
@@ -289,9 +299,8 @@ class DoneForm(forms.Form):
 
 
 class AddFollowerForm(forms.Form):
-    user = forms.ModelChoiceField(
-        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
-        required=False,
+    user = PersonChoiceField(
+        queryset=active_people(), required=False, empty_label=_("A colleague…")
     )
     email = forms.EmailField(required=False, label=_("or a contact's email"))
 

@@ -171,7 +171,7 @@ class MessageRecipient(models.Model):
 
     @property
     def delivery_state(self) -> str:
-        """queued / sent / failed / bounced, or "" when no mail went to it."""
+        """The Email queue's state of its mail, or "" when no mail went to it."""
         return delivery_state(self)[0]
 
     @property
@@ -180,16 +180,14 @@ class MessageRecipient(models.Model):
 
 
 def delivery_state(recipient: MessageRecipient) -> tuple[str, str]:
-    """(state, reason): queued / sent / failed / bounced; ("", "") if never mailed."""
+    """(state, reason) as the Email queue says it: queued / sending / deferred /
+    sent / failed / bounced / cancelled; ("", "") if never mailed."""
     rows = getattr(recipient, "delivery_rows", None)
     if rows is None:
         rows = list(recipient.deliveries.order_by("-id")) if recipient.pk else []
     if rows:
         row = rows[0]
-        state = row.state
-        if state in (OutgoingRecipient.State.SENDING, OutgoingRecipient.State.DEFERRED):
-            state = OutgoingRecipient.State.QUEUED
-        return state, row.last_error
+        return row.state, row.last_error
     if recipient.delivery_error:
         return OutgoingRecipient.State.FAILED, recipient.delivery_error
     return "", ""

@@ -53,6 +53,7 @@ def panel_context(
         "can_write": can_change_model(user, type(record)),
         "page": page,
         "messages": page.messages,
+        "feed_stamp": selectors.feed_stamp(record=record),
         "followers": followers,
         "my_follower": me,
         "activities": selectors.record_activities(record=record),

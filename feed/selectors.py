@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, Prefetch, QuerySet
+from django.db.models import Count, Max, Model, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from feed.delivery import recipient_prefetches
+from feed.delivery import delivery_stamp_columns, recipient_prefetches
 from feed.models import (
     Activity,
     ActivityType,
@@ -44,6 +44,63 @@ def unread_count(user: User | AnonymousUser) -> int:
     if not user.is_authenticated:
         return 0
     return Notification.objects.filter(user=user, is_read=False).count()
+
+
+def feed_stamp(*, record: Model) -> str:
+    """Changes whenever the record's feed does: a message is posted or deleted, or
+    a delivery state changes. One query of indexed aggregates, no rows read: what
+    a page polls to learn that nothing changed (``feed:changes``)."""
+    ct = ContentType.objects.get_for_model(record)
+    messages = (
+        Message.objects.filter(content_type=ct, object_id=record.pk)
+        .order_by()
+        .values("content_type")
+    )
+    row = (
+        ContentType.objects.filter(pk=ct.pk)
+        .annotate(
+            messages=Subquery(messages.annotate(n=Count("id")).values("n")),
+            last_message=Subquery(messages.annotate(last=Max("id")).values("last")),
+            **delivery_stamp_columns(content_type_id=ct.pk, object_id=record.pk),
+        )
+        .get()
+    )
+    delivered = getattr(row, "delivered", None)
+    if isinstance(delivered, dt.datetime):
+        delivered = f"{delivered.timestamp():.6f}"
+    counts = ("messages", "last_message", "deliveries")
+    return "-".join(str(getattr(row, k, 0) or 0) for k in counts) + f"-{delivered or 0}"
+
+
+CONTACT_FEED_SIZE = 50
+
+
+def contact_messages(
+    *, contact_id: int, user: User, size: int = CONTACT_FEED_SIZE
+) -> list[Message]:
+    """The newest messages from or to a contact, across every record the user may
+    see (each with ``linked_record`` set), newest first."""
+    ids = (
+        Message.objects.filter(
+            Q(author_contact_id=contact_id) | Q(recipients__contact_id=contact_id)
+        )
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)
+        .distinct()
+    )
+    rows = list(
+        message_queryset()
+        .filter(pk__in=list(ids[: size * 2]))
+        .select_related("content_type")
+        .order_by("-created_at", "-id")
+    )
+    attach_records(rows)
+    visible = [
+        m
+        for m in rows
+        if m.linked_record is not None and can_view_record(user, m.linked_record)
+    ]
+    return visible[:size]
 
 
 def _record_filter(record: Model) -> dict:

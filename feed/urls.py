@@ -11,6 +11,7 @@ record = "r/<int:ct_id>/<int:object_id>/"
 urlpatterns = [
     path(record, views.panel, name="panel"),
     path(record + "older/", views.older_messages, name="messages-older"),
+    path(record + "changes/", views.feed_changes, name="changes"),
     path(record + "post/", views.post_message_view, name="post"),
     path(record + "follow/", views.follow_view, name="follow"),
     path(record + "followers/add/", views.add_follower, name="follower-add"),
@@ -73,4 +74,5 @@ urlpatterns = [
         views.images_always,
         name="images-always",
     ),
+    path("people/", views.people, name="people"),
 ]

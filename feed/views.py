@@ -12,8 +12,15 @@ from typing import TypedDict, Unpack
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseNotModified,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.formats import date_format
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -24,6 +31,7 @@ from django_htmx.middleware import HtmxDetails
 from feed import delivery, scheduled, selectors, services
 from feed.errors import FeedError
 from feed.forms import ActivityForm, AddFollowerForm, DoneForm, MessageForm
+from feed.mentions import find_people, unknown_mentions
 from feed.models import (
     Activity,
     Follower,
@@ -40,6 +48,7 @@ from knowlix.access import can_change_model, get_record_for_user
 from knowlix.decorators import AuthenticatedHttpRequest, technical_required
 from knowlix.models import Record
 from knowlix.redirects import safe_next_url
+from knowlix.users import person_label as person
 
 
 class FeedRequest(AuthenticatedHttpRequest):
@@ -75,8 +84,9 @@ def _panel_response(
     context = panel_context(
         record=record, user=request.user, open_composer=open_composer, **forms
     )
-    # What a view flashed (a refused resend, a scheduled mail that already left).
-    context["panel_notices"] = [str(m) for m in flash.get_messages(request)]
+    # What a view flashed: a confirmation, or a refusal (a refused resend, a
+    # scheduled mail that already left), shown above the re-rendered panel.
+    context["flash_notices"] = list(flash.get_messages(request))
     return render(request, "feed/_feed.html", context, status=status)
 
 
@@ -86,6 +96,38 @@ def panel(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
     record = get_record_for_user(request.user, ct_id, object_id)
     context = panel_context(record=record, user=request.user)
     return render(request, "feed/_feed.html", context)
+
+
+@login_required
+@require_GET
+def feed_changes(request: FeedRequest, ct_id: int, object_id: int) -> HttpResponse:
+    """The first page of messages, or 304 Not Modified when the feed's stamp is
+    the one the page has (``If-None-Match``): what ``static/js/live.js`` polls."""
+    record = get_record_for_user(request.user, ct_id, object_id)
+    etag = f'"{selectors.feed_stamp(record=record)}"'
+    if request.headers.get("If-None-Match") == etag:
+        response: HttpResponse = HttpResponseNotModified()
+    else:
+        page = selectors.feed_page(record=record)
+        context = {"record": record, "page": page, "messages": page.messages}
+        context["record_ct_id"] = ct_id
+        response = render(request, "feed/_messages.html", context)
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@login_required
+@require_GET
+def people(request: FeedRequest) -> JsonResponse:
+    """The composer's ``@`` suggestions (``?q=``): ``{"people": [{"username",
+    "name"}]}``; with ``?names=a,b``, those of the names that are users' too."""
+    if "names" in request.GET:
+        names = [n for n in request.GET["names"].split(",") if n][:50]
+        text = " ".join("@" + n for n in names)
+        unknown = set(unknown_mentions(text))
+        return JsonResponse({"known": [n for n in names if n not in unknown]})
+    return JsonResponse({"people": find_people(query=request.GET.get("q", ""))})
 
 
 @login_required
@@ -116,12 +158,13 @@ def post_message_view(request: FeedRequest, ct_id: int, object_id: int) -> HttpR
         return _panel_response(request, record)
     if form.is_valid():
         try:
-            services.post_message(
+            message = services.post_message(
                 record=record, author=request.user, **form.service_kwargs()
             )
         except FeedError as exc:
             form.add_error("attachments", exc.user_message)
         else:
+            flash.success(request, _post_confirmation(message))
             return _panel_response(request, record)
     composer = "note" if is_note else "message"
     forms: PanelForms = {"note_form": form} if is_note else {"message_form": form}
@@ -192,8 +235,10 @@ def follow_view(request: FeedRequest, ct_id: int, object_id: int) -> HttpRespons
     record = get_record_for_user(request.user, ct_id, object_id)
     if request.POST.get("action") == "unfollow":
         services.unfollow(record=record, user=request.user)
+        flash.success(request, _("You no longer follow this record."))
     else:
         services.follow(record=record, user=request.user)
+        flash.success(request, _("You follow this record."))
     return _panel_response(request, record)
 
 
@@ -207,11 +252,23 @@ def add_follower(request: FeedRequest, ct_id: int, object_id: int) -> HttpRespon
             request, record, status=422, follower_form=form, open_composer="followers"
         )
     if form.cleaned_data.get("user"):
-        services.follow(record=record, user=form.cleaned_data["user"])
+        user = form.cleaned_data["user"]
+        services.follow(record=record, user=user)
+        flash.success(request, _("%(name)s follows it now.") % {"name": person(user)})
     if form.cleaned_data.get("email"):
         contact = find_or_create_contact(form.cleaned_data["email"])
         services.follow(record=record, contact=contact)
+        flash.success(request, _("%(name)s follows it now.") % {"name": contact})
     return _panel_response(request, record)
+
+
+def _post_confirmation(message: Message) -> str:
+    if message.kind == Message.Kind.NOTE:
+        return _("Note logged.")
+    count = message.recipients.count()
+    if not count:
+        return _("Message posted (no one to email).")
+    return _("Message queued for %(n)d recipient(s).") % {"n": count}
 
 
 def _follower_for_write(
@@ -233,6 +290,7 @@ def _follower_for_write(
 def remove_follower(request: FeedRequest, follower_id: int) -> HttpResponse:
     follower, record = _follower_for_write(request, follower_id)
     follower.delete()
+    flash.success(request, _("%(name)s no longer follows it.") % {"name": follower})
     return _panel_response(request, record)
 
 
@@ -250,6 +308,7 @@ def edit_subscription(request: FeedRequest, follower_id: int) -> HttpResponse:
         contact=follower.contact,
         subtypes=subtypes,
     )
+    flash.success(request, _("Subscription saved."))
     return _panel_response(request, record)
 
 
@@ -262,10 +321,19 @@ def schedule_activity(request: FeedRequest, ct_id: int, object_id: int) -> HttpR
         return _panel_response(
             request, record, status=422, activity_form=form, open_composer="activity"
         )
-    services.schedule_activity(
+    activity = services.schedule_activity(
         record=record,
         created_by=request.user,
         **form.service_kwargs(user=request.user),
+    )
+    flash.success(
+        request,
+        _("%(type)s scheduled for %(name)s, due %(due)s.")
+        % {
+            "type": activity.activity_type.name,
+            "name": person(activity.assignee),
+            "due": date_format(activity.due_date),
+        },
     )
     return _panel_response(request, record)
 
@@ -291,6 +359,9 @@ def activity_done(request: FeedRequest, activity_id: int) -> HttpResponse:
     form = DoneForm(request.POST)
     feedback = form.cleaned_data["feedback"] if form.is_valid() else ""
     services.mark_activity_done(activity=activity, user=request.user, feedback=feedback)
+    flash.success(
+        request, _("%(activity)s marked done.") % {"activity": capfirst(str(activity))}
+    )
     if request.POST.get("next") == "my-activities":
         return redirect("feed:my-activities")
     return _panel_response(request, record)
@@ -301,6 +372,9 @@ def activity_done(request: FeedRequest, activity_id: int) -> HttpResponse:
 def activity_cancel(request: FeedRequest, activity_id: int) -> HttpResponse:
     activity, record = _activity_for_write(request, activity_id)
     services.cancel_activity(activity=activity)
+    flash.success(
+        request, _("%(activity)s cancelled.") % {"activity": capfirst(str(activity))}
+    )
     return _panel_response(request, record)
 
 
@@ -359,9 +433,17 @@ def inbox(request: FeedRequest) -> HttpResponse:
 @login_required
 @require_GET
 @never_cache
-def unread_count(request: FeedRequest) -> JsonResponse:
-    """The top bar's badge: ``{"unread": n}``, polled by ``static/js/unread.js``."""
-    return JsonResponse({"unread": selectors.unread_count(request.user)})
+def unread_count(request: FeedRequest) -> HttpResponse:
+    """The top bar's badge: ``{"unread": n}``, polled by ``static/js/unread.js``;
+    304 Not Modified when the count is the one the page shows (``If-None-Match``)."""
+    count = selectors.unread_count(request.user)
+    etag = f'"unread-{count}"'
+    if request.headers.get("If-None-Match") == etag:
+        response: HttpResponse = HttpResponseNotModified()
+    else:
+        response = JsonResponse({"unread": count})
+    response["ETag"] = etag
+    return response
 
 
 @login_required

@@ -15,6 +15,7 @@ TECHNICAL_MENU = (
     ("Outgoing Mail Servers", "mailservers:outgoing-list"),
     ("Incoming Mail Servers", "mailservers:incoming-list"),
     ("Email queue", "mailservers:queue"),
+    ("Mail flow", "mailservers:mail-flow"),
     ("Local mailbox", "mailservers:localmailbox"),
     ("Aliases", "routing:alias-list"),
     ("Unprocessed mail", "routing:unprocessed-list"),

@@ -48,7 +48,7 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
         Opportunity, "CRM", "crm", "opportunities",
         ("title", "contact", "expected_revenue", "stage"),
         ("title", "contact__name", "contact__email"),
-        ("title", "contact", "expected_revenue", "stage", "owner"),
+        ("title", "contact", "expected_revenue", "stage", "owner", "description"),
     ),
     RecordKind(
         SalesOrder, "Sales", "sales", "orders",
@@ -72,7 +72,8 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
         Ticket, "Helpdesk", "helpdesk", "tickets",
         ("subject", "contact", "priority", "stage", "assignee"),
         ("subject", "contact__name", "contact__email"),
-        ("subject", "contact", "priority", "stage", "assignee", "owner"),
+        ("subject", "contact", "priority", "stage", "assignee", "owner",
+         "description"),
     ),
     RecordKind(
         Expense, "Expenses", "expenses", "expenses",

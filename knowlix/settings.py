@@ -75,10 +75,15 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "knowlix.error_pages.AppErrorPagesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last: it answers a locked-out login itself (django-axes).
     "axes.middleware.AxesMiddleware",
 ]
+# With DEBUG on, the app's own error pages unless a developer asks for Django's
+# (which list every URL pattern and the settings): knowlix/error_pages.py.
+KNOWLIX_DEBUG_PAGES = env_bool("KNOWLIX_DEBUG_PAGES", False)
+DEFAULT_EXCEPTION_REPORTER = "knowlix.error_pages.AppExceptionReporter"
 
 # --- Content-Security-Policy (django-csp) ---------------------------------------
 # No inline script anywhere (every script is a file under static/), no remote
@@ -116,6 +121,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "knowlix.context_processors.knowlix",
             ],
+            # {{ value|when }}: the one date style (relative, exact on hover).
+            "builtins": ["knowlix.templatetags.knowlix_dates"],
         },
     },
 ]
@@ -197,6 +204,8 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing directory
+# Files served at the site's root: /favicon.ico, which browsers ask for anyway.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 STORAGES = {

@@ -12,7 +12,7 @@ from django.urls import include, path
 from health_check.views import HealthCheckView
 
 from knowlix.core_urls import record_urlpatterns
-from knowlix.views import contacts, home, ops, security
+from knowlix.views import contacts, home, ops, security, teams
 from knowlix.views import settings as settings_views
 from mailservers.views.oauth import root_urlpatterns as oauth_root_urlpatterns
 
@@ -48,6 +48,9 @@ knowlix_patterns = [
         name="locked-login-unlock",
     ),
     path("preferences/", settings_views.preferences, name="preferences"),
+    path("settings/teams/", teams.team_list, name="team-list"),
+    path("settings/teams/new/", teams.team_edit, name="team-create"),
+    path("settings/teams/<int:pk>/", teams.team_edit, name="team-edit"),
     *record_urlpatterns(),
 ]
 

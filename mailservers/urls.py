@@ -1,6 +1,8 @@
 """URLs of mail server pages; each side declares its own ``urlpatterns``."""
 
-from mailservers.views import incoming, oauth, outgoing
+from mailservers.views import flow, incoming, oauth, outgoing
 
 app_name = "mailservers"
-urlpatterns = outgoing.urlpatterns + incoming.urlpatterns + oauth.urlpatterns
+urlpatterns = (
+    outgoing.urlpatterns + incoming.urlpatterns + oauth.urlpatterns + flow.urlpatterns
+)

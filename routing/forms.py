@@ -38,6 +38,7 @@ class AliasForm(forms.ModelForm):
             "parent_object_id",
             "contact_policy",
             "bounce_message",
+            "team",
             "is_active",
         ]
         field_classes = {
@@ -57,10 +58,15 @@ class AliasForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         ids = [ct.pk for ct in record_content_types()]
+        empty = {"content_type": "Choose a record kind", "parent_content_type": "None"}
         for name in ("content_type", "parent_content_type"):
             kinds = self.fields[name]
             assert isinstance(kinds, RecordKindField)  # Meta.field_classes
             kinds.queryset = ContentType.objects.filter(pk__in=ids)
+            kinds.empty_label = empty[name]  # not Django's "---------"
+        team = self.fields["team"]
+        assert isinstance(team, forms.ModelChoiceField)
+        team.empty_label = "No team"
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip().lower()

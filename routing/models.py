@@ -62,6 +62,15 @@ class Alias(models.Model):
     bounce_message = models.TextField(
         blank=True, help_text=_("Sent to refused senders; a polite default if empty.")
     )
+    # Its members follow every record the alias creates; it may assign them.
+    team = models.ForeignKey(
+        "knowlix.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("Who follows (and may be assigned) every record it creates."),
+    )
     is_active = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

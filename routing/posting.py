@@ -21,7 +21,8 @@ from feed.models import Message
 from feed.recipients import FollowerRow
 from feed.services import NewPost, new_message_id
 from knowlix.html import html_to_text
-from knowlix.models import Record
+from knowlix.models import Record, Team
+from knowlix.teams import apply_team
 from routing.authenticity import Verdict
 from routing.matching import Author, is_system_address
 from routing.parsing import SUBJECT_TAG_RE, ParsedMessage
@@ -29,6 +30,8 @@ from routing.parsing import SUBJECT_TAG_RE, ParsedMessage
 # Sanitizing is linear in the size (nh3 is an HTML5 parser), so a size budget is a
 # time budget: above it the text body is posted and the HTML kept as a file.
 HTML_BUDGET_CHARS = 400_000
+# A description is for reading at a glance; the whole mail is in the feed.
+DESCRIPTION_CHARS = 20_000
 
 
 @dataclass
@@ -128,10 +131,16 @@ def mail_post(
 
 
 def new_record(
-    *, model: type[Record], defaults: dict, parsed: ParsedMessage, author: Author
+    *,
+    model: type[Record],
+    defaults: dict,
+    parsed: ParsedMessage,
+    author: Author,
+    team: Team | None = None,
 ) -> Record:
     """An unsaved record of ``model`` from the mail: title from the subject, its
-    contact (``feed.services.create_records`` saves it)."""
+    contact, its description (the mail's body), its team's followers and assignee
+    (``feed.services.create_records`` saves it)."""
     values = {}
     for name, value in (defaults or {}).items():
         # {"assignee": 7} names the user by id: the field's id attribute takes it.
@@ -141,7 +150,25 @@ def new_record(
     max_length = getattr(field, "max_length", None) or 200
     subject = record_title(parsed.subject)
     values.setdefault(model.TITLE_FIELD, (subject or _("(no subject)"))[:max_length])
-    return model.new_from_mail(subject=subject, contact=author.contact, defaults=values)
+    if model.DESCRIPTION_FIELD and not values.get(model.DESCRIPTION_FIELD):
+        values[model.DESCRIPTION_FIELD] = mail_description(parsed)
+    record = model.new_from_mail(
+        subject=subject, contact=author.contact, defaults=values
+    )
+    if team is not None:
+        apply_team(record=record, team=team)
+    return record
+
+
+def mail_description(parsed: ParsedMessage) -> str:
+    """The first mail's body as a record's description: its text (or its HTML as
+    text), cut at ``DESCRIPTION_CHARS``."""
+    text = parsed.body_text.strip()
+    if not text and parsed.body_html:
+        text = html_to_text(parsed.body_html[:HTML_BUDGET_CHARS]).strip()
+    if len(text) > DESCRIPTION_CHARS:
+        text = text[:DESCRIPTION_CHARS].rstrip() + "…"
+    return text
 
 
 # Reply and forward prefixes of the mail clients in use (Re, Fwd, AW, WG, SV, RV,

@@ -93,7 +93,9 @@ class GroupReads:
         names |= {matching.split_address(m.from_address)[0] for m in self.messages}
         self.aliases: dict[str, Alias] = {}
         if names:
-            rows = Alias.objects.filter(name__in=names).select_related("content_type")
+            rows = Alias.objects.filter(name__in=names).select_related(
+                "content_type", "team"
+            )
             self.aliases = {alias.name: alias for alias in rows}
         self._contacts: dict[str, Contact] | None = None
         self._problems: dict[int, str] = {}

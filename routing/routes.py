@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from django.utils.translation import gettext as _
 
 from feed.models import Message
-from knowlix.models import Contact, Record
+from knowlix.models import Contact, Record, Team
 from knowlix.records import RECORD_MODELS, record_label
 from routing import loops, matching, replies
 from routing.authenticity import Verdict
@@ -39,10 +39,16 @@ def model_for_action(action: str) -> type[Record] | None:
     return next((m for m in RECORD_MODELS if m._meta.model_name == name), None)
 
 
+def default_team(server: IncomingServerLike | None) -> Team | None:
+    """The team of the records a server's default action creates, if any."""
+    return getattr(server, "default_team", None)
+
+
 class IncomingServerLike(Protocol):
     """What routing reads from an incoming server (mailservers.IncomingServer)."""
 
     default_action: str  # a model label, e.g. "knowlix.ticket"
+    # default_team (a knowlix Team or None) is read with getattr: optional.
 
 
 @dataclass
@@ -54,6 +60,7 @@ class PlannedRoute:
     parent: Message | None = None
     model: type[Record] | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
+    team: Team | None = None  # of a record to create: its followers, its assignee
 
 
 @dataclass
@@ -137,7 +144,7 @@ class Router:
             for alias in aliases:
                 self.apply_alias(alias)
         elif (model := self.default_model()) is not None:
-            self.create(model, {})
+            self.create(model, {}, team=default_team(self.server))
         elif matching.addressed_to_us(self.parsed):
             self.refuse(_("No mailbox or alias of ours has this address."))
 
@@ -200,7 +207,7 @@ class Router:
         elif fixed is not None:
             self.post(fixed, parent=None)
         else:
-            self.create(model, alias.defaults or {})
+            self.create(model, alias.defaults or {}, team=alias.team)
 
     def policy_refusal(self, alias: Alias) -> str:
         """Why the alias's contact policy refuses the sender ("" if it accepts)."""
@@ -270,14 +277,16 @@ class Router:
             PlannedRoute(author=author, record=record, parent=parent)
         )
 
-    def create(self, model: type[Record], defaults: dict[str, Any]) -> None:
+    def create(
+        self, model: type[Record], defaults: dict[str, Any], *, team: Team | None
+    ) -> None:
         author = self.author_for(None)
         if self.is_limited(author, Scope.CREATE):
             self.refuse_loop()
             return
         self.reads.count(self.address, Scope.CREATE)
         self.plan.routes.append(
-            PlannedRoute(author=author, model=model, defaults=dict(defaults))
+            PlannedRoute(author=author, model=model, defaults=dict(defaults), team=team)
         )
 
     # --- refusals -------------------------------------------------------------------

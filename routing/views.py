@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from knowlix import params
 from knowlix.decorators import technical_required
+from knowlix.users import person_label
 from routing import services
 from routing.aliases import alias_problem, save_alias
 from routing.forms import AliasForm
@@ -19,7 +20,9 @@ RAW_PREVIEW_BYTES = 20_000
 
 @technical_required
 def alias_list(request: HttpRequest) -> HttpResponse:
-    aliases = Alias.objects.select_related("content_type", "parent_content_type")
+    aliases = Alias.objects.select_related(
+        "content_type", "parent_content_type", "team"
+    )
     rows = [(alias, alias_problem(alias)) for alias in aliases]
     return render(
         request,
@@ -94,8 +97,7 @@ def unprocessed_reprocess(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def unprocessed_discard(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(UnprocessedMail, pk=pk)
-    services.discard_unprocessed(
-        unprocessed=row, user_label=request.user.get_username()
-    )
+    assert request.user.is_authenticated  # technical_required
+    services.discard_unprocessed(unprocessed=row, user_label=person_label(request.user))
     messages.success(request, "Message discarded.")
     return redirect("routing:unprocessed-list")

@@ -69,6 +69,7 @@ def write_plans(
                         defaults=route.defaults,
                         parsed=item.parsed,
                         author=route.author,
+                        team=route.team,
                     ),
                     route.author.user,
                 )

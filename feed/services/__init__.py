@@ -7,6 +7,7 @@
 - :mod:`.inbox`: marking notifications read.
 - :mod:`.images`: the senders whose remote images a user always shows.
 - :mod:`.records`: creating and updating business records with their feed events.
+- :mod:`.assignments`: telling people a record or an activity is theirs.
 """
 
 from feed.attachments import AttachmentInput
@@ -17,6 +18,7 @@ from feed.services.activities import (
     mark_activity_done,
     schedule_activity,
 )
+from feed.services.assignments import notify_activity, notify_assignment
 from feed.services.followers import follow, new_record_followers, unfollow
 from feed.services.images import always_show_images, message_sender_address
 from feed.services.inbox import mark_message_read, mark_notifications_read
@@ -52,6 +54,8 @@ __all__ = [
     "mark_notifications_read",
     "new_message_id",
     "new_record_followers",
+    "notify_activity",
+    "notify_assignment",
     "notify_record_created",
     "notify_records_created",
     "notify_users",

@@ -12,9 +12,11 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from feed.models import Activity, ActivityType, Message, Subtype
+from feed.services.assignments import notify_activity
 from feed.services.followers import follow
 from feed.services.posting import post_message
 from knowlix.html import sanitize_html, text_to_html
+from knowlix.models import Record
 
 
 def default_due_date(activity_type: ActivityType) -> dt.date:
@@ -43,6 +45,8 @@ def schedule_activity(
         due_date=due_date or default_due_date(activity_type),
     )
     follow(record=record, user=assignee)
+    if isinstance(record, Record):
+        notify_activity(activity=activity, record=record)
     return activity
 
 

@@ -101,6 +101,8 @@ def _default_people(
 ) -> tuple[list[User], Contact | None]:
     """Who follows a record by default: its users and the author, its contact."""
     people = list(getattr(record, "feed_users", []) or [])
+    # A record created for a team (knowlix.teams.apply_team): its members too.
+    people += getattr(record, "team_followers", ())
     if author is not None and getattr(author, "pk", None):
         people.append(author)
     users = list({u.pk: u for u in people}.values())

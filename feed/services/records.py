@@ -14,6 +14,7 @@ from django.db import models, transaction
 from django.db.models import Field, signals
 
 from feed.services import notices as feed_services
+from feed.services.assignments import notify_assignment
 from knowlix.models import Record
 
 
@@ -22,6 +23,8 @@ def _field_display(record: Record, field_name: str) -> str:
     if getattr(field, "choices", None):
         return str(getattr(record, f"get_{field_name}_display")())
     value = getattr(record, field_name)
+    if isinstance(value, User):  # people by their full name, as everywhere
+        return value.get_full_name() or value.get_username()
     return "" if value is None else str(value)
 
 
@@ -89,4 +92,18 @@ def update_record(
     record.save()
     if changes:
         feed_services.post_tracking(record=record, author=author, changes=changes)
+    _notify_new_assignee(record, old, author, changed_fields)
     return record
+
+
+def _notify_new_assignee(
+    record: Record, old: Record, author: User | None, changed_fields: list[str]
+) -> None:
+    """Whoever the record is now assigned to hears about it. A tracked assignee
+    field already does: its change is posted, and the new assignee follows."""
+    field = record.ASSIGNEE_FIELD
+    if field not in changed_fields or field in record.TRACKED_FIELDS:
+        return
+    assignee = getattr(record, field)
+    if assignee is not None and assignee.pk != getattr(old, f"{field}_id"):
+        notify_assignment(record=record, assignee=assignee, author=author)

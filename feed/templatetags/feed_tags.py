@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from feed import selectors
+from feed.mentions import highlight_mentions
 from feed.models import Attachment, Message
 from feed.panel import panel_context
 from feed.services import message_sender_address
@@ -136,6 +137,8 @@ def render_body(message: Message, *, show_images: Callable[[], bool]) -> SafeStr
             return f'src="{attachment_url(attachment)}"'
 
         html = _CID_SRC.sub(swap, html)
+    if message.kind != Message.Kind.NOTIFICATION:
+        html = highlight_mentions(html)  # escapes what it adds
     return mark_safe(html)  # noqa: S308 - sanitized just above
 
 

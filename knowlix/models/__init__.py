@@ -12,6 +12,7 @@ from knowlix.models.records import (
     Ticket,
 )
 from knowlix.models.system import Heartbeat, SystemParameter, UserProfile
+from knowlix.models.teams import Team
 
 __all__ = [
     "Contact",
@@ -24,6 +25,7 @@ __all__ = [
     "Record",
     "SalesOrder",
     "SystemParameter",
+    "Team",
     "Ticket",
     "UserProfile",
     "normalize_email",

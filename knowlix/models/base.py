@@ -36,6 +36,12 @@ class Record(models.Model):
     TRACKED_FIELDS: ClassVar[tuple[str, ...]] = ()
     # URL prefix of the record kind, e.g. "helpdesk/tickets".
     URL_NAME: ClassVar[str] = ""
+    # The user field that says who handles the record: a team's assignment sets
+    # it, and whoever it is set to hears about it.
+    ASSIGNEE_FIELD: ClassVar[str] = "owner"
+    # A long text field that a mail creating the record fills with its body ("" =
+    # none): shown apart from the other fields.
+    DESCRIPTION_FIELD: ClassVar[str] = ""
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -49,6 +55,10 @@ class Record(models.Model):
     reply_token = models.CharField(
         max_length=32, unique=True, default=new_reply_token, editable=False
     )
+
+    # Not a field: the team members who follow a record being created for a team
+    # (``knowlix.teams.apply_team``); read once by the "created" notice.
+    team_followers: tuple[User, ...] = ()
 
     class Meta:
         abstract = True

@@ -48,6 +48,7 @@ class Opportunity(Record):
     TITLE_FIELD = "title"
     TRACKED_FIELDS = ("stage",)
     URL_NAME = "opportunity"
+    DESCRIPTION_FIELD = "description"
 
     class Stage(models.TextChoices):
         NEW = "new", _("New")
@@ -57,6 +58,7 @@ class Opportunity(Record):
         LOST = "lost", _("Lost")
 
     title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
     contact = contact_link()
     expected_revenue = models.DecimalField(default=Decimal(0), **_money)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
@@ -117,7 +119,9 @@ class Project(Record):
     TAG = "PRJ"
     TITLE_FIELD = "name"
     CONTACT_FIELD = ""
+    TRACKED_FIELDS = ("manager",)
     URL_NAME = "project"
+    ASSIGNEE_FIELD = "manager"
 
     name = models.CharField(max_length=200)
     manager = user_link()
@@ -136,6 +140,8 @@ class Ticket(Record):
     TITLE_FIELD = "subject"
     TRACKED_FIELDS = ("stage", "assignee")
     URL_NAME = "ticket"
+    ASSIGNEE_FIELD = "assignee"
+    DESCRIPTION_FIELD = "description"
 
     class Priority(models.TextChoices):
         LOW = "low", _("Low")
@@ -151,6 +157,7 @@ class Ticket(Record):
         CANCELLED = "cancelled", _("Cancelled")
 
     subject = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
     contact = contact_link()
     priority = models.CharField(
         max_length=10, choices=Priority.choices, default=Priority.NORMAL

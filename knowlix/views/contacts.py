@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from feed.selectors import contact_messages
 from knowlix.forms import ContactForm
 from knowlix.models import Contact
 
@@ -39,7 +40,11 @@ def contact_list(request: HttpRequest) -> HttpResponse:
 def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     _check(request, "view")
     contact = get_object_or_404(Contact, pk=pk)
-    return render(request, "knowlix/contact_detail.html", {"contact": contact})
+    assert request.user.is_authenticated  # _check: anonymous users have no perms
+    feed = contact_messages(contact_id=contact.pk, user=request.user)
+    return render(
+        request, "knowlix/contact_detail.html", {"contact": contact, "feed": feed}
+    )
 
 
 def contact_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:

@@ -87,12 +87,14 @@ def _cell(obj: object, column: str) -> str:
 
 def record_detail(request: HttpRequest, kind: RecordKind, pk: int) -> HttpResponse:
     record = get_model_record_for_user(request.user, kind.model, pk)
+    described = record.DESCRIPTION_FIELD
     fields = [
         (
             _field_label(kind, name),
             _cell(record, name),
         )
         for name in kind.fields
+        if name != described
     ]
     response = render(
         request,
@@ -101,6 +103,8 @@ def record_detail(request: HttpRequest, kind: RecordKind, pk: int) -> HttpRespon
             "kind": kind,
             "record": record,
             "fields": fields,
+            "description": getattr(record, described, "") if described else "",
+            "has_description": bool(described),
             "record_ct_id": ContentType.objects.get_for_model(kind.model).pk,
             "can_change": can_change_model(request.user, kind.model),
         },

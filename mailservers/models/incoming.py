@@ -115,6 +115,15 @@ class IncomingServer(models.Model):
         choices=DefaultAction.choices,
         default=DefaultAction.TICKET,
     )
+    # Follows (and may be assigned) the records the default action creates.
+    default_team = models.ForeignKey(
+        "knowlix.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("team of those records"),
+    )
     poll_interval_minutes = models.PositiveIntegerField(default=5)
     state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
 

@@ -59,11 +59,15 @@ class IncomingServerForm(ServerFormRules, forms.ModelForm):
             "after_store",
             "move_to_folder",
             "default_action",
+            "default_team",
             "poll_interval_minutes",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        team = self.fields["default_team"]
+        assert isinstance(team, forms.ModelChoiceField)
+        team.empty_label = _("No team")
         self.init_rules()  # the password row stays: the page hides it for sign-in
         if self.uses_oauth:
             # Connecting the account sets the user name, and an empty host gets

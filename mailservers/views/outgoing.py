@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch
+from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -166,10 +166,29 @@ def queue(request: HttpRequest) -> HttpResponse:
         )
         .order_by("-created_at", "-id")
     )
+    query = request.GET.get("q", "").strip()[:200]
+    server: str | None = request.GET.get("server", "")
+    searched = OutgoingMail.objects.all()
+    if query:  # subject, sender, a recipient's address or the Message-ID
+        searched = searched.filter(
+            Q(subject__icontains=query)
+            | Q(from_address__icontains=query)
+            | Q(message_id__icontains=query)
+            | Q(pk__in=OutgoingRecipient.objects.filter(
+                address__icontains=query).values("mail_id"))
+        )  # fmt: skip
+    servers = sorted(
+        set(OutgoingMail.objects.order_by().values_list("server_label", flat=True))
+    )
+    if server in servers and "server" in request.GET:
+        searched = searched.filter(server_label=server)
+    else:
+        server = None
+    mails = mails.filter(pk__in=searched.values("pk")) if query or server else mails
     if state in OutgoingMail.State.values:
         mails = mails.filter(state=state)
     counts = dict(
-        OutgoingMail.objects.order_by()
+        searched.order_by()
         .values_list("state")
         .annotate(n=Count("id"))
         .values_list("state", "n")
@@ -179,10 +198,24 @@ def queue(request: HttpRequest) -> HttpResponse:
         (value, label, counts.get(value, 0))
         for value, label in OutgoingMail.State.choices
     ]
+    keep = request.GET.copy()
+    keep.pop("page", None)
+    filters = keep.copy()
+    filters.pop("state", None)
     return render(
         request,
         "mailservers/outgoing/queue.html",
-        {"page": page, "state": state, "states": states, "total": sum(counts.values())},
+        {
+            "page": page,
+            "state": state,
+            "states": states,
+            "total": sum(counts.values()),
+            "query": query,
+            "server": server,
+            "servers": servers,
+            "keep": keep.urlencode(),  # for the pager: every filter but the page
+            "filters": filters.urlencode(),  # for the state buttons
+        },
     )
 
 

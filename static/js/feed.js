@@ -14,6 +14,79 @@
       { code: "[45]..", swap: false, error: true },
     ];
   }
+  // Feedback on the panel's forms: the button says what is happening and cannot
+  // be pressed twice (hx-disabled-elt), uploads show their progress, and an answer
+  // that is not a form (400 for a request too large, 403, 500, no network) is
+  // told next to the form instead of leaving it silently unchanged.
+  var REASONS = {
+    400: "The server refused this request: it is malformed or too large (a field or the files exceed the size limit).",
+    403: "You may not do this on this record.",
+    404: "This record or item no longer exists.",
+    413: "The request is too large: send fewer or smaller files.",
+    429: "Too many requests: wait a moment and try again.",
+  };
+  function formOf(event) {
+    var elt = event.detail && event.detail.elt;
+    return elt && elt.closest ? elt.closest("form") : null;
+  }
+  function showError(form, text) {
+    var box = form && form.querySelector(".form-error");
+    if (!box) {
+      var panel = document.getElementById("feed-panel");
+      if (!panel) return;
+      box = panel.querySelector(":scope > .feed-error");
+      if (!box) {
+        box = document.createElement("p");
+        box.className = "form-error feed-error";
+        box.setAttribute("role", "alert");
+        panel.insertBefore(box, panel.firstChild);
+      }
+    }
+    box.textContent = text;
+    box.hidden = false;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = formOf(event);
+    if (!form) return;
+    var box = form.querySelector(".form-error");
+    if (box) box.hidden = true;
+    var button = form.querySelector("button[type=submit][data-busy]");
+    if (button) {
+      button.dataset.idle = button.textContent;
+      button.textContent = button.dataset.busy;
+      button.setAttribute("aria-busy", "true");
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = formOf(event);
+    if (!form) return;
+    var button = form.querySelector("button[type=submit][data-busy]");
+    if (button && button.dataset.idle) {
+      button.textContent = button.dataset.idle;
+      button.removeAttribute("aria-busy");
+    }
+    var bar = form.querySelector(".upload-progress");
+    if (bar) bar.hidden = true;
+  });
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var form = formOf(event);
+    var bar = form && form.querySelector(".upload-progress");
+    if (!bar || !event.detail.lengthComputable || !event.detail.total) return;
+    if (!form.querySelector("input[type=file]") || !form.querySelector("input[type=file]").files.length) return;
+    bar.hidden = false;
+    bar.value = Math.round((100 * event.detail.loaded) / event.detail.total);
+    bar.textContent = bar.value + "%";
+  });
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    var text = REASONS[status] || (status >= 500
+      ? "The server failed (" + status + "). Nothing was lost: try again in a moment."
+      : "The request failed (" + status + ").");
+    showError(formOf(event), text);
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    showError(formOf(event), "The server could not be reached. Check your connection and try again.");
+  });
   document.addEventListener("toggle", function (event) {
     var opened = event.target;
     if (!opened.classList || !opened.classList.contains("feed-tab") || !opened.open) return;
@@ -41,31 +114,45 @@
     event.preventDefault();
     jumpTo(target);
   });
+  // One line per message: "2 replies from Ready Mat, Marc Demo", each author once
+  // (linked to their first reply), however many replies they wrote.
   function linkReplies() {
     var replies = document.querySelectorAll("article.feed-message[data-parent]");
     for (var i = replies.length - 1; i >= 0; i--) { // oldest first
       var reply = replies[i];
       var parent = document.getElementById(reply.dataset.parent);
-      if (!parent || parent.querySelector('a.feed-reply-link[data-target="' + reply.id + '"]')) continue;
+      if (!parent) continue;
       var list = parent.querySelector(":scope > .feed-replies");
       if (!list) {
         list = document.createElement("div");
         list.className = "feed-replies";
         list.innerHTML = '<span class="feed-reply-arrow" aria-hidden="true">↩</span> <span class="feed-replies-label"></span> ';
+        list.dataset.seen = "";
         parent.appendChild(list);
       }
-      var count = list.querySelectorAll("a.feed-reply-link").length + 1;
-      if (count > 1) list.appendChild(document.createTextNode(", "));
-      var link = document.createElement("a");
-      link.className = "feed-reply-link";
-      link.href = "#" + reply.id;
-      link.dataset.target = reply.id;
+      var seen = list.dataset.seen ? list.dataset.seen.split(" ") : [];
+      if (seen.indexOf(reply.id) !== -1) continue;
+      seen.push(reply.id);
+      list.dataset.seen = seen.join(" ");
       var author = reply.querySelector("header strong");
-      link.textContent = author ? author.textContent : "reply";
-      list.appendChild(link);
+      var name = author ? author.textContent.trim() : "someone";
+      var known = Array.prototype.some.call(list.querySelectorAll("a.feed-reply-link"), function (a) {
+        return a.textContent === name;
+      });
+      if (!known) {
+        if (list.querySelector("a.feed-reply-link")) list.appendChild(document.createTextNode(", "));
+        var link = document.createElement("a");
+        link.className = "feed-reply-link";
+        link.href = "#" + reply.id;
+        link.dataset.target = reply.id;
+        link.textContent = name;
+        list.appendChild(link);
+      }
+      var count = seen.length;
       list.querySelector(".feed-replies-label").textContent = count === 1 ? "1 reply from" : count + " replies from";
     }
   }
   linkReplies();
   document.addEventListener("htmx:afterSettle", linkReplies);
+  document.addEventListener("knowlix:feed-updated", linkReplies);
 })();

@@ -183,6 +183,6 @@ def test_tracking_posts_each_change(ticket, alice, bob):
     )
     message = Message.objects.get(subtype__code="stage")
     assert "New → In progress" in message.body_text
-    assert "bob" in message.body_text
+    assert "Bob" in message.body_text  # by full name, as everywhere
     # the new assignee follows the record
     assert Follower.objects.filter(Q(user=bob), object_id=ticket.pk).exists()

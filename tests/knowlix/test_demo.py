@@ -122,3 +122,14 @@ def test_demo_notification_to_a_colleague_is_caught_not_routed_back():
     assert caught.routing_outcome == ""
     assert not InboundMail.objects.exists()
     assert feed.count() == before + 1  # the note, not a copy of it
+
+
+def test_demo_sets_a_helpdesk_team_on_helpdesk_alias(db):
+    """The demo's helpdesk@ alias names the Helpdesk team (admin and marc, in turn)."""
+    quiet_demo()
+    quiet_demo()
+    alias = Alias.objects.select_related("team").get(name="helpdesk")
+    assert alias.team is not None and alias.team.name == "Helpdesk"
+    members = set(alias.team.members.values_list("username", flat=True))
+    assert members == {"admin", "marc"}
+    assert alias.team.assignment == "round_robin"

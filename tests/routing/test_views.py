@@ -6,7 +6,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
-from knowlix.models import Ticket
+from knowlix.models import Team, Ticket
 from routing.models import Alias, InboundMail, UnprocessedMail
 from tests.routing.conftest import eml
 
@@ -122,4 +122,30 @@ def test_discard_drops_the_message_on_purpose(developer, aliases, route):
     developer.post(reverse("routing:unprocessed-discard", args=[row.pk]))
     assert not UnprocessedMail.objects.exists()
     inbound = InboundMail.objects.get()
-    assert inbound.outcome == "ignored" and "admin" in inbound.reason
+    # By full name, as everywhere (the admin persona is "Admin").
+    assert inbound.outcome == "ignored" and "by Admin." in inbound.reason
+
+
+def test_alias_names_a_team(developer, aliases):
+    """The alias form offers teams ("No team" when none) and saves the choice; the
+    list shows it."""
+    team = Team.objects.create(name="Billing desk")
+    ct = ContentType.objects.get_by_natural_key("knowlix", "ticket")
+    page = developer.get(reverse("routing:alias-create")).content.decode()
+    assert "No team" in page and "Billing desk" in page and "---------" not in page
+    response = developer.post(
+        reverse("routing:alias-create"),
+        {
+            "name": "billing",
+            "content_type": ct.pk,
+            "defaults": "{}",
+            "contact_policy": "everyone",
+            "team": team.pk,
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302
+    assert Alias.objects.get(name="billing").team == team
+    assert (
+        "Billing desk" in developer.get(reverse("routing:alias-list")).content.decode()
+    )

@@ -28,10 +28,12 @@ from knowlix.models import (
     Opportunity,
     Project,
     SalesOrder,
+    Team,
     Ticket,
 )
 from knowlix.setup import EMPLOYEES, ensure_default_groups
 from knowlix.users import get_profile
+from routing.models import Alias
 
 DEMO_PASSWORD = "admin"  # noqa: S105 - demo only, printed by `make run`
 # The colleagues' domain; mail to it is only caught locally, never routed.
@@ -70,6 +72,7 @@ class Command(BaseCommand):
         marc.groups.add(groups[EMPLOYEES])
         get_profile(admin)
         get_profile(marc)
+        self._team_defaults(team_members=[admin, marc])
         if get_active_dkim_key() is None:
             generate_dkim_key()  # so the Sending domains page shows the key record
         if Ticket.objects.exists():
@@ -123,6 +126,16 @@ class Command(BaseCommand):
             user.email = email
             user.save(update_fields=["email"])
         return user
+
+    def _team_defaults(self, *, team_members: list[User]) -> None:
+        """helpdesk@'s tickets go to the Helpdesk team, each member in turn (an
+        alias given another team keeps it)."""
+        team, created = Team.objects.get_or_create(
+            name="Helpdesk", defaults={"assignment": Team.Assignment.ROUND_ROBIN}
+        )
+        if created:
+            team.members.add(*team_members)
+        Alias.objects.filter(name="helpdesk", team__isnull=True).update(team=team)
 
 
 def users_domain(*, catchall: str) -> str:
