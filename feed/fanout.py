@@ -78,7 +78,7 @@ def _fan_out_chunk(message_id: int, chunk: int) -> int | None:
     """Plan and write the next ``chunk`` followers; None when nothing is left."""
     with transaction.atomic():
         message = (
-            Message.objects.select_for_update()
+            Message.objects.select_for_update(of=("self",))
             .select_related("subtype", "author_user", "author_contact")
             .filter(pk=message_id)
             .first()

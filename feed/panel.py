@@ -6,6 +6,10 @@ and re-rendered alone by the feed's htmx views after each post.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, cast
+
+from django import forms
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
@@ -32,6 +36,21 @@ def scheduled_form(row: ScheduledMessage) -> MessageForm:
     )
 
 
+def share_people_choices(
+    activity_form: ActivityForm, follower_form: AddFollowerForm
+) -> None:
+    """Read the colleagues once for both pickers of the panel (each select would
+    otherwise run the same query when rendered); each keeps its own empty label."""
+    assignee = activity_form.fields["assignee"]
+    colleague = follower_form.fields["user"]
+    assert isinstance(assignee, forms.ModelChoiceField)
+    assert isinstance(colleague, forms.ModelChoiceField)
+    # iter(): a generator, so list() asks no COUNT(*) first.
+    choices = list(iter(cast("Iterable[Any]", assignee.choices)))
+    assignee.widget.choices = choices
+    colleague.widget.choices = [("", colleague.empty_label), *choices[1:]]
+
+
 def panel_context(
     *,
     record: Model,
@@ -47,6 +66,9 @@ def panel_context(
     page = selectors.feed_page(record=record, focus_id=focus_message_id)
     followers = selectors.record_followers(record=record)
     me = next((f for f in followers if f.user_id == user.pk), None)
+    activity_form = activity_form or ActivityForm(auto_id="act_%s")
+    follower_form = follower_form or AddFollowerForm(auto_id="fol_%s")
+    share_people_choices(activity_form, follower_form)
     return {
         "record": record,
         "record_ct_id": ct.pk,
@@ -65,8 +87,8 @@ def panel_context(
         or MessageForm(initial={"kind": Message.Kind.EMAIL}, auto_id="msg_%s"),
         "note_form": note_form
         or MessageForm(initial={"kind": Message.Kind.NOTE}, auto_id="note_%s"),
-        "activity_form": activity_form or ActivityForm(auto_id="act_%s"),
-        "follower_form": follower_form or AddFollowerForm(auto_id="fol_%s"),
+        "activity_form": activity_form,
+        "follower_form": follower_form,
         "done_form": DoneForm(),
         "open_composer": open_composer,
         "subtypes": selectors.subtypes(),
