@@ -21,9 +21,9 @@ from tests.servers.stack import SERVICE, Service
 def own_broker(tmp_path, monkeypatch):
     """A Redis of this test only (nothing it queues can reach another test)."""
     redis = RedisServer(tmp_path)
+    old = app.conf.broker_url, app.conf.task_always_eager  # before the env changes
     # Celery reads CELERY_BROKER_URL from the environment before its conf (CI sets it).
     monkeypatch.setenv("CELERY_BROKER_URL", redis.url)
-    old = app.conf.broker_url, app.conf.task_always_eager
     app.conf.broker_url, app.conf.task_always_eager = redis.url, False
     _reset_connections(app)
     yield redis.url
