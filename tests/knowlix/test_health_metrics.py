@@ -17,6 +17,7 @@ from knowlix.beat import BEAT, HeartbeatScheduler, record_heartbeat, record_stop
 from knowlix.celery import app
 from knowlix.models import Heartbeat
 from mailservers.models import OutgoingMail, OutgoingRecipient
+from mailservers.services.outbox_health import mark_down, mark_up
 from mailservers.services.outgoing import (
     MailRecipient,
     mark_recipient_bounced,
@@ -100,6 +101,29 @@ def test_outbox_health_reports_a_stalled_queue(client, settings):
     assert health(client, "outbox/")[0] == 200
     _queue(state="sending", claimed_at=timezone.now() - dt.timedelta(hours=1))
     assert health(client, "outbox/")[0] == 500
+
+
+def test_outbox_health_names_the_server_that_is_down(client, settings):
+    """During an outage the overdue mail is the server's, not a missing worker's:
+    the report says which server, since when, why, and when it is probed next."""
+    settings.KNOWLIX_HEALTH_OUTBOX_STALL = 600
+    long_ago = timezone.now() - dt.timedelta(hours=2)
+    _queue(next_attempt_at=long_ago)
+    _queue(next_attempt_at=long_ago)
+    status, body = health(client, "outbox/")
+    assert status == 500 and "is a worker draining?" in body["Outbox()"]
+    mark_down(None, "Connection refused")
+    status, body = health(client, "outbox/")
+    report = body["Outbox()"]
+    assert status == 500
+    assert "2 mail waiting for Default server, down since" in report
+    assert "(Connection refused), next probe" in report
+    assert "worker" not in report
+    mark_up(None)
+    status, body = health(client, "outbox/")
+    assert (
+        "2 mail overdue" in body["Outbox()"] and "waiting for" not in body["Outbox()"]
+    )
 
 
 def test_health_is_public_and_names_every_component(client):
