@@ -22,6 +22,8 @@ SUBTYPES = [
     (Subtype.ACTIVITY, "Activities", True, True, 3),
     (Subtype.STAGE, "Stage changes", True, True, 4),
     (Subtype.CREATED, "Record created", True, True, 5),
+    # Not default: only a mailing's audience gets it, and nothing else from there.
+    (Subtype.MAILING, "Mailings", False, False, 6),
 ]
 
 # name, category, default delay in days, icon, sequence

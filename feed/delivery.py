@@ -21,12 +21,20 @@ from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
 from feed.errors import NothingToResend
-from feed.models import Attachment, Message, MessageRecipient, delivery_state
+from feed.models import (
+    Attachment,
+    Message,
+    MessageRecipient,
+    Subtype,
+    delivery_state,
+)
 from knowlix import params
 from knowlix.models import Record
+from knowlix.unsubscribe import UnsubscribeLinks
 from mailservers import mime
 from mailservers.errors import MailServerError
 from mailservers.models import OutgoingRecipient
+from mailservers.personalize import CopyLines
 from mailservers.services.outgoing import (
     MailCopy,
     MailRecipient,
@@ -35,6 +43,10 @@ from mailservers.services.outgoing import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Where a mailing's footer links to the copy's own unsubscribe page: each copy gets
+# its own link in place of this (``mailservers.personalize``).
+UNSUBSCRIBE_PLACEHOLDER = "knowlix-unsubscribe-link-placeholder"
 
 
 @dataclass(frozen=True)
@@ -77,10 +89,30 @@ def _mail_parts(message: Message) -> list[mime.MailPart]:
     return parts
 
 
+def is_mailing_mail(message: Message, *, for_users: bool) -> bool:
+    """A mailing's email to its audience: its own look, an unsubscribe link."""
+    subtype = message.subtype
+    return not for_users and subtype is not None and subtype.code == Subtype.MAILING
+
+
+def unsubscribe_lines(links: UnsubscribeLinks, address: str) -> CopyLines:
+    """A mailing copy's own lines: the RFC 8058 one-click unsubscribe headers
+    (``List-Unsubscribe`` is an https URL that takes a POST) and the footer link."""
+    url = links.url(address)
+    return CopyLines(
+        headers=[
+            ("List-Unsubscribe", f"<{url}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ],
+        values=[(UNSUBSCRIBE_PLACEHOLDER, url)],
+    )
+
+
 def render_message_mail(
     *, message: Message, record: Model, for_users: bool
 ) -> tuple[str, str, str]:
-    """(subject, text, html) of the mail carrying ``message``."""
+    """(subject, text, html) of the mail carrying ``message`` (a mailing's email
+    has its own templates, with the footer's unsubscribe placeholder)."""
     path = record.get_absolute_url() if hasattr(record, "get_absolute_url") else "/"
     # Only business records have a feed page to land on and a reply address; a
     # notice about anything else (a domain, a server) links to that object's page.
@@ -94,10 +126,14 @@ def render_message_mail(
         "record_url": absolute_url(path),
         "for_users": for_users,
         "preferences_url": absolute_url("/preferences/"),
+        "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
     }
-    subject = render_to_string("emails/feed_message/subject.txt", context)
-    text = render_to_string("emails/feed_message/body.txt", context)
-    html = render_to_string("emails/feed_message/body.html", context)
+    name = (
+        "mailing" if is_mailing_mail(message, for_users=for_users) else "feed_message"
+    )
+    subject = render_to_string(f"emails/{name}/subject.txt", context)
+    text = render_to_string(f"emails/{name}/body.txt", context)
+    html = render_to_string(f"emails/{name}/body.html", context)
     return " ".join(subject.split()), text, html
 
 
@@ -134,6 +170,11 @@ def queue_message_copies(
     own_id = (
         own_id and not for_users and message.direction != Message.Direction.INCOMING
     )
+    links = (
+        UnsubscribeLinks(mailing_id=record.pk)
+        if is_mailing_mail(message, for_users=for_users)
+        else None
+    )
     mail_copies = [
         MailCopy(
             recipients=[
@@ -148,6 +189,7 @@ def queue_message_copies(
                 for a in copy
             ],
             message_id=copy_message_id(message.message_id, n) if own_id else "",
+            lines=unsubscribe_lines(links, copy[0].address) if links else None,
         )
         for n, copy in enumerate(copies)
     ]

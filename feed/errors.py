@@ -25,3 +25,15 @@ class EmptyMessage(FeedError):
 
 class NothingToResend(FeedError):
     default_message = _("Only a failed or bounced recipient can be resent.")
+
+
+class MailingNotDraft(FeedError):
+    """Send on a mailing that is already sending or sent (a second click)."""
+
+    default_message = _("This mailing has already been sent: it is sent only once.")
+
+
+class EmptyAudience(FeedError):
+    default_message = _(
+        "Nobody is in this mailing's audience: there is no one to send to."
+    )

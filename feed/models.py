@@ -28,6 +28,7 @@ class Subtype(models.Model):
     ACTIVITY = "activity"
     STAGE = "stage"
     CREATED = "created"
+    MAILING = "mailing"  # a mailing's email; its audience is subscribed to it alone
 
     code = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=80)

@@ -20,6 +20,9 @@ from feed.forms import ActivityForm, AddFollowerForm, DoneForm, MessageForm
 from feed.models import Message, ScheduledMessage
 from knowlix.access import can_change_model
 
+# The panel lists this many followers at most (and says how many there are).
+FOLLOWERS_SHOWN = 200
+
 
 def scheduled_form(row: ScheduledMessage) -> MessageForm:
     """The edit form of a scheduled email, filled with what it holds now."""
@@ -64,8 +67,13 @@ def panel_context(
 ) -> dict:
     ct = ContentType.objects.get_for_model(record)
     page = selectors.feed_page(record=record, focus_id=focus_message_id)
-    followers = selectors.record_followers(record=record)
+    followers = selectors.record_followers(record=record, limit=FOLLOWERS_SHOWN + 1)
+    follower_total = len(followers)
     me = next((f for f in followers if f.user_id == user.pk), None)
+    if follower_total > FOLLOWERS_SHOWN:  # a mailing's audience: count, don't list
+        followers = followers[:FOLLOWERS_SHOWN]
+        follower_total = selectors.follower_count(record=record)
+        me = selectors.user_follower(record=record, user=user)
     activity_form = activity_form or ActivityForm(auto_id="act_%s")
     follower_form = follower_form or AddFollowerForm(auto_id="fol_%s")
     share_people_choices(activity_form, follower_form)
@@ -77,6 +85,7 @@ def panel_context(
         "messages": page.messages,
         "feed_stamp": selectors.feed_stamp(record=record),
         "followers": followers,
+        "follower_total": follower_total,
         "my_follower": me,
         "activities": selectors.record_activities(record=record),
         "scheduled_messages": [

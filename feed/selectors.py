@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Max, Model, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Max, Min, Model, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from feed.delivery import delivery_stamp_columns, recipient_prefetches
@@ -31,6 +31,8 @@ from feed.models import (
     Subtype,
 )
 from knowlix.access import can_view_record
+from knowlix.models import Contact, Mailing, MailingOptOut
+from mailservers.models import OutgoingRecipient
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -182,13 +184,24 @@ def _created_at(message_id: int) -> dt.datetime | None:
     return row["created_at"] if row else None
 
 
-def record_followers(*, record: Model) -> list[Follower]:
-    return list(
+def record_followers(*, record: Model, limit: int | None = None) -> list[Follower]:
+    """The record's followers in order, the first ``limit`` of them if given (a
+    mailing's record has its whole audience as followers)."""
+    rows = (
         Follower.objects.filter(**_record_filter(record))
         .select_related("user", "contact")
         .prefetch_related("subtypes")
         .order_by("id")
     )
+    return list(rows[:limit] if limit is not None else rows)
+
+
+def follower_count(*, record: Model) -> int:
+    return Follower.objects.filter(**_record_filter(record)).count()
+
+
+def user_follower(*, record: Model, user: User) -> Follower | None:
+    return Follower.objects.filter(**_record_filter(record), user=user).first()
 
 
 def record_activities(*, record: Model) -> list[Activity]:
@@ -291,4 +304,86 @@ def get_attachment(*, attachment_id: int) -> Attachment | None:
         Attachment.objects.select_related("blob", "message", "message__content_type")
         .filter(pk=attachment_id)
         .first()
+    )
+
+
+# --- Mailings ----------------------------------------------------------------------
+
+# A contact whose mail hard-bounced more often than this is left out of mailings.
+MAILING_BOUNCE_LIMIT = 2
+
+
+def mailing_audience(mailing: Mailing) -> QuerySet[Contact]:
+    """The contacts a mailing goes to: those with an address (of the company it
+    names, if any), not opted out, not bouncing; one contact per address (the
+    oldest), so nobody gets two copies."""
+    contacts = Contact.objects.exclude(email_normalized="").filter(
+        bounce_count__lte=MAILING_BOUNCE_LIMIT
+    )
+    if mailing.audience == Mailing.Audience.COMPANY:
+        contacts = contacts.filter(company__iexact=mailing.company.strip())
+    contacts = contacts.exclude(
+        email_normalized__in=MailingOptOut.objects.values("address")
+    )
+    first_of_each = (
+        contacts.order_by()
+        .values("email_normalized")
+        .annotate(first=Min("id"))
+        .values("first")
+    )
+    return contacts.filter(pk__in=first_of_each)
+
+
+@dataclass(frozen=True)
+class MailingStats:
+    audience: int
+    queued: int
+    sent: int
+    failed: int
+    bounced: int
+    opted_out: int
+
+    def rows(self) -> list[tuple[str, int]]:
+        """(label, figure) in the order the mailing page shows them."""
+        return [
+            ("Audience", self.audience),
+            ("Queued", self.queued),
+            ("Sent", self.sent),
+            ("Failed", self.failed),
+            ("Bounced", self.bounced),
+            ("Opted out", self.opted_out),
+        ]
+
+
+def mailing_stats(mailing: Mailing) -> MailingStats:
+    """What became of a sent mailing's mail, from the queue's recipient states
+    (no tracking pixel): queued (waiting or retried later), sent, failed (refused
+    by a server, or an address that could not be queued), bounced, and how many
+    used its unsubscribe link. Three queries, whatever the audience."""
+    opted_out = MailingOptOut.objects.filter(mailing=mailing).count()
+    if mailing.message_id is None:
+        return MailingStats(0, 0, 0, 0, 0, opted_out)
+    states = dict(
+        OutgoingRecipient.objects.filter(mail__feed_message_id=mailing.message_id)
+        .order_by()
+        .values_list("state")
+        .annotate(n=Count("id"))
+        .values_list("state", "n")
+    )
+    refused = (
+        MessageRecipient.objects.filter(message_id=mailing.message_id)
+        .exclude(delivery_error="")
+        .filter(deliveries__isnull=True)
+        .count()
+    )
+    kinds = OutgoingRecipient.State
+    return MailingStats(
+        audience=mailing.audience_size,
+        queued=sum(
+            states.get(s, 0) for s in (kinds.QUEUED, kinds.SENDING, kinds.DEFERRED)
+        ),
+        sent=states.get(kinds.SENT, 0),
+        failed=states.get(kinds.FAILED, 0) + states.get(kinds.CANCELLED, 0) + refused,
+        bounced=states.get(kinds.BOUNCED, 0),
+        opted_out=opted_out,
     )

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from feed import blob_gc, digests, fanout, scheduled
+from feed.services import mailings
 
 
 @shared_task
@@ -23,7 +24,16 @@ def collect_unused_blobs() -> int:
 @shared_task(name="feed.tasks.fan_out_message")
 def fan_out_message(message_id: int) -> int:
     """Tell a big post's followers, chunk by chunk (resumes where it stopped)."""
-    return fanout.fan_out_message(message_id=message_id)
+    handled = fanout.fan_out_message(message_id=message_id)
+    mailings.mark_sent(message_id=message_id)  # a mailing's post: now all queued
+    return handled
+
+
+@shared_task(name="feed.tasks.send_mailing")
+def send_mailing(mailing_id: int) -> None:
+    """Subscribe a mailing's audience and post its email (once; see
+    ``feed.services.mailings``); a big audience is mailed by ``fan_out_message``."""
+    mailings.post_mailing(mailing_id=mailing_id)
 
 
 @shared_task

@@ -3,6 +3,8 @@
 No ``view_<model>`` permission: the record does not exist for that user (404).
 ``view`` without ``change``: read-only (writes raise ``PermissionDenied``).
 Every view that touches a record goes through :func:`get_record_for_user`.
+A kind marked ``ADMIN_ONLY`` (mailings) is for admins alone: view, add and change
+all need :func:`knowlix.users.is_admin`, whatever the model permissions say.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404
 
 from knowlix.models import Record
+from knowlix.users import is_admin
 
 AnyUser = User | AnonymousUser
 
@@ -22,16 +25,22 @@ def _perm(model: type[Model], action: str) -> str:
     return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
 
 
+def _allowed(user: AnyUser, model: type[Model], action: str) -> bool:
+    if getattr(model, "ADMIN_ONLY", False):
+        return is_admin(user)
+    return bool(user.is_active and user.has_perm(_perm(model, action)))
+
+
 def can_view_model(user: AnyUser, model: type[Model]) -> bool:
-    return bool(user.is_active and user.has_perm(_perm(model, "view")))
+    return _allowed(user, model, "view")
 
 
 def can_change_model(user: AnyUser, model: type[Model]) -> bool:
-    return bool(user.is_active and user.has_perm(_perm(model, "change")))
+    return _allowed(user, model, "change")
 
 
 def can_add_model(user: AnyUser, model: type[Model]) -> bool:
-    return bool(user.is_active and user.has_perm(_perm(model, "add")))
+    return _allowed(user, model, "add")
 
 
 def can_view_record(user: AnyUser, record: Model) -> bool:

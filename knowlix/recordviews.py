@@ -12,6 +12,7 @@ from knowlix.models import (
     Expense,
     Invoice,
     JobApplication,
+    Mailing,
     Opportunity,
     Project,
     Record,
@@ -90,3 +91,13 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
 )  # fmt: skip
 
 KIND_BY_MODEL: dict[type[Record], RecordKind] = {k.model: k for k in RECORD_KINDS}
+
+# Mailings are admin-only marketing records with pages of their own (audience,
+# Send, statistics; ``knowlix.views.mailings``); the generic list, create and edit
+# pages serve them too. Not in RECORD_KINDS: no top-bar app for everyone.
+MAILING_KIND = RecordKind(
+    Mailing, "Mailings", "marketing", "mailings",
+    ("subject", "audience", "state", "sent_at"),
+    ("subject", "company"),
+    ("subject", "audience", "company", "body", "owner"),
+)  # fmt: skip

@@ -12,7 +12,8 @@ from django.urls import include, path
 from health_check.views import HealthCheckView
 
 from knowlix.core_urls import record_urlpatterns
-from knowlix.views import contacts, home, ops, security, teams
+from knowlix.recordviews import MAILING_KIND
+from knowlix.views import contacts, home, mailings, ops, records, security, teams
 from knowlix.views import settings as settings_views
 from mailservers.views.oauth import root_urlpatterns as oauth_root_urlpatterns
 
@@ -21,6 +22,28 @@ knowlix_patterns = [
     path("contacts/new/", contacts.contact_form, name="contact-create"),
     path("contacts/<int:pk>/", contacts.contact_detail, name="contact-detail"),
     path("contacts/<int:pk>/edit/", contacts.contact_form, name="contact-edit"),
+    path(
+        "marketing/mailings/",
+        records.record_list,
+        {"kind": MAILING_KIND},
+        name="mailing-list",
+    ),
+    path(
+        "marketing/mailings/new/",
+        records.record_create,
+        {"kind": MAILING_KIND},
+        name="mailing-create",
+    ),
+    path(
+        "marketing/mailings/<int:pk>/", mailings.mailing_detail, name="mailing-detail"
+    ),
+    path(
+        "marketing/mailings/<int:pk>/edit/", mailings.mailing_edit, name="mailing-edit"
+    ),
+    path(
+        "marketing/mailings/<int:pk>/send/", mailings.mailing_send, name="mailing-send"
+    ),
+    path("unsubscribe/<str:token>/", mailings.unsubscribe, name="unsubscribe"),
     path("settings/", settings_views.general_settings, name="settings"),
     path(
         "settings/developer-mode/",

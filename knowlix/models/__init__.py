@@ -1,11 +1,12 @@
 """Knowlix core models: contacts, the business records, profiles and parameters."""
 
 from knowlix.models.base import Record
-from knowlix.models.contacts import Contact, normalize_email
+from knowlix.models.contacts import Contact, MailingOptOut, normalize_email
 from knowlix.models.records import (
     Expense,
     Invoice,
     JobApplication,
+    Mailing,
     Opportunity,
     Project,
     SalesOrder,
@@ -20,6 +21,8 @@ __all__ = [
     "Heartbeat",
     "Invoice",
     "JobApplication",
+    "Mailing",
+    "MailingOptOut",
     "Opportunity",
     "Project",
     "Record",

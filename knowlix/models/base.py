@@ -42,6 +42,9 @@ class Record(models.Model):
     # A long text field that a mail creating the record fills with its body ("" =
     # none): shown apart from the other fields.
     DESCRIPTION_FIELD: ClassVar[str] = ""
+    # Only admins (staff) may see and change records of this kind, whatever the
+    # model permissions say (``knowlix.access``).
+    ADMIN_ONLY: ClassVar[bool] = False
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,

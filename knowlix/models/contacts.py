@@ -48,3 +48,23 @@ class Contact(models.Model):
         if not self.email:
             return ""
         return str(Address(display_name=self.name, addr_spec=self.email))
+
+
+class MailingOptOut(models.Model):
+    """An address that asked to receive no more mailings (normalized). Every later
+    mailing's audience leaves it out; transactional mail (replies on records) still
+    reaches it."""
+
+    address = models.CharField(max_length=254, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The mailing whose unsubscribe link was used (None: added another way).
+    mailing = models.ForeignKey(
+        "knowlix.Mailing",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    def __str__(self) -> str:
+        return self.address

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any, Self
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -235,3 +236,55 @@ class JobApplication(Record):
             record.email = contact.email
             record.job_position = record.job_position or (subject or "")[:200]
         return record
+
+
+class Mailing(Record):
+    """A mass mailing (newsletter): one email to every contact of its audience,
+    posted on its own feed and fanned out by ``feed.services.mailings``. Sent once:
+    draft → sending (the Send click, claimed by one UPDATE) → sent (all queued)."""
+
+    TAG = "MLG"
+    TITLE_FIELD = "subject"
+    CONTACT_FIELD = ""
+    URL_NAME = "mailing"
+    # Marketing mail to every contact: only admins see, write and send mailings.
+    ADMIN_ONLY = True
+
+    class Audience(models.TextChoices):
+        ALL = "all", _("All contacts with an email address")
+        COMPANY = "company", _("The contacts of one company")
+
+    class State(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+
+    subject = models.CharField(max_length=200)
+    body = models.TextField(help_text=_("Plain text; blank lines separate paragraphs."))
+    audience = models.CharField(
+        max_length=20, choices=Audience.choices, default=Audience.ALL
+    )
+    company = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=_("For “The contacts of one company”: the contacts' Company."),
+    )
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
+    # Set by the Send click (who, when) and by the post (its message, how many).
+    sent_by = user_link()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    message = models.ForeignKey(
+        "feed.Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    audience_size = models.PositiveIntegerField(default=0)
+
+    class Meta(Record.Meta):
+        verbose_name = _("mailing")
+
+    def clean(self) -> None:
+        if self.audience == self.Audience.COMPANY and not self.company.strip():
+            raise ValidationError({"company": _("Name the company.")})

@@ -51,6 +51,7 @@ from mailservers.addresses import InvalidAddress, SmtpAddress, smtp_address
 from mailservers.backends.smtp import ConnectionCheck, SmtpParams, test_connection
 from mailservers.errors import DeliveryError, MailServerError, MailTooLargeError
 from mailservers.models import OutgoingMail, OutgoingRecipient, OutgoingServer
+from mailservers.personalize import CopyLines, Personalizer
 from mailservers.selection import select_server
 from mailservers.services import outbox_health
 from mailservers.services.outbox import (  # noqa: F401  (the public door)
@@ -129,6 +130,9 @@ class MailCopy:
 
     recipients: Sequence[MailRecipient]
     message_id: str = ""
+    # This copy's own header fields and body values (a mailing's unsubscribe
+    # link), added to the spliced bytes by ``mailservers.personalize``.
+    lines: CopyLines | None = None
 
 
 @dataclass
@@ -283,6 +287,7 @@ def queue_mail_copies(
     # Integration point with dnscheck: signs when the From domain is DKIM-verified
     # (each copy: its To is signed), unchanged otherwise (never raises).
     signs = find_signing_domain(signing_domain) is not None
+    personalizer = Personalizer()
     for index, copy in enumerate(copies):
         good, bad = _checked_recipients(copy.recipients)
         queued.refused += bad
@@ -291,6 +296,7 @@ def queue_mail_copies(
         message_id = copy.message_id or copy_message_id(family, index)
         utf8 = any(a.needs_smtputf8 for r, a in good if r.kind != Recipient.Kind.BCC)
         raw = template.render(good, message_id=message_id, utf8=utf8)
+        raw = personalizer.apply(raw, copy.lines)
         if signs:
             raw = dkim_sign(raw, signing_domain)
         check_mail_size(len(raw))

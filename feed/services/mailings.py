@@ -1,0 +1,161 @@
+"""Send a mailing to its audience, once; opt-outs.
+
+Send is two steps. :func:`start_sending` (the click) claims the mailing with one
+UPDATE from *draft* to *sending* (a second click, or two at once, finds it no
+longer a draft) and starts the task ``feed.tasks.send_mailing`` on commit. The
+task's :func:`post_mailing` makes the audience's contacts followers of the mailing
+subscribed to the *mailing* subtype alone (two set-based INSERT … SELECT
+statements, so 100,000 contacts cost two statements, not 100,000 rows through
+Python), then posts the mailing's email in the same transaction: above
+``feed.fanout.INLINE_FOLLOWERS`` the fan-out task mails them chunk by chunk
+(resumable after a kill: nobody skipped, nobody mailed twice), each copy to its
+contact alone with its own unsubscribe link (``feed.delivery``). A task run again
+finds the message posted and does nothing. The audience never gets any other
+post of the mailing's feed (their only subscription is the mailing subtype).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import cast
+
+from celery import signature
+from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
+from django.utils import timezone
+
+from feed import fanout, selectors
+from feed.errors import EmptyAudience, MailingNotDraft
+from feed.models import Follower, Message, Subtype
+from feed.services.posting import get_subtype, post_message
+from knowlix.models import Contact, Mailing, MailingOptOut, normalize_email
+
+SEND_TASK = "feed.tasks.send_mailing"
+
+
+def start_sending(*, mailing: Mailing, user: User) -> None:
+    """The Send click: *draft* → *sending*, once; the task posts on commit.
+
+    Raises ``MailingNotDraft`` when it is no longer a draft (sent, or being sent
+    by another click) and ``EmptyAudience`` when nobody would get it."""
+    with transaction.atomic():
+        if not selectors.mailing_audience(mailing).exists():
+            raise EmptyAudience()
+        won = Mailing.objects.filter(pk=mailing.pk, state=Mailing.State.DRAFT).update(
+            state=Mailing.State.SENDING,
+            sent_by=user,
+            sent_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        if not won:
+            raise MailingNotDraft()
+        transaction.on_commit(partial(_start_task, mailing.pk))
+    mailing.refresh_from_db()
+
+
+def _start_task(mailing_id: int) -> None:
+    """Ask a worker to post the mailing (by task name: tasks are the layer above)."""
+    signature(SEND_TASK, args=(mailing_id,)).delay()
+
+
+@transaction.atomic
+def post_mailing(*, mailing_id: int) -> Message | None:
+    """Subscribe the audience and post the mailing's email (the task's work).
+
+    Locks the mailing row; does nothing unless it is *sending* without a message
+    yet (a task run twice posts once). Small audiences are mailed here and the
+    mailing is *sent*; large ones by the fan-out task (:func:`mark_sent` then)."""
+    mailing = (
+        Mailing.objects.select_for_update(of=("self",))
+        .select_related("sent_by")
+        .filter(pk=mailing_id)
+        .first()
+    )
+    if mailing is None or mailing.state != Mailing.State.SENDING or mailing.message_id:
+        return None
+    subtype = get_subtype(Subtype.MAILING)
+    size = subscribe_audience(mailing=mailing, subtype=subtype)
+    author = cast("User | None", mailing.sent_by)  # user_link() is untyped
+    message = post_message(
+        record=mailing,
+        kind=Message.Kind.EMAIL,
+        author=author,
+        subject=mailing.subject,
+        body_text=mailing.body,
+        subtype=subtype,
+    )
+    mailing.message = message
+    mailing.audience_size = size
+    fields = ["message", "audience_size", "updated_at"]
+    if not message.is_fanning_out:
+        mailing.state = Mailing.State.SENT
+        fields.append("state")
+    mailing.save(update_fields=fields)
+    return message
+
+
+def subscribe_audience(*, mailing: Mailing, subtype: Subtype) -> int:
+    """Make each audience contact a follower of ``mailing`` subscribed to
+    ``subtype``, and nobody else subscribed to it; returns the audience's size.
+
+    Set-based: one INSERT … SELECT for the followers, one for their subscriptions,
+    one DELETE for subscriptions of contacts no longer in the audience (opted out
+    since they were added by hand). Call inside a transaction."""
+    ct = ContentType.objects.get_for_model(Mailing)
+    audience_sql, audience_params = (
+        selectors.mailing_audience(mailing)
+        .order_by()
+        .values("pk")
+        .query.sql_with_params()
+    )
+    q = connection.ops.quote_name
+    contact = q(Contact._meta.db_table)
+    follower = q(Follower._meta.db_table)
+    through = q(Follower.subtypes.through._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {follower} (content_type_id, object_id, contact_id, "
+            f"created_at) SELECT %s, %s, c.id, %s FROM {contact} c "
+            f"WHERE c.id IN ({audience_sql}) AND NOT EXISTS (SELECT 1 FROM "
+            f"{follower} f WHERE f.content_type_id = %s AND f.object_id = %s AND "
+            "f.contact_id = c.id) ORDER BY c.id",
+            [ct.pk, mailing.pk, now, *audience_params, ct.pk, mailing.pk],
+        )
+        cursor.execute(
+            f"DELETE FROM {through} WHERE subtype_id = %s AND follower_id IN ("
+            f"SELECT f.id FROM {follower} f WHERE f.content_type_id = %s AND "
+            f"f.object_id = %s AND f.contact_id IS NOT NULL AND f.contact_id NOT IN "
+            f"({audience_sql}))",
+            [subtype.pk, ct.pk, mailing.pk, *audience_params],
+        )
+        cursor.execute(
+            f"INSERT INTO {through} (follower_id, subtype_id) SELECT f.id, %s "
+            f"FROM {follower} f WHERE f.content_type_id = %s AND f.object_id = %s "
+            f"AND f.contact_id IN ({audience_sql}) AND NOT EXISTS (SELECT 1 FROM "
+            f"{through} t WHERE t.follower_id = f.id AND t.subtype_id = %s)",
+            [subtype.pk, ct.pk, mailing.pk, *audience_params, subtype.pk],
+        )
+    total, _last = fanout.subscribed(record=mailing, subtype=subtype)
+    return total
+
+
+def mark_sent(*, message_id: int) -> bool:
+    """*sending* → *sent* for the mailing of ``message_id`` once its fan-out is
+    done (the fan-out task calls it after each run); True if it changed."""
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None or message.is_fanning_out:
+        return False
+    changed = Mailing.objects.filter(
+        message_id=message_id, state=Mailing.State.SENDING
+    ).update(state=Mailing.State.SENT, updated_at=timezone.now())
+    return bool(changed)
+
+
+def opt_out(*, address: str, mailing: Mailing | None = None) -> bool:
+    """Leave ``address`` out of every later mailing (idempotent); True if new."""
+    _row, created = MailingOptOut.objects.get_or_create(
+        address=normalize_email(address)[:254], defaults={"mailing": mailing}
+    )
+    return created

@@ -1,0 +1,142 @@
+"""What one copy of a mail has of its own beyond its To and Message-ID: header
+fields (a mailing's ``List-Unsubscribe``) and values put in place of placeholders
+in its body (the footer's unsubscribe link).
+
+``queue_mail_copies`` builds a mail once and splices each copy's To and
+Message-ID into it; :meth:`Personalizer.apply` then adds the copy's own header
+fields, written by :mod:`mailservers.headers` (printable ASCII only: no line
+break can be injected), and re-encodes only the body parts holding a
+placeholder, in their own transfer encoding (7bit, quoted-printable or base64),
+from a layout read once per distinct body. Values are ASCII without line breaks
+(URLs): they never change a part's encoding. Pure: no ORM, no settings.
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import logging
+import quopri
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mailservers import headers
+
+logger = logging.getLogger(__name__)
+
+# Fields a copy may not add (the built mail has them already, or they steer MIME).
+_RESERVED = {
+    "from", "to", "cc", "bcc", "reply-to", "subject", "message-id", "date",
+    "mime-version", "content-type", "content-transfer-encoding", "sender",
+    "return-path", "x-knowlix-message-id", "in-reply-to", "references",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CopyLines:
+    """A copy's own header fields ``(name, value)`` and body ``(placeholder,
+    value)`` pairs; every value printable ASCII."""
+
+    headers: Sequence[tuple[str, str]] = ()
+    values: Sequence[tuple[str, str]] = ()
+
+    def __post_init__(self) -> None:
+        for name, value in self.headers:
+            if name.lower() in _RESERVED or not headers.is_header_name(name):
+                raise ValueError(f"{name!r} cannot be set on a copy")
+            if not headers.is_plain(value, word_max=900):
+                raise ValueError(f"{value!r} cannot be written in {name}")
+        for key, value in self.values:
+            if not (key and key.isascii() and key.isprintable()):
+                raise ValueError(f"{key!r} is not a placeholder")
+            if not (value.isascii() and value.isprintable()):
+                raise ValueError(f"{value!r} cannot replace {key!r}")
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A body part holding a placeholder: where its encoded content is in the
+    body, its transfer encoding and its decoded bytes."""
+
+    start: int
+    end: int
+    encoding: str
+    content: bytes
+
+
+class Personalizer:
+    """Applies :class:`CopyLines` to the copies of one mail (keeps the layout of
+    the last few bodies it saw: the copies of a fan-out share one body)."""
+
+    def __init__(self) -> None:
+        self._layouts: dict[bytes, list[_Part] | None] = {}
+
+    def apply(self, raw: bytes, lines: CopyLines | None) -> bytes:
+        if lines is None or not (lines.headers or lines.values):
+            return raw
+        head, sep, body = raw.partition(b"\r\n\r\n")
+        if lines.values:
+            body = self._substitute(raw, body, lines.values)
+        if lines.headers:
+            block = headers.HeaderBlock()
+            for name, value in lines.headers:
+                block.token(name, value)
+            head += b"\r\n" + block.as_bytes().rstrip(b"\r\n")
+        return head + sep + body
+
+    def _layout(self, raw: bytes, body: bytes, keys: list[bytes]) -> list[_Part]:
+        if body in self._layouts:
+            return self._layouts[body] or []
+        if len(self._layouts) >= 4:  # a copy built in full has a body of its own
+            self._layouts.clear()
+        parts = []
+        for part in email.message_from_bytes(raw, policy=email.policy.compat32).walk():
+            if part.is_multipart():
+                continue
+            content = part.get_payload(decode=True)
+            if not isinstance(content, bytes) or not any(k in content for k in keys):
+                continue
+            payload = part.get_payload(decode=False)
+            if not isinstance(payload, str):
+                continue
+            encoded = payload.encode("ascii", "surrogateescape")
+            start = body.find(encoded)
+            if start < 0 or body.find(encoded, start + 1) >= 0:
+                logger.warning("a personalized part was not found once in its mail")
+                continue
+            cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+            parts.append(_Part(start, start + len(encoded), cte, content))
+        self._layouts[body] = parts
+        return parts
+
+    def _substitute(
+        self, raw: bytes, body: bytes, values: Sequence[tuple[str, str]]
+    ) -> bytes:
+        pairs = [(k.encode("ascii"), v.encode("ascii")) for k, v in values]
+        parts = self._layout(raw, body, [k for k, _v in pairs])
+        if not parts:  # nothing decodable held one: replace in the bytes as they are
+            for key, value in pairs:
+                body = body.replace(key, value)
+            return body
+        out, at = [], 0
+        for part in parts:
+            content = part.content
+            for key, value in pairs:
+                content = content.replace(key, value)
+            out += [body[at : part.start], _encode(content, part.encoding)]
+            at = part.end
+        out.append(body[at:])
+        return b"".join(out)
+
+
+def _encode(content: bytes, encoding: str) -> bytes:
+    """``content`` in a part's transfer encoding, CRLF line ends, ending as the
+    standard library ends a part's payload."""
+    if encoding == "base64":
+        encoded = base64.encodebytes(content)  # lines of 76, each ending in LF
+        return encoded.replace(b"\n", b"\r\n")
+    if encoding == "quoted-printable":
+        lf = content.replace(b"\r\n", b"\n")
+        return quopri.encodestring(lf).replace(b"\n", b"\r\n")
+    return content.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
