@@ -92,8 +92,8 @@ class Personalizer:
             self._layouts.clear()
         parts = []
         for part in email.message_from_bytes(raw, policy=email.policy.compat32).walk():
-            if part.is_multipart():
-                continue
+            if part.is_multipart() or part.get_content_disposition() is not None:
+                continue  # attachments and inline images are the sender's bytes
             content = part.get_payload(decode=True)
             if not isinstance(content, bytes) or not any(k in content for k in keys):
                 continue

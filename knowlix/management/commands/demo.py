@@ -25,6 +25,7 @@ from knowlix.models import (
     Expense,
     Invoice,
     JobApplication,
+    Mailing,
     Opportunity,
     Project,
     SalesOrder,
@@ -102,6 +103,8 @@ class Command(BaseCommand):
                     amount=Decimal("84.20")),
             JobApplication(applicant_name="Jane Candidate", email="jane@candidate.example",
                            job_position="Support engineer"),
+            Mailing(subject="Our spring collection", owner=admin,
+                    body="Hello,\n\nOur spring collection is in the showroom."),
         ]  # fmt: skip
         for record in records:
             create_record(record=record, author=admin)
