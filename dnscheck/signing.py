@@ -17,6 +17,10 @@ from knowlix.crypto import DecryptionError
 
 logger = logging.getLogger(__name__)
 
+# Signed when present, beside dkimpy's defaults (which have List-Unsubscribe):
+# RFC 8058 wants both one-click unsubscribe fields covered by the signature.
+EXTRA_SIGNED = (b"list-unsubscribe-post",)
+
 
 def get_active_dkim_key() -> DkimKey | None:
     return DkimKey.objects.filter(is_active=True).first()
@@ -46,12 +50,10 @@ def dkim_sign(raw: bytes, from_domain: str) -> bytes:
         key = get_active_dkim_key()
         if key is None:
             return raw
-        signature = dkim.sign(
-            raw,
-            key.selector.encode(),
-            signing_domain.encode(),
-            key.private_key.encode(),
-            linesep=linesep,
+        signer = dkim.DKIM(raw, linesep=linesep)
+        signer.should_sign.update(EXTRA_SIGNED)
+        signature = signer.sign(
+            key.selector.encode(), signing_domain.encode(), key.private_key.encode()
         )
     except (dkim.DKIMException, DecryptionError, ValueError) as exc:
         # Our configuration (key unreadable) or a mail dkimpy refuses: send unsigned.

@@ -14,7 +14,18 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Max, Min, Model, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    Max,
+    Min,
+    Model,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.utils import timezone
 
 from feed.delivery import delivery_stamp_columns, recipient_prefetches
@@ -322,9 +333,8 @@ def mailing_audience(mailing: Mailing) -> QuerySet[Contact]:
     )
     if mailing.audience == Mailing.Audience.COMPANY:
         contacts = contacts.filter(company__iexact=mailing.company.strip())
-    contacts = contacts.exclude(
-        email_normalized__in=MailingOptOut.objects.values("address")
-    )
+    opted_out = MailingOptOut.objects.filter(address=OuterRef("email_normalized"))
+    contacts = contacts.exclude(Exists(opted_out))  # an anti-join, not NOT IN
     first_of_each = (
         contacts.order_by()
         .values("email_normalized")

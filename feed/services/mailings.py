@@ -23,13 +23,14 @@ from celery import signature
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
+from django.db.models import F, Max
 from django.utils import timezone
 
 from feed import fanout, selectors
 from feed.errors import EmptyAudience, MailingNotDraft
 from feed.models import Follower, Message, Subtype
 from feed.services.posting import get_subtype, post_message
-from knowlix.models import Contact, Mailing, MailingOptOut, normalize_email
+from knowlix.models import Mailing, MailingOptOut, normalize_email
 
 SEND_TASK = "feed.tasks.send_mailing"
 
@@ -99,43 +100,55 @@ def subscribe_audience(*, mailing: Mailing, subtype: Subtype) -> int:
     """Make each audience contact a follower of ``mailing`` subscribed to
     ``subtype``, and nobody else subscribed to it; returns the audience's size.
 
-    Set-based: one INSERT … SELECT for the followers, one for their subscriptions,
-    one DELETE for subscriptions of contacts no longer in the audience (opted out
-    since they were added by hand). Call inside a transaction."""
+    Set-based and linear whatever the planner's statistics (the rows are new in
+    this transaction, so PostgreSQL's are stale: a join against the audience was
+    planned as a nested loop): one DELETE of the record's contact subscriptions to
+    ``subtype`` (someone added by hand, perhaps since opted out), one INSERT …
+    SELECT of the audience as new followers (an index probe each for those who
+    follow already), one INSERT … SELECT subscribing exactly the rows it wrote
+    (stamped with one ``created_at``, above the highest follower id before it),
+    and the few followers from before who are in the audience. Call inside a
+    transaction."""
     ct = ContentType.objects.get_for_model(Mailing)
-    audience_sql, audience_params = (
-        selectors.mailing_audience(mailing)
-        .order_by()
-        .values("pk")
-        .query.sql_with_params()
-    )
+    audience = selectors.mailing_audience(mailing).order_by()
+    audience_sql, audience_params = audience.values(
+        audience_id=F("pk")
+    ).query.sql_with_params()
+    mine = Follower.objects.filter(content_type=ct, object_id=mailing.pk)
+    through = Follower.subtypes.through
     q = connection.ops.quote_name
-    contact = q(Contact._meta.db_table)
-    follower = q(Follower._meta.db_table)
-    through = q(Follower.subtypes.through._meta.db_table)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    follower_table, through_table = (
+        q(Follower._meta.db_table),
+        q(through._meta.db_table),
+    )
+    through.objects.filter(
+        subtype=subtype,
+        follower_id__in=mine.filter(contact__isnull=False).values("id"),
+    ).delete()
+    before = dict(mine.filter(contact__isnull=False).values_list("contact_id", "id"))
+    boundary = Follower.objects.aggregate(last=Max("id"))["last"] or 0
+    now = timezone.now()
+    stamp = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {follower} (content_type_id, object_id, contact_id, "
-            f"created_at) SELECT %s, %s, c.id, %s FROM {contact} c "
-            f"WHERE c.id IN ({audience_sql}) AND NOT EXISTS (SELECT 1 FROM "
-            f"{follower} f WHERE f.content_type_id = %s AND f.object_id = %s AND "
-            "f.contact_id = c.id) ORDER BY c.id",
-            [ct.pk, mailing.pk, now, *audience_params, ct.pk, mailing.pk],
+            f"INSERT INTO {follower_table} (content_type_id, object_id, contact_id, "
+            f"created_at) SELECT %s, %s, a.audience_id, %s FROM ({audience_sql}) a "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {follower_table} f WHERE "
+            "f.content_type_id = %s AND f.object_id = %s AND "
+            "f.contact_id = a.audience_id) ORDER BY a.audience_id",
+            [ct.pk, mailing.pk, stamp, *audience_params, ct.pk, mailing.pk],
         )
         cursor.execute(
-            f"DELETE FROM {through} WHERE subtype_id = %s AND follower_id IN ("
-            f"SELECT f.id FROM {follower} f WHERE f.content_type_id = %s AND "
-            f"f.object_id = %s AND f.contact_id IS NOT NULL AND f.contact_id NOT IN "
-            f"({audience_sql}))",
-            [subtype.pk, ct.pk, mailing.pk, *audience_params],
+            f"INSERT INTO {through_table} (follower_id, subtype_id) SELECT f.id, %s "
+            f"FROM {follower_table} f WHERE f.content_type_id = %s AND "
+            "f.object_id = %s AND f.id > %s AND f.contact_id IS NOT NULL AND "
+            "f.created_at = %s ORDER BY f.id",
+            [subtype.pk, ct.pk, mailing.pk, boundary, stamp],
         )
-        cursor.execute(
-            f"INSERT INTO {through} (follower_id, subtype_id) SELECT f.id, %s "
-            f"FROM {follower} f WHERE f.content_type_id = %s AND f.object_id = %s "
-            f"AND f.contact_id IN ({audience_sql}) AND NOT EXISTS (SELECT 1 FROM "
-            f"{through} t WHERE t.follower_id = f.id AND t.subtype_id = %s)",
-            [subtype.pk, ct.pk, mailing.pk, *audience_params, subtype.pk],
+    if before:  # followers added by hand: those in the audience get it too
+        kept = audience.filter(pk__in=before).values_list("pk", flat=True)
+        through.objects.bulk_create(
+            through(follower_id=before[pk], subtype_id=subtype.pk) for pk in kept
         )
     total, _last = fanout.subscribed(record=mailing, subtype=subtype)
     return total

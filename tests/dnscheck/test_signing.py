@@ -52,6 +52,25 @@ def test_verified_domain_mail_is_signed_and_verifies(dns_server, dkim_key):
     assert ("knowlix._domainkey.company.com.", "TXT") in dns_server.queries
 
 
+def test_one_click_unsubscribe_fields_are_signed(dns_server, dkim_key):
+    """RFC 8058: both List-Unsubscribe fields are covered by the signature, so a
+    relay cannot add or change them."""
+    publish_domain(dns_server, "company.com")
+    services.add_sending_domain(name="company.com")
+    head, body = RAW.split(b"\r\n\r\n", 1)
+    raw = (
+        head + b"\r\nList-Unsubscribe: <https://crm.company.com/unsubscribe/t/>"
+        b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\n" + body
+    )
+    signed = signing.dkim_sign(raw, "company.com")
+    signature = signed.split(b"\r\n\r\n")[0].split(b"From:")[0]
+    fields = b"".join(signature.split()).split(b"h=")[1].split(b";")[0].split(b":")
+    assert {b"list-unsubscribe", b"list-unsubscribe-post"} <= set(fields)
+    assert dkim.verify(signed, dnsfunc=loopback_dnsfunc(dns_server))
+    changed = signed.replace(b"One-Click", b"One-Clack")
+    assert not dkim.verify(changed, dnsfunc=loopback_dnsfunc(dns_server))
+
+
 def test_tampered_mail_does_not_verify(dns_server, dkim_key):
     """The verification is real: a changed body fails it."""
     publish_domain(dns_server, "company.com")
