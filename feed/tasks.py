@@ -37,6 +37,12 @@ def send_mailing(mailing_id: int) -> None:
 
 
 @shared_task
+def resume_stalled_mailings() -> int:
+    """Every minute (beat): a mailing whose task was lost is started again."""
+    return mailings.resume_stalled_mailings()
+
+
+@shared_task
 def send_scheduled_messages() -> int:
     """Every minute (beat): post the scheduled emails that are due."""
     return scheduled.send_due_messages()

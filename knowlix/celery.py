@@ -43,6 +43,11 @@ app.conf.beat_schedule = {
         "task": "feed.tasks.send_scheduled_messages",
         "schedule": 60.0,
     },
+    # Mailings whose send task was lost (a worker killed before the post).
+    "resume-stalled-mailings": {
+        "task": "feed.tasks.resume_stalled_mailings",
+        "schedule": 60.0,
+    },
     # Daily activity digest for users who prefer email.
     "activity-digest": {
         "task": "feed.tasks.send_activity_digests",

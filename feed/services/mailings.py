@@ -16,6 +16,7 @@ post of the mailing's feed (their only subscription is the mailing subtype).
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import partial
 from typing import cast
 
@@ -33,6 +34,9 @@ from feed.services.posting import get_subtype, post_message
 from knowlix.models import Mailing, MailingOptOut, normalize_email
 
 SEND_TASK = "feed.tasks.send_mailing"
+# A mailing still *sending* without its message this long after Send lost its task
+# (a worker killed before the post committed, a broker that lost the message).
+STALLED_AFTER = dt.timedelta(minutes=5)
 
 
 def start_sending(*, mailing: Mailing, user: User) -> None:
@@ -76,7 +80,7 @@ def post_mailing(*, mailing_id: int) -> Message | None:
     if mailing is None or mailing.state != Mailing.State.SENDING or mailing.message_id:
         return None
     subtype = get_subtype(Subtype.MAILING)
-    size = subscribe_audience(mailing=mailing, subtype=subtype)
+    subscribe_audience(mailing=mailing, subtype=subtype)
     author = cast("User | None", mailing.sent_by)  # user_link() is untyped
     message = post_message(
         record=mailing,
@@ -87,7 +91,10 @@ def post_mailing(*, mailing_id: int) -> Message | None:
         subtype=subtype,
     )
     mailing.message = message
-    mailing.audience_size = size
+    # A fan-out counted them when posting; a small audience is counted here.
+    mailing.audience_size = (
+        message.fanout_total or (fanout.subscribed(record=mailing, subtype=subtype)[0])
+    )
     fields = ["message", "audience_size", "updated_at"]
     if not message.is_fanning_out:
         mailing.state = Mailing.State.SENT
@@ -96,9 +103,9 @@ def post_mailing(*, mailing_id: int) -> Message | None:
     return message
 
 
-def subscribe_audience(*, mailing: Mailing, subtype: Subtype) -> int:
+def subscribe_audience(*, mailing: Mailing, subtype: Subtype) -> None:
     """Make each audience contact a follower of ``mailing`` subscribed to
-    ``subtype``, and nobody else subscribed to it; returns the audience's size.
+    ``subtype``, and nobody else subscribed to it.
 
     Set-based and linear whatever the planner's statistics (the rows are new in
     this transaction, so PostgreSQL's are stale: a join against the audience was
@@ -150,8 +157,6 @@ def subscribe_audience(*, mailing: Mailing, subtype: Subtype) -> int:
         through.objects.bulk_create(
             through(follower_id=before[pk], subtype_id=subtype.pk) for pk in kept
         )
-    total, _last = fanout.subscribed(record=mailing, subtype=subtype)
-    return total
 
 
 def mark_sent(*, message_id: int) -> bool:
@@ -164,6 +169,28 @@ def mark_sent(*, message_id: int) -> bool:
         message_id=message_id, state=Mailing.State.SENDING
     ).update(state=Mailing.State.SENT, updated_at=timezone.now())
     return bool(changed)
+
+
+def resume_stalled_mailings() -> int:
+    """Beat, every minute: start the task again for each mailing that lost it
+    (posting twice is impossible: :func:`post_mailing` checks under the row lock),
+    and mark *sent* a mailing whose fan-out ended unmarked. Returns how many
+    were started again."""
+    stalled = list(
+        Mailing.objects.filter(
+            state=Mailing.State.SENDING,
+            message__isnull=True,
+            sent_at__lt=timezone.now() - STALLED_AFTER,
+        ).values_list("pk", flat=True)
+    )
+    for mailing_id in stalled:
+        _start_task(mailing_id)
+    unmarked = Mailing.objects.filter(
+        state=Mailing.State.SENDING, message__isnull=False
+    ).values_list("message_id", flat=True)
+    for message_id in unmarked:
+        mark_sent(message_id=message_id)
+    return len(stalled)
 
 
 def opt_out(*, address: str, mailing: Mailing | None = None) -> bool:

@@ -152,6 +152,33 @@ def test_send_twice_is_refused_and_posts_once(client, admin_user, customers, smt
     assert len(smtp.received) == AUDIENCE
 
 
+def test_a_mailing_whose_task_was_lost_is_sent_by_the_beat(
+    admin_user, customers, smtp, monkeypatch
+):  # noqa: ANN001
+    """Send claimed it, the worker died before its post committed: the beat starts
+    the task again after 5 minutes, and the mailing goes out once."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    started: list[int] = []
+    monkeypatch.setattr(services, "_start_task", started.append)
+    mailing = new_mailing(admin_user)
+    services.start_sending(mailing=mailing, user=admin_user)
+    assert services.resume_stalled_mailings() == 0  # too early: it may be running
+    Mailing.objects.filter(pk=mailing.pk).update(
+        sent_at=timezone.now() - dt.timedelta(minutes=6)
+    )
+    assert services.resume_stalled_mailings() == 1 and started == [mailing.pk]
+    tasks.send_mailing(mailing.pk)
+    tasks.send_mailing(mailing.pk)
+    assert services.resume_stalled_mailings() == 0
+    mailing.refresh_from_db()
+    assert mailing.state == Mailing.State.SENT
+    process_outbox()
+    assert len(smtp.received) == AUDIENCE
+
+
 def test_an_empty_audience_cannot_be_sent(admin_user, customers):  # noqa: ANN001
     """A company with no contact: Send explains, the mailing stays a draft."""
     mailing = new_mailing(admin_user, audience="company", company="Nobody Inc")
