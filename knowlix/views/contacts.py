@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from feed.selectors import contact_messages
 from knowlix.forms import ContactForm
-from knowlix.models import Contact
+from knowlix.models import Contact, MailingOptOut
 
 
 def _check(request: HttpRequest, action: str) -> None:
@@ -42,8 +42,15 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     contact = get_object_or_404(Contact, pk=pk)
     assert request.user.is_authenticated  # _check: anonymous users have no perms
     feed = contact_messages(contact_id=contact.pk, user=request.user)
+    opted_out = (
+        MailingOptOut.objects.filter(address=contact.email_normalized).first()
+        if contact.email_normalized
+        else None
+    )
     return render(
-        request, "knowlix/contact_detail.html", {"contact": contact, "feed": feed}
+        request,
+        "knowlix/contact_detail.html",
+        {"contact": contact, "feed": feed, "opted_out": opted_out},
     )
 
 

@@ -243,6 +243,10 @@ def test_unsubscribe_get_confirms_post_opts_out_without_csrf(
     assert anonymous.post(url).status_code == 200  # twice: still fine, one row
     assert MailingOptOut.objects.count() == 1
     assert selectors.mailing_stats(mailing).opted_out == 1
+    staff = Client()
+    staff.force_login(admin_user)
+    shown = staff.get(contact.get_absolute_url()).text
+    assert 'data-test="contact-mailings">' in shown and "Unsubscribed" in shown
 
     later = new_mailing(admin_user, subject="Summer news")
     assert contact not in selectors.mailing_audience(later)
