@@ -14,6 +14,7 @@ import re
 from collections import Counter
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import reverse
 
@@ -300,6 +301,10 @@ def test_only_admins_see_create_and_send_mailings(client, alice, admin_user, cus
         == 404
     )
     assert "Mailings" not in client.get("/").text
+    ct = ContentType.objects.get_for_model(Mailing)
+    assert (
+        client.get(reverse("feed:panel", args=[ct.pk, mailing.pk])).status_code == 404
+    )
     mailing.refresh_from_db()
     assert mailing.state == Mailing.State.DRAFT
 
