@@ -5,8 +5,9 @@ LOCKED`` then an UPDATE to *sending*), so no two workers ever hold the same row.
 claim is an ``OutboxClaim`` row naming its process, with a 30-second lease that a
 heartbeat thread renews while the batch runs. Progress is written as the SMTP
 dialogue goes (``outbox_results.SendProgress``): before a mail's content can reach
-the server it is marked *stage data*, only while the claim is still ours, in the
-same transaction as the previous mail's 250. When a claim's lease ends or its owner
+the server its place is committed on the claim as the stage reached, only while the
+claim is still ours; that commit also stands for the previous mail's 250. When a
+claim's lease ends or its owner
 is gone, ``recover_stuck_mail`` requeues its untried mail (no attempt used) and fails
 as "cannot tell" only the one at stage *data*. A server that cannot be connected to
 is marked down (``outbox_health``): its mail waits, attempts untouched, until a probe
@@ -328,7 +329,6 @@ def _send_mail(
     raw: bytes,
     *,
     utf8_headers: bool,
-    while_waiting: Callable[[], None],
     before_data: Callable[[], Callable[[], bool]],
 ) -> dict[str, RecipientResult]:
     """Every transaction of one mail; a failure after some of them raises
@@ -341,7 +341,6 @@ def _send_mail(
                     mail_from=sender,
                     recipients=rcpts,
                     raw=raw,
-                    while_waiting=while_waiting if not results else None,
                     utf8_headers=utf8_headers,
                     before_data=before_data,
                 )
@@ -417,7 +416,6 @@ def _send_claimed(claim: Claim, report: DrainReport, beat: Heartbeat) -> None:
                     recipients[mail_id],
                     raw,
                     utf8_headers=utf8,
-                    while_waiting=progress.flush_if_due,
                     before_data=functools.partial(
                         progress.reach_data, positions[mail_id]
                     ),
