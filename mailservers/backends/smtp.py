@@ -318,8 +318,9 @@ class SmtpConnection:
             for address in recipients:
                 conn.putcmd("rcpt", f"TO:<{address}>")
                 code, reply = conn.getreply()
-                self._check_closing(code, decode_reply(reply))
-                results[address] = RecipientResult(address, code, decode_reply(reply))
+                text = decode_reply(reply)
+                self._check_closing(code, text)
+                results[address] = RecipientResult(address, code, text)
             accepted = [r.address for r in results.values() if r.ok]
             if not accepted:
                 conn.rset()
@@ -328,8 +329,9 @@ class SmtpConnection:
         finally:
             go_on.read()  # on every way out: the caller's database is free again
         if code != 250:
-            self._check_closing(code, decode_reply(reply))
-            results.update(_all(accepted, code, decode_reply(reply)))
+            text = decode_reply(reply)
+            self._check_closing(code, text)
+            results.update(_all(accepted, code, text))
         return results
 
     def _data(

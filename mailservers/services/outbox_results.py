@@ -158,9 +158,10 @@ class SendProgress:
             pass
 
         def answer() -> bool:
-            result = _check(pgconn.get_result())
+            got = pgconn.get_result()
             while pgconn.get_result() is not None:  # libpq's end of the results
                 pass
+            result = _check(got)  # the connection is free again even on an error
             if result.status == pq.ExecStatus.TUPLES_OK:  # with deliveries
                 return result.get_value(0, 0) == b"1"
             return result.command_tuples == 1
