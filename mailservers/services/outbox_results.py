@@ -124,13 +124,15 @@ class SendProgress:
             # Parsed and planned once per batch, not once per mail (a third of the
             # server's CPU per stage write, measured).
             self.pgconn = connection.connection.pgconn
+            self.pg_stage_sql = (
+                self.stage_sql.replace("%s", "$1", 1).replace("%s", "$2", 1).encode()
+            )
             self.stage_name = f"knowlix_stage_{token[:16]}".encode()
-            sql = self.stage_sql.replace("%s", "$1", 1).replace("%s", "$2", 1)
-            _check(self.pgconn.prepare(self.stage_name, sql.encode()))
             # The same write with the deliveries due (one statement, one commit):
             # the server does that work while the SMTP server answers.
             self.both_name = f"knowlix_stage_sent_{token[:16]}".encode()
-            _check(self.pgconn.prepare(self.both_name, self._both_sql().encode()))
+            self.prepared = False  # from the second mail on (a batch of one: never)
+            self.first = True
         else:
             connection.execute_wrappers.append(self._patient)
 
@@ -147,13 +149,22 @@ class SendProgress:
             return lambda: held
         pgconn = self.pgconn
         args = [str(position).encode(), self.token.encode()]
-        if self.is_due():
-            when = timezone.now().isoformat().encode()
-            ids = ",".join(map(str, self.pending)).encode()
-            pgconn.send_query_prepared(self.both_name, [*args, when, b"{%s}" % ids])
-            self.pending = []
+        if self.first:  # a batch of one mail (the post trigger) prepares nothing
+            self.first = False
+            pgconn.send_query_params(self.pg_stage_sql, args)
         else:
-            pgconn.send_query_prepared(self.stage_name, args)
+            if not self.prepared:
+                _check(pgconn.prepare(self.stage_name, self.pg_stage_sql))
+                _check(pgconn.prepare(self.both_name, self._both_sql().encode()))
+                self.prepared = True
+            if self.is_due():
+                when = timezone.now().isoformat().encode()
+                ids = ",".join(map(str, self.pending)).encode()
+                args += [when, b"{%s}" % ids]
+                pgconn.send_query_prepared(self.both_name, args)
+                self.pending = []
+            else:
+                pgconn.send_query_prepared(self.stage_name, args)
         while pgconn.flush():  # a few bytes: sent at once in practice
             pass
 
@@ -262,7 +273,7 @@ class SendProgress:
                 # Skipped on a broken connection or in a failed transaction: the
                 # name is this batch's own, so a leftover never clashes.
                 idle = (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS)
-                if self.pgconn.transaction_status in idle:
+                if self.prepared and self.pgconn.transaction_status in idle:
                     self.pgconn.exec_(b"DEALLOCATE " + self.stage_name)
                     self.pgconn.exec_(b"DEALLOCATE " + self.both_name)
             else:
