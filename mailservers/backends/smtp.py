@@ -208,7 +208,6 @@ class SmtpConnection:
         mail_from: str,
         recipients: Sequence[str],
         raw: bytes,
-        while_waiting: Callable[[], None] | None = None,
         utf8_headers: bool = False,
         before_data: Callable[[], Callable[[], bool]] | None = None,
     ) -> dict[str, RecipientResult]:
@@ -221,14 +220,17 @@ class SmtpConnection:
         result. ``utf8_headers``: the bytes have UTF-8 headers (RFC 6532), asking
         for SMTPUTF8 when offered. Raises ``TransientError`` when the connection
         is lost or closing (421): the connection is then closed and must be
-        reopened. Raises ``ServerQuotaError`` on a sending quota. ``while_waiting``
-        runs once MAIL FROM is on the wire, before its reply is read: the caller's
-        bookkeeping overlaps the round trip. ``before_data`` runs once the first
-        RCPT TO is on the wire (before its reply is read, and surely before the
-        content's final dot): the caller starts recording that the mail may now
-        reach the server, and returns a function that, called once the reply is
-        read, says whether to go on. If not, the transaction is reset and
-        ``SendCancelled`` raised (the connection stays usable).
+        reopened. Raises ``ServerQuotaError`` on a sending quota. ``before_data``
+        runs once MAIL FROM is on the wire, before its reply is read: the caller
+        does its bookkeeping and starts recording that the mail may now reach the
+        server, and returns a function ``go_on`` that says whether to go on. It is
+        called once the server has answered MAIL, RCPT and DATA (354), before any
+        byte of the content is sent, so the caller's write overlaps those three
+        round trips; it is called on every other way out too (a refusal, a lost
+        connection), so the caller's database is free again when ``send`` returns
+        or raises. If it says no, the connection is dropped (in the middle of DATA
+        only that aborts the transaction, RFC 5321 3.8) and ``SendCancelled``
+        raised: nothing of the content left.
         """
         if self.connection is None:
             self.open()
@@ -261,7 +263,6 @@ class SmtpConnection:
                 sender,
                 list(envelope),
                 raw,
-                while_waiting,
                 before_data,
                 utf8=utf8,
             )
@@ -286,7 +287,6 @@ class SmtpConnection:
         mail_from: str,
         recipients: list[str],
         raw: bytes,
-        while_waiting: Callable[[], None] | None,
         before_data: Callable[[], Callable[[], bool]] | None,
         *,
         utf8: bool = False,
@@ -308,49 +308,55 @@ class SmtpConnection:
         # Addresses were checked by smtp_address (no spaces, brackets or controls),
         # so they are quoted as-is, as smtplib.mail/rcpt would after parsing them.
         conn.putcmd("mail", f"FROM:<{mail_from}>" + "".join(f" {o}" for o in options))
-        if while_waiting is not None:
-            while_waiting()
-        code, reply = conn.getreply()
-        if code != 250:
-            return self._refused(conn, recipients, code, decode_reply(reply))
-        results: dict[str, RecipientResult] = {}
-        for index, address in enumerate(recipients):
-            conn.putcmd("rcpt", f"TO:<{address}>")
-            go_on: Callable[[], bool] | None = None
-            if index == 0 and before_data is not None:
-                go_on = before_data()  # the caller's write overlaps the round trip
-            try:
+        # The caller's write overlaps the MAIL, RCPT and DATA round trips.
+        go_on = _Answer(before_data() if before_data is not None else None)
+        try:
+            code, reply = conn.getreply()
+            if code != 250:
+                return self._refused(conn, recipients, code, decode_reply(reply))
+            results: dict[str, RecipientResult] = {}
+            for address in recipients:
+                conn.putcmd("rcpt", f"TO:<{address}>")
                 code, reply = conn.getreply()
-            finally:
-                held = go_on() if go_on is not None else True
-            self._check_closing(code, decode_reply(reply))
-            if not held:
+                text = decode_reply(reply)
+                self._check_closing(code, text)
+                results[address] = RecipientResult(address, code, text)
+            accepted = [r.address for r in results.values() if r.ok]
+            if not accepted:
                 conn.rset()
-                raise SendCancelled
-            results[address] = RecipientResult(address, code, decode_reply(reply))
-        accepted = [r.address for r in results.values() if r.ok]
-        if not accepted:
-            conn.rset()
-            return results
-        code, reply = self._data(conn, raw)
+                return results
+            code, reply = self._data(conn, raw, go_on)
+        finally:
+            go_on.read()  # on every way out: the caller's database is free again
         if code != 250:
-            self._check_closing(code, decode_reply(reply))
-            results.update(_all(accepted, code, decode_reply(reply)))
+            text = decode_reply(reply)
+            self._check_closing(code, text)
+            results.update(_all(accepted, code, text))
         return results
 
-    def _data(self, conn: smtplib.SMTP, raw: bytes) -> tuple[int, bytes]:
+    def _data(
+        self, conn: smtplib.SMTP, raw: bytes, go_on: _Answer
+    ) -> tuple[int, bytes]:
         """DATA, the body, then the server's verdict.
 
-        Like ``smtplib.SMTP.data`` but split where it matters for exactly-once: a
-        connection lost while the body is still on its way means the mail was not
-        taken (the caller retries it); lost after the final dot, before the reply,
-        nobody can tell whether the server kept it, so the mail fails permanently
-        with that reason instead of being retried and perhaps delivered twice.
+        Like ``smtplib.SMTP.data`` but split where it matters for exactly-once: the
+        body leaves only once ``go_on`` said yes (else the connection is dropped
+        and ``SendCancelled`` raised); a connection lost while the body is still on
+        its way means the mail was not taken (the caller retries it); lost after
+        the final dot, before the reply, nobody can tell whether the server kept
+        it, so the mail fails permanently with that reason instead of being
+        retried and perhaps delivered twice.
         """
         conn.putcmd("data")
         code, reply = conn.getreply()
         if code != 354:
             return code, reply
+        if not go_on.read():
+            # Mid-DATA, RSET would be content: dropping the connection before the
+            # final dot is what aborts the transaction (RFC 5321 3.8).
+            conn.close()
+            self.connection = None
+            raise SendCancelled
         # RFC 5321 dot-stuffing; _quote_periods is private, so absent from typeshed.
         body = smtplib._quote_periods(raw)  # type: ignore[attr-defined]  # noqa: SLF001
         if not body.endswith(b"\r\n"):
@@ -392,6 +398,21 @@ class SmtpConnection:
                 % {"host": self.params.host, "code": code, "reply": reply},
                 detail=reply,
             )
+
+
+class _Answer:
+    """The caller's ``go_on`` function, called exactly once (None: always go on)."""
+
+    def __init__(self, go_on: Callable[[], bool] | None) -> None:
+        self.go_on = go_on
+        self.held: bool | None = None if go_on is not None else True
+
+    def read(self) -> bool:
+        if self.held is None:
+            assert self.go_on is not None
+            self.held = False  # if go_on raises, nothing more is sent
+            self.held = self.go_on()
+        return self.held
 
 
 def _all(

@@ -71,18 +71,26 @@ STAGE_WAIT_SECONDS = 30  # as long as Django's SQLite busy timeout (settings)
 class SendProgress:
     """Writes a batch's progress as the SMTP dialogue goes (the hot path).
 
-    Before a mail's content can reach the server, ``reach_data`` commits its place
-    in the sending order on the batch's claim (``OutboxClaim.data_position``) —
-    only while the claim is still ours. Every other result is committed before the
-    next mail reaches that point, except plain deliveries (a 250 for everyone),
-    which are noted in memory and written in small groups while the server is busy
-    with the next MAIL FROM. So after a crash, among the claim's mails still
-    *sending*: those before ``data_position`` had their 250 (sent), the one at it
-    is the single mail nobody can tell about, those after it never started. One
-    small row per mail keeps the hot path cheap (a mail row touches five indexes);
-    it goes through the driver's own cursor (in autocommit, as Django leaves it
-    outside ``atomic``): Django's wrappers cost more than the statement itself
-    (bench/outgoing.py).
+    Once a mail's MAIL FROM is on the wire, ``reach_data`` writes its place in the
+    sending order on the batch's claim (``OutboxClaim.data_position``) — only while
+    the claim is still ours — and the mail's content leaves only once that write is
+    committed (``SmtpConnection.send`` waits for it after the server's 354). Every
+    other result is committed before the next mail reaches that point, except plain
+    deliveries (a 250 for everyone), which are noted in memory and written in small
+    groups (``flush_if_due``, at the next mail's MAIL FROM). So after a crash, among
+    the claim's mails still *sending*: those before ``data_position`` had their 250
+    (sent), the one at it is the single mail nobody can tell about, those after it
+    never started. One small row per mail keeps the hot path cheap (a mail row
+    touches five indexes); it goes through the driver's own cursor: Django's
+    wrappers cost more than the statement itself (bench/outgoing.py).
+
+    Durability (docs/outgoing.md, "What a commit guarantees"): on PostgreSQL the
+    write is an ordinary commit (``synchronous_commit`` as the server has it, on
+    by default: flushed to disk before the answer), prepared once per batch and
+    sent without waiting (libpq); its answer is read after the server's 354, so
+    the flush overlaps the MAIL, RCPT and DATA round trips. On SQLite (WAL,
+    ``synchronous=NORMAL``, settings) a commit is in the operating system's hands
+    when it returns: it survives any process's death, not a power cut.
     """
 
     FLUSH_EVERY = 50
@@ -110,61 +118,119 @@ class SendProgress:
         connection.ensure_connection()
         assert connection.connection is not None
         self.cursor = connection.connection.cursor()  # the driver's own cursor
-        # PostgreSQL: the stage is sent without waiting (libpq), and its answer is
-        # read once the SMTP server answered the RCPT: the two round trips overlap.
         self.pgconn = None
+        self.impatient = False  # SQLite: busy_timeout is 0 for the stage write
         if connection.vendor == "postgresql":
-            # Don't wait for the WAL flush: a worker crash loses nothing; only a
-            # crash of PostgreSQL itself within ~0.2 s could lose the last writes.
-            self.cursor.execute("SET synchronous_commit TO off")
+            # Parsed and planned once per batch, not once per mail (a third of the
+            # server's CPU per stage write, measured).
             self.pgconn = connection.connection.pgconn
             self.pg_stage_sql = (
                 self.stage_sql.replace("%s", "$1", 1).replace("%s", "$2", 1).encode()
             )
+            self.stage_name = f"knowlix_stage_{token[:16]}".encode()
+            # The same write with the deliveries due (one statement, one commit):
+            # the server does that work while the SMTP server answers.
+            self.both_name = f"knowlix_stage_sent_{token[:16]}".encode()
+            self.prepared = False  # from the second mail on (a batch of one: never)
+            self.first = True
+        else:
+            connection.execute_wrappers.append(self._patient)
 
     def reach_data(self, position: int) -> Callable[[], bool]:
-        """Start recording that the mail at ``position`` may now reach the server;
-        the returned function (call it before anything else uses the database)
-        says whether this batch still holds its claim. If not (recovered as
-        abandoned), the mail must not be sent."""
+        """Call once the mail at ``position`` has its MAIL FROM on the wire: write
+        any due deliveries, then start recording that the mail may now reach the
+        server. The returned function (call it before anything else uses the
+        database, and before the content leaves) says whether this batch still
+        holds its claim. If not (recovered as abandoned), the mail must not be
+        sent."""
         if self.pgconn is None:
+            self.flush_if_due()
             held = self._sqlite_stage(position)
             return lambda: held
         pgconn = self.pgconn
-        pgconn.send_query_params(
-            self.pg_stage_sql, [str(position).encode(), self.token.encode()]
-        )
+        args = [str(position).encode(), self.token.encode()]
+        if self.first:  # a batch of one mail (the post trigger) prepares nothing
+            self.first = False
+            pgconn.send_query_params(self.pg_stage_sql, args)
+        else:
+            if not self.prepared:
+                _check(pgconn.prepare(self.stage_name, self.pg_stage_sql))
+                _check(pgconn.prepare(self.both_name, self._both_sql().encode()))
+                self.prepared = True
+            if self.is_due():
+                when = timezone.now().isoformat().encode()
+                ids = ",".join(map(str, self.pending)).encode()
+                args += [when, b"{%s}" % ids]
+                pgconn.send_query_prepared(self.both_name, args)
+                self.pending = []
+            else:
+                pgconn.send_query_prepared(self.stage_name, args)
         while pgconn.flush():  # a few bytes: sent at once in practice
             pass
 
         def answer() -> bool:
-            result = pgconn.get_result()
+            got = pgconn.get_result()
             while pgconn.get_result() is not None:  # libpq's end of the results
                 pass
-            if result is None or result.status != pq.ExecStatus.COMMAND_OK:
-                message = result.error_message if result is not None else b""
-                raise DatabaseError(message.decode(errors="replace"))
+            result = _check(got)  # the connection is free again even on an error
+            if result.status == pq.ExecStatus.TUPLES_OK:  # with deliveries
+                return result.get_value(0, 0) == b"1"
             return result.command_tuples == 1
 
         return answer
 
+    def _both_sql(self) -> str:
+        """PostgreSQL: the stage write ($1, $2) and the deliveries due ($3: when,
+        $4: mail ids) in one statement; answers how many claims were updated."""
+        q = connection.ops.quote_name
+        mail, rcpt = q(Mail._meta.db_table), q(Rcpt._meta.db_table)
+        return (
+            f"WITH stage AS ({self.stage_sql.replace('%s', '$1', 1)} RETURNING 1), "
+            f"sent AS (UPDATE {mail} SET state = '{Mail.State.SENT}', sent_at = $3, "
+            f"last_error = '' WHERE state = '{Mail.State.SENDING}' "
+            "AND claim_token = $2 AND id = ANY($4::bigint[]) RETURNING id), "
+            f"rcpt AS (UPDATE {rcpt} SET state = '{Rcpt.State.SENT}', "
+            "smtp_code = 250, last_error = '', updated_at = $3 "
+            f"WHERE state = '{Rcpt.State.SENDING}' "
+            "AND mail_id IN (SELECT id FROM sent) RETURNING 1) "
+            "SELECT (SELECT count(*) FROM stage), (SELECT count(*) FROM rcpt)"
+        ).replace("%s", "$2", 1)
+
     def _sqlite_stage(self, position: int) -> bool:
         """SQLite: the write, retried every 0.2 ms while another worker holds the
         file's write lock (its own busy handler first sleeps 1, 2, 5, 10 ms…: as
-        long as sending a mail; two workers would then drain slower than one)."""
+        long as sending a mail; two workers would then drain slower than one).
+        busy_timeout stays 0 between stage writes; ``_patient`` restores it for
+        any other statement (two PRAGMAs per mail cost more than the write)."""
+        if not self.impatient:
+            self.cursor.execute("PRAGMA busy_timeout = 0")
+            self.impatient = True
         deadline = time.monotonic() + STAGE_WAIT_SECONDS
-        self.cursor.execute("PRAGMA busy_timeout = 0")
-        try:
-            while True:
-                try:
-                    self.cursor.execute(self.stage_sql, [position, self.token])
-                    return bool(self.cursor.rowcount == 1)
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.0002)
-        finally:
+        while True:
+            try:
+                self.cursor.execute(self.stage_sql, [position, self.token])
+                return bool(self.cursor.rowcount == 1)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0002)
+
+    def _patient(
+        self,
+        execute: Callable[..., object],
+        sql: str,
+        params: object,
+        many: bool,
+        context: dict[str, object],
+    ) -> object:
+        """Django's statements (SQLite) wait for the write lock as usual."""
+        self._be_patient()
+        return execute(sql, params, many, context)
+
+    def _be_patient(self) -> None:
+        if self.impatient:
             self.cursor.execute(f"PRAGMA busy_timeout = {STAGE_WAIT_SECONDS * 1000}")
+            self.impatient = False
 
     def note(self, mail_id: int) -> None:
         """``mail_id`` was accepted by every recipient (written in a group)."""
@@ -174,10 +240,13 @@ class SendProgress:
             self.since = time.monotonic()
         self.pending.append(mail_id)
 
-    def flush_if_due(self) -> None:
-        if len(self.pending) >= self.FLUSH_EVERY or (
+    def is_due(self) -> bool:
+        return len(self.pending) >= self.FLUSH_EVERY or bool(
             self.pending and time.monotonic() - self.since >= self.FLUSH_SECONDS
-        ):
+        )
+
+    def flush_if_due(self) -> None:
+        if self.is_due():
             self.flush()
 
     def flush(self) -> None:
@@ -200,9 +269,28 @@ class SendProgress:
         try:
             self.flush()
         finally:
-            if connection.vendor == "postgresql":
-                self.cursor.execute("SET synchronous_commit TO DEFAULT")
+            if self.pgconn is not None:
+                # Skipped on a broken connection or in a failed transaction: the
+                # name is this batch's own, so a leftover never clashes.
+                idle = (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS)
+                if self.prepared and self.pgconn.transaction_status in idle:
+                    self.pgconn.exec_(b"DEALLOCATE " + self.stage_name)
+                    self.pgconn.exec_(b"DEALLOCATE " + self.both_name)
+            else:
+                connection.execute_wrappers.remove(self._patient)
+                self._be_patient()
             self.cursor.close()
+
+
+def _check(result: pq.abc.PGresult | None) -> pq.abc.PGresult:
+    """A libpq result, or the server's error as a DatabaseError."""
+    if result is None or result.status not in (
+        pq.ExecStatus.COMMAND_OK,
+        pq.ExecStatus.TUPLES_OK,
+    ):
+        message = result.error_message if result is not None else b""
+        raise DatabaseError(message.decode(errors="replace"))
+    return result
 
 
 def record_delivered_before(

@@ -22,7 +22,7 @@ from mailservers.models import (
     OutgoingServer,
     OutgoingServerHealth,
 )
-from mailservers.services import outbox
+from mailservers.services import outbox, outbox_results
 from mailservers.services.outgoing import (
     MailRecipient,
     cancel_mail,
@@ -379,6 +379,44 @@ def test_abandoned_claim_fails_only_its_mail_at_stage_data(outbox_server):  # no
     assert len(outbox_server.received) == 22
     failed.refresh_from_db()
     assert failed.state == State.SENT and not failed.uncertain
+
+
+def test_claim_taken_back_mid_batch_sends_no_more_content(
+    outbox_server,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When recovery takes a running batch's claim back, the mail whose stage write
+    finds the claim gone leaves no content (the connection is dropped after 354),
+    and the mails recovery requeued are sent once by the next batch."""
+    mails = [queue(subject=f"Mail {n}") for n in range(6)]
+    reach_data = outbox_results.SendProgress.reach_data
+    recovered: list[int] = []
+
+    def recovered_before_mail_3(progress, position):  # noqa: ANN001, ANN202
+        if position == 3 and not recovered:  # the worker looked dead
+            OutboxClaim.objects.filter(token=progress.token).update(
+                lease_until=timezone.now() - timedelta(days=1)
+            )
+            recovered.append(outbox.recover_stuck_mail())
+        return reach_data(progress, position)
+
+    monkeypatch.setattr(
+        outbox_results.SendProgress, "reach_data", recovered_before_mail_3
+    )
+    outbox.process_outbox()  # the batch stops; a new one takes mails 3-5
+    assert recovered == [6]  # 0, 1 sent; 2 at stage data; 3-5 requeued
+    subjects = [
+        r.raw.split(b"Subject: ")[1].split(b"\r\n")[0] for r in outbox_server.received
+    ]
+    assert sorted(subjects) == [f"Mail {n}".encode() for n in range(6)]
+    states = [
+        m.state
+        for m in OutgoingMail.objects.filter(pk__in=[m.pk for m in mails]).order_by(
+            "pk"
+        )
+    ]
+    # Mail 2's 250 came after recovery settled it: "cannot tell", to check.
+    assert states == [State.SENT] * 2 + [State.FAILED] + [State.SENT] * 3
 
 
 def test_trigger_and_beat_send_once(outbox_server):  # noqa: ANN001
