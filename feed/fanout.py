@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Model, QuerySet
 
 from feed import recipients as rcpt
-from feed.models import Follower, Message, MessageRecipient, Subtype
+from feed.models import Follower, Message, Subtype
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _fan_out_chunk(message_id: int, chunk: int) -> int | None:
             lookups=rcpt.Lookups(),  # per chunk: memory stays flat
         )
         _only_followers(plan, following, message)
-        MessageRecipient.objects.bulk_create(plan.recipient_rows)
+        rcpt.save_recipient_rows(plan.recipient_rows)
         rcpt.create_notifications(message=message, users=plan.notified_users)
         # Sent on commit; the message's own Message-ID went with the post's part.
         rcpt.queue_planned_mail(message=message, plan=plan, own_id=False)

@@ -1,0 +1,152 @@
+"""Insert many rows of one model in few statements, without model instances.
+
+For the paths that write tens of thousands of rows at once (a post's fan-out to
+its followers). Django's ``bulk_create`` builds a model instance per row and runs
+its compiler over every value of every field, which costs more than the database
+does; :func:`insert_rows` writes the same rows from plain tuples:
+
+- every value still goes through its model field's ``get_db_prep_save``, the
+  conversion ``bulk_create`` applies (dates, bytes and booleans reach SQLite and
+  PostgreSQL as they would from ``bulk_create``); a column with one value for
+  every row (``constants``) is converted once, and a ``str``/``int``/``bool``/
+  ``None`` value is passed as it is once the field's conversion gave such a value
+  back unchanged (the conversion of these field types never depends on the value);
+- a field given neither as a column nor as a constant gets its default
+  (``auto_now``/``auto_now_add``: now), as a fresh instance would;
+- each batch (as many rows as the backend's parameter limit allows) is one
+  multi-row ``INSERT``, with ``RETURNING`` the primary keys in row order (the
+  order Django's own ``bulk_create`` relies on for both backends).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from django.db import NotSupportedError, connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import NOT_PROVIDED
+from django.utils import timezone
+
+# Types whose conversion, once seen to be the identity for a field, stays one.
+_PLAIN = (str, int, bool, type(None))
+# Rows per statement at most, whatever the parameter limit (statement size).
+MAX_ROWS = 1000
+
+
+def _converter(
+    field: models.Field, connection: BaseDatabaseWrapper
+) -> Callable[[Any], Any]:
+    """``field.get_db_prep_save``, skipped for plain types it returns unchanged."""
+    prep = field.get_db_prep_save
+    identical: set[type] = set()
+
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind in identical:
+            return value
+        prepared = prep(value, connection)
+        if prepared is value and kind in _PLAIN:
+            identical.add(kind)
+        return prepared
+
+    return convert
+
+
+def _has_db_default(field: models.Field) -> bool:
+    return getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED
+
+
+def _max_params(connection: BaseDatabaseWrapper) -> int:
+    if connection.vendor == "sqlite":
+        import sqlite3
+
+        connection.ensure_connection()
+        getlimit = getattr(connection.connection, "getlimit", None)
+        if getlimit is not None:  # Python 3.11+
+            return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return 999
+    return 65535  # PostgreSQL's wire protocol: a 16-bit parameter count
+
+
+def insert_rows(
+    model: type[models.Model],
+    *,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    constants: Mapping[str, Any] | None = None,
+    returning: bool = False,
+    using: str = "default",
+) -> list[int]:
+    """Insert ``rows`` (values of ``columns``, by field name: ``mail`` or
+    ``mail_id`` for a foreign key, whose values are ids) into ``model``'s table,
+    with ``constants`` in every row (a foreign key's may be an instance); returns
+    the new primary keys in row order when ``returning``."""
+    connection = connections[using]
+    if returning and not connection.features.can_return_rows_from_bulk_insert:
+        raise NotSupportedError("insert_rows(returning=True) needs RETURNING")
+    meta = model._meta
+    concrete: dict[str, models.Field] = {}
+    for f in meta.concrete_fields:
+        concrete[f.name] = concrete[f.attname] = f
+    named = [*columns, *(constants or {})]
+    unknown = [name for name in named if name not in concrete]
+    if unknown or len({concrete[name].attname for name in named}) < len(named):
+        raise ValueError(f"insert_rows: unknown or doubled columns {named}")
+    given = {concrete[name].attname: n for n, name in enumerate(columns)}
+    fixed = {concrete[k].attname: v for k, v in (constants or {}).items()}
+    fields = [
+        f
+        for f in meta.concrete_fields
+        if not (f.primary_key and isinstance(f, models.AutoField))
+        and (f.attname in given or f.attname in fixed or not _has_db_default(f))
+    ]
+    now = timezone.now()
+    # Per field, its place in a row or its value converted once.
+    plan: list[tuple[int, Callable[[Any], Any]] | tuple[None, Any]] = []
+    for f in fields:
+        if f.attname in given:
+            plan.append((given[f.attname], _converter(f, connection)))
+            continue
+        if f.attname in fixed:
+            value = fixed[f.attname]
+        elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            value = now
+        else:
+            value = f.get_default()
+        if f.is_relation and isinstance(value, models.Model):
+            value = value.pk
+        plan.append((None, f.get_db_prep_save(value, connection)))
+    q = connection.ops.quote_name
+    head = (
+        f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
+        "VALUES "
+    )
+    tail = f" RETURNING {q(meta.pk.column)}" if returning else ""
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    per_statement = max(1, min(MAX_ROWS, _max_params(connection) // len(fields)))
+    ids: list[int] = []
+    batch: list[Any] = []
+    count = 0
+
+    def flush() -> None:
+        nonlocal batch, count
+        if not count:
+            return
+        sql = head + ", ".join([one] * count) + tail
+        with connection.cursor() as cursor:
+            cursor.execute(sql, batch)
+            if returning:
+                ids.extend(row[0] for row in cursor.fetchall())
+        batch, count = [], 0
+
+    with transaction.atomic(using=using, savepoint=False):
+        for row in rows:
+            batch.extend(
+                value if place is None else value(row[place]) for place, value in plan
+            )
+            count += 1
+            if count >= per_statement:
+                flush()
+        flush()
+    return ids
