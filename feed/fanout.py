@@ -90,25 +90,17 @@ def _fan_out_chunk(message_id: int, chunk: int) -> int | None:
         if record is None or subtype is None:  # the record is gone: nobody to tell
             _finish(message)
             return None
-        rows = list(
-            _subscriptions(record, subtype)
-            .filter(
-                follower_id__gt=message.fanout_cursor,
-                follower_id__lte=message.fanout_until,
-            )
-            .order_by("follower_id")
-            .values_list(
-                "follower_id", "follower__user_id", "follower__contact_id", "subtype_id"
-            )[:chunk]
-        )
-        if not rows:
+        followers = _next_followers(record, message, chunk)
+        if not followers:
             _finish(message)
             return None
+        subscribed = set(
+            Follower.subtypes.through.objects.filter(
+                follower_id__in=[pk for pk, _u, _c in followers], subtype=subtype
+            ).values_list("follower_id", flat=True)
+        )
         following = rcpt.following_from_rows(
-            [
-                (user_id, contact_id, subtype_id)
-                for _f, user_id, contact_id, subtype_id in rows
-            ],
+            [(u, c, subtype.pk) for pk, u, c in followers if pk in subscribed],
             subtype=subtype,
         )
         plan = rcpt.plan_delivery(
@@ -124,9 +116,29 @@ def _fan_out_chunk(message_id: int, chunk: int) -> int | None:
         # Sent on commit; the message's own Message-ID went with the post's part.
         rcpt.queue_planned_mail(message=message, plan=plan, own_id=False)
         Message.objects.filter(pk=message.pk).update(
-            fanout_cursor=rows[-1][0], fanout_done=message.fanout_done + len(rows)
+            fanout_cursor=followers[-1][0],
+            fanout_done=message.fanout_done + len(subscribed),
         )
-    return len(rows)
+    return len(subscribed)
+
+
+def _next_followers(
+    record: Model, message: Message, chunk: int
+) -> list[tuple[int, int | None, int | None]]:
+    """(id, user id, contact id) of the record's next ``chunk`` followers after
+    the cursor, subscribed or not: one range of the (content type, object id, id)
+    index, so a chunk costs the same at the end of 100,000 followers as at the
+    start, with or without planner statistics."""
+    return list(
+        Follower.objects.filter(
+            content_type=ContentType.objects.get_for_model(record),
+            object_id=record.pk,
+            id__gt=message.fanout_cursor,
+            id__lte=message.fanout_until,
+        )
+        .order_by("id")
+        .values_list("id", "user_id", "contact_id")[:chunk]
+    )
 
 
 def _only_followers(

@@ -20,7 +20,7 @@ does; :func:`insert_rows` writes the same rows from plain tuples:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.db import NotSupportedError, connections, models, transaction
@@ -30,6 +30,8 @@ from django.utils import timezone
 
 # Types whose conversion, once seen to be the identity for a field, stays one.
 _PLAIN = (str, int, bool, type(None))
+# Per field of a row: (its place in the row, its converter), or (None, its value).
+Plan = list[tuple[int, Callable[[Any], Any]] | tuple[None, Any]]
 # Rows per statement at most, whatever the parameter limit (statement size).
 MAX_ROWS = 1000
 
@@ -103,7 +105,7 @@ def insert_rows(
     ]
     now = timezone.now()
     # Per field, its place in a row or its value converted once.
-    plan: list[tuple[int, Callable[[Any], Any]] | tuple[None, Any]] = []
+    plan: Plan = []
     for f in fields:
         if f.attname in given:
             plan.append((given[f.attname], _converter(f, connection)))
@@ -118,35 +120,107 @@ def insert_rows(
             value = value.pk
         plan.append((None, f.get_db_prep_save(value, connection)))
     q = connection.ops.quote_name
-    head = (
-        f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
-        "VALUES "
-    )
+    head = f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
     tail = f" RETURNING {q(meta.pk.column)}" if returning else ""
-    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    per_statement = max(1, min(MAX_ROWS, _max_params(connection) // len(fields)))
+    write = _unnest if connection.vendor == "postgresql" else _values
     ids: list[int] = []
-    batch: list[Any] = []
-    count = 0
-
-    def flush() -> None:
-        nonlocal batch, count
-        if not count:
-            return
-        sql = head + ", ".join([one] * count) + tail
-        with connection.cursor() as cursor:
-            cursor.execute(sql, batch)
-            if returning:
-                ids.extend(row[0] for row in cursor.fetchall())
-        batch, count = [], 0
-
     with transaction.atomic(using=using, savepoint=False):
-        for row in rows:
-            batch.extend(
-                value if place is None else value(row[place]) for place, value in plan
-            )
-            count += 1
-            if count >= per_statement:
-                flush()
-        flush()
+        for batch in _batches(rows, _rows_per_statement(connection, len(fields))):
+            ids += write(connection, fields, plan, batch, head, tail)
     return ids
+
+
+def _rows_per_statement(connection: BaseDatabaseWrapper, width: int) -> int:
+    if connection.vendor == "postgresql":  # one array parameter per column
+        return MAX_ROWS
+    return max(1, min(MAX_ROWS, _max_params(connection) // width))
+
+
+def _batches(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
+    batch: list[Sequence[Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _run(
+    connection: BaseDatabaseWrapper, sql: str, params: list[Any], returning: bool
+) -> list[int]:
+    with _cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()] if returning else []
+
+
+def _cursor(connection: BaseDatabaseWrapper) -> Any:
+    """The connection's cursor; on PostgreSQL one that sends the parameters apart
+    from the statement (Django's own ``server_side_binding`` cursor class), so
+    megabytes of mail bytes go as bytes, not as hex text psycopg writes into the
+    statement and the server parses back (through Django's cursor wrapper still:
+    logged, counted, wrapped like any other statement)."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+        ServerBindingCursor,
+    )
+
+    connection.ensure_connection()
+    cursor = ServerBindingCursor(connection.connection)
+    return connection._prepare_cursor(cursor)  # type: ignore[attr-defined]
+
+
+def _values(
+    connection: BaseDatabaseWrapper,
+    fields: list[models.Field],
+    plan: Plan,
+    batch: list[Sequence[Any]],
+    head: str,
+    tail: str,
+) -> list[int]:
+    """``VALUES (...), (...)``: one parameter per value (SQLite)."""
+    params: list[Any] = []
+    for row in batch:
+        params.extend(
+            value if place is None else value(row[place]) for place, value in plan
+        )
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = head + "VALUES " + ", ".join([one] * len(batch)) + tail
+    return _run(connection, sql, params, bool(tail))
+
+
+def _unnest(
+    connection: BaseDatabaseWrapper,
+    fields: list[models.Field],
+    plan: Plan,
+    batch: list[Sequence[Any]],
+    head: str,
+    tail: str,
+) -> list[int]:
+    """``SELECT ... FROM unnest(column arrays)``: one parameter per column, so
+    the statement stays short (PostgreSQL; Django's own ``bulk_create`` inserts
+    so there, and relies on ``RETURNING`` keeping the arrays' order too)."""
+    constants: list[Any] = []
+    columns: list[list[Any]] = []
+    arrays: list[str] = []
+    select: list[str] = []
+    for f, (place, value) in zip(fields, plan, strict=True):
+        kind = f.db_type(connection)
+        if place is None:
+            select.append(f"%s::{kind}")
+            constants.append(value)
+            continue
+        # Bytes in binary form: as they are, no hex text to write and parse.
+        mark = "%b" if f.get_internal_type() == "BinaryField" else "%s"
+        arrays.append(f"{mark}::{kind}[]")
+        select.append(f"u.c{len(arrays)}")
+        columns.append([value(row[place]) for row in batch])
+    params = constants + columns  # as the statement names them: SELECT, then FROM
+    names = ", ".join(f"c{n}" for n in range(1, len(arrays) + 1))
+    sql = (
+        f"{head}SELECT {', '.join(select)} "
+        f"FROM unnest({', '.join(arrays)}) AS u({names}){tail}"
+    )
+    return _run(connection, sql, params, bool(tail))
