@@ -121,10 +121,12 @@ class Lookups:
         return [u for u in users if u is not None]
 
     def contacts(self, ids: Iterable[int]) -> dict[int, Contact]:
+        """Contacts by pk with their name and email (the rest deferred)."""
         ids = list(ids)
         missing = {pk for pk in ids if pk not in self._contacts}
         if missing:
-            by_pk = Contact.objects.in_bulk(missing)
+            # What a plan reads of them (a fan-out chunk loads thousands).
+            by_pk = Contact.objects.only("id", "name", "email").in_bulk(missing)
             self._contacts.update({pk: by_pk.get(pk) for pk in missing})
         return {pk: c for pk in ids if (c := self._contacts[pk]) is not None}
 
@@ -280,7 +282,7 @@ def plan_delivery(
                 message=message,
                 address=contact.email,
                 name=contact.name[:200],
-                contact=contact,
+                contact_id=contact.pk,  # saved: no instance to cache
             )
         )
     return plan

@@ -181,11 +181,17 @@ def _values(
     tail: str,
 ) -> list[int]:
     """``VALUES (...), (...)``: one parameter per value (SQLite)."""
+    # Each row: the constants in place, then its own values converted.
+    template = [value if place is None else None for place, value in plan]
+    varying = [
+        (n, place, value) for n, (place, value) in enumerate(plan) if place is not None
+    ]
     params: list[Any] = []
     for row in batch:
-        params.extend(
-            value if place is None else value(row[place]) for place, value in plan
-        )
+        values = template.copy()
+        for n, place, convert in varying:
+            values[n] = convert(row[place])
+        params += values
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = head + "VALUES " + ", ".join([one] * len(batch)) + tail
     return _run(connection, sql, params, bool(tail))
