@@ -8,14 +8,17 @@ does; :func:`insert_rows` writes the same rows from plain tuples:
 - every value still goes through its model field's ``get_db_prep_save``, the
   conversion ``bulk_create`` applies (dates, bytes and booleans reach SQLite and
   PostgreSQL as they would from ``bulk_create``); a column with one value for
-  every row (``constants``) is converted once, and a ``str``/``int``/``bool``/
-  ``None`` value is passed as it is once the field's conversion gave such a value
-  back unchanged (the conversion of these field types never depends on the value);
+  every row (``constants``) is converted once, and for Django's own text, integer
+  and boolean fields (not subclasses) a ``str``/``int``/``bool``/``None`` value
+  is passed as it is once the field's conversion gave such a value back
+  unchanged (their conversion is a type coercion: it never depends on the value);
 - a field given neither as a column nor as a constant gets its default
   (``auto_now``/``auto_now_add``: now), as a fresh instance would;
-- each batch (as many rows as the backend's parameter limit allows) is one
-  multi-row ``INSERT``, with ``RETURNING`` the primary keys in row order (the
-  order Django's own ``bulk_create`` relies on for both backends).
+- each batch is one ``INSERT`` with ``RETURNING`` the primary keys in row order
+  (the order Django's own ``bulk_create`` relies on for both backends): on SQLite
+  multi-row ``VALUES`` (as many rows as its parameter limit allows), on
+  PostgreSQL ``SELECT ... FROM unnest()`` of one array per column, bound apart
+  from the statement, bytes in binary.
 """
 
 from __future__ import annotations
@@ -28,8 +31,25 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
-# Types whose conversion, once seen to be the identity for a field, stays one.
+# Types whose conversion, once seen to be the identity for a field, stays one...
 _PLAIN = (str, int, bool, type(None))
+# ...for these field classes exactly (a subclass may convert by value).
+_COERCING = {
+    models.CharField,
+    models.EmailField,
+    models.SlugField,
+    models.TextField,
+    models.IntegerField,
+    models.SmallIntegerField,
+    models.BigIntegerField,
+    models.PositiveIntegerField,
+    models.PositiveSmallIntegerField,
+    models.PositiveBigIntegerField,
+    models.BooleanField,
+    models.AutoField,
+    models.BigAutoField,
+    models.SmallAutoField,
+}
 # Per field of a row: (its place in the row, its converter), or (None, its value).
 Plan = list[tuple[int, Callable[[Any], Any]] | tuple[None, Any]]
 # Rows per statement at most, whatever the parameter limit (statement size).
@@ -42,13 +62,15 @@ def _converter(
     """``field.get_db_prep_save``, skipped for plain types it returns unchanged."""
     prep = field.get_db_prep_save
     identical: set[type] = set()
+    target = getattr(field, "target_field", field) if field.is_relation else field
+    coercing = type(target) in _COERCING and not field.many_to_many
 
     def convert(value: Any) -> Any:
         kind = type(value)
         if kind in identical:
             return value
         prepared = prep(value, connection)
-        if prepared is value and kind in _PLAIN:
+        if coercing and prepared is value and kind in _PLAIN:
             identical.add(kind)
         return prepared
 

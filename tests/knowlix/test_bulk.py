@@ -105,3 +105,20 @@ def test_unknown_or_doubled_columns_are_refused(db):
         )
     assert OutgoingRecipient.objects.count() == 0
     assert connection.vendor in ("sqlite", "postgresql")
+
+
+def test_a_field_that_converts_by_value_converts_every_value(db):
+    """Only Django's own coercing fields pass values through unconverted once one
+    came back unchanged: a field whose conversion depends on the value (here a
+    stripping CharField subclass) converts each one."""
+    field = OutgoingRecipient._meta.get_field("address")
+
+    class Stripping(type(field)):  # type: ignore[misc]
+        def get_db_prep_save(self, value, connection):  # noqa: ANN001, ANN201
+            return value.strip()
+
+    converter = bulk._converter(Stripping(max_length=320), connection)
+    assert converter("a@x.test") == "a@x.test"
+    assert converter(" b@x.test ") == "b@x.test"
+    plain = bulk._converter(field, connection)
+    assert plain("a@x.test") == "a@x.test" and plain(" b ") == " b "
