@@ -130,6 +130,11 @@ class Lookups:
             self._contacts.update({pk: by_pk.get(pk) for pk in missing})
         return {pk: c for pk in ids if (c := self._contacts[pk]) is not None}
 
+    def add_contacts(self, contacts: Iterable[Contact]) -> None:
+        """Contacts the caller already read (with at least their name and email),
+        so :meth:`contacts` does not read them again."""
+        self._contacts.update((c.pk, c) for c in contacts)
+
     def remember(self, contact: Contact) -> None:
         """A contact just found or planned for an address (an outgoing email's;
         a planned one is saved by ``write_plan`` before the next plan)."""
