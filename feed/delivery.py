@@ -11,6 +11,7 @@ through here, with its thread headers computed here (the queue never reads the f
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -143,27 +144,31 @@ def queue_message_copies(
     copies: list[list[Addressee]],
     for_users: bool,
     own_id: bool = True,
+    rows: Sequence[MessageRecipient] | None = None,
 ) -> None:
     """Queue ``message`` as one mail per copy (each copy's addressees in its
     To/Cc): customers, or colleagues. Call inside the posting transaction.
 
     An unusable address fails alone; a mail that cannot be queued at all (too
     large) fails for everyone. Failures are stored on the recipients. ``own_id``
-    False: fresh Message-IDs even for our own message (a resend).
+    False: fresh Message-IDs even for our own message (a resend). ``rows``: the
+    copies' saved recipient rows when the caller has them (else they are read).
     """
     copies = [copy for copy in copies if copy]
     if not copies:
         return
     record = message.content_object
     assert record is not None  # the message was just posted on it
-    # Only these copies' rows: a big post's fan-out calls this once per chunk.
-    mine = MessageRecipient.objects.filter(
-        message=message, address__in=[a.address for copy in copies for a in copy]
-    )
-    rows = {
-        r.address.lower(): r
-        for r in mine.only("pk", "address", "user_id")
-        if (r.user_id is not None) == for_users
+    if rows is None or any(r.pk is None for r in rows):
+        # Only these copies' rows: a big post's fan-out calls this once per chunk.
+        rows = list(
+            MessageRecipient.objects.filter(
+                message=message,
+                address__in=[a.address for copy in copies for a in copy],
+            ).only("pk", "address", "user_id")
+        )
+    by_address = {
+        r.address.lower(): r for r in rows if (r.user_id is not None) == for_users
     }
     # Our own message to customers carries its Message-ID (the first copy; the
     # others its family), so their replies thread.
@@ -183,7 +188,7 @@ def queue_message_copies(
                     name=a.name,
                     kind=a.kind,
                     message_recipient_id=getattr(
-                        rows.get(a.address.lower()), "pk", None
+                        by_address.get(a.address.lower()), "pk", None
                     ),
                 )
                 for a in copy

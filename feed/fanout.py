@@ -21,7 +21,8 @@ from django.db import transaction
 from django.db.models import Count, Max, Model, QuerySet
 
 from feed import recipients as rcpt
-from feed.models import Follower, Message, MessageRecipient, Subtype
+from feed.models import Follower, Message, Subtype
+from knowlix.models import Contact
 
 logger = logging.getLogger(__name__)
 
@@ -90,43 +91,65 @@ def _fan_out_chunk(message_id: int, chunk: int) -> int | None:
         if record is None or subtype is None:  # the record is gone: nobody to tell
             _finish(message)
             return None
-        rows = list(
-            _subscriptions(record, subtype)
-            .filter(
-                follower_id__gt=message.fanout_cursor,
-                follower_id__lte=message.fanout_until,
-            )
-            .order_by("follower_id")
-            .values_list(
-                "follower_id", "follower__user_id", "follower__contact_id", "subtype_id"
-            )[:chunk]
-        )
-        if not rows:
+        followers = _next_followers(record, message, chunk)
+        if not followers:
             _finish(message)
             return None
+        subscribed = set(
+            Follower.subtypes.through.objects.filter(
+                follower_id__in=[row[0] for row in followers], subtype=subtype
+            ).values_list("follower_id", flat=True)
+        )
+        mine = [row for row in followers if row[0] in subscribed]
         following = rcpt.following_from_rows(
-            [
-                (user_id, contact_id, subtype_id)
-                for _f, user_id, contact_id, subtype_id in rows
-            ],
+            [(user_id, contact_id, subtype.pk) for _f, user_id, contact_id, *_ in mine],
             subtype=subtype,
+        )
+        lookups = rcpt.Lookups()  # per chunk: memory stays flat
+        # The contacts came with their followers: no second read.
+        lookups.add_contacts(
+            Contact.from_db(None, ["id", "name", "email"], (contact_id, name, email))
+            for _f, _u, contact_id, name, email in mine
+            if contact_id is not None
         )
         plan = rcpt.plan_delivery(
             message=message,
             record=record,
             extra_addresses=(),
             following=following,
-            lookups=rcpt.Lookups(),  # per chunk: memory stays flat
+            lookups=lookups,
         )
         _only_followers(plan, following, message)
-        MessageRecipient.objects.bulk_create(plan.recipient_rows)
+        rcpt.save_recipient_rows(plan.recipient_rows)
         rcpt.create_notifications(message=message, users=plan.notified_users)
         # Sent on commit; the message's own Message-ID went with the post's part.
         rcpt.queue_planned_mail(message=message, plan=plan, own_id=False)
         Message.objects.filter(pk=message.pk).update(
-            fanout_cursor=rows[-1][0], fanout_done=message.fanout_done + len(rows)
+            fanout_cursor=followers[-1][0],
+            fanout_done=message.fanout_done + len(subscribed),
         )
-    return len(rows)
+    return len(subscribed)
+
+
+def _next_followers(
+    record: Model, message: Message, chunk: int
+) -> list[tuple[int, int | None, int | None, str | None, str | None]]:
+    """(id, user id, contact id, contact name, contact email) of the record's next
+    ``chunk`` followers after the cursor, subscribed or not: one range of the
+    (content type, object id, id) index, so a chunk costs the same at the end of
+    100,000 followers as at the start, with or without planner statistics."""
+    return list(
+        Follower.objects.filter(
+            content_type=ContentType.objects.get_for_model(record),
+            object_id=record.pk,
+            id__gt=message.fanout_cursor,
+            id__lte=message.fanout_until,
+        )
+        .order_by("id")
+        .values_list("id", "user_id", "contact_id", "contact__name", "contact__email")[
+            :chunk
+        ]
+    )
 
 
 def _only_followers(

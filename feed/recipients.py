@@ -41,6 +41,7 @@ from feed.models import (
 )
 from knowlix import params
 from knowlix.access import can_view_record
+from knowlix.bulk import insert_rows
 from knowlix.models import Contact, normalize_email
 from knowlix.users import get_profile
 from mailservers.models import OutgoingRecipient
@@ -120,12 +121,19 @@ class Lookups:
         return [u for u in users if u is not None]
 
     def contacts(self, ids: Iterable[int]) -> dict[int, Contact]:
+        """Contacts by pk with their name and email (the rest deferred)."""
         ids = list(ids)
         missing = {pk for pk in ids if pk not in self._contacts}
         if missing:
-            by_pk = Contact.objects.in_bulk(missing)
+            # What a plan reads of them (a fan-out chunk loads thousands).
+            by_pk = Contact.objects.only("id", "name", "email").in_bulk(missing)
             self._contacts.update({pk: by_pk.get(pk) for pk in missing})
         return {pk: c for pk in ids if (c := self._contacts[pk]) is not None}
+
+    def add_contacts(self, contacts: Iterable[Contact]) -> None:
+        """Contacts the caller already read (with at least their name and email),
+        so :meth:`contacts` does not read them again."""
+        self._contacts.update((c.pk, c) for c in contacts)
 
     def remember(self, contact: Contact) -> None:
         """A contact just found or planned for an address (an outgoing email's;
@@ -279,7 +287,7 @@ def plan_delivery(
                 message=message,
                 address=contact.email,
                 name=contact.name[:200],
-                contact=contact,
+                contact_id=contact.pk,  # saved: no instance to cache
             )
         )
     return plan
@@ -392,6 +400,21 @@ def plan_notice(*, message: Message, users: Iterable[User]) -> DeliveryPlan:
     return plan
 
 
+def save_recipient_rows(rows: Sequence[MessageRecipient]) -> None:
+    """Insert a plan's recipient rows (a fan-out chunk's thousands) in few
+    statements, without Django's per-value ``bulk_create`` work; each row gets
+    its pk, as from ``bulk_create``."""
+    ids = insert_rows(
+        MessageRecipient,
+        columns=("message_id", "address", "name", "contact_id", "user_id"),
+        rows=((r.message_id, r.address, r.name, r.contact_id, r.user_id) for r in rows),
+        returning=True,
+    )
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk = row.id = pk
+        row._state.adding, row._state.db = False, "default"
+
+
 def create_notifications(*, message: Message, users: Sequence[User]) -> None:
     create_notifications_for([(message, users)])
 
@@ -420,12 +443,17 @@ def queue_planned_mail(
     """Queue the plan's mail: one per contact and per colleague who wants email,
     one to the typed To/Cc. ``own_id`` False: fresh Message-IDs (a fan-out's
     chunks after the post's own part)."""
+    # The rows were just saved (their pks known): no read back.
     delivery.queue_message_copies(
         message=message,
         copies=[[a] for a in plan.external] + ([plan.typed] if plan.typed else []),
         for_users=False,
         own_id=own_id,
+        rows=plan.recipient_rows,
     )
     delivery.queue_message_copies(
-        message=message, copies=[[a] for a in plan.users_by_email], for_users=True
+        message=message,
+        copies=[[a] for a in plan.users_by_email],
+        for_users=True,
+        rows=plan.recipient_rows,
     )

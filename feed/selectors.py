@@ -26,6 +26,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from feed.delivery import delivery_stamp_columns, recipient_prefetches
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 
 FEED_PAGE_SIZE = 30
 MAX_FOCUS = 500
+# Recipients shown under a message (with their delivery state); a post to 100,000
+# followers shows these and the count of the others, never loads them all.
+SHOWN_RECIPIENTS = 20
 
 
 def unread_count(user: User | AnonymousUser) -> int:
@@ -131,20 +135,38 @@ def recipient_queryset() -> QuerySet[MessageRecipient]:
 
 
 def message_queryset() -> QuerySet[Message]:
-    """Messages with authors, subtype, attachments and recipients prefetched; the
-    parent (with its author) is joined so "In reply to" costs no query per row."""
-    return Message.objects.select_related(
-        "author_user",
-        "author_contact",
-        "subtype",
-        "parent__author_user",
-        "parent__author_contact",
-    ).prefetch_related(
-        Prefetch(
-            "attachments",
-            queryset=Attachment.objects.select_related("blob").order_by("id"),
-        ),
-        Prefetch("recipients", queryset=recipient_queryset()),
+    """Messages with authors, subtype and attachments prefetched, and their first
+    ``SHOWN_RECIPIENTS`` recipients (``shown_recipients``) with the count of all
+    (``recipient_count``); the parent (with its author) is joined so "In reply
+    to" costs no query per row."""
+    counted = (
+        MessageRecipient.objects.filter(message=OuterRef("pk"))
+        .order_by()
+        .values("message")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return (
+        Message.objects.annotate(recipient_count=Coalesce(Subquery(counted), 0))
+        .select_related(
+            "author_user",
+            "author_contact",
+            "subtype",
+            "parent__author_user",
+            "parent__author_contact",
+        )
+        .prefetch_related(
+            Prefetch(
+                "attachments",
+                queryset=Attachment.objects.select_related("blob").order_by("id"),
+            ),
+            Prefetch(
+                "recipients",
+                # Sliced: at most this many rows per message (a window function).
+                queryset=recipient_queryset()[:SHOWN_RECIPIENTS],
+                to_attr="shown_recipients",
+            ),
+        )
     )
 
 

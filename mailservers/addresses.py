@@ -10,6 +10,7 @@ Pure: no ORM, no settings.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -53,6 +54,7 @@ class SmtpAddress:
         return not self.local.isascii()
 
 
+@functools.lru_cache(maxsize=4096)  # a fan-out's recipients share their domains
 def ascii_domain(domain: str) -> str:
     """The domain's ASCII form (IDNA 2008 with UTS 46 mapping); raises
     :class:`InvalidAddress` for anything that is not a host name."""

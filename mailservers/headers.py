@@ -227,6 +227,7 @@ class Mailbox:
         return " ".join(self.tokens())
 
 
+@functools.lru_cache(maxsize=4096)  # a fan-out's recipients share their domains
 def ascii_domain(domain: str) -> str:
     """The domain in its ASCII (IDNA) form; raises :class:`InvalidAddress`."""
     domain = domain.strip().rstrip(".")

@@ -45,6 +45,7 @@ from django.utils.translation import gettext as _
 
 from dnscheck.signing import dkim_sign, find_signing_domain
 from knowlix import params
+from knowlix.bulk import insert_rows
 from knowlix.html import html_to_text
 from mailservers import headers, mime
 from mailservers.addresses import InvalidAddress, SmtpAddress, smtp_address
@@ -140,6 +141,9 @@ class QueuedCopies:
     """What :func:`queue_mail_copies` did: the mails queued, and each address it
     refused before queueing (with the reason), which fails alone."""
 
+    mail_ids: list[int] = field(default_factory=list)
+    # The mails as rows, bytes included: only when at most INSERT_CHUNK were queued
+    # (a larger fan-out's would not fit in memory).
     mails: list[OutgoingMail] = field(default_factory=list)
     refused: list[tuple[MailRecipient, str]] = field(default_factory=list)
 
@@ -238,8 +242,9 @@ def queue_mail_copies(
     its own To/Cc, Message-ID (:func:`copy_message_id` of the copy's id, or of one
     fresh id) and bytes. An unusable address fails alone (``refused``); a mail
     too large raises ``MailTooLargeError``, a bad From ``DeliveryError``. Rows are
-    inserted in bulk, ``INSERT_CHUNK`` mails at a time (the mails of a larger
-    fan-out come back without their bytes); each recipient gets its VERP token.
+    inserted in bulk, ``INSERT_CHUNK`` mails at a time, without model instances
+    (``knowlix.bulk``; a larger fan-out's mails come back as ``mail_ids`` only);
+    each recipient gets its VERP token.
     With ``send_now`` the queue is drained once the transaction commits. Call
     inside a transaction for all-or-nothing (``feed.delivery`` does).
     """
@@ -263,7 +268,6 @@ def queue_mail_copies(
     signing_domain = selection.from_address.rpartition("@")[2]
 
     queued = QueuedCopies()
-    built: list[tuple[OutgoingMail, list[tuple[MailRecipient, SmtpAddress]]]] = []
     # A copy to one To address is the built template with its own To and
     # Message-ID lines (a 100,000-copy fan-out builds the MIME once).
     template = _CopyTemplate(
@@ -284,10 +288,26 @@ def queue_mail_copies(
             utf8=utf8,
         )
     )
+    # What every copy's row shares, written once per statement (knowlix.bulk).
+    shared = {
+        "feed_message_id": feed_message_id,
+        "content_type": ContentType.objects.get_for_model(record) if record else None,
+        "object_id": record.pk if record else None,
+        "server": selection.server,
+        "server_label": str(selection.server or _("Default server")),
+        "selection_reason": selection.reason[:200],
+        "from_address": selection.from_address,
+        "from_name": sender.display_name,
+        "original_from": selection.original_from,
+        "reply_to": str(reply_to)[:1000],
+        "subject": mime.clean_header(subject)[:998],
+    }
     # Integration point with dnscheck: signs when the From domain is DKIM-verified
     # (each copy: its To is signed), unchanged otherwise (never raises).
     signs = find_signing_domain(signing_domain) is not None
     personalizer = Personalizer()
+    keep = len(copies) <= INSERT_CHUNK  # small calls get their mails back in full
+    built: list[_Built] = []
     for index, copy in enumerate(copies):
         good, bad = _checked_recipients(copy.recipients)
         queued.refused += bad
@@ -300,64 +320,93 @@ def queue_mail_copies(
         if signs:
             raw = dkim_sign(raw, signing_domain)
         check_mail_size(len(raw))
-        mail = OutgoingMail(
-            feed_message_id=feed_message_id,
-            content_type=ContentType.objects.get_for_model(record) if record else None,
-            object_id=record.pk if record else None,
-            server=selection.server,
-            server_label=str(selection.server or _("Default server")),
-            selection_reason=selection.reason[:200],
-            from_address=selection.from_address,
-            from_name=sender.display_name,
-            original_from=selection.original_from,
-            reply_to=str(reply_to)[:1000],
-            subject=mime.clean_header(subject)[:998],
-            message_id=message_id,
-            raw=raw,
-            size=len(raw),
-            needs_smtputf8=utf8,
-        )
-        built.append((mail, good))
-        if len(built) >= INSERT_CHUNK:  # memory stays flat in a large fan-out
-            queued.mails += _insert(built, keep_bytes=False)
+        built.append(_Built(message_id, raw, utf8, good))
+        if not keep and len(built) >= INSERT_CHUNK:  # memory stays flat
+            queued.mail_ids += _insert(built, shared)
             built = []
 
     with transaction.atomic():
-        queued.mails += _insert(built, keep_bytes=len(copies) <= INSERT_CHUNK)
-        mails = queued.mails
-        if send_now and len(mails) == 1:
-            transaction.on_commit(partial(start_sending, mails[0].pk))
-        elif send_now and mails:  # one drain for the lot, not a task per copy
+        if built:
+            queued.mail_ids += _insert(built, shared)
+        if keep:
+            queued.mails = _as_mails(queued.mail_ids, built, shared)
+        mail_ids = queued.mail_ids
+        if send_now and len(mail_ids) == 1:
+            transaction.on_commit(partial(start_sending, mail_ids[0]))
+        elif send_now and mail_ids:  # one drain for the lot, not a task per copy
             transaction.on_commit(start_draining)
     return queued
 
 
-def _insert(
-    built: list[tuple[OutgoingMail, list[tuple[MailRecipient, SmtpAddress]]]],
-    *,
-    keep_bytes: bool,
-) -> list[OutgoingMail]:
-    """Insert built mails and their recipients (two statements). Without
-    ``keep_bytes`` the returned rows drop their bytes (read them from the table)."""
-    if not built:
-        return []
+@dataclass(frozen=True)
+class _Built:
+    """A copy's own values, until its row is inserted."""
+
+    message_id: str
+    raw: bytes
+    utf8: bool
+    good: list[tuple[MailRecipient, SmtpAddress]]
+
+
+_MAIL_COLUMNS = ("message_id", "raw", "size", "needs_smtputf8")
+_RECIPIENT_COLUMNS = (
+    "mail_id",
+    "address",
+    "name",
+    "kind",
+    "message_recipient_id",
+    "verp_token",
+)
+
+
+def _insert(built: list[_Built], shared: Mapping[str, object]) -> list[int]:
+    """Insert built mails (``shared`` values in each) and their recipients, each
+    with its VERP token, in one statement per table; the mails' ids."""
     with transaction.atomic():
-        mails = OutgoingMail.objects.bulk_create([mail for mail, _good in built])
-        OutgoingRecipient.objects.bulk_create(
-            OutgoingRecipient(
-                mail=mail,
-                address=smtp.addr_spec,
-                name=r.name[:200],
-                kind=r.kind,
-                message_recipient_id=r.message_recipient_id,
-                verp_token=new_verp_token(),
-            )
-            for mail, (_m, good) in zip(mails, built, strict=True)
-            for r, smtp in good
+        ids = insert_rows(
+            OutgoingMail,
+            columns=_MAIL_COLUMNS,
+            rows=((b.message_id, b.raw, len(b.raw), b.utf8) for b in built),
+            constants=shared,
+            returning=True,
         )
-    if not keep_bytes:
-        for mail in mails:
-            mail.raw = b""
+        tokens = iter(new_verp_tokens(sum(len(b.good) for b in built)))
+        insert_rows(
+            OutgoingRecipient,
+            columns=_RECIPIENT_COLUMNS,
+            rows=(
+                (
+                    mail_id,
+                    smtp.addr_spec,
+                    r.name[:200],
+                    r.kind,
+                    r.message_recipient_id,
+                    next(tokens),
+                )
+                for mail_id, b in zip(ids, built, strict=True)
+                for r, smtp in b.good
+            ),
+        )
+    return ids
+
+
+def _as_mails(
+    ids: list[int], built: list[_Built], shared: Mapping[str, object]
+) -> list[OutgoingMail]:
+    """The inserted rows as model instances (a small call's return value)."""
+    mails = [
+        OutgoingMail(
+            pk=pk,
+            message_id=b.message_id,
+            raw=b.raw,
+            size=len(b.raw),
+            needs_smtputf8=b.utf8,
+            **shared,
+        )
+        for pk, b in zip(ids, built, strict=True)
+    ]
+    for mail in mails:  # as bulk_create leaves them: saved rows
+        mail._state.adding, mail._state.db = False, "default"
     return mails
 
 
@@ -405,6 +454,13 @@ def new_verp_token() -> str:
     """A recipient's VERP token: 80 random bits, lower-case (MTAs may lower-case
     the address a bounce is delivered to)."""
     return secrets.token_hex(10)
+
+
+def new_verp_tokens(count: int) -> list[str]:
+    """``count`` VERP tokens as :func:`new_verp_token` makes them, from one read
+    of the system's random source."""
+    pool = secrets.token_bytes(10 * count).hex()
+    return [pool[n : n + 20] for n in range(0, 20 * count, 20)]
 
 
 # --- Acting on queued mail (the Email queue page, routing) -------------------------

@@ -10,7 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
 from feed import fanout
-from feed.models import Message, MessageRecipient, Notification
+from feed.models import Follower, Message, MessageRecipient, Notification
 from feed.services import follow, post_message
 from knowlix import params
 from mailservers.models import OutgoingRecipient
@@ -87,3 +87,38 @@ def test_the_feed_shows_the_fan_out_progress(client, big_ticket, alice):  # noqa
     ct = ContentType.objects.get_for_model(big_ticket)
     html = client.get(reverse("feed:panel", args=[ct.pk, big_ticket.pk])).content
     assert f"Telling {message.fanout_total} followers: 50 done".encode() in html
+
+
+def test_followers_not_subscribed_are_passed_over_without_ending_the_fan_out(
+    big_ticket, alice, bob
+):  # noqa: ANN001
+    """Chunks are ranges of followers: one holding only followers who unsubscribed
+    from the post's subtype mails nobody and the next chunk still runs; each
+    subscribed follower gets one mail, the others none, a killed run resumes."""
+    followers = Follower.objects.filter(object_id=big_ticket.pk).order_by("id")
+    ids = list(followers.values_list("id", flat=True))
+    dropped = ids[50:100] + ids[120:230:3]  # a whole chunk, then every third
+    assert not followers.filter(id__in=dropped, contact__isnull=True).exists()
+    Follower.subtypes.through.objects.filter(follower_id__in=dropped).delete()
+    kept = followers.exclude(id__in=dropped)
+    wanted = set(
+        kept.filter(user__isnull=True).values_list("contact__email", flat=True)
+    )
+    unwanted = set(
+        followers.filter(id__in=dropped).values_list("contact__email", flat=True)
+    )
+    message = post_message(
+        record=big_ticket, kind="email", author=alice, body_html="<p>News</p>"
+    )
+    assert message.fanout_total == kept.count()  # the users too (alice, bob)
+    assert fanout._fan_out_chunk(message.pk, 50) == 50
+    assert fanout._fan_out_chunk(message.pk, 50) == 0  # the unsubscribed chunk
+    fanout.fan_out_message(message_id=message.pk, chunk=50)
+    message.refresh_from_db()
+    assert message.fanout_done == message.fanout_total and not message.is_fanning_out
+    mailed = mailed_addresses()
+    assert max(mailed.values()) == 1
+    assert wanted <= set(mailed) and not unwanted & set(mailed)
+    bulk_made = {a for a in wanted if a.endswith("@customers.example")}
+    assert contact_rows(message) == len(bulk_made) == FOLLOWERS - len(dropped)
+    assert Notification.objects.filter(message=message, user=bob).count() == 1

@@ -1,0 +1,254 @@
+"""Insert many rows of one model in few statements, without model instances.
+
+For the paths that write tens of thousands of rows at once (a post's fan-out to
+its followers). Django's ``bulk_create`` builds a model instance per row and runs
+its compiler over every value of every field, which costs more than the database
+does; :func:`insert_rows` writes the same rows from plain tuples:
+
+- every value still goes through its model field's ``get_db_prep_save``, the
+  conversion ``bulk_create`` applies (dates, bytes and booleans reach SQLite and
+  PostgreSQL as they would from ``bulk_create``); a column with one value for
+  every row (``constants``) is converted once, and for Django's own text, integer
+  and boolean fields (not subclasses) a ``str``/``int``/``bool``/``None`` value
+  is passed as it is once the field's conversion gave such a value back
+  unchanged (their conversion is a type coercion: it never depends on the value);
+- a field given neither as a column nor as a constant gets its default
+  (``auto_now``/``auto_now_add``: now), as a fresh instance would;
+- each batch is one ``INSERT`` with ``RETURNING`` the primary keys in row order
+  (the order Django's own ``bulk_create`` relies on for both backends): on SQLite
+  multi-row ``VALUES`` (as many rows as its parameter limit allows), on
+  PostgreSQL ``SELECT ... FROM unnest()`` of one array per column, bound apart
+  from the statement, bytes in binary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from django.db import NotSupportedError, connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import NOT_PROVIDED
+from django.utils import timezone
+
+# Types whose conversion, once seen to be the identity for a field, stays one...
+_PLAIN = (str, int, bool, type(None))
+# ...for these field classes exactly (a subclass may convert by value).
+_COERCING = {
+    models.CharField,
+    models.EmailField,
+    models.SlugField,
+    models.TextField,
+    models.IntegerField,
+    models.SmallIntegerField,
+    models.BigIntegerField,
+    models.PositiveIntegerField,
+    models.PositiveSmallIntegerField,
+    models.PositiveBigIntegerField,
+    models.BooleanField,
+    models.AutoField,
+    models.BigAutoField,
+    models.SmallAutoField,
+}
+# Per field of a row: (its place in the row, its converter), or (None, its value).
+Plan = list[tuple[int, Callable[[Any], Any]] | tuple[None, Any]]
+# Rows per statement at most, whatever the parameter limit (statement size).
+MAX_ROWS = 1000
+
+
+def _converter(
+    field: models.Field, connection: BaseDatabaseWrapper
+) -> Callable[[Any], Any]:
+    """``field.get_db_prep_save``, skipped for plain types it returns unchanged."""
+    prep = field.get_db_prep_save
+    identical: set[type] = set()
+    target = getattr(field, "target_field", field) if field.is_relation else field
+    coercing = type(target) in _COERCING and not field.many_to_many
+
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind in identical:
+            return value
+        prepared = prep(value, connection)
+        if coercing and prepared is value and kind in _PLAIN:
+            identical.add(kind)
+        return prepared
+
+    return convert
+
+
+def _has_db_default(field: models.Field) -> bool:
+    return getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED
+
+
+def _max_params(connection: BaseDatabaseWrapper) -> int:
+    if connection.vendor == "sqlite":
+        import sqlite3
+
+        connection.ensure_connection()
+        getlimit = getattr(connection.connection, "getlimit", None)
+        if getlimit is not None:  # Python 3.11+
+            return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return 999
+    return 65535  # PostgreSQL's wire protocol: a 16-bit parameter count
+
+
+def insert_rows(
+    model: type[models.Model],
+    *,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    constants: Mapping[str, Any] | None = None,
+    returning: bool = False,
+    using: str = "default",
+) -> list[int]:
+    """Insert ``rows`` (values of ``columns``, by field name: ``mail`` or
+    ``mail_id`` for a foreign key, whose values are ids) into ``model``'s table,
+    with ``constants`` in every row (a foreign key's may be an instance); returns
+    the new primary keys in row order when ``returning``."""
+    connection = connections[using]
+    if returning and not connection.features.can_return_rows_from_bulk_insert:
+        raise NotSupportedError("insert_rows(returning=True) needs RETURNING")
+    meta = model._meta
+    concrete: dict[str, models.Field] = {}
+    for f in meta.concrete_fields:
+        concrete[f.name] = concrete[f.attname] = f
+    named = [*columns, *(constants or {})]
+    unknown = [name for name in named if name not in concrete]
+    if unknown or len({concrete[name].attname for name in named}) < len(named):
+        raise ValueError(f"insert_rows: unknown or doubled columns {named}")
+    given = {concrete[name].attname: n for n, name in enumerate(columns)}
+    fixed = {concrete[k].attname: v for k, v in (constants or {}).items()}
+    fields = [
+        f
+        for f in meta.concrete_fields
+        if not (f.primary_key and isinstance(f, models.AutoField))
+        and (f.attname in given or f.attname in fixed or not _has_db_default(f))
+    ]
+    now = timezone.now()
+    # Per field, its place in a row or its value converted once.
+    plan: Plan = []
+    for f in fields:
+        if f.attname in given:
+            plan.append((given[f.attname], _converter(f, connection)))
+            continue
+        if f.attname in fixed:
+            value = fixed[f.attname]
+        elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            value = now
+        else:
+            value = f.get_default()
+        if f.is_relation and isinstance(value, models.Model):
+            value = value.pk
+        plan.append((None, f.get_db_prep_save(value, connection)))
+    q = connection.ops.quote_name
+    head = f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
+    tail = f" RETURNING {q(meta.pk.column)}" if returning else ""
+    write = _unnest if connection.vendor == "postgresql" else _values
+    ids: list[int] = []
+    with transaction.atomic(using=using, savepoint=False):
+        for batch in _batches(rows, _rows_per_statement(connection, len(fields))):
+            ids += write(connection, fields, plan, batch, head, tail)
+    return ids
+
+
+def _rows_per_statement(connection: BaseDatabaseWrapper, width: int) -> int:
+    if connection.vendor == "postgresql":  # one array parameter per column
+        return MAX_ROWS
+    return max(1, min(MAX_ROWS, _max_params(connection) // width))
+
+
+def _batches(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
+    batch: list[Sequence[Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _run(
+    connection: BaseDatabaseWrapper, sql: str, params: list[Any], returning: bool
+) -> list[int]:
+    with _cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()] if returning else []
+
+
+def _cursor(connection: BaseDatabaseWrapper) -> Any:
+    """The connection's cursor; on PostgreSQL one that sends the parameters apart
+    from the statement (Django's own ``server_side_binding`` cursor class), so
+    megabytes of mail bytes go as bytes, not as hex text psycopg writes into the
+    statement and the server parses back (through Django's cursor wrapper still:
+    logged, counted, wrapped like any other statement)."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
+        ServerBindingCursor,
+    )
+
+    connection.ensure_connection()
+    cursor = ServerBindingCursor(connection.connection)
+    return connection._prepare_cursor(cursor)  # type: ignore[attr-defined]
+
+
+def _values(
+    connection: BaseDatabaseWrapper,
+    fields: list[models.Field],
+    plan: Plan,
+    batch: list[Sequence[Any]],
+    head: str,
+    tail: str,
+) -> list[int]:
+    """``VALUES (...), (...)``: one parameter per value (SQLite)."""
+    # Each row: the constants in place, then its own values converted.
+    template = [value if place is None else None for place, value in plan]
+    varying = [
+        (n, place, value) for n, (place, value) in enumerate(plan) if place is not None
+    ]
+    params: list[Any] = []
+    for row in batch:
+        values = template.copy()
+        for n, place, convert in varying:
+            values[n] = convert(row[place])
+        params += values
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = head + "VALUES " + ", ".join([one] * len(batch)) + tail
+    return _run(connection, sql, params, bool(tail))
+
+
+def _unnest(
+    connection: BaseDatabaseWrapper,
+    fields: list[models.Field],
+    plan: Plan,
+    batch: list[Sequence[Any]],
+    head: str,
+    tail: str,
+) -> list[int]:
+    """``SELECT ... FROM unnest(column arrays)``: one parameter per column, so
+    the statement stays short (PostgreSQL; Django's own ``bulk_create`` inserts
+    so there, and relies on ``RETURNING`` keeping the arrays' order too)."""
+    constants: list[Any] = []
+    columns: list[list[Any]] = []
+    arrays: list[str] = []
+    select: list[str] = []
+    for f, (place, value) in zip(fields, plan, strict=True):
+        kind = f.db_type(connection)
+        if place is None:
+            select.append(f"%s::{kind}")
+            constants.append(value)
+            continue
+        # Bytes in binary form: as they are, no hex text to write and parse.
+        mark = "%b" if f.get_internal_type() == "BinaryField" else "%s"
+        arrays.append(f"{mark}::{kind}[]")
+        select.append(f"u.c{len(arrays)}")
+        columns.append([value(row[place]) for row in batch])
+    params = constants + columns  # as the statement names them: SELECT, then FROM
+    names = ", ".join(f"c{n}" for n in range(1, len(arrays) + 1))
+    sql = (
+        f"{head}SELECT {', '.join(select)} "
+        f"FROM unnest({', '.join(arrays)}) AS u({names}){tail}"
+    )
+    return _run(connection, sql, params, bool(tail))
