@@ -17,6 +17,26 @@ from routing.text import MAX_HEADER_CHARS, clean_text, decode_header_text
 ALPHABET = [chr(c) for c in range(32, 127)] + ["\t", "  ", "(", ")", '"', "\\", "\x01"]
 
 
+MESSAGE_IDS = (
+    "<req-1@client7.example>",
+    "  <a.b+c@d-e.example>\t",
+    "<x@y>",
+    "<a@b@c>",  # two @: the modern parser's reading is kept
+    "<a(comment)@b>",
+    "<=?utf-8?q?a?=@b>",
+    "no-brackets@example.com",
+)
+DATES = (
+    "Wed, 25 Nov 2026 10:00:00 +0000",
+    "25 Nov 2026 10:00:00 -0000",
+    "Wed, 25 Nov 2026 10:00 +0530",
+    "Wed,  1 Jan 1969 00:00:00 GMT",
+    "Tue, 32 Nov 2026 10:00:00 +0000",
+    "yesterday",
+    "Wed, 25 Nov 2026 10:00:00 +0100 (CET)",
+)
+
+
 def _modern(name: str, value: str) -> str:
     return str(email.policy.default.header_factory(name, value))
 
@@ -36,18 +56,7 @@ def test_plain_unstructured_value_reads_as_the_modern_parser_reads_it(name):
         assert decode_header_text(name, value) == expected
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "<req-1@client7.example>",
-        "  <a.b+c@d-e.example>\t",
-        "<x@y>",
-        "<a@b@c>",  # two @: the modern parser's reading is kept
-        "<a(comment)@b>",
-        "<=?utf-8?q?a?=@b>",
-        "no-brackets@example.com",
-    ],
-)
+@pytest.mark.parametrize("value", MESSAGE_IDS)
 def test_message_id_is_the_one_decoding_gives(value):
     """The Message-ID read directly equals normalize_message_id(decoded value)."""
     raw = b"From: a@b.example\r\nMessage-ID: " + value.encode() + b"\r\n\r\nHi\r\n"
@@ -58,18 +67,7 @@ def test_message_id_is_the_one_decoding_gives(value):
         assert parsed.message_id == expected
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "Wed, 25 Nov 2026 10:00:00 +0000",
-        "25 Nov 2026 10:00:00 -0000",
-        "Wed, 25 Nov 2026 10:00 +0530",
-        "Wed,  1 Jan 1969 00:00:00 GMT",
-        "Tue, 32 Nov 2026 10:00:00 +0000",
-        "yesterday",
-        "Wed, 25 Nov 2026 10:00:00 +0100 (CET)",
-    ],
-)
+@pytest.mark.parametrize("value", DATES)
 def test_date_is_the_one_decoding_gives(value):
     """The Date read directly is the one read from the decoded value."""
     raw = b"From: a@b.example\r\nDate: " + value.encode() + b"\r\n\r\nHi\r\n"
