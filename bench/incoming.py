@@ -99,8 +99,12 @@ def parse_only(
     return ["routed"] * len(raws)
 
 
-def no_prepare(*, raws: list[bytes], server: object) -> None:
+def no_prepare(*, raws: list[bytes], server: object, parsed: object = None) -> None:
     return None
+
+
+def no_parse(*, messages: list) -> dict:  # type: ignore[type-arg]
+    return {}
 
 
 def our_poll(
@@ -118,7 +122,11 @@ def our_poll(
         username=USER, password=PASSWORD, state=IncomingServer.State.CONFIRMED,
     )  # fmt: skip
     routed = [0]
-    original = incoming.route_messages, incoming.prepare_messages
+    original = (
+        incoming.route_messages,
+        incoming.prepare_messages,
+        incoming.parse_messages,
+    )
     route = route or original[0]
 
     def counting_route(
@@ -129,8 +137,8 @@ def our_poll(
         return outcomes
 
     incoming.route_messages = counting_route
-    if route is parse_only:
-        incoming.prepare_messages = no_prepare
+    if route is parse_only:  # no parse but the one parse_only does
+        incoming.prepare_messages, incoming.parse_messages = no_prepare, no_parse
     samples: list[tuple[int, float]] = []
     done = threading.Event()
 
@@ -144,7 +152,11 @@ def our_poll(
     try:
         result = incoming.poll_incoming_server(server=server)
     finally:
-        incoming.route_messages, incoming.prepare_messages = original
+        (
+            incoming.route_messages,
+            incoming.prepare_messages,
+            incoming.parse_messages,
+        ) = original
     elapsed = time.perf_counter() - start
     done.set()
     sampler.join()

@@ -8,6 +8,7 @@ The sanitizer is ``nh3`` (ammonia), never a regex: scripts, event handlers,
 
 from __future__ import annotations
 
+import functools
 import html as htmllib
 import re
 from html.parser import HTMLParser
@@ -61,10 +62,21 @@ def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
+# Short bodies repeat (the system notices: "<p>Ticket created</p>"): both
+# renderings are pure functions of the text, so those are computed once each.
+_CACHED_CHARS = 300
+
+
 def sanitize_html(html: str) -> str:
     """A safe subset of ``html``: rich text, links (rel=noopener), https/cid images."""
     if not html:
         return ""
+    if len(html) <= _CACHED_CHARS:
+        return _sanitize_short(html)
+    return _sanitize(html)
+
+
+def _sanitize(html: str) -> str:
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,
@@ -76,6 +88,9 @@ def sanitize_html(html: str) -> str:
         link_rel="noopener noreferrer",
         strip_comments=True,
     ).strip()
+
+
+_sanitize_short = functools.lru_cache(maxsize=256)(_sanitize)
 
 
 # A remote image in sanitized HTML (nh3 writes every attribute double-quoted): any
@@ -155,6 +170,12 @@ def html_to_text(html: str) -> str:
     """A readable plain-text rendering (paragraphs, list dashes, link targets)."""
     if not html:
         return ""
+    if len(html) <= _CACHED_CHARS:
+        return _html_to_text_short(html)
+    return _html_to_text(html)
+
+
+def _html_to_text(html: str) -> str:
     parser = _TextExtractor()
     parser.feed(html)
     parser.close()
@@ -162,3 +183,6 @@ def html_to_text(html: str) -> str:
     text = "\n".join(lines)
     text = re.sub(r"\n\n+(?=- )", "\n", text)  # list items on consecutive lines
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+_html_to_text_short = functools.lru_cache(maxsize=256)(_html_to_text)

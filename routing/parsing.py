@@ -29,10 +29,14 @@ from routing.reports import (
     detect_bounce,
     parse_authentication_results,
 )
-from routing.text import clean_text, decode_header_text
+from routing.text import clean_text, decode_header_text, is_plain_text
 
 MAX_REFERENCES = 32
 MSGID_RE = re.compile(r"<[^<>\s]{1,900}>")
+# A Message-ID as almost every mailer writes it, which decoding leaves alone:
+# ``normalize_message_id`` of the decoded value is the bracketed id itself.
+_ATEXT = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]"
+_PLAIN_MSGID_RE = re.compile(rf"\s*(<{_ATEXT}{{1,450}}@{_ATEXT}{{1,450}}>)\s*")
 SUBJECT_TAG_RE = re.compile(r"\[([A-Z]{2,5})-(\d{1,12})\]")
 _QUOTED_MSGID_RE = re.compile(r"^\s*Message-ID:\s*(<[^<>\s]+>)", re.I | re.M)
 LOOP_TAG_RE = re.compile(r"KLOOP-[0-9a-f]{16}")
@@ -202,6 +206,27 @@ class _RawHeaders:
         values = self.values(name)
         return decode_header_text(name, values[0]) if values else ""
 
+    def message_id(self, name: str) -> str:
+        """``normalize_message_id`` of the first value, decoded ("" if none)."""
+        values = self.values(name)
+        if not values:
+            return ""
+        plain = _PLAIN_MSGID_RE.fullmatch(values[0])
+        if plain is not None and "=?" not in values[0]:
+            return plain.group(1)  # nothing to decode (the usual case)
+        text = self.text(name)
+        return normalize_message_id(text) if text else ""
+
+    def date(self) -> datetime | None:
+        """The Date field's moment (None if none or unreadable)."""
+        values = self.values("Date")
+        if not values:
+            return None
+        value = "".join(values[0].splitlines())
+        if is_plain_text(value):  # the decoded value would parse the same
+            return _parse_date(clean_text(value))
+        return _parse_date(self.text("Date"))
+
     def addresses(self, name: str, *, keep_case: bool = False) -> list[tuple[str, str]]:
         """(display name, normalized address) pairs; malformed entries are skipped."""
         found: list[tuple[str, str]] = []
@@ -248,8 +273,7 @@ _cached_address_pairs = functools.lru_cache(maxsize=1024)(_address_pairs)
 
 def _parse_headers(msg: EmailMessage, sha256: str) -> ParsedMessage:
     headers = _RawHeaders(msg)
-    raw_mid = headers.text("Message-ID")
-    message_id = normalize_message_id(raw_mid) if raw_mid else ""
+    message_id = headers.message_id("Message-ID")
     from_fields = headers.addresses("From")
     senders = from_fields or headers.addresses("Sender")
     from_name, from_address = senders[0] if senders else ("", "")
@@ -275,8 +299,8 @@ def _parse_headers(msg: EmailMessage, sha256: str) -> ParsedMessage:
         sha256=sha256,
         message_id=message_id or f"<{sha256[:40]}@missing-id.knowlix>",
         has_message_id=bool(message_id),
-        knowlix_message_id=normalize_message_id(headers.text("X-Knowlix-Message-Id")),
-        date=_parse_date(headers.text("Date")),
+        knowlix_message_id=headers.message_id("X-Knowlix-Message-Id"),
+        date=headers.date(),
         subject=subject[:998],
         from_name=from_name[:200],
         from_address=from_address,

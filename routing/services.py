@@ -100,17 +100,37 @@ class PreparedMessages:
     items: list[Incoming]
 
 
-def prepare_messages(
-    *, raws: Sequence[bytes], server: IncomingServerLike | None = None
-) -> PreparedMessages:
-    """Parse the messages and check their senders (a DKIM check may wait on DNS):
-    call outside the transaction that routes them, so that it stays short."""
-    items = []
+def parse_messages(raws: Sequence[bytes]) -> list[ParsedMessage | ParseError]:
+    """Each message parsed, or why it cannot be (pure: no database, no network,
+    nothing shared but immutable caches), so a caller may parse the next group in
+    a worker thread while it writes this one (the pollers do)."""
+    results: list[ParsedMessage | ParseError] = []
     for raw in raws:
         try:
-            items.append(Incoming(raw, "", parse_message(raw)))
+            results.append(parse_message(raw))
         except ParseError as exc:
-            items.append(Incoming(raw, hashlib.sha256(raw).hexdigest(), None, exc))
+            results.append(exc)
+    return results
+
+
+def prepare_messages(
+    *,
+    raws: Sequence[bytes],
+    server: IncomingServerLike | None = None,
+    parsed: Sequence[ParsedMessage | ParseError] | None = None,
+) -> PreparedMessages:
+    """Parse the messages and check their senders (a DKIM check may wait on DNS):
+    call outside the transaction that routes them, so that it stays short.
+    ``parsed``: :func:`parse_messages` of the same ``raws``, done before."""
+    if parsed is None:
+        parsed = parse_messages(raws)
+    assert len(parsed) == len(raws)
+    items = [
+        Incoming(raw, "", result)
+        if isinstance(result, ParsedMessage)
+        else Incoming(raw, hashlib.sha256(raw).hexdigest(), None, result)
+        for raw, result in zip(raws, parsed, strict=True)
+    ]
     senders = [item.parsed.from_address for item in items if item.parsed]
     users = user_addresses(senders)  # one read for the group
     for item in items:

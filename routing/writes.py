@@ -20,6 +20,7 @@ from feed.services import NewPost, new_record_followers, post_messages
 from feed.services import records as record_services
 from knowlix.models import Contact, Record
 from knowlix.records import record_label
+from knowlix.rows import insert_instances
 from routing import bounces, loops, matching, posting, replies
 from routing.authenticity import Verdict
 from routing.models import InboundMail, SenderRateCounter, UnprocessedMail
@@ -54,7 +55,7 @@ def write_plans(
 ) -> list[list[tuple[str, Record, int]]]:
     """Write every plan; returns each message's routes ``(action, record, message
     id)`` and finishes its ``InboundMail`` row (outcome, reason, routes)."""
-    Contact.objects.bulk_create(list(reads.new_contacts.values()))
+    insert_instances(list(reads.new_contacts.values()))
     reset = [c for c in reads.bounced if c.email_normalized in reads.reset]
     if reset:  # a normal mail proves the address works again
         Contact.objects.filter(pk__in=[c.pk for c in reset]).update(bounce_count=0)
@@ -136,9 +137,7 @@ def write_plans(
         inbound.processed_at = now
     # Rows stored before routing are finished; the others are inserted finished.
     stored = [item.inbound for item in decided if item.inbound.pk is not None]
-    InboundMail.objects.bulk_create(
-        [i.inbound for i in decided if i.inbound.pk is None]
-    )
+    insert_instances([i.inbound for i in decided if i.inbound.pk is None])
     for row in stored:
         row.save(update_fields=FINISHED_FIELDS)
     if from_quarantine:

@@ -16,6 +16,7 @@ from django.db.models import Model
 from feed.defaults import cached_subtypes
 from feed.models import Follower, FollowerRow, Subtype
 from knowlix.models import Contact
+from knowlix.rows import insert_instances
 
 
 def follow(
@@ -175,7 +176,7 @@ def _follow_new_records(
         all_rows.append(rows)
     if not new:
         return all_rows
-    Follower.objects.bulk_create(new)
+    insert_instances(new)
     through = Follower.subtypes.through
     links_of: dict[int, list[int]] = {}
     links = []
@@ -186,7 +187,7 @@ def _follow_new_records(
             through(follower_id=follower.pk, subtype_id=subtype.pk)
             for subtype in subtypes
         ]
-    through.objects.bulk_create(links)
+    insert_instances(links)
     # Each entry's new followers, in insertion order, after its existing ones.
     for follower, entry in zip(new, entry_of, strict=True):
         user_id, contact_id = follower.user_id, follower.contact_id

@@ -29,11 +29,12 @@ from feed.attachments import (
 )
 from feed.defaults import cached_subtypes, ensure_default_data
 from feed.errors import EmptyMessage
-from feed.models import Message, MessageRecipient, Subtype
+from feed.models import Message, Subtype
 from feed.services.followers import follow
 from knowlix import params
 from knowlix.html import html_to_text, sanitize_html, text_to_html
 from knowlix.models import Contact
+from knowlix.rows import insert_instances
 from mailservers.mime import make_message_id
 
 DEFAULT_SUBTYPE = {
@@ -167,7 +168,7 @@ def post_messages(posts: Sequence[NewPost]) -> list[Message]:
     # Checked above, written below in the posts' own transaction, or in the
     # caller's without a savepoint (a failure here fails the caller's transaction).
     with transaction.atomic(savepoint=False):
-        messages = Message.objects.bulk_create([message for message, _f in prepared])
+        messages = insert_instances([message for message, _f in prepared])
         lookups = rcpt.Lookups()
         lookups.users_named(  # the @mentions of all posts, read once
             name
@@ -188,9 +189,7 @@ def post_messages(posts: Sequence[NewPost]) -> list[Message]:
             if files:
                 store_attachments(message=message, files=files)
             plans.append(_plan_post(post, message, lookups))
-        MessageRecipient.objects.bulk_create(
-            [row for plan in plans for row in plan.recipient_rows]
-        )
+        insert_instances([row for plan in plans for row in plan.recipient_rows])
         rcpt.create_notifications_for(
             [
                 (message, plan.notified_users)

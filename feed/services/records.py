@@ -16,6 +16,7 @@ from django.db.models import Field, signals
 from feed.services import notices as feed_services
 from feed.services.assignments import notify_assignment
 from knowlix.models import Record
+from knowlix.rows import insert_instances
 
 
 def _field_display(record: Record, field_name: str) -> str:
@@ -57,7 +58,7 @@ def create_records(
         notices.append((record, author, is_new))
     for model, records in fresh.items():
         if _saves_plainly(model):
-            model._default_manager.bulk_create(records)  # sets their ids
+            insert_instances(records)  # sets their ids
         else:
             for record in records:
                 record.save()
