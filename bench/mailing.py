@@ -82,7 +82,9 @@ def bare_rows(count: int, message_id: int) -> float:
     q = connection.ops.quote_name
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     start = time.perf_counter()
-    with connection.cursor() as cursor:
+    # One transaction, as the fan-out writes a chunk (autocommit would make the
+    # baseline commit, and on PostgreSQL flush, once per row).
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {q(Follower._meta.db_table)} (content_type_id, object_id, "
             "contact_id, created_at) VALUES (%s, %s, %s, %s)",
