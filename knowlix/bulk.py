@@ -1,9 +1,12 @@
-"""Insert many rows of one model in few statements, without model instances.
+"""Insert many rows of one model in few statements, at a fraction of
+``bulk_create``'s CPU cost.
 
-For the paths that write tens of thousands of rows at once (a post's fan-out to
-its followers). Django's ``bulk_create`` builds a model instance per row and runs
-its compiler over every value of every field, which costs more than the database
-does; :func:`insert_rows` writes the same rows from plain tuples:
+For the paths that write many rows at once: a post's fan-out to its followers
+(tens of thousands of rows from plain tuples, :func:`insert_rows`) and incoming
+mail (about ten new model instances a message, :func:`insert_instances`, which
+writes them through :func:`insert_rows`). Django's ``bulk_create`` runs its SQL
+compiler over every value of every field, which costs more than the database's
+own work there. :func:`insert_rows` writes the same rows:
 
 - every value still goes through its model field's ``get_db_prep_save``, the
   conversion ``bulk_create`` applies (dates, bytes and booleans reach SQLite and
@@ -18,18 +21,28 @@ does; :func:`insert_rows` writes the same rows from plain tuples:
   (the order Django's own ``bulk_create`` relies on for both backends): on SQLite
   multi-row ``VALUES`` (as many rows as its parameter limit allows), on
   PostgreSQL ``SELECT ... FROM unnest()`` of one array per column, bound apart
-  from the statement, bytes in binary.
+  from the statement, bytes in binary, each array typed without a length (a
+  value too long for its column is refused, as by ``bulk_create``, not cut).
+
+:func:`insert_instances` takes new instances of a plain model (automatic primary
+key, no parent table, no database default, plain placeholders) and falls back on
+``bulk_create`` for anything else, or for a value that is an expression. It checks
+each instance as ``bulk_create`` does (related objects must be saved; a foreign
+key set before its object was saved takes that object's id), runs each field's
+``pre_save`` (``auto_now``...) and sets the new ids on the instances, saved.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import NotSupportedError, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import NOT_PROVIDED
 from django.utils import timezone
+
+M = TypeVar("M", bound=models.Model)
 
 # Types whose conversion, once seen to be the identity for a field, stays one...
 _PLAIN = (str, int, bool, type(None))
@@ -38,6 +51,7 @@ _COERCING = {
     models.CharField,
     models.EmailField,
     models.SlugField,
+    models.URLField,
     models.TextField,
     models.IntegerField,
     models.SmallIntegerField,
@@ -235,7 +249,8 @@ def _unnest(
     arrays: list[str] = []
     select: list[str] = []
     for f, (place, value) in zip(fields, plan, strict=True):
-        kind = f.db_type(connection)
+        # Without its length: a cast to varchar(200) would cut a longer value.
+        kind = str(f.db_type(connection)).split("(")[0]
         if place is None:
             select.append(f"%s::{kind}")
             constants.append(value)
@@ -252,3 +267,73 @@ def _unnest(
         f"FROM unnest({', '.join(arrays)}) AS u({names}){tail}"
     )
     return _run(connection, sql, params, bool(tail))
+
+
+def insert_instances(objs: Sequence[M], *, using: str = "default") -> list[M]:
+    """``type(objs[0]).objects.bulk_create(objs)`` for new instances of one model
+    (see the module docstring); returns them, saved, with their ids."""
+    objs = list(objs)
+    if not objs:
+        return objs
+    model = type(objs[0])
+    connection = connections[using]
+    if not _is_plain(model, connection) or any(
+        type(obj) is not model or obj.pk is not None for obj in objs
+    ):
+        return model._default_manager.using(using).bulk_create(objs)
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if f is not meta.pk]
+    # Fields whose pre_save is more than reading the attribute (auto_now...).
+    special = {f for f in fields if type(f).pre_save is not models.Field.pre_save}
+    rows: list[list[Any]] = []
+    for obj in objs:
+        # What bulk_create checks (unsaved related objects, late ids).
+        obj._prepare_related_fields_for_save(  # type: ignore[attr-defined]
+            operation_name="bulk_create"
+        )
+        row = [
+            f.pre_save(obj, True) if f in special else getattr(obj, f.attname)
+            for f in fields
+        ]
+        if any(hasattr(value, "resolve_expression") for value in row):
+            return model._default_manager.using(using).bulk_create(objs)
+        rows.append(row)
+    ids = insert_rows(
+        model,
+        columns=[f.attname for f in fields],
+        rows=rows,
+        returning=True,
+        using=using,
+    )
+    if len(ids) != len(objs):  # never: RETURNING gives a row per row
+        raise RuntimeError("insert_instances: ids missing")
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = using
+    return objs
+
+
+def _is_plain(model: type[models.Model], connection: BaseDatabaseWrapper) -> bool:
+    meta = model._meta
+    return (
+        connection.features.can_return_rows_from_bulk_insert
+        and not meta.parents
+        and isinstance(meta.pk, models.AutoField | models.BigAutoField)
+        and not any(
+            f.generated
+            or f.has_db_default()  # type: ignore[attr-defined]  # Django 5
+            or not _plain_placeholder(f, connection)
+            for f in meta.concrete_fields
+        )
+    )
+
+
+def _plain_placeholder(field: models.Field, connection: BaseDatabaseWrapper) -> bool:
+    """The field's values are written as a plain ``%s``."""
+    if not hasattr(field, "get_placeholder"):
+        return True
+    return isinstance(field, models.BinaryField) and all(
+        connection.ops.binary_placeholder_sql(v) == "%s"  # type: ignore[arg-type]
+        for v in (b"", None)
+    )

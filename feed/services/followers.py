@@ -16,7 +16,7 @@ from django.db.models import Model
 from feed.defaults import cached_subtypes
 from feed.models import Follower, FollowerRow, Subtype
 from knowlix.models import Contact
-from knowlix.rows import insert_instances
+from knowlix.bulk import insert_instances
 
 
 def follow(

@@ -16,7 +16,7 @@ from django.db.models import Field, signals
 from feed.services import notices as feed_services
 from feed.services.assignments import notify_assignment
 from knowlix.models import Record
-from knowlix.rows import insert_instances
+from knowlix.bulk import insert_instances
 
 
 def _field_display(record: Record, field_name: str) -> str:

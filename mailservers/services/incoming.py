@@ -30,7 +30,7 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
-from knowlix.rows import insert_instances
+from knowlix.bulk import insert_instances
 from mailservers.errors import (
     MailServerError,
     TransientError,

@@ -7,7 +7,7 @@ from django.forms.models import model_to_dict
 
 from feed.models import Message
 from knowlix.models import Contact, Ticket
-from knowlix.rows import insert_instances
+from knowlix.bulk import insert_instances
 from routing.models import InboundMail
 
 
