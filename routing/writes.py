@@ -18,9 +18,9 @@ from django.utils.translation import gettext as _
 
 from feed.services import NewPost, new_record_followers, post_messages
 from feed.services import records as record_services
+from knowlix.bulk import insert_instances
 from knowlix.models import Contact, Record
 from knowlix.records import record_label
-from knowlix.bulk import insert_instances
 from routing import bounces, loops, matching, posting, replies
 from routing.authenticity import Verdict
 from routing.models import InboundMail, SenderRateCounter, UnprocessedMail

@@ -15,8 +15,8 @@ from django.db.models import Model
 
 from feed.defaults import cached_subtypes
 from feed.models import Follower, FollowerRow, Subtype
-from knowlix.models import Contact
 from knowlix.bulk import insert_instances
+from knowlix.models import Contact
 
 
 def follow(

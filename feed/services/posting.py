@@ -32,9 +32,9 @@ from feed.errors import EmptyMessage
 from feed.models import Message, Subtype
 from feed.services.followers import follow
 from knowlix import params
+from knowlix.bulk import insert_instances
 from knowlix.html import html_to_text, sanitize_html, text_to_html
 from knowlix.models import Contact
-from knowlix.bulk import insert_instances
 from mailservers.mime import make_message_id
 
 DEFAULT_SUBTYPE = {

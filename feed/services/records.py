@@ -15,8 +15,8 @@ from django.db.models import Field, signals
 
 from feed.services import notices as feed_services
 from feed.services.assignments import notify_assignment
-from knowlix.models import Record
 from knowlix.bulk import insert_instances
+from knowlix.models import Record
 
 
 def _field_display(record: Record, field_name: str) -> str:

@@ -6,8 +6,8 @@ from django.db.models.functions import Now
 from django.forms.models import model_to_dict
 
 from feed.models import Message
-from knowlix.models import Contact, Ticket
 from knowlix.bulk import insert_instances
+from knowlix.models import Contact, Ticket
 from routing.models import InboundMail
 
 
