@@ -7,7 +7,8 @@ Message-ID into it; :meth:`Personalizer.apply` then adds the copy's own header
 fields, written by :mod:`mailservers.headers` (printable ASCII only: no line
 break can be injected), and re-encodes only the body parts holding a
 placeholder, in their own transfer encoding (7bit, quoted-printable or base64),
-from a layout read once per distinct body. Values are ASCII without line breaks
+from a layout read once per distinct body (quoted-printable parts: only
+the lines holding a placeholder, the others encoded once in the layout). Values are ASCII without line breaks
 (URLs): they never change a part's encoding. Pure: no ORM, no settings.
 """
 
@@ -63,6 +64,11 @@ class _Part:
     end: int
     encoding: str
     content: bytes
+    # Quoted-printable is encoded line by line: the lines without a placeholder
+    # encoded once (bytes), those with one kept to encode per copy (str marks
+    # them: their decoded bytes as latin-1). Empty: encode the whole part.
+    pieces: tuple[bytes | str, ...] = ()
+    keys: frozenset[bytes] = frozenset()  # the placeholders the pieces were cut for
 
 
 class Personalizer:
@@ -106,7 +112,12 @@ class Personalizer:
                 logger.warning("a personalized part was not found once in its mail")
                 continue
             cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
-            parts.append(_Part(start, start + len(encoded), cte, content))
+            pieces = _qp_pieces(content, keys) if cte == "quoted-printable" else ()
+            parts.append(
+                _Part(
+                    start, start + len(encoded), cte, content, pieces, frozenset(keys)
+                )
+            )
         self._layouts[body] = parts
         return parts
 
@@ -121,6 +132,10 @@ class Personalizer:
             return body
         out, at = [], 0
         for part in parts:
+            if part.pieces and all(key in part.keys for key, _v in pairs):
+                out += [body[at : part.start], _qp_splice(part.pieces, pairs)]
+                at = part.end
+                continue
             content = part.content
             for key, value in pairs:
                 content = content.replace(key, value)
@@ -128,6 +143,42 @@ class Personalizer:
             at = part.end
         out.append(body[at:])
         return b"".join(out)
+
+
+def _qp_pieces(content: bytes, keys: list[bytes]) -> tuple[bytes | str, ...]:
+    """A quoted-printable part's lines, those without a placeholder encoded once
+    (quoted-printable encodes each line alone); empty when encoding them apart
+    does not give the bytes of the whole (then each copy encodes it all)."""
+    lines = content.replace(b"\r\n", b"\n").splitlines(keepends=True)
+    if any(line.endswith(b"\r") for line in lines):
+        return ()  # a lone CR: not a line end for the encoder
+    pieces: list[bytes | str] = []
+    for line in lines:
+        if any(k in line for k in keys):
+            pieces.append(line.decode("latin-1"))
+        else:
+            pieces.append(_encode(line, "quoted-printable"))
+    check = [
+        p if isinstance(p, bytes) else _encode(p.encode("latin-1"), "quoted-printable")
+        for p in pieces
+    ]
+    if b"".join(check) != _encode(content, "quoted-printable"):
+        return ()
+    return tuple(pieces)
+
+
+def _qp_splice(
+    pieces: tuple[bytes | str, ...], pairs: list[tuple[bytes, bytes]]
+) -> bytes:
+    out = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            line = piece.encode("latin-1")
+            for key, value in pairs:
+                line = line.replace(key, value)
+            piece = _encode(line, "quoted-printable")
+        out.append(piece)
+    return b"".join(out)
 
 
 def _encode(content: bytes, encoding: str) -> bytes:

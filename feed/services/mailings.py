@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import partial
-from typing import cast
+from typing import Any, cast
 
 from celery import signature
 from django.contrib.auth.models import User
@@ -114,8 +114,10 @@ def subscribe_audience(*, mailing: Mailing, subtype: Subtype) -> None:
     SELECT of the audience as new followers (an index probe each for those who
     follow already), one INSERT … SELECT subscribing exactly the rows it wrote
     (stamped with one ``created_at``, above the highest follower id before it),
-    and the few followers from before who are in the audience. Call inside a
-    transaction."""
+    and the few followers from before who are in the audience. On PostgreSQL the
+    INSERT of the followers and of their subscriptions are one statement (a
+    data-modifying WITH … RETURNING: exactly the rows written, no second scan).
+    Call inside a transaction."""
     ct = ContentType.objects.get_for_model(Mailing)
     audience = selectors.mailing_audience(mailing).order_by()
     audience_sql, audience_params = audience.values(
@@ -136,27 +138,58 @@ def subscribe_audience(*, mailing: Mailing, subtype: Subtype) -> None:
     boundary = Follower.objects.aggregate(last=Max("id"))["last"] or 0
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now)
+    insert_followers = (
+        f"INSERT INTO {follower_table} (content_type_id, object_id, contact_id, "
+        f"created_at) SELECT %s, %s, a.audience_id, %s FROM ({audience_sql}) a "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {follower_table} f WHERE "
+        "f.content_type_id = %s AND f.object_id = %s AND "
+        "f.contact_id = a.audience_id) ORDER BY a.audience_id"
+    )
+    followers_params = [ct.pk, mailing.pk, stamp, *audience_params, ct.pk, mailing.pk]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {follower_table} (content_type_id, object_id, contact_id, "
-            f"created_at) SELECT %s, %s, a.audience_id, %s FROM ({audience_sql}) a "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {follower_table} f WHERE "
-            "f.content_type_id = %s AND f.object_id = %s AND "
-            "f.contact_id = a.audience_id) ORDER BY a.audience_id",
-            [ct.pk, mailing.pk, stamp, *audience_params, ct.pk, mailing.pk],
-        )
-        cursor.execute(
-            f"INSERT INTO {through_table} (follower_id, subtype_id) SELECT f.id, %s "
-            f"FROM {follower_table} f WHERE f.content_type_id = %s AND "
-            "f.object_id = %s AND f.id > %s AND f.contact_id IS NOT NULL AND "
-            "f.created_at = %s ORDER BY f.id",
-            [subtype.pk, ct.pk, mailing.pk, boundary, stamp],
-        )
+        if connection.vendor == "postgresql":
+            # One statement: the subscriptions of exactly the rows it inserted
+            # (RETURNING), without scanning the new followers again.
+            cursor.execute(
+                f"WITH new AS ({insert_followers} RETURNING id) "
+                f"INSERT INTO {through_table} (follower_id, subtype_id) "
+                "SELECT new.id, %s FROM new ORDER BY new.id",
+                [*followers_params, subtype.pk],
+            )
+        else:
+            _subscribe_new_followers(
+                cursor,
+                insert_followers,
+                followers_params,
+                (follower_table, through_table),
+                [subtype.pk, ct.pk, mailing.pk, boundary, stamp],
+            )
     if before:  # followers added by hand: those in the audience get it too
         kept = audience.filter(pk__in=before).values_list("pk", flat=True)
         through.objects.bulk_create(
             through(follower_id=before[pk], subtype_id=subtype.pk) for pk in kept
         )
+
+
+def _subscribe_new_followers(
+    cursor: Any,
+    insert_followers: str,
+    followers_params: list[object],
+    tables: tuple[str, str],
+    params: list[object],
+) -> None:
+    """Two statements where a data-modifying WITH is not available (SQLite): the
+    followers, then the subscriptions of the rows stamped by this call (above
+    the highest follower id before it, with its ``created_at``)."""
+    follower_table, through_table = tables
+    cursor.execute(insert_followers, followers_params)
+    cursor.execute(
+        f"INSERT INTO {through_table} (follower_id, subtype_id) SELECT f.id, %s "
+        f"FROM {follower_table} f WHERE f.content_type_id = %s AND "
+        "f.object_id = %s AND f.id > %s AND f.contact_id IS NOT NULL AND "
+        "f.created_at = %s ORDER BY f.id",
+        params,
+    )
 
 
 def mark_sent(*, message_id: int) -> bool:

@@ -289,6 +289,39 @@ def test_a_token_of_another_salt_is_refused(customers):  # noqa: ANN001
     assert Client().post(f"/unsubscribe/{other}/").status_code == 400
 
 
+def test_a_token_is_the_signature_django_makes_and_reads_back(settings):  # noqa: ANN001
+    """The links' precomputed HMAC signs as ``django.core.signing.Signer`` with the
+    unsubscribe salt would (so links stay valid), under the current key, and a
+    link made before a key rotation still reads under ``SECRET_KEY_FALLBACKS``."""
+    from django.core import signing
+
+    from knowlix import unsubscribe
+
+    address = "Dana.Smith+news@Customer.example"
+    token = UnsubscribeLinks(mailing_id=7).token(address)
+    value = token.rpartition(":")[0]
+    assert token == unsubscribe._signer().sign(value)
+    assert read_token(token) == ("dana.smith+news@customer.example", 7)
+
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = (
+        "a-new-key" * 6,
+        [settings.SECRET_KEY],
+    )
+    rotated = UnsubscribeLinks(mailing_id=7).token(address)
+    assert rotated != token
+    assert rotated == signing.Signer(salt=unsubscribe.SALT, algorithm="sha256").sign(
+        value
+    )
+    assert (
+        read_token(token)
+        == read_token(rotated)
+        == (
+            "dana.smith+news@customer.example",
+            7,
+        )
+    )
+
+
 def test_only_admins_see_create_and_send_mailings(client, alice, admin_user, customers):  # noqa: ANN001
     """An employee gets 404 everywhere and no menu entry; an admin gets the pages,
     the audience count and the confirmation."""

@@ -119,3 +119,35 @@ def test_a_body_value_must_be_one_line_of_ascii():
         CopyLines(values=[(KEY, "https://x.example/\r\n<script>")])
     with pytest.raises(ValueError):
         CopyLines(values=[(KEY, "https://bücher.example/")])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A line far too long to stay seven bit " * 5,
+        "Tabs\tand trailing spaces   \nnon-ASCII: café, naïve = equals " * 4,
+        f"The link inline, far along a long line: {'x' * 70} {KEY} {'y' * 90}",
+    ],
+)
+def test_a_quoted_printable_part_is_spliced_as_a_full_encode_would_write_it(
+    text, monkeypatch
+):
+    """The lines without the placeholder are encoded once per body: each copy's
+    bytes are those of encoding the whole part again (the path it took before)."""
+    from mailservers import personalize
+
+    raw = build(text)
+    url2 = URL.replace("sig", "other")
+    other = CopyLines(values=[(KEY, url2)], headers=LINES.headers)
+    spliced = Personalizer()
+    fast = [spliced.apply(raw, LINES), spliced.apply(raw, other)]
+    layout = next(iter(spliced._layouts.values())) or []
+    assert any(part.pieces for part in layout)  # the splice was taken
+
+    monkeypatch.setattr(personalize, "_qp_pieces", lambda content, keys: ())
+    whole = Personalizer()
+    assert fast == [whole.apply(raw, LINES), whole.apply(raw, other)]
+    mail = email.message_from_bytes(fast[1], policy=email.policy.default)
+    leaves = [p for p in mail.walk() if not p.is_multipart()]
+    assert any(p["Content-Transfer-Encoding"] == "quoted-printable" for p in leaves)
+    assert all(url2 in p.get_content() and KEY not in p.get_content() for p in leaves)
