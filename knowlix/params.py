@@ -65,11 +65,14 @@ def _load() -> dict[str, str]:
 def get_param(key: str, default: str | None = None) -> str | None:
     """The parameter's value, else ``default``, else the built-in default."""
     global _cache, _loaded_at
-    with _lock:
-        if _cache is None or time.monotonic() - _loaded_at > CACHE_SECONDS:
-            _cache = _load()
-            _loaded_at = time.monotonic()
-        value = _cache.get(key)
+    cache = _cache  # fresh: read without the lock (routing reads ~20 a message)
+    if cache is None or time.monotonic() - _loaded_at > CACHE_SECONDS:
+        with _lock:
+            if _cache is None or time.monotonic() - _loaded_at > CACHE_SECONDS:
+                _cache = _load()
+                _loaded_at = time.monotonic()
+            cache = _cache
+    value = cache.get(key)
     if value not in (None, ""):
         return value
     if default is not None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
@@ -225,10 +226,16 @@ class GroupReads:
 def _users_by_address(addresses: set[str]) -> dict[str, User]:
     if not addresses:
         return {}
-    match = Q()
-    for address in addresses:
-        match |= Q(email__iexact=address)
+    # One IN over the lower-cased column (as ``user_addresses`` reads it), not an OR
+    # of one ``iexact`` per sender: building and compiling that filter cost more
+    # than the query itself (~0.3 ms a sender). ``addresses`` are normalized.
+    rows = (
+        get_user_model()
+        .objects.annotate(address=Lower("email"))
+        .filter(address__in={a.lower() for a in addresses}, is_active=True)
+        .order_by("pk")
+    )
     users: dict[str, User] = {}
-    for user in get_user_model().objects.filter(match, is_active=True).order_by("pk"):
+    for user in rows:
         users.setdefault(normalize_email(user.email), user)
     return users

@@ -61,3 +61,17 @@ def test_notes_of_one_call_notify_like_separate_posts(ticket, alice, bob):
         ] == [[bob.pk]] * 10
     assert len(together) < len(separately) / 2
     assert Message.objects.filter(kind="note").count() == 20
+
+
+def test_a_posted_message_holds_its_record(ticket, alice):
+    """Its record is stored by content type and id, and held: reading it back
+    from the message costs no query."""
+    (message,) = post_messages(
+        [NewPost(record=ticket, kind="note", author=alice, body_text="Held.")]
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert message.content_object is ticket
+    assert not queries.captured_queries
+    stored = Message.objects.get(pk=message.pk)
+    assert stored.content_object == ticket
+    assert (stored.content_type.model, stored.object_id) == ("ticket", ticket.pk)

@@ -243,3 +243,30 @@ def test_statements_do_not_grow_with_the_run(aliases):
     statements(range(5))  # fills the per-process caches (parameters, subtypes)
     assert statements(range(100, 110)) == statements(range(200, 240))
     assert Ticket.objects.count() == 55
+
+
+@pytest.mark.django_db
+def test_a_group_finds_its_senders_users_in_any_case(django_user_model):
+    """One read finds every sender's user: the first active one (by pk) whose
+    email is the address in any case; an address is not a LIKE pattern."""
+    from routing.parsing import parse_message
+    from routing.reads import GroupReads
+
+    def mail(sender: str) -> bytes:
+        return (
+            f"From: <{sender}>\r\nTo: support@mailbox.example\r\n"
+            f"Subject: Hi\r\nMessage-ID: <{sender}>\r\n\r\nHello\r\n"
+        ).encode()
+
+    make = django_user_model.objects.create_user
+    make("gone", email="Ann@Example.COM", is_active=False)
+    ann = make("ann", email="ANN@example.com")
+    make("ann2", email="ann@example.com")
+    bea = make("bea", email="bea@client.example")
+    make("pat", email="a_b@client.example")
+    senders = ["ann@example.com", "bea@client.example", "axb@client.example"]
+    reads = GroupReads([parse_message(mail(s)) for s in senders])
+    assert reads.user("ann@example.com") == ann
+    assert reads.user("bea@client.example") == bea
+    assert reads.user("axb@client.example") is None
+    assert reads.user("nobody@client.example") is None
