@@ -67,18 +67,15 @@ def bare_rows(count: int, message_id: int) -> float:
     from django.contrib.contenttypes.models import ContentType
     from django.utils import timezone
 
-    from feed.models import Follower, MessageRecipient
+    from feed.models import Follower
     from knowlix.models import Contact, Ticket
-    from mailservers.models import OutgoingMail, OutgoingRecipient
+    from tests.fixtures_bulk import write_bare_recipients
 
     contacts = list(Contact.objects.order_by("pk").values_list("pk", flat=True))
     assert len(contacts) == count
 
     ticket = Ticket.objects.create(subject="bare")
     ct = ContentType.objects.get_for_model(Ticket)
-    mail = OutgoingMail.objects.create(
-        from_address="alice@catchall.test", message_id="<bare@bench>", raw=b"x"
-    )
     q = connection.ops.quote_name
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     start = time.perf_counter()
@@ -90,20 +87,7 @@ def bare_rows(count: int, message_id: int) -> float:
             "contact_id, created_at) VALUES (%s, %s, %s, %s)",
             [(ct.pk, ticket.pk, pk, now) for pk in contacts],
         )
-        cursor.executemany(
-            f"INSERT INTO {q(MessageRecipient._meta.db_table)} (message_id, address, "
-            "name, delivery_error) VALUES (%s, %s, %s, '')",
-            [(message_id, f"bare{n}@x.example", f"Bare {n}") for n in range(count)],
-        )
-        cursor.executemany(
-            f"INSERT INTO {q(OutgoingRecipient._meta.db_table)} (mail_id, address, "
-            "name, kind, state, last_error, updated_at, verp_token) "
-            "VALUES (%s, %s, %s, 'to', 'queued', '', %s, %s)",
-            [
-                (mail.pk, f"bare{n}@x.example", f"Bare {n}", now, f"t{n}")
-                for n in range(count)
-            ],
-        )
+        write_bare_recipients(cursor, message_id=message_id, count=count)
     return time.perf_counter() - start
 
 

@@ -47,35 +47,15 @@ def rss_mb() -> float:
 
 def bare_rows(count: int) -> float:
     """The baseline: the same number of recipient rows, written bare."""
-    from django.utils import timezone
-
     from feed.models import MessageRecipient
-    from mailservers.models import OutgoingMail, OutgoingRecipient
+    from tests.fixtures_bulk import write_bare_recipients
 
-    mail = OutgoingMail.objects.create(
-        from_address="alice@catchall.test", message_id="<bare@bench>", raw=b"x"
-    )
     message_id = MessageRecipient.objects.values_list("message_id", flat=True)[0]
-    q = connection.ops.quote_name
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
     start = time.perf_counter()
     # One transaction, as the fan-out writes a chunk (autocommit would make the
     # baseline commit, and on PostgreSQL flush, once per row).
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {q(MessageRecipient._meta.db_table)} (message_id, address, "
-            "name, delivery_error) VALUES (%s, %s, %s, '')",
-            [(message_id, f"bare{n}@x.example", f"Bare {n}") for n in range(count)],
-        )
-        cursor.executemany(
-            f"INSERT INTO {q(OutgoingRecipient._meta.db_table)} (mail_id, address, "
-            "name, kind, state, last_error, updated_at, verp_token) "
-            "VALUES (%s, %s, %s, 'to', 'queued', '', %s, %s)",
-            [
-                (mail.pk, f"bare{n}@x.example", f"Bare {n}", now, f"t{n}")
-                for n in range(count)
-            ],
-        )
+        write_bare_recipients(cursor, message_id=message_id, count=count)
     return time.perf_counter() - start
 
 

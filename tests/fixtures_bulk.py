@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -156,3 +156,28 @@ def add_contact_followers(*, record: Model, count: int, chunk: int = 5000) -> No
             through.objects.bulk_create(
                 through(follower_id=f.pk, subtype_id=subtype.pk) for f in followers
             )
+
+
+def write_bare_recipients(cursor: Any, *, message_id: int, count: int) -> None:
+    """The benchmarks' baseline: ``count`` message recipients and as many queued
+    outgoing recipients (of one placeholder mail), as plain ``executemany``
+    rows, with no rule, MIME or chunking. Call inside the timed transaction."""
+    mail = OutgoingMail.objects.create(
+        from_address="alice@catchall.test", message_id="<bare@bench>", raw=b"x"
+    )
+    q = connection.ops.quote_name
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    cursor.executemany(
+        f"INSERT INTO {q(MessageRecipient._meta.db_table)} (message_id, address, "
+        "name, delivery_error) VALUES (%s, %s, %s, '')",
+        [(message_id, f"bare{n}@x.example", f"Bare {n}") for n in range(count)],
+    )
+    cursor.executemany(
+        f"INSERT INTO {q(OutgoingRecipient._meta.db_table)} (mail_id, address, "
+        "name, kind, state, last_error, updated_at, verp_token) "
+        "VALUES (%s, %s, %s, 'to', 'queued', '', %s, %s)",
+        [
+            (mail.pk, f"bare{n}@x.example", f"Bare {n}", now, f"t{n}")
+            for n in range(count)
+        ],
+    )
