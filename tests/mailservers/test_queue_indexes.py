@@ -23,7 +23,9 @@ def plain_indexes(table: str) -> dict[str, tuple[str, ...]]:
     return {
         name: tuple(info["columns"])
         for name, info in constraints.items()
-        if info["index"] and not info["unique"] and not info["primary_key"]
+        if info["index"]
+        and not info["unique"]
+        and not info["primary_key"]
         # PostgreSQL's varchar_pattern_ops twin serves LIKE, not equality.
         and not name.endswith("_like")
     }
