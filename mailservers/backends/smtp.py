@@ -10,16 +10,22 @@ contain the password or the token.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from django.utils.translation import gettext as _
 
-from mailservers.addresses import NO_SMTPUTF8_REASON, InvalidAddress, smtp_address
+from mailservers.addresses import (
+    NO_SMTPUTF8_REASON,
+    InvalidAddress,
+    SmtpAddress,
+    smtp_address,
+)
 from mailservers.backends.smtp_diagnosis import (
     connection_error,
     decode_reply,
@@ -118,6 +124,10 @@ class SmtpConnection:
     def __init__(self, params: SmtpParams) -> None:
         self.params = params
         self.connection: smtplib.SMTP | None = None
+        # Done ahead by ``prepare`` for the coming mail: checked addresses, and
+        # the content dot-stuffed (keyed by the very bytes object).
+        self._checked: dict[str, SmtpAddress] = {}
+        self._stuffed: tuple[bytes, bytes] | None = None
 
     # -- opening -----------------------------------------------------------------------
     def open(self) -> bool:
@@ -202,6 +212,31 @@ class SmtpConnection:
         self.close()
 
     # -- sending -----------------------------------------------------------------------
+    def prepare(self, addresses: Iterable[str], raw: bytes) -> None:
+        """Do ahead for a coming mail what ``send`` would do first: check its
+        envelope addresses and dot-stuff its content. The drain calls it while
+        the server reads the previous mail (``send``'s ``after_data``), so that
+        work is off the dialogue's critical path. An address that fails the check
+        is left to ``send``, which reports it as usual."""
+        checked = {}
+        for address in addresses:
+            try:
+                checked[address] = smtp_address(address)
+            except InvalidAddress:
+                continue
+        self._checked = checked
+        self._stuffed = (raw, _stuff(raw))
+
+    def _smtp_address(self, address: str) -> SmtpAddress:
+        found = self._checked.get(address)
+        return found if found is not None else smtp_address(address)
+
+    def _stuffed_body(self, raw: bytes) -> bytes:
+        prepared, self._stuffed = self._stuffed, None
+        if prepared is not None and prepared[0] is raw:
+            return prepared[1]
+        return _stuff(raw)
+
     def send(
         self,
         *,
@@ -210,6 +245,7 @@ class SmtpConnection:
         raw: bytes,
         utf8_headers: bool = False,
         before_data: Callable[[], Callable[[], bool]] | None = None,
+        after_data: Callable[[], None] | None = None,
     ) -> dict[str, RecipientResult]:
         """Send ``raw`` to ``recipients``: a result for every recipient.
 
@@ -230,14 +266,17 @@ class SmtpConnection:
         connection), so the caller's database is free again when ``send`` returns
         or raises. If it says no, the connection is dropped (in the middle of DATA
         only that aborts the transaction, RFC 5321 3.8) and ``SendCancelled``
-        raised: nothing of the content left.
+        raised: nothing of the content left. ``after_data`` runs once the final
+        dot is on the wire, before the server's verdict is read (the drain
+        ``prepare``s its next mail meanwhile); it must not raise, and if it does
+        the error is dropped: the verdict comes first.
         """
         if self.connection is None:
             self.open()
         conn = self.connection
         assert conn is not None
         try:
-            sender = smtp_address(mail_from).addr_spec if mail_from else ""
+            sender = self._smtp_address(mail_from).addr_spec if mail_from else ""
         except InvalidAddress as exc:
             raise DeliveryError(exc.user_message, permanent=True) from None
         has_smtputf8 = conn.has_extn("smtputf8")
@@ -245,7 +284,7 @@ class SmtpConnection:
         envelope: dict[str, str] = {}  # SMTP form -> the address as queued
         for address in recipients:
             try:
-                smtp = smtp_address(address)
+                smtp = self._smtp_address(address)
             except InvalidAddress as exc:
                 results[address] = RecipientResult(address, 553, exc.user_message)
                 continue
@@ -264,6 +303,7 @@ class SmtpConnection:
                 list(envelope),
                 raw,
                 before_data,
+                after_data,
                 utf8=utf8,
             )
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -288,6 +328,7 @@ class SmtpConnection:
         recipients: list[str],
         raw: bytes,
         before_data: Callable[[], Callable[[], bool]] | None,
+        after_data: Callable[[], None] | None,
         *,
         utf8: bool = False,
     ) -> dict[str, RecipientResult]:
@@ -325,7 +366,7 @@ class SmtpConnection:
             if not accepted:
                 conn.rset()
                 return results
-            code, reply = self._data(conn, raw, go_on)
+            code, reply = self._data(conn, raw, go_on, after_data)
         finally:
             go_on.read()  # on every way out: the caller's database is free again
         if code != 250:
@@ -335,7 +376,11 @@ class SmtpConnection:
         return results
 
     def _data(
-        self, conn: smtplib.SMTP, raw: bytes, go_on: _Answer
+        self,
+        conn: smtplib.SMTP,
+        raw: bytes,
+        go_on: _Answer,
+        after_data: Callable[[], None] | None,
     ) -> tuple[int, bytes]:
         """DATA, the body, then the server's verdict.
 
@@ -357,11 +402,10 @@ class SmtpConnection:
             conn.close()
             self.connection = None
             raise SendCancelled
-        # RFC 5321 dot-stuffing; _quote_periods is private, so absent from typeshed.
-        body = smtplib._quote_periods(raw)  # type: ignore[attr-defined]  # noqa: SLF001
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        conn.send(body + b".\r\n")
+        conn.send(self._stuffed_body(raw))
+        if after_data is not None:
+            with contextlib.suppress(Exception):  # documented: the verdict first
+                after_data()
         try:
             return conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -413,6 +457,15 @@ class _Answer:
             self.held = False  # if go_on raises, nothing more is sent
             self.held = self.go_on()
         return self.held
+
+
+def _stuff(raw: bytes) -> bytes:
+    """The DATA content: RFC 5321 dot-stuffed, CRLF-ended, then the final dot."""
+    # _quote_periods is private, so absent from typeshed.
+    body: bytes = smtplib._quote_periods(raw)  # type: ignore[attr-defined]  # noqa: SLF001
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
 
 
 def _all(

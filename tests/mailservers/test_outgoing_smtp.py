@@ -251,3 +251,46 @@ def test_check_silent_server_times_out_with_hint():
         check = check_connection(SmtpParams(host="127.0.0.1", port=port, timeout=1))
     assert not check.ok
     assert f"No answer from 127.0.0.1:{port} within 1 s" in check.message
+
+
+def test_after_data_runs_once_the_content_is_sent_and_cannot_lose_the_verdict(
+    smtp_server,  # noqa: ANN001
+):
+    """``after_data`` runs after the final dot, before the 250 is read: the server
+    already holds the mail then. A failing ``after_data`` is dropped, the verdict
+    is still read, and the connection goes on."""
+    seen: list[int] = []
+
+    def after_data() -> None:
+        seen.append(len(smtp_server.received))
+        raise RuntimeError("the caller's own bug")
+
+    with SmtpConnection(params(smtp_server)) as conn:
+        first = conn.send(
+            mail_from="a@example.com", recipients=["b@x.test"], raw=RAW,
+            after_data=after_data,
+        )  # fmt: skip
+        second = conn.send(mail_from="a@example.com", recipients=["c@x.test"], raw=RAW)
+    assert first["b@x.test"].ok and second["c@x.test"].ok
+    assert len(seen) == 1
+    assert [r.rcpt_tos for r in smtp_server.received] == [["b@x.test"], ["c@x.test"]]
+
+
+def test_prepared_mail_is_sent_as_checked_and_stuffed(smtp_server):  # noqa: ANN001
+    """``prepare`` checks addresses and dot-stuffs ahead: the bytes on the wire are
+    the same as unprepared (a line starting with a dot is doubled, then undone by
+    the server), a bad address prepared is still refused alone, and a prepared
+    body is used only for the very bytes object it was made from."""
+    raw = b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\n"
+    with SmtpConnection(params(smtp_server)) as conn:
+        conn.prepare(["a@example.com", "b@x.test", "bad address@x.test"], raw)
+        results = conn.send(
+            mail_from="a@example.com", recipients=["b@x.test", "bad address@x.test"],
+            raw=raw,
+        )  # fmt: skip
+        conn.prepare(["a@example.com", "c@x.test"], raw)
+        other = bytes(bytearray(RAW))  # not the prepared object
+        conn.send(mail_from="a@example.com", recipients=["c@x.test"], raw=other)
+    assert results["b@x.test"].ok
+    assert results["bad address@x.test"].code == 553
+    assert [r.raw for r in smtp_server.received] == [raw, RAW]
