@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import time
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ from mailservers.services.outgoing import (
     queue_mail,
     retry_mail,
 )
+from tests.mailservers.queue_helpers import queue_numbered
 from tests.servers.smtp_fixtures import SMTP_PASSWORD, SMTP_USER
 
 pytestmark = pytest.mark.django_db
@@ -533,3 +535,38 @@ def test_a_batch_whose_claim_was_taken_back_sends_nothing(outbox_server):  # noq
     outbox._send_batch(claim, report)
     assert outbox_server.received == [] and report == outbox.DrainReport()
     assert OutgoingMail.objects.get().state == State.SENDING  # recovery's to settle
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_are_written_during_the_batch_and_all_by_its_end(
+    outbox_server,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deliveries are committed in groups while the batch runs (on PostgreSQL by a
+    connection of their own, not waited for), and every one is in before the
+    batch's claim goes: no mail is left *sending* for recovery to guess about."""
+    mails = queue_numbered(120)
+    reach_data = outbox_results.SendProgress.reach_data
+    seen: list[int] = []
+
+    def watch(progress, position):  # noqa: ANN001, ANN202
+        if position == 80:  # mails 0-49 were due at mail 50: written by now
+            deadline = time.monotonic() + 5
+            first = [m.pk for m in mails[:50]]
+            while time.monotonic() < deadline:
+                sent = OutgoingMail.objects.filter(pk__in=first, state=State.SENT)
+                if sent.count() == 50:
+                    break
+                time.sleep(0.01)
+            seen.append(sent.count())
+            seen.append(OutboxClaim.objects.count())
+        return reach_data(progress, position)
+
+    monkeypatch.setattr(outbox_results.SendProgress, "reach_data", watch)
+    assert outbox.process_outbox().sent == 120
+    assert seen == [50, 1]  # during the batch, under its claim
+    assert not OutboxClaim.objects.exists()
+    assert set(OutgoingMail.objects.values_list("state", flat=True)) == {State.SENT}
+    rcpts = OutgoingRecipient.objects.filter(mail__in=mails)
+    assert set(rcpts.values_list("state", "smtp_code")) == {(RState.SENT, 250)}
+    assert len(outbox_server.received) == 120
