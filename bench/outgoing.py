@@ -6,8 +6,8 @@ test database (SQLite in a temporary directory, or ``test_<name>`` on PostgreSQL
 process. It queues 5,000 mails with ``queue_mail``, then, in the same run, sends the
 same prebuilt bytes with a bare ``smtplib`` loop over one connection (the baseline)
 and drains the queue with ``process_outbox`` (ours). The machine is shared, so the
-two alternate in rounds of 1,000 mails (the queue still holds all 5,000; each round
-makes its 1,000 due) and the totals are compared. Resident memory is sampled before
+two alternate in rounds of 500 mails, one batch and one connection each (the queue
+still holds all 5,000; each round makes its 500 due) and the totals are compared. Resident memory is sampled before
 the first and after the last drain (it should not grow with the queue). Last line:
 ``RESULT outgoing ratio=<ours/baseline> ours=<mails/s> bare=<mails/s> ...``.
 
@@ -42,7 +42,7 @@ from django.db import connection  # noqa: E402
 from tests.servers.smtp import SmtpServerProcess  # noqa: E402
 
 COUNT = 5_000
-ROUND = 1_000
+ROUND = 500  # = outbox.BATCH_SIZE: one batch, one connection, on each side
 WORKERS_COUNT = 2_000
 WORKER = """
 import os, sys, time
