@@ -11,8 +11,10 @@ mail that recovery took back meanwhile. Mail expires only after the queue lifeti
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,6 +143,9 @@ class SendProgress:
             self.side = None if connection.in_atomic_block else _SideWriter.open()
         else:
             connection.execute_wrappers.append(self._patient)
+            self.thread_side = (
+                None if connection.in_atomic_block else _ThreadWriter(self._write_sent)
+            )
 
     def reach_data(self, position: int) -> Callable[[], bool]:
         """Call once the mail at ``position`` has its MAIL FROM on the wire: write
@@ -150,8 +155,14 @@ class SendProgress:
         holds its claim. If not (recovered as abandoned), the mail must not be
         sent."""
         if self.pgconn is None:
-            self.flush_if_due()
+            if self.thread_side is None:
+                self.flush_if_due()
             held = self._sqlite_stage(position)
+            if self.thread_side is not None and self.is_due():
+                # Right after the stage write: the thread has the write lock to
+                # itself until the next mail's MAIL FROM, about 2 ms away.
+                self.thread_side.write(self.pending)
+                self.pending = []
             return lambda: held
         pgconn = self.pgconn
         args = [str(position).encode(), self.token.encode()]
@@ -269,20 +280,27 @@ class SendProgress:
         if self.pgconn is not None and self.side is not None:
             self.side.write(self._deliveries_args())
             self.side.wait()
-            self.pending = []
-            return
+        elif self.pgconn is None and self.thread_side is not None:
+            self.thread_side.write(self.pending)
+            self.thread_side.wait()
+        else:
+            self._write_sent(self.pending)
+        self.pending = []
+
+    def _write_sent(self, ids: list[int]) -> None:
+        """The deliveries of ``ids``, in one transaction (on the calling thread's
+        connection)."""
         now = connection.ops.adapt_datetimefield_value(timezone.now())
-        marks = ", ".join(["%s"] * len(self.pending))
+        marks = ", ".join(["%s"] * len(ids))
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 self.mail_sql.format(marks),
-                [Mail.State.SENT, now, Mail.State.SENDING, self.token, *self.pending],
+                [Mail.State.SENT, now, Mail.State.SENDING, self.token, *ids],
             )
             cursor.execute(
                 self.rcpt_sql.format(marks),
-                [Rcpt.State.SENT, now, Rcpt.State.SENDING, *self.pending],
+                [Rcpt.State.SENT, now, Rcpt.State.SENDING, *ids],
             )
-        self.pending = []
 
     def close(self) -> None:
         try:
@@ -298,6 +316,8 @@ class SendProgress:
                     self.pgconn.exec_(b"DEALLOCATE " + self.stage_name)
                     self.pgconn.exec_(b"DEALLOCATE " + self.both_name)
             else:
+                if self.thread_side is not None:
+                    self.thread_side.close()  # waits, as above
                 connection.execute_wrappers.remove(self._patient)
                 self._be_patient()
             self.cursor.close()
@@ -370,6 +390,60 @@ class _SideWriter:
             self.wait()
         finally:
             self.conn.close()
+
+
+class _ThreadWriter:
+    """SQLite: a batch's deliveries written by a thread of its own (with its own
+    connection, closed with it), handed over right after a stage write.
+
+    SQLite has one writer at a time, so this only helps because the drain's own
+    writes are one small stage row per mail: between two of them the thread
+    writes the group (about 1-3 ms) while the main thread talks SMTP, instead of
+    the next mail waiting for it. A collision only makes the stage write wait as
+    before. ``write`` waits for the previous group; errors come back from
+    ``wait``; ``close`` waits for the last group before the claim goes.
+    """
+
+    def __init__(self, write: Callable[[list[int]], None]) -> None:
+        self.write_ids = write
+        self.jobs: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(
+            target=self._run, name="outbox-deliveries", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (ids := self.jobs.get()) is not None:
+                try:
+                    self.write_ids(ids)
+                except BaseException as exc:  # noqa: BLE001  (raised by wait())
+                    self.error = exc
+                finally:
+                    self.idle.set()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def write(self, ids: list[int]) -> None:
+        self.wait()
+        self.idle.clear()
+        self.jobs.put(list(ids))
+
+    def wait(self) -> None:
+        self.idle.wait()
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self.jobs.put(None)
+            self.thread.join()
 
 
 def _check(result: pq.abc.PGresult | None) -> pq.abc.PGresult:
