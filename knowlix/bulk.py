@@ -21,7 +21,7 @@ own work there. :func:`insert_rows` writes the same rows:
   (the order Django's own ``bulk_create`` relies on for both backends): on SQLite
   multi-row ``VALUES`` (as many rows as its parameter limit allows), on
   PostgreSQL ``SELECT ... FROM unnest()`` of one array per column, bound apart
-  from the statement, bytes in binary, each array typed without a length (a
+  from the statement in binary form, each array typed without a length (a
   value too long for its column is refused, as by ``bulk_create``, not cut).
 
 :func:`insert_instances` takes new instances of a plain model (automatic primary
@@ -255,9 +255,10 @@ def _unnest(
             select.append(f"%s::{kind}")
             constants.append(value)
             continue
-        # Bytes in binary form: as they are, no hex text to write and parse.
-        mark = "%b" if f.get_internal_type() == "BinaryField" else "%s"
-        arrays.append(f"{mark}::{kind}[]")
+        # In binary form: psycopg writes a text array in Python, quoting and
+        # escaping each element (bytes as hex), ~5 µs a string or date against
+        # ~0.4 µs in binary; what the server reads is the same values.
+        arrays.append(f"%b::{kind}[]")
         select.append(f"u.c{len(arrays)}")
         columns.append([value(row[place]) for row in batch])
     params = constants + columns  # as the statement names them: SELECT, then FROM
