@@ -102,6 +102,12 @@ def _converter(
     return convert
 
 
+def _reads_dict(field: models.Field) -> bool:
+    """The field's attribute is read from the instance's ``__dict__``."""
+    descriptor = getattr(field, "descriptor_class", None)
+    return getattr(descriptor, "__get__", None) is DeferredAttribute.__get__
+
+
 def _has_db_default(field: models.Field) -> bool:
     return getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED
 
@@ -303,7 +309,7 @@ def insert_instances(objs: Sequence[M], *, using: str = "default") -> list[M]:
         (
             f,
             f.attname,
-            getattr(f.descriptor_class, "__get__", None) is DeferredAttribute.__get__,
+            _reads_dict(f),
             type(f).pre_save is not models.Field.pre_save,
         )
         for f in fields

@@ -135,7 +135,7 @@ class _FeedParserRe:
         return re.compile(pattern, flags)
 
 
-_parsegen = email.feedparser.FeedParser._parsegen
+_parsegen = email.feedparser.FeedParser._parsegen  # type: ignore[attr-defined]
 
 
 class _FeedParser(email.feedparser.FeedParser):
