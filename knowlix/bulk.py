@@ -13,15 +13,17 @@ own work there. :func:`insert_rows` writes the same rows:
   PostgreSQL as they would from ``bulk_create``); a column with one value for
   every row (``constants``) is converted once, and for Django's own text, integer
   and boolean fields (not subclasses) a ``str``/``int``/``bool``/``None`` value
-  is passed as it is once the field's conversion gave such a value back
-  unchanged (their conversion is a type coercion: it never depends on the value);
+  (or one of a ``str`` subclass, a ``TextChoices`` member) is passed as it is
+  once the field's conversion gave such a value back unchanged, or an ``int``
+  wrapped in psycopg's ``Int4``... (their conversion is a type coercion: it never
+  depends on the value);
 - a field given neither as a column nor as a constant gets its default
   (``auto_now``/``auto_now_add``: now), as a fresh instance would;
 - each batch is one ``INSERT`` with ``RETURNING`` the primary keys in row order
   (the order Django's own ``bulk_create`` relies on for both backends): on SQLite
   multi-row ``VALUES`` (as many rows as its parameter limit allows), on
   PostgreSQL ``SELECT ... FROM unnest()`` of one array per column, bound apart
-  from the statement, bytes in binary, each array typed without a length (a
+  from the statement in binary form, each array typed without a length (a
   value too long for its column is refused, as by ``bulk_create``, not cut).
 
 :func:`insert_instances` takes new instances of a plain model (automatic primary
@@ -40,12 +42,15 @@ from typing import Any, TypeVar
 from django.db import NotSupportedError, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import NOT_PROVIDED
+from django.db.models.query_utils import DeferredAttribute
 from django.utils import timezone
 
 M = TypeVar("M", bound=models.Model)
 
-# Types whose conversion, once seen to be the identity for a field, stays one...
-_PLAIN = (str, int, bool, type(None))
+# Types whose conversion, once seen to be the identity for a field, stays one
+# (and any str subclass, a TextChoices member: a text field's conversion keeps any
+# str as it is, the others' never do)...
+_PLAIN = frozenset({str, int, bool, type(None)})
 # ...for these field classes exactly (a subclass may convert by value).
 _COERCING = {
     models.CharField,
@@ -84,11 +89,23 @@ def _converter(
         if kind in identical:
             return value
         prepared = prep(value, connection)
-        if coercing and prepared is value and kind in _PLAIN:
-            identical.add(kind)
+        if coercing and (kind in _PLAIN or issubclass(kind, str)):
+            if prepared is value:
+                identical.add(kind)
+            elif kind is int and isinstance(prepared, int) and prepared == value:
+                # Django's PostgreSQL operations wrap an int in psycopg's Int2/4/8
+                # (a parameter's type): an array column is typed by its cast.
+                identical.add(kind)
+                return value
         return prepared
 
     return convert
+
+
+def _reads_dict(field: models.Field) -> bool:
+    """The field's attribute is read from the instance's ``__dict__``."""
+    descriptor = getattr(field, "descriptor_class", None)
+    return getattr(descriptor, "__get__", None) is DeferredAttribute.__get__
 
 
 def _has_db_default(field: models.Field) -> bool:
@@ -255,9 +272,10 @@ def _unnest(
             select.append(f"%s::{kind}")
             constants.append(value)
             continue
-        # Bytes in binary form: as they are, no hex text to write and parse.
-        mark = "%b" if f.get_internal_type() == "BinaryField" else "%s"
-        arrays.append(f"{mark}::{kind}[]")
+        # In binary form: psycopg writes a text array in Python, quoting and
+        # escaping each element (bytes as hex), ~5 µs a string or date against
+        # ~0.4 µs in binary; what the server reads is the same values.
+        arrays.append(f"%b::{kind}[]")
         select.append(f"u.c{len(arrays)}")
         columns.append([value(row[place]) for row in batch])
     params = constants + columns  # as the statement names them: SELECT, then FROM
@@ -283,19 +301,38 @@ def insert_instances(objs: Sequence[M], *, using: str = "default") -> list[M]:
         return model._default_manager.using(using).bulk_create(objs)
     meta = model._meta
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
-    # Fields whose pre_save is more than reading the attribute (auto_now...).
-    special = {f for f in fields if type(f).pre_save is not models.Field.pre_save}
+    # Per field: its attribute; whether the descriptor reads it from the instance's
+    # __dict__, where __init__ put it (read there directly: a foreign key's id
+    # attribute is a descriptor, ~0.5 µs a read); whether its pre_save is more than
+    # reading the attribute (auto_now...).
+    spec = [
+        (
+            f,
+            f.attname,
+            _reads_dict(f),
+            type(f).pre_save is not models.Field.pre_save,
+        )
+        for f in fields
+    ]
     rows: list[list[Any]] = []
     for obj in objs:
         # What bulk_create checks (unsaved related objects, late ids).
         obj._prepare_related_fields_for_save(  # type: ignore[attr-defined]
             operation_name="bulk_create"
         )
+        stored = obj.__dict__
         row = [
-            f.pre_save(obj, True) if f in special else getattr(obj, f.attname)
-            for f in fields
+            f.pre_save(obj, True)
+            if special
+            else stored[name]
+            if in_dict and name in stored
+            else getattr(obj, name)
+            for f, name, in_dict, special in spec
         ]
-        if any(hasattr(value, "resolve_expression") for value in row):
+        if any(
+            type(value) not in _PLAIN and hasattr(value, "resolve_expression")
+            for value in row
+        ):
             return model._default_manager.using(using).bulk_create(objs)
         rows.append(row)
     ids = insert_rows(

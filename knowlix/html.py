@@ -76,18 +76,23 @@ def sanitize_html(html: str) -> str:
     return _sanitize(html)
 
 
+# The rules built once: ``nh3.clean`` with these arguments builds them anew on every
+# call (~55 µs, ten times the cleaning of a short body); a Cleaner is immutable and
+# used from any thread.
+_CLEANER = nh3.Cleaner(
+    tags=ALLOWED_TAGS,
+    clean_content_tags=DROPPED_WITH_CONTENT,
+    attributes=ALLOWED_ATTRIBUTES,
+    attribute_filter=_filter_attribute,
+    url_schemes=LINK_SCHEMES,
+    filter_style_properties=STYLE_PROPERTIES,
+    link_rel="noopener noreferrer",
+    strip_comments=True,
+)
+
+
 def _sanitize(html: str) -> str:
-    return nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        clean_content_tags=DROPPED_WITH_CONTENT,
-        attributes=ALLOWED_ATTRIBUTES,
-        attribute_filter=_filter_attribute,
-        url_schemes=LINK_SCHEMES,
-        filter_style_properties=STYLE_PROPERTIES,
-        link_rel="noopener noreferrer",
-        strip_comments=True,
-    ).strip()
+    return _CLEANER.clean(html).strip()
 
 
 _sanitize_short = functools.lru_cache(maxsize=256)(_sanitize)

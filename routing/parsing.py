@@ -9,13 +9,15 @@ bytes that are not a message at all (or MIME nested absurdly deep) raise ParseEr
 from __future__ import annotations
 
 import email
+import email.feedparser
 import email.policy
 import functools
 import hashlib
 import re
+import types
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.headerregistry import AddressHeader, HeaderRegistry
+from email.headerregistry import AddressHeader, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import TYPE_CHECKING, cast
@@ -56,9 +58,14 @@ RECIPIENT_HEADERS = (
 # every later read: the standard library parses a header again on each access, and
 # the parser plus the MIME walk read Content-Type about 25 times per message (most
 # MIME headers also repeat from one message to the next). Small: ~13 KB an entry.
-_fetch_parsed_header = functools.lru_cache(maxsize=128)(
-    email.policy.default.header_fetch_parse
-)
+# (What ``email.policy.default.header_fetch_parse`` does, its header class looked
+# up once per name: the registry builds a new class on every lookup, ~30 µs.)
+_LINESEP = re.compile(r"\n|\r")
+
+
+@functools.lru_cache(maxsize=128)
+def _fetch_parsed_header(name: str, value: str) -> BaseHeader:
+    return _header_class(name.lower())(name, "".join(_LINESEP.split(value)))
 
 
 if TYPE_CHECKING:  # the policy makes EmailMessage objects (typeshed needs telling)
@@ -82,6 +89,77 @@ class _ReadOncePolicy(_EmailPolicy):
 
 
 PARSE_POLICY = _ReadOncePolicy()
+
+# The feed parser compiles a regular expression for each multipart's boundary; a
+# boundary is unique to its message, so that is a compile per message (~160 µs,
+# re's cache never hits). Its pattern is the boundary line's separator, a literal,
+# then a tail that is the same for all: a line matches it when it starts with the
+# separator and the tail matches from there (the groups the parser reads, "end" and
+# "linesep", are the tail's). Any other pattern is compiled as before.
+_BOUNDARY_HEAD = "(?P<sep>"
+_BOUNDARY_TAIL = r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
+_AFTER_SEPARATOR = re.compile(_BOUNDARY_TAIL[1:])
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+
+
+class _BoundaryLine:
+    """A compiled boundary pattern, as far as the feed parser uses it."""
+
+    def __init__(self, separator: str) -> None:
+        self.separator = separator
+
+    def match(self, line: str) -> re.Match[str] | None:
+        if not line.startswith(self.separator):
+            return None
+        return _AFTER_SEPARATOR.match(line, len(self.separator))
+
+
+class _FeedParserRe:
+    """``re`` as the feed parser's ``_parsegen`` sees it (see above)."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(re, name)
+
+    @staticmethod
+    def compile(pattern: str, flags: int = 0) -> re.Pattern[str] | _BoundaryLine:
+        if (
+            not flags
+            and isinstance(pattern, str)
+            and pattern.startswith(_BOUNDARY_HEAD)
+            and pattern.endswith(_BOUNDARY_TAIL)
+        ):
+            escaped = pattern[len(_BOUNDARY_HEAD) : -len(_BOUNDARY_TAIL)]
+            separator = _ESCAPED.sub(r"\1", escaped)
+            if re.escape(separator) == escaped:  # exactly this literal
+                return _BoundaryLine(separator)
+        return re.compile(pattern, flags)
+
+
+_parsegen = email.feedparser.FeedParser._parsegen  # type: ignore[attr-defined]
+
+
+class _FeedParser(email.feedparser.FeedParser):
+    """The standard library's feed parser, its own ``_parsegen`` code run with
+    ``_FeedParserRe`` as its ``re``."""
+
+    _parsegen = types.FunctionType(
+        _parsegen.__code__,
+        {**vars(email.feedparser), "re": _FeedParserRe()},
+        _parsegen.__name__,
+        _parsegen.__defaults__,
+        _parsegen.__closure__,
+    )
+
+
+def message_from_bytes(raw: bytes) -> EmailMessage:
+    """``email.message_from_bytes(raw, policy=PARSE_POLICY)``, as it feeds its
+    parser (the bytes as ASCII with surrogate escapes, 8192 characters at a
+    time)."""
+    parser = _FeedParser(policy=PARSE_POLICY)
+    text = raw.decode("ascii", "surrogateescape")
+    for start in range(0, len(text), 8192):
+        parser.feed(text[start : start + 8192])
+    return cast(EmailMessage, parser.close())
 
 
 @dataclass
@@ -167,7 +245,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     if not raw or not raw.strip():
         raise ParseError("The message is empty.")
     try:
-        msg = email.message_from_bytes(raw, policy=PARSE_POLICY)
+        msg = message_from_bytes(raw)
     except RecursionError as exc:
         raise ParseError("The MIME structure is nested too deeply.") from exc
     if not msg.keys():

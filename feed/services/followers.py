@@ -15,7 +15,7 @@ from django.db.models import Model
 
 from feed.defaults import cached_subtypes
 from feed.models import Follower, FollowerRow, Subtype
-from knowlix.bulk import insert_instances
+from knowlix.bulk import insert_rows
 from knowlix.models import Contact
 
 
@@ -153,7 +153,9 @@ def _follow_new_records(
     """:func:`_follow_new_record` for several records: one insert of the followers
     and one of their subscriptions for all of them."""
     all_rows: list[list[FollowerRow]] = []
-    new: list[Follower] = []
+    # The new followers as rows (content type, record, user, contact): written by
+    # insert_rows, no model instance each (~20 µs a follower with its subtypes).
+    new: list[tuple[int, int, int | None, int | None]] = []
     entry_of: list[int] = []  # the entry of each new follower
     for entry, (record, users, contact, has_followers) in enumerate(entries):
         ct = ContentType.objects.get_for_model(record)
@@ -165,33 +167,35 @@ def _follow_new_records(
                 .values_list("user_id", "contact_id", "subtypes")
             )
         followed = {(user_id, contact_id) for user_id, contact_id, _s in rows}
-        new += [
-            Follower(content_type=ct, object_id=record.pk, user=user)
-            for user in users
-            if (user.pk, None) not in followed
-        ]
-        if contact is not None and (None, contact.pk) not in followed:
-            new.append(Follower(content_type=ct, object_id=record.pk, contact=contact))
+        people: list[tuple[int | None, int | None]] = [(u.pk, None) for u in users]
+        if contact is not None:
+            people.append((None, contact.pk))
+        if record.pk is None or any(p == (None, None) for p in people):
+            raise ValueError("_follow_new_records() needs saved records and people")
+        new += [(ct.pk, record.pk, *p) for p in people if p not in followed]
         entry_of += [entry] * (len(new) - len(entry_of))
         all_rows.append(rows)
     if not new:
         return all_rows
-    insert_instances(new)
-    through = Follower.subtypes.through
+    ids = insert_rows(
+        Follower,
+        columns=("content_type_id", "object_id", "user_id", "contact_id"),
+        rows=new,
+        returning=True,
+    )
     links_of: dict[int, list[int]] = {}
     links = []
-    for follower in new:
-        subtypes = _default_subtypes(for_contact=follower.contact_id is not None)
-        links_of[follower.pk] = [subtype.pk for subtype in subtypes]
-        links += [
-            through(follower_id=follower.pk, subtype_id=subtype.pk)
-            for subtype in subtypes
-        ]
-    insert_instances(links)
+    for follower_id, (_ct, _pk, _user_id, contact_id) in zip(ids, new, strict=True):
+        subtypes = _default_subtypes(for_contact=contact_id is not None)
+        links_of[follower_id] = [subtype.pk for subtype in subtypes]
+        links += [(follower_id, subtype.pk) for subtype in subtypes]
+    insert_rows(
+        Follower.subtypes.through, columns=("follower_id", "subtype_id"), rows=links
+    )
     # Each entry's new followers, in insertion order, after its existing ones.
-    for follower, entry in zip(new, entry_of, strict=True):
-        user_id, contact_id = follower.user_id, follower.contact_id
+    for follower_id, row, entry in zip(ids, new, entry_of, strict=True):
+        _ct, _pk, user_id, contact_id = row
         all_rows[entry] += [
-            (user_id, contact_id, pk) for pk in links_of[follower.pk]
+            (user_id, contact_id, pk) for pk in links_of[follower_id]
         ] or [(user_id, contact_id, None)]
     return all_rows

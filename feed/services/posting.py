@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import formataddr, getaddresses
+from email.utils import formataddr
 
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
@@ -183,7 +183,7 @@ def post_messages(posts: Sequence[NewPost]) -> list[Message]:
                 address
                 for post, (message, _f) in zip(posts, prepared, strict=True)
                 if message.direction == Message.Direction.INCOMING
-                for _name, address in getaddresses(list(post.recipients))
+                for _name, address in rcpt.parse_addresses(post.recipients)
             ]
         )
         plans = []

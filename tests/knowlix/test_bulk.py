@@ -122,3 +122,20 @@ def test_a_field_that_converts_by_value_converts_every_value(db):
     assert converter(" b@x.test ") == "b@x.test"
     plain = bulk._converter(field, connection)
     assert plain("a@x.test") == "a@x.test" and plain(" b ") == " b "
+
+
+def test_text_values_that_array_syntax_would_quote_arrive_as_they_are(db):
+    """PostgreSQL's arrays are bound in binary form: values that its text array
+    syntax quotes or reads specially (braces, quotes, backslashes, commas, the word
+    NULL, blanks, the empty string) are stored as given."""
+    tricky = ['{"a", b}', "back\\slash", "NULL", "", " padded ", "Grüße\u2028"]
+    mail = OutgoingMail.objects.create(
+        from_address="a@bulk.test", message_id="<t@bulk.test>", raw=b"x"
+    )
+    insert_rows(
+        OutgoingRecipient,
+        columns=("mail_id", "address", "verp_token"),
+        rows=[(mail.pk, f"r{n}@bulk.test", v) for n, v in enumerate(tricky)],
+    )
+    stored = dict(mail.recipients.values_list("address", "verp_token"))
+    assert stored == {f"r{n}@bulk.test": v for n, v in enumerate(tricky)}
