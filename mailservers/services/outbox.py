@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import time
 import uuid
@@ -231,10 +232,11 @@ def _execute(sql: str, params: list[object], ids: list[int]) -> list[tuple]:
 
 
 def _in_ids(ids: list[int]) -> tuple[str, list[object]]:
-    """``IN`` these ids, as SQL and its parameters: one array on PostgreSQL."""
+    """``IN`` these ids, as SQL and one parameter: an array on PostgreSQL, a JSON
+    list on SQLite (its json_each)."""
     if connection.vendor == "postgresql":
         return "= ANY(%s::bigint[])", [ids]
-    return f"IN ({', '.join(['%s'] * len(ids))})", list(ids)
+    return "IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]
 
 
 def _renew_claim(token: str) -> bool:
@@ -245,8 +247,9 @@ def _mark_claimed(ids: list[int], now: datetime, token: str) -> None:
     """One UPDATE: *sending*, no stage yet, one more attempt, the batch's token and
     each mail's place in the sending order (``_send_batch`` sends in ``ids``
     order). Plain SQL: an ORM Case/When of 200 mails costs about 20 ms to build, a
-    tenth of the bare SMTP loop's time for them. PostgreSQL numbers the ids of one
-    array parameter (``unnest … WITH ORDINALITY``)."""
+    tenth of the bare SMTP loop's time for them. The ids are one parameter,
+    numbered by the database: ``unnest … WITH ORDINALITY`` on PostgreSQL,
+    ``json_each`` on SQLite (a CASE of 500 ids cost 10 ms)."""
     q = connection.ops.quote_name
     table = q(Mail._meta.db_table)
     when = connection.ops.adapt_datetimefield_value(now)
@@ -260,12 +263,12 @@ def _mark_claimed(ids: list[int], now: datetime, token: str) -> None:
             f"WITH ORDINALITY AS claimed(id, place) WHERE {table}.id = claimed.id"
         )
         params: list[object] = [Mail.State.SENDING, when, token, ids]
-    else:
-        whens = " ".join(["WHEN %s THEN %s"] * len(ids))
-        marks = ", ".join(["%s"] * len(ids))
-        sql = f"{head}claim_position = CASE id {whens} END WHERE id IN ({marks})"
-        positions = [value for n, pk in enumerate(ids) for value in (pk, n)]
-        params = [Mail.State.SENDING, when, token, *positions, *ids]
+    else:  # json_each numbers a JSON list's items from 0
+        sql = (
+            f"{head}claim_position = claimed.key FROM json_each(%s) AS claimed "
+            f"WHERE {table}.id = claimed.value"
+        )
+        params = [Mail.State.SENDING, when, token, json.dumps(ids)]
     with connection.cursor() as cursor:
         cursor.execute(sql, cast("list[Any]", params))
 
