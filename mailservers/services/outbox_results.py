@@ -138,14 +138,15 @@ class SendProgress:
             self.both_name = f"knowlix_stage_sent_{token[:16]}".encode()
             self.prepared = False  # from the second mail on (a batch of one: never)
             self.first = True
-            # Deliveries on a connection of their own, not waited for (None: in a
-            # caller's transaction, which another connection cannot see).
-            self.side = None if connection.in_atomic_block else _SideWriter.open()
         else:
             connection.execute_wrappers.append(self._patient)
-            self.thread_side = (
-                None if connection.in_atomic_block else _ThreadWriter(self._write_sent)
-            )
+        # Deliveries written off the dialogue's path (_SideWriter, _ThreadWriter),
+        # set up when the first group is due (a batch of one mail, the post
+        # trigger, needs neither); never in a caller's transaction, which another
+        # connection cannot see.
+        self.side: _SideWriter | None = None
+        self.thread_side: _ThreadWriter | None = None
+        self.may_go_aside = not connection.in_atomic_block
 
     def reach_data(self, position: int) -> Callable[[], bool]:
         """Call once the mail at ``position`` has its MAIL FROM on the wire: write
@@ -155,12 +156,14 @@ class SendProgress:
         holds its claim. If not (recovered as abandoned), the mail must not be
         sent."""
         if self.pgconn is None:
-            if self.thread_side is None:
+            if not self.may_go_aside:
                 self.flush_if_due()
             held = self._sqlite_stage(position)
-            if self.thread_side is not None and self.is_due():
+            if self.may_go_aside and self.is_due():
                 # Right after the stage write: the thread has the write lock to
                 # itself until the next mail's MAIL FROM, about 2 ms away.
+                if self.thread_side is None:
+                    self.thread_side = _ThreadWriter(self._write_sent)
                 self.thread_side.write(self.pending)
                 self.pending = []
             return lambda: held
@@ -174,7 +177,8 @@ class SendProgress:
                 _check(pgconn.prepare(self.stage_name, self.pg_stage_sql))
                 _check(pgconn.prepare(self.both_name, self._both_sql().encode()))
                 self.prepared = True
-            if self.side is not None and self.is_due():
+            if self.is_due() and self._side() is not None:
+                assert self.side is not None
                 self.side.write(self._deliveries_args())
                 self.pending = []
                 pgconn.send_query_prepared(self.stage_name, args)
@@ -199,6 +203,13 @@ class SendProgress:
             return result.command_tuples == 1
 
         return answer
+
+    def _side(self) -> _SideWriter | None:
+        """PostgreSQL: the deliveries' own connection, opened the first time."""
+        if self.side is None and self.may_go_aside:
+            self.side = _SideWriter.open()
+            self.may_go_aside = self.side is not None
+        return self.side
 
     def _both_sql(self) -> str:
         """PostgreSQL: the stage write ($1, $2) and the deliveries due ($3: when,
