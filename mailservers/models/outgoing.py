@@ -318,8 +318,17 @@ class OutgoingMail(models.Model):
         on_delete=models.SET_NULL,
         related_name="outgoing_mails",
     )
+    # No index of its own on content_type, server or state (nor on
+    # OutgoingRecipient.mail): each leads one of Meta.indexes, which serves the
+    # same lookups; a mailing writes these rows by the hundred thousand, and
+    # each index more is written for every one of them.
     content_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     object_id = models.PositiveBigIntegerField(null=True, blank=True)
     record = GenericForeignKey("content_type", "object_id")
@@ -330,6 +339,7 @@ class OutgoingMail(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="mails",
+        db_index=False,
     )
     server_label = models.CharField(max_length=200, blank=True)
     selection_reason = models.CharField(max_length=200, blank=True)
@@ -344,9 +354,7 @@ class OutgoingMail(models.Model):
     # offer SMTPUTF8, else its recipients fail (mailservers.addresses).
     needs_smtputf8 = models.BooleanField(default=False)
     size = models.PositiveIntegerField(default=0)
-    state = models.CharField(
-        max_length=10, choices=State.choices, default=State.QUEUED, db_index=True
-    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -398,8 +406,11 @@ class OutgoingRecipient(models.Model):
 
     PENDING = (State.QUEUED, State.DEFERRED)
 
-    mail = models.ForeignKey(
-        OutgoingMail, on_delete=models.CASCADE, related_name="recipients"
+    mail = models.ForeignKey(  # indexed by Meta.indexes' (mail, state)
+        OutgoingMail,
+        on_delete=models.CASCADE,
+        related_name="recipients",
+        db_index=False,
     )
     message_recipient = models.ForeignKey(
         "feed.MessageRecipient",
