@@ -249,6 +249,11 @@ FollowerRow = tuple[int | None, int | None, int | None]
 class Follower(RecordLinkMixin):
     """A user or a contact following a record, subscribed to some subtypes."""
 
+    # No index of its own: it leads follower_record_id (a mailing writes a
+    # follower per contact of its audience, each index once more per row).
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
