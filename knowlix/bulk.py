@@ -165,7 +165,9 @@ def insert_rows(
     tail = f" RETURNING {q(meta.pk.column)}" if returning else ""
     write = _values
     if connection.vendor == "postgresql":
-        copyable = _copy_types(fields, connection) is not None
+        copyable = _copy_types(fields, connection) is not None and (
+            not returning or isinstance(meta.pk, models.AutoField)  # a sequence
+        )
         write = _copy if copyable else _unnest
     ids: list[int] = []
     with transaction.atomic(using=using, savepoint=False):

@@ -172,3 +172,25 @@ def test_a_value_too_long_or_a_missing_parent_is_refused(db):
         )
         connection.check_constraints()  # what the commit checks (deferred keys)
     assert not OutgoingRecipient.objects.exists()
+
+
+def test_a_table_without_a_sequence_returns_the_keys_it_was_given(db):
+    """A primary key that is not automatic (no sequence to take ids from): the
+    rows go by INSERT ... RETURNING on PostgreSQL, never by COPY."""
+    from mailservers.models import OutboxClaim
+
+    with CaptureQueriesContext(connection) as queries:
+        keys = insert_rows(
+            OutboxClaim,
+            columns=("token", "lease_until"),
+            rows=[("t1", WHEN), ("t2", WHEN)],
+            returning=True,
+        )
+    assert keys == ["t1", "t2"]
+    assert not [q for q in queries if q["sql"].startswith("COPY ")]
+    assert list(
+        OutboxClaim.objects.order_by("token").values_list("token", flat=True)
+    ) == [
+        "t1",
+        "t2",
+    ]
