@@ -157,15 +157,27 @@ class MessageRecipient(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    user = models.ForeignKey(
+    user = models.ForeignKey(  # indexed where set (Meta.indexes)
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     # Why no mail could be queued to this address (bad address, mail too large).
     delivery_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        # Most rows are a contact's (a mailing writes one per contact): the user
+        # index holds only the rows that have one.
+        indexes = [
+            models.Index(
+                fields=["user"],
+                condition=Q(user__isnull=False),
+                name="messagerecipient_user",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.address
@@ -254,12 +266,13 @@ class Follower(RecordLinkMixin):
     content_type = models.ForeignKey(
         ContentType, on_delete=models.CASCADE, related_name="+", db_index=False
     )
-    user = models.ForeignKey(
+    user = models.ForeignKey(  # indexed where set (Meta.indexes)
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="+",
+        db_index=False,
     )
     contact = models.ForeignKey(
         "knowlix.Contact",
@@ -278,7 +291,11 @@ class Follower(RecordLinkMixin):
         indexes = [
             models.Index(
                 fields=["content_type", "object_id", "id"], name="follower_record_id"
-            )
+            ),
+            # Most followers of a mailing are contacts: only the users' rows.
+            models.Index(
+                fields=["user"], condition=Q(user__isnull=False), name="follower_user"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
