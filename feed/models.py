@@ -157,15 +157,27 @@ class MessageRecipient(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    user = models.ForeignKey(
+    user = models.ForeignKey(  # indexed where set (Meta.indexes)
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     # Why no mail could be queued to this address (bad address, mail too large).
     delivery_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        # Most rows are a contact's (a mailing writes one per contact): the user
+        # index holds only the rows that have one.
+        indexes = [
+            models.Index(
+                fields=["user"],
+                condition=Q(user__isnull=False),
+                name="messagerecipient_user",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.address
@@ -249,12 +261,18 @@ FollowerRow = tuple[int | None, int | None, int | None]
 class Follower(RecordLinkMixin):
     """A user or a contact following a record, subscribed to some subtypes."""
 
-    user = models.ForeignKey(
+    # No index of its own: it leads follower_record_id (a mailing writes a
+    # follower per contact of its audience, each index once more per row).
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(  # indexed where set (Meta.indexes)
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="+",
+        db_index=False,
     )
     contact = models.ForeignKey(
         "knowlix.Contact",
@@ -273,7 +291,11 @@ class Follower(RecordLinkMixin):
         indexes = [
             models.Index(
                 fields=["content_type", "object_id", "id"], name="follower_record_id"
-            )
+            ),
+            # Most followers of a mailing are contacts: only the users' rows.
+            models.Index(
+                fields=["user"], condition=Q(user__isnull=False), name="follower_user"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -24,7 +24,11 @@ own work there. :func:`insert_rows` writes the same rows:
   multi-row ``VALUES`` (as many rows as its parameter limit allows), on
   PostgreSQL ``SELECT ... FROM unnest()`` of one array per column, bound apart
   from the statement in binary form, each array typed without a length (a
-  value too long for its column is refused, as by ``bulk_create``, not cut).
+  value too long for its column is refused, as by ``bulk_create``, not cut);
+- on PostgreSQL, when every column has a plain type (integers, text, booleans,
+  bytes, timestamps: a mailing's rows), a batch is a binary ``COPY`` instead,
+  the ids taken from the table's sequence first when wanted (about a fifth of
+  the server's work of the ``INSERT`` and no arrays built in Python).
 
 :func:`insert_instances` takes new instances of a plain model (automatic primary
 key, no parent table, no database default, plain placeholders) and falls back on
@@ -36,6 +40,7 @@ key set before its object was saved takes that object's id), runs each field's
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -175,7 +180,12 @@ def insert_rows(
     q = connection.ops.quote_name
     head = f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
     tail = f" RETURNING {q(meta.pk.column)}" if returning else ""
-    write = _unnest if connection.vendor == "postgresql" else _values
+    write = _values
+    if connection.vendor == "postgresql":
+        copyable = _copy_types(fields, connection) is not None and (
+            not returning or isinstance(meta.pk, models.AutoField)  # a sequence
+        )
+        write = _copy if copyable else _unnest
     ids: list[int] = []
     with transaction.atomic(using=using, savepoint=False):
         for batch in _batches(rows, _rows_per_statement(connection, len(fields))):
@@ -225,6 +235,20 @@ def _cursor(connection: BaseDatabaseWrapper) -> Any:
     return connection._prepare_cursor(cursor)  # type: ignore[attr-defined]
 
 
+def _converted(plan: Plan, batch: list[Sequence[Any]]) -> Iterator[list[Any]]:
+    """Each row's values, as many as ``plan`` has fields: the constants in
+    place, then the row's own values converted."""
+    template = [value if place is None else None for place, value in plan]
+    varying = [
+        (n, place, value) for n, (place, value) in enumerate(plan) if place is not None
+    ]
+    for row in batch:
+        values = template.copy()
+        for n, place, convert in varying:
+            values[n] = convert(row[place])
+        yield values
+
+
 def _values(
     connection: BaseDatabaseWrapper,
     fields: list[models.Field],
@@ -234,16 +258,8 @@ def _values(
     tail: str,
 ) -> list[int]:
     """``VALUES (...), (...)``: one parameter per value (SQLite)."""
-    # Each row: the constants in place, then its own values converted.
-    template = [value if place is None else None for place, value in plan]
-    varying = [
-        (n, place, value) for n, (place, value) in enumerate(plan) if place is not None
-    ]
     params: list[Any] = []
-    for row in batch:
-        values = template.copy()
-        for n, place, convert in varying:
-            values[n] = convert(row[place])
+    for values in _converted(plan, batch):
         params += values
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = head + "VALUES " + ", ".join([one] * len(batch)) + tail
@@ -285,6 +301,80 @@ def _unnest(
         f"FROM unnest({', '.join(arrays)}) AS u({names}){tail}"
     )
     return _run(connection, sql, params, bool(tail))
+
+
+# PostgreSQL column types (as Django declares them, without a length) that COPY's
+# binary format writes from the values ``get_db_prep_save`` gives (psycopg's own
+# binary dumpers: int, str, bool, bytes, aware datetime, None).
+_COPY_TYPES = {
+    "smallint": "int2",
+    "integer": "int4",
+    "bigint": "int8",
+    "varchar": "varchar",
+    "text": "text",
+    "boolean": "bool",
+    "bytea": "bytea",
+    "timestamp with time zone": "timestamptz",
+}
+
+
+def _copy_types(
+    fields: list[models.Field], connection: BaseDatabaseWrapper
+) -> list[str] | None:
+    """The COPY types of ``fields``, or None when one has another type."""
+    kinds = [str(f.db_type(connection)).split("(")[0] for f in fields]
+    if not all(kind in _COPY_TYPES for kind in kinds):
+        return None
+    return [_COPY_TYPES[kind] for kind in kinds]
+
+
+def _copy(
+    connection: BaseDatabaseWrapper,
+    fields: list[models.Field],
+    plan: Plan,
+    batch: list[Sequence[Any]],
+    head: str,
+    tail: str,
+) -> list[int]:
+    """``COPY ... FROM STDIN (FORMAT BINARY)`` (PostgreSQL): each value sent in
+    its binary form as it is, no arrays to build, and the server writes the rows
+    through its multi-row insert path. Same constraints, triggers and foreign
+    key checks as an INSERT; a value too long for its column is refused. With
+    ``tail`` (ids wanted), the ids are taken from the table's sequence first, in
+    row order, and written with the rows."""
+    meta = fields[0].model._meta
+    q = connection.ops.quote_name
+    types = _copy_types(fields, connection)
+    assert types is not None  # insert_rows chose COPY for these fields
+    binary = {n for n, kind in enumerate(types) if kind == "bytea"}
+    columns = [f.column for f in fields]
+    ids: list[int] = []
+    with _cursor(connection) as cursor:
+        if tail:
+            cursor.execute(
+                "SELECT nextval((SELECT pg_get_serial_sequence(%s, %s))::regclass) "
+                "FROM generate_series(1, %s)",
+                [q(meta.db_table), meta.pk.column, len(batch)],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            columns.insert(0, meta.pk.column)
+            types.insert(0, _COPY_TYPES[str(meta.pk.db_type(connection))])
+        sql = (
+            f"COPY {q(meta.db_table)} ({', '.join(q(c) for c in columns)}) "
+            "FROM STDIN (FORMAT BINARY)"
+        )
+        started = time.monotonic()
+        with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+            copy.set_types(types)
+            for n, values in enumerate(_converted(plan, batch)):
+                for at in binary:  # Django's psycopg Binary wrapper: its bytes
+                    values[at] = getattr(values[at], "obj", values[at])
+                copy.write_row([ids[n], *values] if tail else values)
+        if connection.queries_logged:  # logged as Django logs a statement
+            connection.queries_log.append(
+                {"sql": sql, "time": f"{time.monotonic() - started:.3f}"}
+            )
+    return ids
 
 
 def insert_instances(objs: Sequence[M], *, using: str = "default") -> list[M]:

@@ -77,6 +77,9 @@ class Personalizer:
 
     def __init__(self) -> None:
         self._layouts: dict[bytes, list[_Part] | None] = {}
+        # Per header name, its last value and line (the names are the few
+        # CopyLines may add; a copy's own value replaces the last one).
+        self._last_lines: dict[str, tuple[str, bytes]] = {}
 
     def apply(self, raw: bytes, lines: CopyLines | None) -> bytes:
         if lines is None or not (lines.headers or lines.values):
@@ -85,11 +88,21 @@ class Personalizer:
         if lines.values:
             body = self._substitute(raw, body, lines.values)
         if lines.headers:
-            block = headers.HeaderBlock()
-            for name, value in lines.headers:
-                block.token(name, value)
-            head += b"\r\n" + block.as_bytes().rstrip(b"\r\n")
+            head += b"".join(self._header_line(n, v) for n, v in lines.headers)
         return head + sep + body
+
+    def _header_line(self, name: str, value: str) -> bytes:
+        """``\r\n`` and the field as :class:`headers.HeaderBlock` writes it (the
+        same field as the last copy's, such as ``List-Unsubscribe-Post``: written
+        once)."""
+        last = self._last_lines.get(name)
+        if last is not None and last[0] == value:
+            return last[1]
+        block = headers.HeaderBlock()
+        block.token(name, value)
+        line = b"\r\n" + block.as_bytes().rstrip(b"\r\n")
+        self._last_lines[name] = (value, line)
+        return line
 
     def _layout(self, raw: bytes, body: bytes, keys: list[bytes]) -> list[_Part]:
         if body in self._layouts:
@@ -164,7 +177,15 @@ def _qp_pieces(content: bytes, keys: list[bytes]) -> tuple[bytes | str, ...]:
     ]
     if b"".join(check) != _encode(content, "quoted-printable"):
         return ()
-    return tuple(pieces)
+    # The lines encoded once joined: a copy goes through a few pieces, not
+    # through every line of the part.
+    joined: list[bytes | str] = []
+    for piece in pieces:
+        if joined and isinstance(piece, bytes) and isinstance(joined[-1], bytes):
+            joined[-1] += piece
+        else:
+            joined.append(piece)
+    return tuple(joined)
 
 
 def _qp_splice(

@@ -319,8 +319,9 @@ class OutgoingMail(models.Model):
         related_name="outgoing_mails",
     )
     # No single-column indexes where a composite one (Meta.indexes) starts with the
-    # column: every index is one more write per claim, send and insert, and the
-    # claim and the send rewrite 500 rows at once (bench/outgoing.py).
+    # column: every index is one more write per claim, send and insert; the claim
+    # and the send rewrite 500 rows at once (bench/outgoing.py), a mailing writes
+    # them by the hundred thousand (bench/mailing.py).
     content_type = models.ForeignKey(
         ContentType,
         null=True,

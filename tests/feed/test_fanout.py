@@ -122,3 +122,20 @@ def test_followers_not_subscribed_are_passed_over_without_ending_the_fan_out(
     bulk_made = {a for a in wanted if a.endswith("@customers.example")}
     assert contact_rows(message) == len(bulk_made) == FOLLOWERS - len(dropped)
     assert Notification.objects.filter(message=message, user=bob).count() == 1
+
+
+def test_a_contacts_recipient_row_is_the_one_keywords_would_build(db):
+    """The fan-out's row per contact, built from positional values (the cheap
+    path), has every value of the row built with keywords, its message cached."""
+    from feed.recipients import _contact_row
+    from knowlix.models import Contact
+
+    message = Message(pk=41)
+    contact = Contact(pk=7, name="N" * 250, email="dana@customer.example")
+    row = _contact_row(message, contact)
+    want = MessageRecipient(
+        message=message, address=contact.email, name="N" * 200, contact_id=7
+    )
+    fields = [f.attname for f in MessageRecipient._meta.concrete_fields]
+    assert [getattr(row, f) for f in fields] == [getattr(want, f) for f in fields]
+    assert row.message is message and row._state.adding and row.pk is None

@@ -8,8 +8,9 @@ import datetime as dt
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+from django.db import DataError, IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
 
 from knowlix import bulk
 from knowlix.bulk import insert_rows
@@ -139,3 +140,74 @@ def test_text_values_that_array_syntax_would_quote_arrive_as_they_are(db):
     )
     stored = dict(mail.recipients.values_list("address", "verp_token"))
     assert stored == {f"r{n}@bulk.test": v for n, v in enumerate(tricky)}
+
+
+def test_postgresql_copies_the_rows_with_ids_from_the_sequence(db, monkeypatch):
+    """On PostgreSQL the rows go by binary COPY (logged as a statement), their ids
+    taken from the table's sequence in row order: a later insert continues it."""
+    monkeypatch.setattr(bulk, "MAX_ROWS", 2)
+    with CaptureQueriesContext(connection) as queries:
+        ids = insert_rows(
+            OutgoingMail,
+            columns=COLUMNS,
+            rows=[values(n, "copy") for n in range(3)],
+            constants={"from_address": "a@bulk.test"},
+            returning=True,
+        )
+    copies = [q["sql"] for q in queries if q["sql"].startswith("COPY ")]
+    assert len(copies) == (2 if connection.vendor == "postgresql" else 0)
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    stored = dict(OutgoingMail.objects.filter(pk__in=ids).values_list("pk", "raw"))
+    assert [bytes(stored[pk]) for pk in ids] == [values(n, "copy")[1] for n in range(3)]
+    later = OutgoingMail.objects.create(
+        from_address="a@bulk.test", message_id="<later@bulk.test>", raw=b"x"
+    )
+    assert later.pk > ids[-1]
+
+
+def test_a_value_too_long_or_a_missing_parent_is_refused(db):
+    """A value longer than its column is refused on PostgreSQL (never cut; SQLite
+    keeps it whole, as from bulk_create), and a foreign key to no row fails (by
+    the commit at the latest)."""
+    mail = OutgoingMail.objects.create(
+        from_address="a@bulk.test", message_id="<x@bulk.test>", raw=b"x"
+    )
+    long = [(mail.pk, "a" * 321)]
+    if connection.vendor == "postgresql":
+        with pytest.raises(DataError), transaction.atomic():
+            insert_rows(OutgoingRecipient, columns=("mail_id", "address"), rows=long)
+    else:
+        with transaction.atomic():
+            insert_rows(OutgoingRecipient, columns=("mail_id", "address"), rows=long)
+            assert mail.recipients.get().address == "a" * 321
+            transaction.set_rollback(True)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(
+            OutgoingRecipient,
+            columns=("mail_id", "address"),
+            rows=[(mail.pk + 1000, "b@bulk.test")],
+        )
+        connection.check_constraints()  # what the commit checks (deferred keys)
+    assert not OutgoingRecipient.objects.exists()
+
+
+def test_a_table_without_a_sequence_returns_the_keys_it_was_given(db):
+    """A primary key that is not automatic (no sequence to take ids from): the
+    rows go by INSERT ... RETURNING on PostgreSQL, never by COPY."""
+    from mailservers.models import OutboxClaim
+
+    with CaptureQueriesContext(connection) as queries:
+        keys = insert_rows(
+            OutboxClaim,
+            columns=("token", "lease_until"),
+            rows=[("t1", WHEN), ("t2", WHEN)],
+            returning=True,
+        )
+    assert keys == ["t1", "t2"]
+    assert not [q for q in queries if q["sql"].startswith("COPY ")]
+    assert list(
+        OutboxClaim.objects.order_by("token").values_list("token", flat=True)
+    ) == [
+        "t1",
+        "t2",
+    ]

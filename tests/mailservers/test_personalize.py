@@ -151,3 +151,46 @@ def test_a_quoted_printable_part_is_spliced_as_a_full_encode_would_write_it(
     leaves = [p for p in mail.walk() if not p.is_multipart()]
     assert any(p["Content-Transfer-Encoding"] == "quoted-printable" for p in leaves)
     assert all(url2 in p.get_content() and KEY not in p.get_content() for p in leaves)
+
+
+def test_a_quoted_printable_part_is_cut_into_a_few_pieces():
+    """The lines without the placeholder are joined: a copy goes through the few
+    pieces around the placeholder's line, not through every line of the part."""
+    text = "\n".join(f"Line {n} of our spring collection, é." for n in range(30))
+    raw = build(text)
+    personalizer = Personalizer()
+    out = personalizer.apply(raw, LINES)
+    layout = next(iter(personalizer._layouts.values())) or []
+    spliced = [part for part in layout if part.pieces]
+    assert spliced and all(len(part.pieces) <= 3 for part in spliced)
+    mail = email.message_from_bytes(out, policy=email.policy.default)
+    leaves = [p.get_content() for p in mail.walk() if not p.is_multipart()]
+    assert all(URL in body and "Line 29 of" in body for body in leaves)
+
+
+def test_each_copy_gets_its_own_header_values_written_as_a_fresh_block_would():
+    """A field whose value repeats from copy to copy is written once, the others
+    for each copy: the bytes are those of a new Personalizer for each copy."""
+    raw = build("Hello")
+    urls = [URL, URL.replace("YzBA", "ZGFu"), URL]
+    copies = [
+        CopyLines(
+            headers=[
+                ("List-Unsubscribe", f"<{url}>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ],
+            values=[(KEY, url)],
+        )
+        for url in urls
+    ]
+    shared = Personalizer()
+    outs = [shared.apply(raw, lines) for lines in copies]
+    assert outs == [Personalizer().apply(raw, lines) for lines in copies]
+    for out, url in zip(outs, urls, strict=True):
+        mail = email.message_from_bytes(out, policy=email.policy.default)
+        assert mail["List-Unsubscribe"] == f"<{url}>"
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert outs[0] == outs[2] != outs[1]
+    assert shared._last_lines["List-Unsubscribe-Post"][0] == (
+        "List-Unsubscribe=One-Click"
+    )
