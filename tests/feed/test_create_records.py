@@ -14,7 +14,10 @@ from knowlix.models import Expense, Ticket
 
 
 def inserts(queries, table: str) -> int:
-    return sum(q["sql"].startswith(f'INSERT INTO "{table}"') for q in queries)
+    """Statements writing new rows into ``table``: an INSERT, or on PostgreSQL the
+    binary COPY knowlix.bulk uses for plain rows."""
+    heads = (f'INSERT INTO "{table}"', f'COPY "{table}"')
+    return sum(q["sql"].startswith(heads) for q in queries)
 
 
 def test_new_records_of_a_kind_are_inserted_together(alice, bob, groups):
