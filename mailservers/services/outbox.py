@@ -419,12 +419,17 @@ class _Ahead:
         self.conn = conn
         self.peeked: list[_Ahead.Row] = []
         self.envelopes: dict[int, list[tuple[str, list[str]]]] = {}
+        # Reading ahead failed (the database): raised in its turn, as if read then
+        # (a generator that raised is over, so the error must not be lost).
+        self.error: Exception | None = None
 
     def __iter__(self) -> Iterator[Row]:
         while True:
             if self.peeked:
                 yield self.peeked.pop()
                 continue
+            if self.error is not None:
+                raise self.error
             row = next(self.rows, None)
             if row is None:
                 return
@@ -436,12 +441,18 @@ class _Ahead:
 
     def prepare_next(self) -> None:
         """Never raises: what fails here is done again, and fails, in its turn."""
-        try:
-            if not self.peeked:
+        if not self.peeked and self.error is None:
+            try:
                 row = next(self.rows, None)
-                if row is None:
-                    return
-                self.peeked.append(row)
+            except Exception as exc:  # noqa: BLE001  (raised by __iter__)
+                self.error = exc
+                return
+            if row is None:
+                return
+            self.peeked.append(row)
+        if not self.peeked:
+            return
+        try:
             mail_id, mail_from, raw, _utf8 = self.peeked[0]
             if mail_id in self.envelopes:
                 return  # a mail of several transactions: prepared once

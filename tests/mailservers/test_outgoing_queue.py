@@ -570,3 +570,23 @@ def test_deliveries_are_written_during_the_batch_and_all_by_its_end(
     rcpts = OutgoingRecipient.objects.filter(mail__in=mails)
     assert set(rcpts.values_list("state", "smtp_code")) == {(RState.SENT, 250)}
     assert len(outbox_server.received) == 120
+
+
+def test_a_failed_read_ahead_is_raised_in_its_turn_not_lost() -> None:
+    """Reading the next mail ahead (during the server's verdict wait) can fail
+    (the database); the batch then fails at that mail, as without reading ahead,
+    instead of ending early and leaving the rest claimed."""
+    from mailservers.backends.smtp import SmtpConnection, SmtpParams
+
+    def rows():  # noqa: ANN202
+        yield (1, "a@catchall.test", b"Subject: one\r\n\r\nx\r\n", False)
+        raise RuntimeError("the database went away")
+
+    ahead = outbox._Ahead(
+        rows(), {1: [("r@customer.test", "")]}, SmtpConnection(SmtpParams("h", 25))
+    )
+    mails = iter(ahead)
+    assert next(mails)[0] == 1
+    ahead.prepare_next()  # swallowed here (the SMTP verdict comes first)
+    with pytest.raises(RuntimeError, match="went away"):
+        next(mails)
