@@ -144,8 +144,7 @@ class SendProgress:
         # set up when the first group is due (a batch of one mail, the post
         # trigger, needs neither); never in a caller's transaction, which another
         # connection cannot see.
-        self.side: _SideWriter | None = None
-        self.thread_side: _ThreadWriter | None = None
+        self.aside: _SideWriter | _ThreadWriter | None = None
         self.may_go_aside = not connection.in_atomic_block
 
     def reach_data(self, position: int) -> Callable[[], bool]:
@@ -159,12 +158,10 @@ class SendProgress:
             if not self.may_go_aside:
                 self.flush_if_due()
             held = self._sqlite_stage(position)
-            if self.may_go_aside and self.is_due():
-                # Right after the stage write: the thread has the write lock to
-                # itself until the next mail's MAIL FROM, about 2 ms away.
-                if self.thread_side is None:
-                    self.thread_side = _ThreadWriter(self._write_sent)
-                self.thread_side.write(self.pending)
+            # Right after the stage write: the thread has the write lock to itself
+            # until the next mail's MAIL FROM, about 2 ms away.
+            if self.is_due() and (aside := self._aside()) is not None:
+                aside.write(self.pending)
                 self.pending = []
             return lambda: held
         pgconn = self.pgconn
@@ -177,9 +174,8 @@ class SendProgress:
                 _check(pgconn.prepare(self.stage_name, self.pg_stage_sql))
                 _check(pgconn.prepare(self.both_name, self._both_sql().encode()))
                 self.prepared = True
-            if self.is_due() and self._side() is not None:
-                assert self.side is not None
-                self.side.write(self._deliveries_args())
+            if self.is_due() and (aside := self._aside()) is not None:
+                aside.write(self.pending)
                 self.pending = []
                 pgconn.send_query_prepared(self.stage_name, args)
             elif self.is_due():
@@ -194,39 +190,33 @@ class SendProgress:
             pass
 
         def answer() -> bool:
-            got = pgconn.get_result()
-            while pgconn.get_result() is not None:  # libpq's end of the results
-                pass
-            result = _check(got)  # the connection is free again even on an error
+            result = _read_result(pgconn)
             if result.status == pq.ExecStatus.TUPLES_OK:  # with deliveries
                 return result.get_value(0, 0) == b"1"
             return result.command_tuples == 1
 
         return answer
 
-    def _side(self) -> _SideWriter | None:
-        """PostgreSQL: the deliveries' own connection, opened the first time."""
-        if self.side is None and self.may_go_aside:
-            self.side = _SideWriter.open()
-            self.may_go_aside = self.side is not None
-        return self.side
+    def _aside(self) -> _SideWriter | _ThreadWriter | None:
+        """The deliveries' own connection (PostgreSQL) or thread (SQLite), set up
+        the first time; None where it may not be (a caller's transaction)."""
+        if self.aside is None and self.may_go_aside:
+            if self.pgconn is not None:
+                self.aside = _SideWriter.open(self.token)
+            else:
+                self.aside = _ThreadWriter(self._write_sent)
+            self.may_go_aside = self.aside is not None
+        return self.aside
 
     def _both_sql(self) -> str:
         """PostgreSQL: the stage write ($1, $2) and the deliveries due ($3: when,
         $4: mail ids) in one statement; answers how many claims were updated."""
-        q = connection.ops.quote_name
-        mail, rcpt = q(Mail._meta.db_table), q(Rcpt._meta.db_table)
+        stage = self.stage_sql.replace("%s", "$1", 1).replace("%s", "$2", 1)
         return (
-            f"WITH stage AS ({self.stage_sql.replace('%s', '$1', 1)} RETURNING 1), "
-            f"sent AS (UPDATE {mail} SET state = '{Mail.State.SENT}', sent_at = $3, "
-            f"last_error = '' WHERE state = '{Mail.State.SENDING}' "
-            "AND claim_token = $2 AND id = ANY($4::bigint[]) RETURNING id), "
-            f"rcpt AS (UPDATE {rcpt} SET state = '{Rcpt.State.SENT}', "
-            "smtp_code = 250, last_error = '', updated_at = $3 "
-            f"WHERE state = '{Rcpt.State.SENDING}' "
-            "AND mail_id IN (SELECT id FROM sent) RETURNING 1) "
+            f"WITH stage AS ({stage} RETURNING 1), "
+            f"{_deliveries_ctes(when='$3', token='$2', ids='$4')} "
             "SELECT (SELECT count(*) FROM stage), (SELECT count(*) FROM rcpt)"
-        ).replace("%s", "$2", 1)
+        )
 
     def _sqlite_stage(self, position: int) -> bool:
         """SQLite: the write, retried every 0.2 ms while another worker holds the
@@ -281,19 +271,12 @@ class SendProgress:
         if self.is_due():
             self.flush()
 
-    def _deliveries_args(self) -> list[bytes | None]:
-        ids = ",".join(map(str, self.pending)).encode()
-        return [timezone.now().isoformat().encode(), self.token.encode(), b"{%s}" % ids]
-
     def flush(self) -> None:
         if not self.pending:
             return
-        if self.pgconn is not None and self.side is not None:
-            self.side.write(self._deliveries_args())
-            self.side.wait()
-        elif self.pgconn is None and self.thread_side is not None:
-            self.thread_side.write(self.pending)
-            self.thread_side.wait()
+        if self.aside is not None:
+            self.aside.write(self.pending)
+            self.aside.wait()
         else:
             self._write_sent(self.pending)
         self.pending = []
@@ -317,9 +300,9 @@ class SendProgress:
         try:
             self.flush()
         finally:
+            if self.aside is not None:
+                self.aside.close()  # waits: deliveries are in before the claim goes
             if self.pgconn is not None:
-                if self.side is not None:
-                    self.side.close()  # waits: deliveries are in before the claim goes
                 # Skipped on a broken connection or in a failed transaction: the
                 # name is this batch's own, so a leftover never clashes.
                 idle = (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS)
@@ -327,8 +310,6 @@ class SendProgress:
                     self.pgconn.exec_(b"DEALLOCATE " + self.stage_name)
                     self.pgconn.exec_(b"DEALLOCATE " + self.both_name)
             else:
-                if self.thread_side is not None:
-                    self.thread_side.close()  # waits, as above
                 connection.execute_wrappers.remove(self._patient)
                 self._be_patient()
             self.cursor.close()
@@ -344,45 +325,32 @@ class _SideWriter:
     depends on it for exactly-once: recovery tells delivered mail from the stage.
     """
 
-    SQL = (
-        "WITH sent AS (UPDATE {mail} SET state = '{sent}', sent_at = $1, "
-        "last_error = '' WHERE state = '{sending}' AND claim_token = $2 "
-        "AND id = ANY($3::bigint[]) RETURNING id) "
-        "UPDATE {rcpt} SET state = '{rcpt_sent}', smtp_code = 250, last_error = '', "
-        "updated_at = $1 WHERE state = '{rcpt_sending}' "
-        "AND mail_id IN (SELECT id FROM sent)"
-    )
-
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, token: str) -> None:
         self.conn = conn
         self.pgconn = conn.pgconn
+        self.token = token.encode()
         self.busy = False
-        q = connection.ops.quote_name
-        self.sql = self.SQL.format(
-            mail=q(Mail._meta.db_table),
-            rcpt=q(Rcpt._meta.db_table),
-            sent=Mail.State.SENT,
-            sending=Mail.State.SENDING,
-            rcpt_sent=Rcpt.State.SENT,
-            rcpt_sending=Rcpt.State.SENDING,
-        ).encode()
+        ctes = _deliveries_ctes(when="$1", token="$2", ids="$3")
+        self.sql = f"WITH {ctes} SELECT 1".encode()
 
     @classmethod
-    def open(cls) -> _SideWriter | None:
+    def open(cls, token: str) -> _SideWriter | None:
         """A connection like Django's (same database and role), in autocommit;
         None if it cannot be had (the deliveries then ride on the stage writes)."""
         params = connection.get_connection_params()
         for django_only in ("cursor_factory", "context", "prepare_threshold"):
             params.pop(django_only, None)
         try:
-            return cls(psycopg.Connection.connect(**params, autocommit=True))
+            return cls(psycopg.Connection.connect(**params, autocommit=True), token)
         except psycopg.Error as exc:
             logger.warning("no second database connection for deliveries: %s", exc)
             return None
 
-    def write(self, args: list[bytes | None]) -> None:
+    def write(self, ids: list[int]) -> None:
         self.wait()
-        self.pgconn.send_query_params(self.sql, args)
+        when = timezone.now().isoformat().encode()
+        array = b"{%s}" % ",".join(map(str, ids)).encode()
+        self.pgconn.send_query_params(self.sql, [when, self.token, array])
         while self.pgconn.flush():
             pass
         self.busy = True
@@ -391,10 +359,7 @@ class _SideWriter:
         if not self.busy:
             return
         self.busy = False
-        got = self.pgconn.get_result()
-        while self.pgconn.get_result() is not None:
-            pass
-        _check(got)
+        _read_result(self.pgconn)
 
     def close(self) -> None:
         try:
@@ -455,6 +420,32 @@ class _ThreadWriter:
         finally:
             self.jobs.put(None)
             self.thread.join()
+
+
+def _deliveries_ctes(*, when: str, token: str, ids: str) -> str:
+    """PostgreSQL: ``sent`` and ``rcpt``, the CTEs that write a batch's deliveries
+    (mails of claim ``token`` among ``ids``, an array, and their recipients,
+    stamped ``when``), given as the statement's placeholders."""
+    q = connection.ops.quote_name
+    mail, rcpt = q(Mail._meta.db_table), q(Rcpt._meta.db_table)
+    return (
+        f"sent AS (UPDATE {mail} SET state = '{Mail.State.SENT}', sent_at = {when}, "
+        f"last_error = '' WHERE state = '{Mail.State.SENDING}' "
+        f"AND claim_token = {token} AND id = ANY({ids}::bigint[]) RETURNING id), "
+        f"rcpt AS (UPDATE {rcpt} SET state = '{Rcpt.State.SENT}', "
+        f"smtp_code = 250, last_error = '', updated_at = {when} "
+        f"WHERE state = '{Rcpt.State.SENDING}' "
+        "AND mail_id IN (SELECT id FROM sent) RETURNING 1)"
+    )
+
+
+def _read_result(pgconn: pq.abc.PGconn) -> pq.abc.PGresult:
+    """The answer to the statement sent on ``pgconn`` (read to libpq's end of the
+    results, so the connection is free again even on an error)."""
+    got = pgconn.get_result()
+    while pgconn.get_result() is not None:
+        pass
+    return _check(got)
 
 
 def _check(result: pq.abc.PGresult | None) -> pq.abc.PGresult:
