@@ -291,6 +291,8 @@ KNOWLIX_CATCHALL_DOMAIN = env_str("KNOWLIX_CATCHALL_DOMAIN", "")
 # The local mail catcher started by `make run` (host:port).
 KNOWLIX_MAILCATCHER = env_str("KNOWLIX_MAILCATCHER", "127.0.0.1:1025")
 KNOWLIX_SMTP_TIMEOUT = env_int("KNOWLIX_SMTP_TIMEOUT", 30)
+# MAIL, RCPT and DATA in one write where the server offers PIPELINING (RFC 2920).
+KNOWLIX_SMTP_PIPELINING = env_bool("KNOWLIX_SMTP_PIPELINING", True)
 KNOWLIX_IMAP_TIMEOUT = env_int("KNOWLIX_IMAP_TIMEOUT", 30)
 # Extra CA file trusted for SMTP/IMAP/POP3 TLS (the system store is always trusted).
 KNOWLIX_MAIL_CA_FILE = env_str("KNOWLIX_MAIL_CA_FILE", "")

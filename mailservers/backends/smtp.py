@@ -56,6 +56,12 @@ _QUOTA = re.compile(
 )
 
 
+# Recipients of one pipelined group at most: the group stays a few kilobytes, far
+# below any socket buffer, so the server's replies can never block our writes
+# (RFC 2920 section 3.2). A mail with more goes one command at a time.
+PIPELINE_MAX_RECIPIENTS = 100
+
+
 @dataclass(frozen=True)
 class SmtpParams:
     """Everything needed to reach one server; ``token`` returns an XOAUTH2 token."""
@@ -69,6 +75,9 @@ class SmtpParams:
     timeout: float = 30.0
     ca_file: str = ""  # trust this CA file instead of the system's (tests, private CAs)
     local_hostname: str | None = None
+    # Send a mail's MAIL, RCPT and DATA in one write when the server offers
+    # PIPELINING (RFC 2920), as Postfix's client does; off: one command at a time.
+    pipelining: bool = True
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> SmtpParams:
@@ -257,16 +266,19 @@ class SmtpConnection:
         for SMTPUTF8 when offered. Raises ``TransientError`` when the connection
         is lost or closing (421): the connection is then closed and must be
         reopened. Raises ``ServerQuotaError`` on a sending quota. ``before_data``
-        runs once MAIL FROM is on the wire, before its reply is read: the caller
-        does its bookkeeping and starts recording that the mail may now reach the
-        server, and returns a function ``go_on`` that says whether to go on. It is
-        called once the server has answered MAIL, RCPT and DATA (354), before any
-        byte of the content is sent, so the caller's write overlaps those three
-        round trips; it is called on every other way out too (a refusal, a lost
-        connection), so the caller's database is free again when ``send`` returns
-        or raises. If it says no, the connection is dropped (in the middle of DATA
-        only that aborts the transaction, RFC 5321 3.8) and ``SendCancelled``
-        raised: nothing of the content left. ``after_data`` runs once the final
+        runs right before the mail's first command goes out: the caller does its
+        bookkeeping and starts recording that the mail may now reach the server,
+        and returns a function ``go_on`` that says whether to go on. It is called
+        once the server has answered MAIL, RCPT and DATA (354), before any byte of
+        the content is sent, so the caller's write overlaps those answers; it is
+        called on every other way out too (a refusal, a lost connection), so the
+        caller's database is free again when ``send`` returns or raises. If it
+        says no, the connection is dropped (in the middle of DATA only that aborts
+        the transaction, RFC 5321 3.8) and ``SendCancelled`` raised: nothing of
+        the content left. When the server offers PIPELINING (RFC 2920) and
+        ``params.pipelining`` is on, MAIL, the RCPTs and DATA leave in one write
+        and their answers are read in order; the content still waits for the 354
+        and ``go_on``. ``after_data`` runs once the final
         dot is on the wire, before the server's verdict is read (the drain
         ``prepare``s its next mail meanwhile); it must not raise, and if it does
         the error is dropped: the verdict comes first.
@@ -348,25 +360,42 @@ class SmtpConnection:
             conn.command_encoding = "utf-8"
         # Addresses were checked by smtp_address (no spaces, brackets or controls),
         # so they are quoted as-is, as smtplib.mail/rcpt would after parsing them.
-        conn.putcmd("mail", f"FROM:<{mail_from}>" + "".join(f" {o}" for o in options))
-        # The caller's write overlaps the MAIL, RCPT and DATA round trips.
+        mail = f"FROM:<{mail_from}>" + "".join(f" {o}" for o in options)
+        pipelined = (
+            self.params.pipelining
+            and conn.has_extn("pipelining")
+            and len(recipients) <= PIPELINE_MAX_RECIPIENTS
+        )
+        # The caller's write starts first: it has every answer's time to finish.
         go_on = _Answer(before_data() if before_data is not None else None)
         try:
+            if pipelined:
+                commands = [f"MAIL {mail}", *(f"RCPT TO:<{a}>" for a in recipients)]
+                conn.send(_command_group([*commands, "DATA"]))
+            else:
+                conn.putcmd("mail", mail)
             code, reply = conn.getreply()
             if code != 250:
+                if pipelined:
+                    return self._refused_group(conn, recipients, code, reply)
                 return self._refused(conn, recipients, code, decode_reply(reply))
             results: dict[str, RecipientResult] = {}
             for address in recipients:
-                conn.putcmd("rcpt", f"TO:<{address}>")
+                if not pipelined:
+                    conn.putcmd("rcpt", f"TO:<{address}>")
                 code, reply = conn.getreply()
                 text = decode_reply(reply)
                 self._check_closing(code, text)
                 results[address] = RecipientResult(address, code, text)
             accepted = [r.address for r in results.values() if r.ok]
+            if pipelined or accepted:
+                if not pipelined:
+                    conn.putcmd("data")
+                code, reply = conn.getreply()
             if not accepted:
-                conn.rset()
+                self._end_transaction(conn, code)
                 return results
-            code, reply = self._data(conn, raw, go_on, after_data)
+            code, reply = self._data(conn, raw, go_on, after_data, code, reply)
         finally:
             go_on.read()  # on every way out: the caller's database is free again
         if code != 250:
@@ -381,8 +410,11 @@ class SmtpConnection:
         raw: bytes,
         go_on: _Answer,
         after_data: Callable[[], None] | None,
+        code: int,
+        reply: bytes,
     ) -> tuple[int, bytes]:
-        """DATA, the body, then the server's verdict.
+        """The body after DATA's answer (``code``, ``reply``), then the server's
+        verdict.
 
         Like ``smtplib.SMTP.data`` but split where it matters for exactly-once: the
         body leaves only once ``go_on`` said yes (else the connection is dropped
@@ -392,15 +424,12 @@ class SmtpConnection:
         it, so the mail fails permanently with that reason instead of being
         retried and perhaps delivered twice.
         """
-        conn.putcmd("data")
-        code, reply = conn.getreply()
         if code != 354:
             return code, reply
         if not go_on.read():
             # Mid-DATA, RSET would be content: dropping the connection before the
             # final dot is what aborts the transaction (RFC 5321 3.8).
-            conn.close()
-            self.connection = None
+            self._drop(conn)
             raise SendCancelled
         conn.send(self._stuffed_body(raw))
         if after_data is not None:
@@ -419,6 +448,43 @@ class SmtpConnection:
                 % {"host": self.params.host},
                 detail=repr(exc),
             ) from exc
+
+    def _drop(self, conn: smtplib.SMTP) -> None:
+        conn.close()
+        self.connection = None
+
+    def _end_transaction(self, conn: smtplib.SMTP, data_code: int) -> None:
+        """No recipient was accepted: end the transaction without content. A
+        server that answered DATA with 354 anyway (RFC 2920 says it must not)
+        waits for content: dropping the connection aborts it, an empty message
+        would not."""
+        if data_code == 354:
+            self._drop(conn)
+        else:
+            conn.rset()
+
+    def _refused_group(
+        self, conn: smtplib.SMTP, recipients: list[str], code: int, reply: bytes
+    ) -> dict[str, RecipientResult]:
+        """MAIL refused in a pipelined group: the RCPTs' and DATA's answers (503s)
+        are read and dropped, then the transaction ends as without pipelining. A
+        server that closes meanwhile only loses the connection: the refusal
+        stands."""
+        text = decode_reply(reply)
+        self._check_closing(code, text)
+        last = code
+        try:
+            for _command in range(len(recipients) + 1):
+                last, _reply = conn.getreply()
+                if last == 421:
+                    break
+        except (smtplib.SMTPServerDisconnected, OSError):
+            last = 421
+        if last == 421:
+            self.close()
+        else:
+            self._end_transaction(conn, last)
+        return _all(recipients, code, text)
 
     def _refused(
         self, conn: smtplib.SMTP, recipients: list[str], code: int, reply: str
@@ -457,6 +523,15 @@ class _Answer:
             self.held = False  # if go_on raises, nothing more is sent
             self.held = self.go_on()
         return self.held
+
+
+def _command_group(commands: list[str]) -> str:
+    """Pipelined commands as one string, CRLF after each. A command holding a line
+    break of its own would smuggle another: refused, as ``smtplib.putcmd`` does."""
+    for command in commands:
+        if "\r" in command or "\n" in command:
+            raise ValueError("an SMTP command cannot contain a line break")
+    return "".join(f"{command}\r\n" for command in commands)
 
 
 def _stuff(raw: bytes) -> bytes:

@@ -97,11 +97,15 @@ def smtp_params_for(server: OutgoingServer | None) -> SmtpParams:
     """Connection parameters of a server, or of the default (KNOWLIX_SMTP_URL)."""
     timeout = float(settings.KNOWLIX_SMTP_TIMEOUT)
     ca_file = settings.KNOWLIX_MAIL_CA_FILE
+    pipelining = bool(settings.KNOWLIX_SMTP_PIPELINING)
     if server is None:
         if not settings.KNOWLIX_SMTP_URL:
             raise ServerConfigError(_("No default SMTP server: set KNOWLIX_SMTP_URL."))
         return SmtpParams.from_url(
-            settings.KNOWLIX_SMTP_URL, timeout=timeout, ca_file=ca_file
+            settings.KNOWLIX_SMTP_URL,
+            timeout=timeout,
+            ca_file=ca_file,
+            pipelining=pipelining,
         )
     uses_oauth = server.auth_method != OutgoingServer.AuthMethod.PASSWORD
     if uses_oauth and server.oauth_grant is None:
@@ -117,6 +121,7 @@ def smtp_params_for(server: OutgoingServer | None) -> SmtpParams:
         password="" if uses_oauth else server.password,
         timeout=timeout,
         ca_file=ca_file,
+        pipelining=pipelining,
     )
 
 

@@ -76,24 +76,25 @@ STAGE_WAIT_SECONDS = 30  # as long as Django's SQLite busy timeout (settings)
 class SendProgress:
     """Writes a batch's progress as the SMTP dialogue goes (the hot path).
 
-    Once a mail's MAIL FROM is on the wire, ``reach_data`` writes its place in the
-    sending order on the batch's claim (``OutboxClaim.data_position``) — only while
-    the claim is still ours — and the mail's content leaves only once that write is
-    committed (``SmtpConnection.send`` waits for it after the server's 354). Every
-    other result is committed before the next mail reaches that point, except plain
-    deliveries (a 250 for everyone), which are noted in memory and written in small
-    groups (``flush_if_due``, at the next mail's MAIL FROM). So after a crash, among
-    the claim's mails still *sending*: those before ``data_position`` had their 250
-    (sent), the one at it is the single mail nobody can tell about, those after it
-    never started. One small row per mail keeps the hot path cheap (a mail row
-    touches five indexes); it goes through the driver's own cursor: Django's
-    wrappers cost more than the statement itself (bench/outgoing.py).
+    Right before a mail's first command goes out, ``reach_data`` writes its place
+    in the sending order on the batch's claim (``OutboxClaim.data_position``) —
+    only while the claim is still ours — and the mail's content leaves only once
+    that write is committed (``SmtpConnection.send`` waits for it after the
+    server's 354). Every other result is committed before the next mail reaches
+    that point, except plain deliveries (a 250 for everyone), which are noted in
+    memory and written in small groups (``flush_if_due``, before the next mail's
+    first command). So after a crash, among the claim's mails still *sending*:
+    those before ``data_position`` had their 250 (sent), the one at it is the
+    single mail nobody can tell about, those after it never started. One small row
+    per mail keeps the hot path cheap (a mail row touches five indexes); it goes
+    through the driver's own cursor: Django's wrappers cost more than the
+    statement itself (bench/outgoing.py).
 
     Durability (docs/outgoing.md, "What a commit guarantees"): on PostgreSQL the
     write is an ordinary commit (``synchronous_commit`` as the server has it, on
     by default: flushed to disk before the answer), prepared once per batch and
     sent without waiting (libpq); its answer is read after the server's 354, so
-    the flush overlaps the MAIL, RCPT and DATA round trips. On SQLite (WAL,
+    the flush overlaps the MAIL, RCPT and DATA answers. On SQLite (WAL,
     ``synchronous=NORMAL``, settings) a commit is in the operating system's hands
     when it returns: it survives any process's death, not a power cut.
     """
@@ -148,8 +149,8 @@ class SendProgress:
         self.may_go_aside = not connection.in_atomic_block
 
     def reach_data(self, position: int) -> Callable[[], bool]:
-        """Call once the mail at ``position`` has its MAIL FROM on the wire: write
-        any due deliveries, then start recording that the mail may now reach the
+        """Call right before the mail at ``position`` has its first command sent:
+        write any due deliveries, then start recording that the mail may now reach the
         server. The returned function (call it before anything else uses the
         database, and before the content leaves) says whether this batch still
         holds its claim. If not (recovered as abandoned), the mail must not be

@@ -98,6 +98,15 @@ class _Handler:
             await asyncio.sleep(3600)
         return reply
 
+    async def handle_EHLO(self, smtp, session, envelope, hostname, responses):  # noqa: ANN001, ANN201
+        """Offer PIPELINING (RFC 2920) like real servers, unless switched off.
+        aiosmtpd reads one command line at a time, so a pipelined group is
+        answered in order without more."""
+        session.host_name = hostname
+        if self.server.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, smtp, session, envelope, address, options):  # noqa: ANN001, ANN201
         fault = self._take("mail")
         if fault:
@@ -216,6 +225,8 @@ class SmtpTestServer:
         self.stall_at: int | None = None
         # Offer SMTPUTF8 (RFC 6531) to connections opened from now on.
         self.smtputf8 = False
+        # Offer PIPELINING (RFC 2920) in the answer to EHLO from now on.
+        self.pipelining = True
         self._state = _State()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -374,6 +385,7 @@ class SmtpTestServer:
         self.xoauth2_validator = None
         self.auth_failure_reply = "535 5.7.8 Authentication credentials invalid"
         self.smtputf8 = False
+        self.pipelining = True
 
     # -- what arrived --------------------------------------------------------------
     def _store(self, received: Received) -> int:
