@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from feed.models import Follower, Message, MessageRecipient
 from knowlix import params
@@ -123,12 +124,15 @@ def find_token_target(parsed: ParsedMessage) -> Target | None:
         record = model._default_manager.filter(reply_token__in=tokens).first()
         if record is not None:
             return Target(record=record, parent=None, found_by="token")
-    # Some MTAs lower-case the address they deliver to (Delivered-To): slower, rare.
+    # Some MTAs lower-case the address they deliver to (Delivered-To): compared
+    # upper-cased, through each record table's index on UPPER(reply_token).
+    wanted = [token.upper() for token in tokens]
     for model in RECORD_MODELS:
-        for token in tokens:
-            record = model._default_manager.filter(reply_token__iexact=token).first()
-            if record is not None:
-                return Target(record=record, parent=None, found_by="token")
+        records = model._default_manager.alias(token_ci=Upper("reply_token"))
+        found = records.filter(token_ci__in=wanted).order_by()[:1]  # the index alone
+        record = next(iter(found), None)
+        if record is not None:
+            return Target(record=record, parent=None, found_by="token")
     return None
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, Self
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 from django.urls import reverse
 
 from knowlix.models.contacts import Contact
@@ -66,6 +67,12 @@ class Record(models.Model):
     class Meta:
         abstract = True
         ordering = ["-created_at"]
+        indexes = [
+            # A reply address an MTA lower-cased (routing.matching) is looked up
+            # by this index, not by scanning every record table: anyone can send
+            # such an address.
+            models.Index(Upper("reply_token"), name="%(class)s_token_ci"),
+        ]
 
     def __str__(self) -> str:
         return str(getattr(self, self.TITLE_FIELD) or f"{self.TAG}-{self.pk}")

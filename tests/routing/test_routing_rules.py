@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from dnscheck.models import SendingDomain
 from feed.models import Message
 from feed.services import notify_users, post_message
 from knowlix.models import Contact, Opportunity, Ticket
+from knowlix.records import RECORD_MODELS
 from mailservers.models import OutgoingMail, OutgoingRecipient
 from mailservers.services.outgoing import MailRecipient, queue_mail
 from routing.models import InboundMail, UnprocessedMail
@@ -373,6 +376,33 @@ def test_lower_cased_reply_token_still_finds_its_record(aliases, route, ticket):
     )
     result = route(raw)
     assert result.routes[0].record == f"knowlix.ticket:{ticket.pk}"
+
+
+def test_a_lower_cased_token_is_looked_up_by_index_not_by_scanning(
+    aliases, route, ticket
+):
+    """Anyone can send to a lower-cased reply+ address that matches nothing: the
+    fallback's query on each record table can use its UPPER(reply_token) index
+    (PostgreSQL plans it with sequential scans off; SQLite names it)."""
+    raw = eml("reply_token.eml", token=ticket.reply_token).replace(
+        ticket.reply_token.encode(), b"forgedtoken" + ticket.reply_token[11:].encode()
+    )
+    with CaptureQueriesContext(connection) as queries:
+        route(raw)
+    lookups = [
+        q["sql"]
+        for q in queries.captured_queries
+        if "UPPER(" in q["sql"] and "reply_token" in q["sql"]
+    ]
+    assert len(lookups) == len(RECORD_MODELS)
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if postgres:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+        for sql in lookups:
+            cursor.execute(("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + sql)
+            plan = " ".join(str(row) for row in cursor.fetchall())
+            assert "_token_ci" in plan, plan
 
 
 def test_forward_that_keeps_the_reply_address_is_also_a_reply(
