@@ -195,7 +195,7 @@ def main() -> None:
         server.stop()
         connection.creation.destroy_test_db(old_name, verbosity=0)
     ours, bare = COUNT / ours_seconds, COUNT / bare_seconds
-    print(f"queued {COUNT} mails in {queue_seconds:.1f} s ({connection.vendor})")
+    print(f"queued {total} mails in {queue_seconds:.1f} s ({connection.vendor})")
     print(f"bare smtplib loop: {bare:.0f} mails/s; process_outbox: {ours:.0f} mails/s")
     print(f"memory across the drains: {rss_before:.0f} MB -> {rss_after:.0f} MB")
     figures = ""
