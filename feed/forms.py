@@ -19,7 +19,7 @@ from django.utils.html import urlize
 from django.utils.translation import gettext_lazy as _
 
 from feed.mentions import unknown_mentions
-from feed.models import ActivityType, Message, Subtype
+from feed.models import ActivityType, Message
 from knowlix.users import PersonChoiceField, active_people
 from mailservers.addresses import InvalidAddress, smtp_address
 
@@ -310,11 +310,3 @@ class AddFollowerForm(forms.Form):
         if not data.get("user") and not data.get("email"):
             raise ValidationError(_("Choose a user or give an email address."))
         return data
-
-
-class SubscriptionForm(forms.Form):
-    subtypes = forms.ModelMultipleChoiceField(
-        queryset=Subtype.objects.all(),
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )

@@ -100,5 +100,5 @@ def panel_context(
         "follower_form": follower_form,
         "done_form": DoneForm(),
         "open_composer": open_composer,
-        "subtypes": selectors.subtypes(),
+        "subtypes": selectors.subtypes(record=record),
     }

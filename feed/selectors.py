@@ -245,8 +245,14 @@ def record_activities(*, record: Model) -> list[Activity]:
     )
 
 
-def subtypes() -> list[Subtype]:
-    return list(Subtype.objects.all())
+def subtypes(*, record: Model | None = None) -> list[Subtype]:
+    """The subtypes a follower of ``record`` may choose: "Mailings" (a mailing's
+    audience, subscribed to it alone) only on a mailing; every one without a
+    record."""
+    rows = list(Subtype.objects.all())
+    if record is None or isinstance(record, Mailing):
+        return rows
+    return [s for s in rows if s.code != Subtype.MAILING]
 
 
 def activity_types() -> list[ActivityType]:

@@ -299,7 +299,7 @@ def remove_follower(request: FeedRequest, follower_id: int) -> HttpResponse:
 def edit_subscription(request: FeedRequest, follower_id: int) -> HttpResponse:
     follower, record = _follower_for_write(request, follower_id)
     chosen = [int(i) for i in request.POST.getlist("subtypes") if i.isdigit()]
-    subtypes = [s for s in selectors.subtypes() if s.pk in chosen]
+    subtypes = [s for s in selectors.subtypes(record=record) if s.pk in chosen]
     if follower.contact_id:
         subtypes = [s for s in subtypes if not s.internal]
     services.follow(

@@ -418,3 +418,31 @@ def test_errors_without_javascript_come_back_as_flash(client, alice, ticket):
     )
     assert response.redirect_chain[-1][0].startswith(ticket.get_absolute_url())
     assert "Write something or attach a file." in response.content.decode()
+
+
+def test_mailings_subtype_is_offered_on_a_mailing_only(client, alice, ticket):
+    """ "Mailings" is a mailing audience's subscription: a ticket's follower panel
+    does not offer it and ignores it if posted anyway; a mailing offers it."""
+    from feed import selectors
+    from feed.models import Follower, Subtype
+    from feed.services import records
+    from knowlix.models import Mailing
+
+    mailings = Subtype.objects.get(code="mailing")
+    discussion = Subtype.objects.get(code="discussion")
+    client.force_login(alice)
+    page = client.get(ticket.get_absolute_url()).content.decode()
+    choices = page.split('class="feed-subtypes"')[1].split("</form>")[0]
+    assert discussion.name in choices
+    assert mailings.name not in choices
+    mine = Follower.objects.get(user=alice, object_id=ticket.pk)
+    client.post(
+        reverse("feed:follower-subtypes", args=[mine.pk]),
+        {"subtypes": [discussion.pk, mailings.pk]},
+    )
+    assert list(mine.subtypes.all()) == [discussion]
+    mailing = records.create_record(
+        record=Mailing(owner=alice, subject="News", body="Hello"), author=alice
+    )
+    assert mailings in selectors.subtypes(record=mailing)
+    assert mailings not in selectors.subtypes(record=ticket)
