@@ -102,7 +102,9 @@ class SendProgress:
     FLUSH_EVERY = 50
     FLUSH_SECONDS = 0.5
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, *, mails: int = 0) -> None:
+        """``mails``: how many the batch holds (its deliveries' connection is
+        opened ahead, in a thread, when groups of them will be written)."""
         self.token = token
         self.pending: list[int] = []  # delivered, not yet written
         self.since = 0.0
@@ -147,6 +149,12 @@ class SendProgress:
         # connection cannot see.
         self.aside: _SideWriter | _ThreadWriter | None = None
         self.may_go_aside = not connection.in_atomic_block
+        # PostgreSQL: a connection takes ~3 ms to open; opened by a thread while
+        # the batch starts, it is ready by the first group instead of holding the
+        # dialogue up then.
+        self.opening: _Opening | None = None
+        if self.pgconn is not None and self.may_go_aside and mails > self.FLUSH_EVERY:
+            self.opening = _Opening(token)
 
     def reach_data(self, position: int) -> Callable[[], bool]:
         """Call right before the mail at ``position`` has its first command sent:
@@ -202,7 +210,9 @@ class SendProgress:
         """The deliveries' own connection (PostgreSQL) or thread (SQLite), set up
         the first time; None where it may not be (a caller's transaction)."""
         if self.aside is None and self.may_go_aside:
-            if self.pgconn is not None:
+            if self.opening is not None:
+                self.aside, self.opening = self.opening.result(), None
+            elif self.pgconn is not None:
                 self.aside = _SideWriter.open(self.token)
             else:
                 self.aside = _ThreadWriter(self._write_sent)
@@ -301,6 +311,10 @@ class SendProgress:
         try:
             self.flush()
         finally:
+            if self.opening is not None:  # no group was due: never used
+                if (unused := self.opening.result()) is not None:
+                    unused.close()
+                self.opening = None
             if self.aside is not None:
                 self.aside.close()  # waits: deliveries are in before the claim goes
             if self.pgconn is not None:
@@ -334,18 +348,28 @@ class _SideWriter:
         ctes = _deliveries_ctes(when="$1", token="$2", ids="$3")
         self.sql = f"WITH {ctes} SELECT 1".encode()
 
-    @classmethod
-    def open(cls, token: str) -> _SideWriter | None:
-        """A connection like Django's (same database and role), in autocommit;
-        None if it cannot be had (the deliveries then ride on the stage writes)."""
+    @staticmethod
+    def params() -> dict[str, object]:
+        """Django's connection parameters for a plain psycopg connection (read on
+        the thread that owns Django's connection)."""
         params = connection.get_connection_params()
         for django_only in ("cursor_factory", "context", "prepare_threshold"):
             params.pop(django_only, None)
+        return params
+
+    @classmethod
+    def open(
+        cls, token: str, params: dict[str, object] | None = None
+    ) -> _SideWriter | None:
+        """A connection like Django's (same database and role), in autocommit;
+        None if it cannot be had (the deliveries then ride on the stage writes)."""
+        params = cls.params() if params is None else params
         try:
-            return cls(psycopg.Connection.connect(**params, autocommit=True), token)
+            conn = psycopg.Connection.connect(**params, autocommit=True)  # type: ignore[arg-type]
         except psycopg.Error as exc:
             logger.warning("no second database connection for deliveries: %s", exc)
             return None
+        return cls(conn, token)
 
     def write(self, ids: list[int]) -> None:
         self.wait()
@@ -367,6 +391,29 @@ class _SideWriter:
             self.wait()
         finally:
             self.conn.close()
+
+
+class _Opening:
+    """``_SideWriter.open`` run by a thread of its own; ``result`` waits for it."""
+
+    def __init__(self, token: str) -> None:
+        self.writer: _SideWriter | None = None
+        params = _SideWriter.params()  # here: Django's connection is per thread
+
+        def run() -> None:
+            try:
+                self.writer = _SideWriter.open(token, params)
+            except Exception:  # noqa: BLE001  (None: deliveries ride the stage writes)
+                logger.exception("opening the deliveries' connection failed")
+
+        self.thread = threading.Thread(
+            target=run, name="outbox-deliveries-connect", daemon=True
+        )
+        self.thread.start()
+
+    def result(self) -> _SideWriter | None:
+        self.thread.join()
+        return self.writer
 
 
 class _ThreadWriter:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import email
 import email.policy
+import threading
 import time
 from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from feed.delivery import thread_headers
@@ -570,6 +572,46 @@ def test_deliveries_are_written_during_the_batch_and_all_by_its_end(
     rcpts = OutgoingRecipient.objects.filter(mail__in=mails)
     assert set(rcpts.values_list("state", "smtp_code")) == {(RState.SENT, 250)}
     assert len(outbox_server.received) == 120
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_stops_before_its_first_group_leaves_no_connection_behind(
+    outbox_server,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A big batch has its deliveries' connection opened ahead (PostgreSQL); when
+    the server cannot be reached, no group is ever written, and that connection
+    is closed with the batch: none left open, no thread left running."""
+    opened: list[object] = []
+    real_open = outbox_results._SideWriter.open.__func__  # type: ignore[attr-defined]
+
+    def watch(cls, token, params=None):  # noqa: ANN001, ANN202
+        opened.append(writer := real_open(cls, token, params))
+        return writer
+
+    monkeypatch.setattr(outbox_results._SideWriter, "open", classmethod(watch))
+    queue_numbered(60)
+    outbox_server.stop_listening()
+    try:
+        report = outbox.process_outbox()
+    finally:
+        outbox_server.listen_again()
+    assert report.released == 60 and report.sent == 0
+    assert set(OutgoingMail.objects.values_list("state", "attempts")) == {
+        (State.DEFERRED, 0)
+    }
+    opening = [t for t in threading.enumerate() if t.name.startswith("outbox-")]
+    assert opening == []
+    postgres = connection.vendor == "postgresql"
+    assert len(opened) == (1 if postgres else 0)  # opened ahead, never used
+    assert all(writer.conn.closed for writer in opened)  # type: ignore[attr-defined]
+    if postgres:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database()"
+            )
+            assert cursor.fetchone() == (1,)  # Django's own, nothing else
 
 
 def test_a_failed_read_ahead_is_raised_in_its_turn_not_lost() -> None:
