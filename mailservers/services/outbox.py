@@ -65,9 +65,11 @@ from mailservers.services.oauth import with_fresh_token
 from mailservers.services.outbox_results import (
     UNCERTAIN_REASON,
     DrainReport,
+    Opening,
     SendProgress,
     expired_reason,
     mark_sending,
+    open_ahead,
     queue_lifetime,
     record_delivered_before,
     record_results,
@@ -175,13 +177,30 @@ class Claim:
     recipients: dict[int, list[tuple[str, str]]] = dataclasses.field(
         default_factory=dict
     )
+    opening: Opening | None = None  # the deliveries' connection, opened ahead
 
 
 def _claim(*, server_id: int | None, limit: int, only_id: int | None = None) -> Claim:
     """Win up to ``limit`` due mails of one server; they are *sending* on return,
     under a new ``OutboxClaim`` named for this process."""
     now = timezone.now()
-    token = ""
+    token = uuid.uuid4().hex
+    opening = open_ahead(token, limit)  # ready by the batch's first group
+    try:
+        return _claim_in(token, server_id, limit, only_id, now, opening)
+    finally:
+        if opening is not None and not opening.taken:
+            opening.discard()
+
+
+def _claim_in(
+    token: str,
+    server_id: int | None,
+    limit: int,
+    only_id: int | None,
+    now: datetime,
+    opening: Opening | None,
+) -> Claim:
     with transaction.atomic():
         server = None
         if server_id is not None:
@@ -209,7 +228,6 @@ def _claim(*, server_id: int | None, limit: int, only_id: int | None = None) -> 
         )
         if not ids:
             return Claim(server, [])
-        token = uuid.uuid4().hex
         OutboxClaim.objects.create(
             token=token,
             owner=lease_owner.current_owner(),
@@ -227,7 +245,10 @@ def _claim(*, server_id: int | None, limit: int, only_id: int | None = None) -> 
     recipients: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for _pk, mail_id, address, verp in sorted(rows):
         recipients[mail_id].append((address, verp))
-    return Claim(server, ids, token, sizes, recipients)
+    claim = Claim(server, ids, token, sizes, recipients)
+    if opening is not None and len(ids) > SendProgress.FLUSH_EVERY:
+        claim.opening, opening.taken = opening, True
+    return claim
 
 
 def _execute(sql: str, params: list[object], ids: list[int]) -> list[tuple]:
@@ -525,7 +546,7 @@ def _send_claimed(claim: Claim, report: DrainReport, beat: Heartbeat) -> None:
     done: set[int] = set()
     delivered = False
     positions = {mail_id: n for n, mail_id in enumerate(ids)}  # = claim_position
-    progress = SendProgress(claim.token, mails=len(ids))
+    progress = SendProgress(claim.token, opening=claim.opening)
     started = time.monotonic()
     mails = _Ahead(_chunks(ids, claim.sizes), recipients, conn)
     try:

@@ -102,9 +102,8 @@ class SendProgress:
     FLUSH_EVERY = 50
     FLUSH_SECONDS = 0.5
 
-    def __init__(self, token: str, *, mails: int = 0) -> None:
-        """``mails``: how many the batch holds (its deliveries' connection is
-        opened ahead, in a thread, when groups of them will be written)."""
+    def __init__(self, token: str, *, opening: Opening | None = None) -> None:
+        """``opening``: the deliveries' connection, opened ahead (``open_ahead``)."""
         self.token = token
         self.pending: list[int] = []  # delivered, not yet written
         self.since = 0.0
@@ -144,17 +143,15 @@ class SendProgress:
         else:
             connection.execute_wrappers.append(self._patient)
         # Deliveries written off the dialogue's path (_SideWriter, _ThreadWriter),
-        # set up when the first group is due (a batch of one mail, the post
-        # trigger, needs neither); never in a caller's transaction, which another
-        # connection cannot see.
+        # set up when the first group is due, or opened ahead by the claim
+        # (``open_ahead``) for a batch big enough to have groups (a batch of one
+        # mail, the post trigger, needs neither); never in a caller's
+        # transaction, which another connection cannot see.
         self.aside: _SideWriter | _ThreadWriter | None = None
         self.may_go_aside = not connection.in_atomic_block
-        # PostgreSQL: a connection takes ~3 ms to open; opened by a thread while
-        # the batch starts, it is ready by the first group instead of holding the
-        # dialogue up then.
-        self.opening: _Opening | None = None
-        if self.pgconn is not None and self.may_go_aside and mails > self.FLUSH_EVERY:
-            self.opening = _Opening(token)
+        self.opening = opening if self.may_go_aside else None
+        if opening is not None and self.opening is None:
+            opening.discard()
 
     def reach_data(self, position: int) -> Callable[[], bool]:
         """Call right before the mail at ``position`` has its first command sent:
@@ -312,8 +309,7 @@ class SendProgress:
             self.flush()
         finally:
             if self.opening is not None:  # no group was due: never used
-                if (unused := self.opening.result()) is not None:
-                    unused.close()
+                self.opening.discard()
                 self.opening = None
             if self.aside is not None:
                 self.aside.close()  # waits: deliveries are in before the claim goes
@@ -393,18 +389,44 @@ class _SideWriter:
             self.conn.close()
 
 
-class _Opening:
-    """``_SideWriter.open`` run by a thread of its own; ``result`` waits for it."""
+def open_ahead(token: str, mails: int) -> Opening | None:
+    """PostgreSQL: start opening the deliveries' connection of a batch of up to
+    ``mails`` for claim ``token`` (None if it will not need one: SQLite, a batch
+    too small for a group, a caller's transaction). A connection takes ~3 ms and
+    a PostgreSQL process's start: begun as the claim runs, while this process
+    waits on the database and a core is free, it is neither a stall in the
+    dialogue nor a competitor of its first stage writes."""
+    if (
+        connection.vendor != "postgresql"
+        or connection.in_atomic_block
+        or mails <= SendProgress.FLUSH_EVERY
+    ):
+        return None
+    return Opening(token)
+
+
+class Opening:
+    """``_SideWriter.open`` run by a thread of its own: ``result`` waits for it,
+    ``discard`` has it closed without waiting (by the thread if still opening)."""
 
     def __init__(self, token: str) -> None:
         self.writer: _SideWriter | None = None
+        self.discarded = False
+        self.taken = False  # handed to a batch (else discarded by the claim)
+        self.lock = threading.Lock()
         params = _SideWriter.params()  # here: Django's connection is per thread
 
         def run() -> None:
             try:
-                self.writer = _SideWriter.open(token, params)
+                writer = _SideWriter.open(token, params)
             except Exception:  # noqa: BLE001  (None: deliveries ride the stage writes)
                 logger.exception("opening the deliveries' connection failed")
+                return
+            with self.lock:
+                self.writer = writer
+                unwanted = self.discarded
+            if unwanted and writer is not None:
+                writer.conn.close()
 
         self.thread = threading.Thread(
             target=run, name="outbox-deliveries-connect", daemon=True
@@ -414,6 +436,13 @@ class _Opening:
     def result(self) -> _SideWriter | None:
         self.thread.join()
         return self.writer
+
+    def discard(self) -> None:
+        with self.lock:
+            self.discarded = True
+            writer = self.writer
+        if writer is not None:
+            writer.conn.close()
 
 
 class _ThreadWriter:

@@ -581,7 +581,8 @@ def test_a_batch_that_stops_before_its_first_group_leaves_no_connection_behind(
 ) -> None:
     """A big batch has its deliveries' connection opened ahead (PostgreSQL); when
     the server cannot be reached, no group is ever written, and that connection
-    is closed with the batch: none left open, no thread left running."""
+    is closed with the batch: none left open, no thread left running (one still
+    opening ends by itself, closing what it got)."""
     opened: list[object] = []
     real_open = outbox_results._SideWriter.open.__func__  # type: ignore[attr-defined]
 
@@ -600,8 +601,10 @@ def test_a_batch_that_stops_before_its_first_group_leaves_no_connection_behind(
     assert set(OutgoingMail.objects.values_list("state", "attempts")) == {
         (State.DEFERRED, 0)
     }
-    opening = [t for t in threading.enumerate() if t.name.startswith("outbox-")]
-    assert opening == []
+    for thread in threading.enumerate():  # an opening thread closes what it got
+        if thread.name.startswith("outbox-"):
+            thread.join(5)
+            assert not thread.is_alive()
     postgres = connection.vendor == "postgresql"
     assert len(opened) == (1 if postgres else 0)  # opened ahead, never used
     assert all(writer.conn.closed for writer in opened)  # type: ignore[attr-defined]
