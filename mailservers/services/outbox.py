@@ -183,24 +183,24 @@ class Claim:
 def _claim(*, server_id: int | None, limit: int, only_id: int | None = None) -> Claim:
     """Win up to ``limit`` due mails of one server; they are *sending* on return,
     under a new ``OutboxClaim`` named for this process."""
-    now = timezone.now()
-    token = uuid.uuid4().hex
-    opening = open_ahead(token, limit)  # ready by the batch's first group
+    # A caller's transaction: its rows are invisible to another connection.
+    opened: list[Opening] | None = None if connection.in_atomic_block else []
     try:
-        return _claim_in(token, server_id, limit, only_id, now, opening)
+        return _claim_in(server_id, limit, only_id, opened)
     finally:
-        if opening is not None and not opening.taken:
-            opening.discard()
+        for opening in opened or []:
+            if not opening.taken:  # the claim failed before handing it over
+                opening.discard()
 
 
 def _claim_in(
-    token: str,
     server_id: int | None,
     limit: int,
     only_id: int | None,
-    now: datetime,
-    opening: Opening | None,
+    opened: list[Opening] | None,
 ) -> Claim:
+    now = timezone.now()
+    token = uuid.uuid4().hex
     with transaction.atomic():
         server = None
         if server_id is not None:
@@ -228,6 +228,10 @@ def _claim_in(
         )
         if not ids:
             return Claim(server, [])
+        # Opened while the claim's UPDATEs run: ready by the batch's first group.
+        opening = None if opened is None else open_ahead(token, len(ids))
+        if opening is not None and opened is not None:
+            opened.append(opening)
         OutboxClaim.objects.create(
             token=token,
             owner=lease_owner.current_owner(),
@@ -246,7 +250,7 @@ def _claim_in(
     for _pk, mail_id, address, verp in sorted(rows):
         recipients[mail_id].append((address, verp))
     claim = Claim(server, ids, token, sizes, recipients)
-    if opening is not None and len(ids) > SendProgress.FLUSH_EVERY:
+    if opening is not None:
         claim.opening, opening.taken = opening, True
     return claim
 

@@ -390,17 +390,14 @@ class _SideWriter:
 
 
 def open_ahead(token: str, mails: int) -> Opening | None:
-    """PostgreSQL: start opening the deliveries' connection of a batch of up to
-    ``mails`` for claim ``token`` (None if it will not need one: SQLite, a batch
-    too small for a group, a caller's transaction). A connection takes ~3 ms and
-    a PostgreSQL process's start: begun as the claim runs, while this process
-    waits on the database and a core is free, it is neither a stall in the
-    dialogue nor a competitor of its first stage writes."""
-    if (
-        connection.vendor != "postgresql"
-        or connection.in_atomic_block
-        or mails <= SendProgress.FLUSH_EVERY
-    ):
+    """PostgreSQL: start opening the deliveries' connection of claim ``token``,
+    a batch of ``mails`` (None if it will not need one: SQLite, a batch too small
+    for a group). The claim calls it once its mails are known, unless it runs in
+    a caller's transaction (which another connection cannot see). A connection
+    takes ~3 ms and a PostgreSQL process's start: begun while the claim's UPDATEs
+    run, when this process waits on the database and a core is free, it is
+    neither a stall in the dialogue nor a competitor of its first stage writes."""
+    if connection.vendor != "postgresql" or mails <= SendProgress.FLUSH_EVERY:
         return None
     return Opening(token)
 

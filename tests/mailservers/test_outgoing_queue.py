@@ -617,6 +617,27 @@ def test_a_batch_that_stops_before_its_first_group_leaves_no_connection_behind(
             assert cursor.fetchone() == (1,)  # Django's own, nothing else
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_too_small_for_a_group_opens_no_second_connection(
+    outbox_server,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fifty mails or fewer never write a group aside: the drain (beat's, every
+    few seconds) opens no deliveries' connection for them, and all are sent."""
+    opened: list[object] = []
+    real_open = outbox_results._SideWriter.open.__func__  # type: ignore[attr-defined]
+
+    def watch(cls, token, params=None):  # noqa: ANN001, ANN202
+        opened.append(writer := real_open(cls, token, params))
+        return writer
+
+    monkeypatch.setattr(outbox_results._SideWriter, "open", classmethod(watch))
+    queue_numbered(outbox_results.SendProgress.FLUSH_EVERY)
+    assert outbox.process_outbox().sent == outbox_results.SendProgress.FLUSH_EVERY
+    assert opened == []
+    assert set(OutgoingMail.objects.values_list("state", flat=True)) == {State.SENT}
+
+
 def test_a_failed_read_ahead_is_raised_in_its_turn_not_lost() -> None:
     """Reading the next mail ahead (during the server's verdict wait) can fail
     (the database); the batch then fails at that mail, as without reading ahead,
