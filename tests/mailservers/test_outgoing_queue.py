@@ -574,23 +574,29 @@ def test_deliveries_are_written_during_the_batch_and_all_by_its_end(
     assert len(outbox_server.received) == 120
 
 
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every deliveries' connection the drain opens (PostgreSQL), as it opens it."""
+    writers: list[object] = []
+    real_open = outbox_results._SideWriter.open.__func__  # type: ignore[attr-defined]
+
+    def watch(cls, token, params=None):  # noqa: ANN001, ANN202
+        writers.append(writer := real_open(cls, token, params))
+        return writer
+
+    monkeypatch.setattr(outbox_results._SideWriter, "open", classmethod(watch))
+    return writers
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_that_stops_before_its_first_group_leaves_no_connection_behind(
     outbox_server,  # noqa: ANN001
-    monkeypatch: pytest.MonkeyPatch,
+    opened: list,
 ) -> None:
     """A big batch has its deliveries' connection opened ahead (PostgreSQL); when
     the server cannot be reached, no group is ever written, and that connection
     is closed with the batch: none left open, no thread left running (one still
     opening ends by itself, closing what it got)."""
-    opened: list[object] = []
-    real_open = outbox_results._SideWriter.open.__func__  # type: ignore[attr-defined]
-
-    def watch(cls, token, params=None):  # noqa: ANN001, ANN202
-        opened.append(writer := real_open(cls, token, params))
-        return writer
-
-    monkeypatch.setattr(outbox_results._SideWriter, "open", classmethod(watch))
     queue_numbered(60)
     outbox_server.stop_listening()
     try:
@@ -620,18 +626,10 @@ def test_a_batch_that_stops_before_its_first_group_leaves_no_connection_behind(
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_too_small_for_a_group_opens_no_second_connection(
     outbox_server,  # noqa: ANN001
-    monkeypatch: pytest.MonkeyPatch,
+    opened: list,
 ) -> None:
     """Fifty mails or fewer never write a group aside: the drain (beat's, every
     few seconds) opens no deliveries' connection for them, and all are sent."""
-    opened: list[object] = []
-    real_open = outbox_results._SideWriter.open.__func__  # type: ignore[attr-defined]
-
-    def watch(cls, token, params=None):  # noqa: ANN001, ANN202
-        opened.append(writer := real_open(cls, token, params))
-        return writer
-
-    monkeypatch.setattr(outbox_results._SideWriter, "open", classmethod(watch))
     queue_numbered(outbox_results.SendProgress.FLUSH_EVERY)
     assert outbox.process_outbox().sent == outbox_results.SendProgress.FLUSH_EVERY
     assert opened == []
