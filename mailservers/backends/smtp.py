@@ -388,9 +388,10 @@ class SmtpConnection:
                 self._check_closing(code, text)
                 results[address] = RecipientResult(address, code, text)
             accepted = [r.address for r in results.values() if r.ok]
-            if pipelined or accepted:
-                if not pipelined:
-                    conn.putcmd("data")
+            if pipelined:
+                code, reply = conn.getreply()  # DATA's answer, sent with the group
+            elif accepted:
+                conn.putcmd("data")
                 code, reply = conn.getreply()
             if not accepted:
                 self._end_transaction(conn, code)

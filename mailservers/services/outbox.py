@@ -183,76 +183,63 @@ class Claim:
 def _claim(*, server_id: int | None, limit: int, only_id: int | None = None) -> Claim:
     """Win up to ``limit`` due mails of one server; they are *sending* on return,
     under a new ``OutboxClaim`` named for this process."""
-    # A caller's transaction: its rows are invisible to another connection.
-    opened: list[Opening] | None = None if connection.in_atomic_block else []
-    try:
-        return _claim_in(server_id, limit, only_id, opened)
-    finally:
-        for opening in opened or []:
-            if not opening.taken:  # the claim failed before handing it over
-                opening.discard()
-
-
-def _claim_in(
-    server_id: int | None,
-    limit: int,
-    only_id: int | None,
-    opened: list[Opening] | None,
-) -> Claim:
     now = timezone.now()
     token = uuid.uuid4().hex
-    with transaction.atomic():
-        server = None
-        if server_id is not None:
-            server = (
-                OutgoingServer.objects.select_for_update(of=("self",))
-                .select_related("oauth_grant")
-                .filter(pk=server_id)
-                .first()
-            )
-            if server is None or server.is_paused:
+    # Not in a caller's transaction: another connection could not see its rows.
+    may_open = not connection.in_atomic_block
+    opening = None
+    try:
+        with transaction.atomic():
+            server = None
+            if server_id is not None:
+                server = (
+                    OutgoingServer.objects.select_for_update(of=("self",))
+                    .select_related("oauth_grant")
+                    .filter(pk=server_id)
+                    .first()
+                )
+                if server is None or server.is_paused:
+                    return Claim(server, [])
+                capacity = _capacity(server, now)
+                limit = limit if capacity is None else min(limit, capacity)
+            if limit <= 0:
                 return Claim(server, [])
-            capacity = _capacity(server, now)
-            limit = limit if capacity is None else min(limit, capacity)
-        if limit <= 0:
-            return Claim(server, [])
-        due = Mail.objects.filter(
-            server_id=server_id, state__in=Mail.PENDING, next_attempt_at__lte=now
-        )
-        if only_id is not None:
-            due = due.filter(pk=only_id)
-        ids = list(
-            due.select_for_update(skip_locked=True)
-            .order_by("next_attempt_at", "id")
-            .values_list("pk", flat=True)[:limit]
-        )
-        if not ids:
-            return Claim(server, [])
-        # Opened while the claim's UPDATEs run: ready by the batch's first group.
-        opening = None if opened is None else open_ahead(token, len(ids))
-        if opening is not None and opened is not None:
-            opened.append(opening)
-        OutboxClaim.objects.create(
-            token=token,
-            owner=lease_owner.current_owner(),
-            lease_until=_lease_end(),
-        )
-        sizes = _mark_claimed(ids, now, token)
-        when = connection.ops.adapt_datetimefield_value(now)
-        rows = _execute(
-            "UPDATE {rcpt} SET state = %s, updated_at = %s "
-            "WHERE state IN (%s, %s) AND mail_id {in_ids} "
-            "RETURNING id, mail_id, address, verp_token",
-            [Rcpt.State.SENDING, when, *Rcpt.PENDING],
-            ids,
-        )
+            due = Mail.objects.filter(
+                server_id=server_id, state__in=Mail.PENDING, next_attempt_at__lte=now
+            )
+            if only_id is not None:
+                due = due.filter(pk=only_id)
+            ids = list(
+                due.select_for_update(skip_locked=True)
+                .order_by("next_attempt_at", "id")
+                .values_list("pk", flat=True)[:limit]
+            )
+            if not ids:
+                return Claim(server, [])
+            # Opened while the claim's UPDATEs run: ready by the batch's first group.
+            opening = open_ahead(token, len(ids)) if may_open else None
+            OutboxClaim.objects.create(
+                token=token,
+                owner=lease_owner.current_owner(),
+                lease_until=_lease_end(),
+            )
+            sizes = _mark_claimed(ids, now, token)
+            when = connection.ops.adapt_datetimefield_value(now)
+            rows = _execute(
+                "UPDATE {rcpt} SET state = %s, updated_at = %s "
+                "WHERE state IN (%s, %s) AND mail_id {in_ids} "
+                "RETURNING id, mail_id, address, verp_token",
+                [Rcpt.State.SENDING, when, *Rcpt.PENDING],
+                ids,
+            )
+    except BaseException:
+        if opening is not None:  # the claim failed: nobody will use it
+            opening.discard()
+        raise
     recipients: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for _pk, mail_id, address, verp in sorted(rows):
         recipients[mail_id].append((address, verp))
-    claim = Claim(server, ids, token, sizes, recipients)
-    if opening is not None:
-        claim.opening, opening.taken = opening, True
-    return claim
+    return Claim(server, ids, token, sizes, recipients, opening)
 
 
 def _execute(sql: str, params: list[object], ids: list[int]) -> list[tuple]:
@@ -324,17 +311,18 @@ def _due_server_ids() -> list[int | None]:
     drain."""
     q = connection.ops.quote_name
     mail, server = q(Mail._meta.db_table), q(OutgoingServer._meta.db_table)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    now = timezone.now()
+    when = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT m.server_id FROM {mail} m LEFT JOIN {server} s "
             "ON s.id = m.server_id WHERE m.state IN (%s, %s) "
             "AND m.next_attempt_at <= %s "
             "AND (s.paused_until IS NULL OR s.paused_until <= %s)",
-            [*Mail.PENDING, now, now],
+            [*Mail.PENDING, when, when],
         )
         rows = cursor.fetchall()
-    waiting = outbox_health.waiting_keys(timezone.now())
+    waiting = outbox_health.waiting_keys(now)
     return [i for (i,) in rows if outbox_health.server_key(i) not in waiting]
 
 
@@ -535,8 +523,12 @@ def _send_batch(claim: Claim, report: DrainReport) -> None:
     finds (its lease no longer renewed)."""
     renew = functools.partial(_renew_claim, claim.token)
     name = f"outbox-claim-{claim.token[:8]}"
-    with Heartbeat(renew, every=HEARTBEAT_SECONDS, name=name) as beat:
-        _send_claimed(claim, report, beat)
+    try:
+        with Heartbeat(renew, every=HEARTBEAT_SECONDS, name=name) as beat:
+            _send_claimed(claim, report, beat)
+    finally:
+        if claim.opening is not None:  # never used, or closed with the batch
+            claim.opening.discard()
     OutboxClaim.objects.filter(token=claim.token).delete()
 
 

@@ -149,14 +149,14 @@ class SendProgress:
         # transaction, which another connection cannot see.
         self.aside: _SideWriter | _ThreadWriter | None = None
         self.may_go_aside = not connection.in_atomic_block
-        self.opening = opening if self.may_go_aside else None
-        if opening is not None and self.opening is None:
-            opening.discard()
+        # Never given in a caller's transaction (_claim); closed by its owner,
+        # the batch (_send_batch), whether used or not.
+        self.opening = opening
 
     def reach_data(self, position: int) -> Callable[[], bool]:
         """Call right before the mail at ``position`` has its first command sent:
-        write any due deliveries, then start recording that the mail may now reach the
-        server. The returned function (call it before anything else uses the
+        write any due deliveries, then start recording that the mail may now reach
+        the server. The returned function (call it before anything else uses the
         database, and before the content leaves) says whether this batch still
         holds its claim. If not (recovered as abandoned), the mail must not be
         sent."""
@@ -308,9 +308,6 @@ class SendProgress:
         try:
             self.flush()
         finally:
-            if self.opening is not None:  # no group was due: never used
-                self.opening.discard()
-                self.opening = None
             if self.aside is not None:
                 self.aside.close()  # waits: deliveries are in before the claim goes
             if self.pgconn is not None:
@@ -404,12 +401,12 @@ def open_ahead(token: str, mails: int) -> Opening | None:
 
 class Opening:
     """``_SideWriter.open`` run by a thread of its own: ``result`` waits for it,
-    ``discard`` has it closed without waiting (by the thread if still opening)."""
+    ``discard`` has it closed without waiting (by the thread if still opening;
+    closing one already closed is harmless)."""
 
     def __init__(self, token: str) -> None:
         self.writer: _SideWriter | None = None
         self.discarded = False
-        self.taken = False  # handed to a batch (else discarded by the claim)
         self.lock = threading.Lock()
         params = _SideWriter.params()  # here: Django's connection is per thread
 
@@ -423,7 +420,7 @@ class Opening:
                 self.writer = writer
                 unwanted = self.discarded
             if unwanted and writer is not None:
-                writer.conn.close()
+                writer.close()
 
         self.thread = threading.Thread(
             target=run, name="outbox-deliveries-connect", daemon=True
@@ -439,7 +436,7 @@ class Opening:
             self.discarded = True
             writer = self.writer
         if writer is not None:
-            writer.conn.close()
+            writer.close()
 
 
 class _ThreadWriter:
